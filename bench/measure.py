@@ -1,0 +1,644 @@
+"""Measurement helpers for the chinwag side-by-side benchmark.
+
+* ``ServerProc``: a target server started pinned to one core (``taskset -c 0``),
+  with its CPU time (all threads of the process and its descendants) and RSS.
+* ``Target``: how to start a server and how the load generator talks to it
+  (``websockets``, ``socketio`` and ``chinwag``; see ``TARGETS``).
+* ``run_fanout`` / ``run_idle``: one repetition of a scenario: fresh server,
+  the Node load generator pinned to the other core (``taskset -c 1``) driven
+  over its ``--control`` stdin handshake so that server CPU is read exactly
+  around the measured work.
+* ``summarise`` / ``print_table``: medians over repetitions, side by side, with
+  each target's ratio to chinwag (or another ``baseline``).
+
+CPU accounting: per-thread ``/proc/<pid>/task/<tid>/schedstat`` (nanoseconds
+on CPU) summed over the server's process tree; if a thread that existed at
+the first reading has exited by the second, its time is only in the
+process's ``/proc/<pid>/stat`` utime+stime (clock ticks, 10 ms), so that
+reading is used instead (``cpu_source`` says which). psutil is not needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+LOADGEN = BENCH / "loadgen"
+PEERS = BENCH / "peers"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ pinning
+
+
+@dataclass
+class Pinning:
+    server_cpu: int | None = 0
+    loadgen_cpu: int | None = 1
+
+    @classmethod
+    def detect(cls, server_cpu: int = 0, loadgen_cpu: int = 1) -> Pinning:
+        cpus = os.sched_getaffinity(0)
+        if shutil.which("taskset") is None:
+            log("warning: taskset not found: server and load generator run unpinned")
+            return cls(None, None)
+        if server_cpu not in cpus or loadgen_cpu not in cpus or server_cpu == loadgen_cpu:
+            log(f"warning: cpus {server_cpu}/{loadgen_cpu} not both available ({sorted(cpus)}): unpinned")
+            return cls(None, None)
+        return cls(server_cpu, loadgen_cpu)
+
+    def prefix(self, cpu: int | None) -> list[str]:
+        return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+    def describe(self) -> str:
+        if self.server_cpu is None:
+            return "unpinned"
+        return f"server on cpu {self.server_cpu}, load generator on cpu {self.loadgen_cpu}"
+
+
+# ------------------------------------------------------------ /proc readers
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
+def proc_tree(pid: int) -> list[int]:
+    """pid and all its live descendants (via /proc/<pid>/task/<tid>/children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for tid in _listdir(f"/proc/{p}/task"):
+            kids = _read(f"/proc/{p}/task/{tid}/children") or ""
+            todo.extend(int(k) for k in kids.split())
+    return out
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
+
+
+def stat_cpu_s(pid: int) -> float:
+    """utime+stime of a process (all its threads, including exited ones), seconds."""
+    s = _read(f"/proc/{pid}/stat")
+    if s is None:
+        return 0.0
+    fields = s.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass
+class CpuSnapshot:
+    stat_s: float  # sum over the tree of utime+stime (tick resolution)
+    threads: dict[tuple[int, int], int]  # (pid, tid) -> ns on cpu (schedstat)
+
+
+def cpu_snapshot(pid: int) -> CpuSnapshot:
+    stat_s = 0.0
+    threads: dict[tuple[int, int], int] = {}
+    for p in proc_tree(pid):
+        stat_s += stat_cpu_s(p)
+        for tid in _listdir(f"/proc/{p}/task"):
+            ss = _read(f"/proc/{p}/task/{tid}/schedstat")
+            if ss:
+                threads[(p, int(tid))] = int(ss.split()[0])
+    return CpuSnapshot(stat_s, threads)
+
+
+def cpu_delta(a: CpuSnapshot, b: CpuSnapshot) -> tuple[float, str]:
+    """CPU seconds between two snapshots and the source used."""
+    if a.threads and all(k in b.threads for k in a.threads):
+        ns = sum(v - a.threads.get(k, 0) for k, v in b.threads.items())
+        return ns / 1e9, "schedstat"
+    return b.stat_s - a.stat_s, "stat"
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS summed over the process tree, KiB."""
+    total = 0
+    for p in proc_tree(pid):
+        st = _read(f"/proc/{p}/status") or ""
+        for line in st.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+# ------------------------------------------------------------------ servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TargetUnavailable(Exception):
+    """The target cannot run here; the benchmark skips it with this reason."""
+
+
+class ServerProc:
+    """A server process started in its own session, optionally pinned."""
+
+    def __init__(self, name: str, argv: list[str], port: int, workdir: Path,
+                 env: dict[str, str] | None = None, cpu: int | None = None,
+                 cwd: Path | None = None) -> None:
+        self.name, self.port = name, port
+        self.log_path = workdir / f"{name}-{port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        prefix = [] if cpu is None else ["taskset", "-c", str(cpu)]
+        # taskset execs the server, so self.proc.pid is the server itself
+        self.proc = subprocess.Popen(prefix + argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=full_env, cwd=cwd or ROOT,
+                                     start_new_session=True)
+        self.pid = self.proc.pid
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until the port accepts TCP connections."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetUnavailable(
+                    f"{self.name} exited with {self.proc.returncode} at start-up:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise TargetUnavailable(f"{self.name} not listening on {self.port} after {timeout} s:\n"
+                                f"{self.log_tail()}")
+
+    def cpu(self) -> CpuSnapshot:
+        return cpu_snapshot(self.pid)
+
+    def rss_kib(self) -> int:
+        return rss_kib(self.pid)
+
+    def wait_quiet(self, window: float = 0.1, threshold: float = 0.05, max_wait: float = 15.0) -> float:
+        """Wait until the server uses < threshold of a core over `window` s
+        (e.g. after a connect storm); returns the seconds waited."""
+        t0 = time.monotonic()
+        a = self.cpu()
+        while time.monotonic() - t0 < max_wait:
+            time.sleep(window)
+            b = self.cpu()
+            used, _ = cpu_delta(a, b)
+            if used < threshold * window:
+                break
+            a = b
+        return time.monotonic() - t0
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                self.proc.wait(timeout)
+        self._log.close()
+
+
+# ------------------------------------------------------------------ targets
+
+
+@dataclass
+class Target:
+    """A server under test.
+
+    start(port, workdir, cpu) -> ServerProc (raise TargetUnavailable or
+    NotImplementedError to have it skipped); url(port) -> load generator URL;
+    loadgen_args(server, n_connections, workdir) -> extra generator arguments
+    (e.g. --tokens FILE)."""
+
+    name: str
+    dialect: str
+    note: str
+    start: Callable[[int, Path, int | None], ServerProc]
+    url: Callable[[int], str]
+    loadgen_args: Callable[[ServerProc, int, Path], list[str]] = lambda s, n, w: []
+
+
+def _start_websockets(port: int, workdir: Path, cpu: int | None) -> ServerProc:
+    s = ServerProc("websockets", [sys.executable, str(PEERS / "websockets_server.py"),
+                                  "--port", str(port)], port, workdir, cpu=cpu)
+    s.wait_ready()
+    return s
+
+
+def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
+    try:
+        import socketio  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise TargetUnavailable(f"python-socketio/uvicorn not installed ({e}); "
+                                "pip install -e '.[bench]'") from e
+    s = ServerProc("socketio", [sys.executable, str(PEERS / "socketio_server.py"),
+                                "--port", str(port)], port, workdir, cpu=cpu)
+    s.wait_ready()
+    return s
+
+
+# --- chinwag (to be completed by the lead once `python -m chinwag serve` runs) ---
+
+CHINWAG_ENV = {
+    # What the benchmark will need from chinwag's settings (SPEC §1, §3, §8):
+    "LOG_LEVEL": "WARNING",
+    "WS_RATE_LIMIT_REQUESTS": "1000000",  # the sender sends up to 1000 chats/run
+    "WS_RATE_LIMIT_WINDOW": "1",
+    "WEBSOCKET_MAX_CONNECTIONS": "30000",
+    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "10",
+    "JWT_SECRET": "bench-secret-not-for-production-0123456789abcdef",
+    "AI_PROVIDER": "offline",
+}
+
+
+def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
+    raise NotImplementedError(
+        "chinwag target not wired yet: bench/measure.py::_start_chinwag must start "
+        "`python -m chinwag serve --port P` with CHINWAG_ENV (+ DATA_DIR under workdir), "
+        "and _chinwag_loadgen_args must register users and fetch ws tokens "
+        "(see chinwag_ws_tokens())")
+    # Sketch for the lead:
+    # env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data")}
+    # s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
+    #                port, workdir, env=env, cpu=cpu)
+    # s.wait_ready()
+    # return s
+
+
+def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path) -> list[str]:
+    base = f"http://127.0.0.1:{server.port}"
+    tokens = chinwag_ws_tokens(base, n, cache=workdir / "chinwag-tokens.json")
+    path = workdir / f"chinwag-tokens-{n}.json"
+    path.write_text(json.dumps(tokens[:n]))
+    return ["--tokens", str(path)]
+
+
+def _http_json(method: str, url: str, body: dict | None = None, bearer: str | None = None,
+               timeout: float = 30.0) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if bearer:
+        req.add_header("Authorization", f"Bearer {bearer}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, json.loads(e.read() or b"{}")
+        except ValueError:
+            return e.code, {}
+
+
+def chinwag_ws_tokens(base_url: str, count: int, *, prefix: str = "bench", password: str =
+                      "bench-password-1", cache: Path | None = None, workers: int = 8) -> list[str]:
+    """Register users <prefix>0..<prefix>{count-1} (409 = already there), log
+    each in (POST /api/v1/auth/login -> access_token) and fetch a ws token
+    (POST /api/v1/ws/token -> {token}). One user per connection, so the
+    per-user connection limit never bites. Tokens are cached in `cache`
+    (valid WS_TOKEN_EXPIRE_SECONDS, default a day; JWT_SECRET is fixed in
+    CHINWAG_ENV so they survive server restarts)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cached: list[str] = []
+    if cache and cache.exists():
+        cached = json.loads(cache.read_text())
+        if len(cached) >= count:
+            return cached[:count]
+
+    def one(i: int) -> str:
+        user = {"username": f"{prefix}{i}", "password": password}
+        st, body = _http_json("POST", f"{base_url}/api/v1/auth/register", user)
+        if st not in (200, 201, 409):
+            raise RuntimeError(f"register {user['username']}: HTTP {st} {body}")
+        st, body = _http_json("POST", f"{base_url}/api/v1/auth/login", user)
+        if st != 200:
+            raise RuntimeError(f"login {user['username']}: HTTP {st} {body}")
+        st, body = _http_json("POST", f"{base_url}/api/v1/ws/token", {}, bearer=body["access_token"])
+        if st != 200:
+            raise RuntimeError(f"ws token {user['username']}: HTTP {st} {body}")
+        return body["token"]
+
+    with ThreadPoolExecutor(workers) as ex:
+        tokens = cached + list(ex.map(one, range(len(cached), count)))
+    if cache:
+        cache.write_text(json.dumps(tokens))
+    return tokens
+
+
+TARGETS: dict[str, Target] = {
+    "chinwag": Target("chinwag", "chinwag", "chinwag (python -m chinwag serve)", _start_chinwag,
+                      lambda port: f"ws://127.0.0.1:{port}/api/v1/ws/ws", _chinwag_loadgen_args),
+    "websockets": Target("websockets", "ws", "websockets 17 broadcast() on uvloop",
+                         _start_websockets, lambda port: f"ws://127.0.0.1:{port}/"),
+    "socketio": Target("socketio", "socketio", "python-socketio 5 ASGI on uvicorn+uvloop, ws only",
+                       _start_socketio, lambda port: f"http://127.0.0.1:{port}"),
+}
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+@dataclass
+class Scenario:
+    name: str
+    kind: str  # "fanout" | "idle"
+    receivers: int  # room members receiving (fanout) or connections held (idle)
+    messages: int = 0
+    rate: float = 0.0  # msg/s from the sender; 0 = burst
+    hold: float = 0.0  # idle only
+    timeout: float = 60.0  # generator's delivery deadline after the last send
+
+    def describe(self) -> str:
+        if self.kind == "idle":
+            return f"{self.receivers} idle connections held {self.hold:g} s"
+        d = self.messages * self.receivers
+        how = f"{self.rate:g} msg/s ({self.rate * self.receivers:,.0f} deliveries/s)" if self.rate \
+            else "one burst"
+        return (f"room of {self.receivers} receivers + 1 sender, {self.messages} messages, {how}: "
+                f"{d:,} deliveries")
+
+
+# --------------------------------------------------------- one repetition
+
+
+class LoadgenError(Exception):
+    pass
+
+
+class Loadgen:
+    """The Node generator under the --control handshake."""
+
+    def __init__(self, script: str, argv: list[str], cpu: int | None, workdir: Path, tag: str,
+                 timeout: float) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise LoadgenError("node not found on PATH")
+        if not (BENCH / "node_modules" / "ws").exists():
+            raise LoadgenError("bench/node_modules missing: run `npm ci` in bench/")
+        self.err_path = workdir / f"loadgen-{tag}.err"
+        self._err = open(self.err_path, "wb")  # noqa: SIM115 - closed in close()
+        prefix = [] if cpu is None else ["taskset", "-c", str(cpu)]
+        self.proc = subprocess.Popen(prefix + [node, str(LOADGEN / script), "--control", "--quiet",
+                                               *argv],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._err, cwd=BENCH, text=True, bufsize=1)
+        self.deadline = time.monotonic() + timeout
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def stderr_tail(self, n: int = 10) -> str:
+        try:
+            return "\n".join(self.err_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def expect(self, event: str) -> dict:
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise LoadgenError(f"timed out waiting for {event!r} from the load generator")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                rc = self.proc.wait(5)
+                raise LoadgenError(f"load generator exited ({rc}) before {event!r}: "
+                                   f"{self.stderr_tail()}")
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == event:
+                return msg
+
+    def say(self, word: str) -> None:
+        assert self.proc.stdin
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.proc.stdin.write(word + "\n")
+            self.proc.stdin.flush()
+
+    def close(self) -> int | None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            assert self.proc.stdin
+            self.proc.stdin.close()
+        try:
+            rc = self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(5)
+        self._err.close()
+        return rc
+
+
+def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int) -> dict:
+    """One repetition: fresh server, generator, measurements. Raises
+    TargetUnavailable / NotImplementedError when the target can't start,
+    LoadgenError when the run itself failed."""
+    port = free_port()
+    server = target.start(port, workdir, pin.server_cpu)
+    lg = None
+    try:
+        conns = sc.receivers + (1 if sc.kind == "fanout" else 0)
+        extra = target.loadgen_args(server, conns, workdir)
+        server.wait_quiet()
+        rss0 = server.rss_kib()
+        tag = f"{target.name}-{sc.name}-{rep}"
+        if sc.kind == "fanout":
+            argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
+                    "-m", str(sc.messages), "--rate", str(sc.rate), "--timeout", str(sc.timeout),
+                    "--run", f"{rep}{os.getpid():x}{int(time.time()) % 100000:x}", *extra]
+            budget = 60 + sc.receivers / 50 + sc.timeout + (sc.messages / sc.rate if sc.rate else 0)
+            lg = Loadgen("fanout.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
+        else:
+            argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
+                    "--hold", str(sc.hold), "--local-addrs", "127.0.0.1-4", *extra]
+            budget = 60 + sc.receivers / 50 + sc.hold
+            lg = Loadgen("idle.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
+        ready = lg.expect("ready")
+        quiet_s = server.wait_quiet()  # let connect/presence storms drain
+        rss_ready = server.rss_kib()
+        cpu0 = server.cpu()
+        lg.say("go")
+        res = lg.expect("result")
+        cpu1 = server.cpu()
+        rss_after = server.rss_kib()
+        lg.say("bye")
+        rc = lg.close()
+        lg = None
+        server_cpu_s, cpu_source = cpu_delta(cpu0, cpu1)
+        out = {
+            "target": target.name, "scenario": sc.name, "rep": rep, "ok": bool(res.get("ok")),
+            "loadgen_rc": rc, "quiet_wait_s": round(quiet_s, 3),
+            "server_cpu_s": round(server_cpu_s, 6), "cpu_source": cpu_source,
+            "rss_base_kib": rss0, "rss_ready_kib": rss_ready, "rss_after_kib": rss_after,
+            "rss_per_conn_kib": round((rss_ready - rss0) / conns, 2),
+            "connect_s": ready.get("connect_s"), **{f"lg_{k}": v for k, v in res.items()
+                                                    if k not in ("event",)},
+        }
+        if sc.kind == "fanout":
+            d = res.get("deliveries") or 0
+            secs = res.get("seconds") or 0
+            out.update({
+                "deliveries": d, "deliveries_per_s": res.get("deliveries_per_s"),
+                "cpu_us_per_delivery": round(server_cpu_s * 1e6 / d, 3) if d else None,
+                "p50_ms": res.get("p50_ms"), "p99_ms": res.get("p99_ms"),
+                "max_ms": res.get("max_ms"),
+                "server_busy": round(server_cpu_s / secs, 3) if secs else None,
+                "loadgen_busy": round(res.get("loadgen_cpu_s", 0) / secs, 3) if secs else None,
+            })
+        else:
+            out.update({"connect_per_s": res.get("connect_per_s"),
+                        "open_at_end": res.get("open_at_end"),
+                        "server_hold_cpu_s": round(server_cpu_s, 4)})
+        if not out["ok"]:
+            out["failure"] = res.get("failure") or f"only {res.get('open_at_end')} stayed open"
+        return out
+    finally:
+        if lg is not None:
+            with contextlib.suppress(Exception):
+                lg.proc.kill()
+                lg.close()
+        server.stop()
+
+
+# ---------------------------------------------------------------- summaries
+
+# (key, label, format, higher_is_better) per scenario kind
+FANOUT_METRICS = [
+    ("deliveries_per_s", "deliveries/s", "{:,.0f}", True),
+    ("cpu_us_per_delivery", "server CPU µs/delivery", "{:.2f}", False),
+    ("p50_ms", "latency p50 ms", "{:.1f}", False),
+    ("p99_ms", "latency p99 ms", "{:.1f}", False),
+    ("max_ms", "latency max ms", "{:.1f}", False),
+    ("rss_per_conn_kib", "server RSS KiB/conn", "{:.1f}", False),
+    ("server_busy", "server busy (cores)", "{:.2f}", None),
+    ("loadgen_busy", "load gen busy (cores)", "{:.2f}", None),
+]
+IDLE_METRICS = [
+    ("connect_per_s", "connects/s", "{:,.0f}", True),
+    ("rss_per_conn_kib", "server RSS KiB/conn", "{:.1f}", False),
+    ("open_at_end", "open at end", "{:,.0f}", True),
+    ("server_hold_cpu_s", "server CPU s while idle", "{:.3f}", False),
+]
+
+
+@dataclass
+class Cell:
+    reps: list[dict] = field(default_factory=list)
+    skipped: str | None = None
+
+    def ok_reps(self) -> list[dict]:
+        return [r for r in self.reps if r.get("ok")]
+
+    def median(self, key: str) -> float | None:
+        vals = [r[key] for r in self.ok_reps() if r.get(key) is not None]
+        return statistics.median(vals) if vals else None
+
+
+def summarise(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) -> dict:
+    """{scenario: {target: {metric: median}}} for the JSON record."""
+    out: dict = {}
+    for sc in scenarios:
+        metrics = FANOUT_METRICS if sc.kind == "fanout" else IDLE_METRICS
+        out[sc.name] = {}
+        for tname, cell in results.get(sc.name, {}).items():
+            out[sc.name][tname] = {
+                "ok_reps": len(cell.ok_reps()), "reps": len(cell.reps), "skipped": cell.skipped,
+                **{k: cell.median(k) for k, *_ in metrics},
+            }
+    return out
+
+
+def print_table(results: dict[str, dict[str, Cell]], scenarios: list[Scenario],
+                target_names: list[str], baseline: str = "chinwag", file=sys.stdout) -> None:
+    """Side-by-side medians; each cell is `value (×ratio to baseline)`."""
+    def w(s: str = "") -> None:
+        print(s, file=file)
+
+    for sc in scenarios:
+        cells = results.get(sc.name, {})
+        metrics = FANOUT_METRICS if sc.kind == "fanout" else IDLE_METRICS
+        reps = max((len(c.reps) for c in cells.values()), default=0)
+        w(f"\n== {sc.name}: {sc.describe()} (median of {reps})")
+        base = cells.get(baseline)
+        cols = [t for t in target_names if t in cells]
+        width = 24
+        w(f"{'metric':<26}" + "".join(f"{t:>{width}}" for t in cols))
+        for key, label, fmt, _hib in metrics:
+            row = f"{label:<26}"
+            for t in cols:
+                c = cells[t]
+                if c.skipped:
+                    txt = "skipped"
+                elif not c.ok_reps():
+                    txt = "FAILED"
+                else:
+                    v = c.median(key)
+                    txt = "—" if v is None else fmt.format(v)
+                    bv = base.median(key) if base and base.ok_reps() and not base.skipped else None
+                    if v is not None and t != baseline and _hib is not None:
+                        txt += f" ({v / bv:.2f}×)" if bv else " (—)"
+                row += f"{txt:>{width}}"
+            w(row)
+        for t in cols:
+            c = cells[t]
+            bad = [r for r in c.reps if not r.get("ok")]
+            for r in bad:
+                w(f"  ! {t} rep {r.get('rep')}: {r.get('failure')}")
+            if c.ok_reps() and sc.kind == "fanout":
+                lb = c.median("loadgen_busy")
+                if lb is not None and lb > 0.9:
+                    w(f"  ~ {t}: load generator ≥90% busy: its deliveries/s and latency are a floor "
+                      "(generator-bound); server CPU µs/delivery is still exact")
+    w(f"\n(ratio in brackets = value ÷ {baseline}'s value; (—) = no {baseline} number to compare)")

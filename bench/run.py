@@ -1,0 +1,168 @@
+"""The one command: chinwag and its peers, measured side by side in one run.
+
+    python bench/run.py            # full: medians of 3, a few minutes
+    python bench/run.py --quick    # ~20 s smoke: 1 repetition, small sizes
+
+Scenarios (every target, same sizes):
+  burst-100   room of 100 receivers + 1 sender, a burst of 1000 messages (100,000 deliveries)
+  burst-1000  room of 1000 receivers + 1 sender, a burst of 100 messages (100,000 deliveries)
+  rate-10k    room of 100 receivers, 100 msg/s for 10 s: a steady 10,000 deliveries/s
+  idle-5000   5000 idle connections held 5 s: connect rate, RSS per connection
+
+Each repetition starts a fresh server pinned to cpu 0 and the Node load
+generator pinned to cpu 1; targets that cannot start are skipped with the
+reason printed. Raw results go to bench/results/<time>.json (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import (  # noqa: E402
+    BENCH,
+    TARGETS,
+    Cell,
+    LoadgenError,
+    Pinning,
+    Scenario,
+    TargetUnavailable,
+    log,
+    print_table,
+    summarise,
+)
+
+FULL = [
+    Scenario("burst-100", "fanout", receivers=100, messages=1000),
+    Scenario("burst-1000", "fanout", receivers=1000, messages=100),
+    Scenario("rate-10k", "fanout", receivers=100, messages=1000, rate=100),
+    Scenario("idle-5000", "idle", receivers=5000, hold=5),
+]
+QUICK = [
+    Scenario("burst-100", "fanout", receivers=100, messages=200, timeout=20),
+    Scenario("burst-1000", "fanout", receivers=1000, messages=20, timeout=20),
+    Scenario("rate-10k", "fanout", receivers=100, messages=200, rate=100, timeout=20),
+    Scenario("idle-1000", "idle", receivers=1000, hold=1),
+]
+
+
+def ensure_node_modules() -> None:
+    if (BENCH / "node_modules" / "ws").exists() and (BENCH / "node_modules" / "socket.io-client").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("bench: node_modules missing and npm not found (need Node >= 18 and npm)")
+    cmd = [npm, "ci" if (BENCH / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
+    log(f"bench: installing the load generator's packages: {' '.join(cmd[1:])} (in bench/)")
+    subprocess.run(cmd, cwd=BENCH, check=True, timeout=300)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="chinwag side-by-side benchmark")
+    ap.add_argument("--quick", action="store_true", help="~20 s smoke run (1 repetition, small sizes)")
+    ap.add_argument("--reps", type=int, help="repetitions per cell (default 3; 1 with --quick)")
+    ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated (default: all)")
+    ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    ap.add_argument("--baseline", default="chinwag", help="target the ratios are taken against")
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--loadgen-cpu", type=int, default=1)
+    ap.add_argument("--json", type=Path, help="where to write raw results "
+                    "(default bench/results/<time>.json)")
+    ap.add_argument("--verbose", "-v", action="store_true", help="print every repetition")
+    a = ap.parse_args()
+
+    scenarios = QUICK if a.quick else FULL
+    if a.scenarios:
+        want = a.scenarios.split(",")
+        known = {s.name for s in scenarios}
+        if bad := [w for w in want if w not in known]:
+            ap.error(f"unknown scenario(s) {bad}; known: {sorted(known)}")
+        scenarios = [s for s in scenarios if s.name in want]
+    names = [t.strip() for t in a.targets.split(",") if t.strip()]
+    if bad := [t for t in names if t not in TARGETS]:
+        ap.error(f"unknown target(s) {bad}; known: {list(TARGETS)}")
+    reps = a.reps or (1 if a.quick else 3)
+
+    ensure_node_modules()
+    pin = Pinning.detect(a.server_cpu, a.loadgen_cpu)
+    log(f"bench: {len(names)} target(s) × {len(scenarios)} scenario(s) × {reps} rep(s); {pin.describe()}")
+
+    results: dict[str, dict[str, Cell]] = {s.name: {} for s in scenarios}
+    skipped: dict[str, str] = {}
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="chinwag-bench-") as tmp:
+        workdir = Path(tmp)
+        for tname in names:
+            target = TARGETS[tname]
+            for sc in scenarios:
+                cell = results[sc.name].setdefault(tname, Cell())
+                if tname in skipped:
+                    cell.skipped = skipped[tname]
+                    continue
+                for rep in range(1, reps + 1):
+                    t0 = time.monotonic()
+                    try:
+                        r = run_rep(target, sc, pin, workdir, rep)
+                    except (TargetUnavailable, NotImplementedError) as e:
+                        skipped[tname] = f"{type(e).__name__}: {e}"
+                        cell.skipped = skipped[tname]
+                        log(f"bench: SKIP {tname}: {skipped[tname]}")
+                        break
+                    except LoadgenError as e:
+                        r = {"target": tname, "scenario": sc.name, "rep": rep, "ok": False,
+                             "failure": str(e)}
+                    cell.reps.append(r)
+                    log(f"bench: {tname:<10} {sc.name:<10} rep {rep}: {brief(r)}"
+                        f"  [{time.monotonic() - t0:.1f} s]")
+                    if a.verbose:
+                        log(json.dumps(r))
+                    if not r.get("ok") and rep == 1 and "exited" in str(r.get("failure", "")):
+                        break
+
+    print(f"\nchinwag benchmark ({'quick' if a.quick else 'full'}; {pin.describe()}; "
+          f"{time.monotonic() - t_start:.0f} s)")
+    for tname in names:
+        t = TARGETS[tname]
+        print(f"  {tname:<10} {t.note}" + (f"  [SKIPPED: {skipped[tname]}]" if tname in skipped else ""))
+    print_table(results, scenarios, names, baseline=a.baseline)
+
+    out = a.json or BENCH / "results" / time.strftime("%Y%m%d-%H%M%S.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "quick": a.quick, "reps": reps, "pinning": pin.describe(), "skipped": skipped,
+        "scenarios": [vars(s) for s in scenarios],
+        "summary": summarise(results, scenarios),
+        "runs": {s: {t: c.reps for t, c in cells.items()} for s, cells in results.items()},
+    }, indent=1))
+    print(f"\nraw results: {out}")
+    failed = any(not c.skipped and not c.ok_reps() for cells in results.values() for c in cells.values())
+    return 1 if failed else 0
+
+
+def run_rep(target, sc, pin, workdir, rep):
+    from measure import run_once
+
+    return run_once(target, sc, pin, workdir, rep)
+
+
+def brief(r: dict) -> str:
+    if not r.get("ok"):
+        return f"FAILED: {r.get('failure')}"
+    if "deliveries_per_s" in r:
+        return (f"{r['deliveries']:,} deliveries, {r['deliveries_per_s']:,.0f}/s, "
+                f"{r['cpu_us_per_delivery']} µs cpu/delivery, p50 {r['p50_ms']} ms, "
+                f"p99 {r['p99_ms']} ms, lg busy {r['loadgen_busy']}")
+    return (f"{r['open_at_end']:,} open, {r['connect_per_s']:,.0f} connects/s, "
+            f"{r['rss_per_conn_kib']} KiB/conn")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from chinwag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""In-process broker: the default for a single process. Nothing leaves the process."""
+
+from __future__ import annotations
+
+import time
+
+from chinwag.broker.base import OnMessage, OnResync
+
+
+class MemoryBroker:
+    def __init__(self) -> None:
+        self._on_message: OnMessage | None = None
+        self._channels: set[str] = set()
+        self._sets: dict[str, dict[str, float]] = {}
+        self._values: dict[str, tuple[bytes, float]] = {}
+
+    async def start(self, on_message: OnMessage, on_resync: OnResync) -> None:
+        self._on_message = on_message
+
+    async def close(self) -> None:
+        self._on_message = None
+        self._channels.clear()
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        if self._on_message is not None and channel in self._channels:
+            self._on_message(channel, payload)
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    async def set_add(self, key: str, member: str, ttl: float) -> None:
+        self._sets.setdefault(key, {})[member] = time.monotonic() + ttl
+
+    async def set_remove(self, key: str, member: str) -> None:
+        entries = self._sets.get(key)
+        if entries is not None:
+            entries.pop(member, None)
+            if not entries:
+                del self._sets[key]
+
+    async def set_members(self, key: str) -> list[str]:
+        entries = self._sets.get(key)
+        if not entries:
+            return []
+        now = time.monotonic()
+        for member in [m for m, exp in entries.items() if exp <= now]:
+            del entries[member]
+        return list(entries)
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        self._values[key] = (value, time.monotonic() + ttl)
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        now = time.monotonic()
+        out: list[bytes | None] = []
+        for key in keys:
+            item = self._values.get(key)
+            out.append(item[0] if item is not None and item[1] > now else None)
+        return out
+
+    async def healthy(self) -> bool:
+        return True

@@ -1,0 +1,87 @@
+"""Command line: ``chinwag serve`` and ``chinwag create-admin``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+
+from chinwag.settings import Settings, SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes sharing the port (needs BROKER_URL=redis://…)")
+    admin = sub.add_parser("create-admin", help="create an admin user or reset its password")
+    admin.add_argument("username")
+    admin.add_argument("--password", help="read from the terminal when omitted")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "serve":
+            return _serve(settings, args.host, args.port, args.workers)
+        return _create_admin(settings, args.username, args.password)
+    except SettingsError as exc:
+        print(f"chinwag: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from chinwag.server.logs import configure_logging
+    from chinwag.server.transport import ChinwagServer, protocol_with_deadline
+
+    configure_logging(settings.log_level, settings.log_format, settings.debug)
+    if workers > 1 and not settings.uses_redis:
+        raise SettingsError("invalid setting BROKER_URL: --workers needs redis://… so the "
+                            "processes can share rooms")
+    common = dict(
+        host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
+        ws_ping_interval=settings.websocket_heartbeat_interval,
+        ws_ping_timeout=settings.websocket_heartbeat_interval,
+        ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
+        log_config=None, timeout_graceful_shutdown=10, lifespan="on",
+    )
+    if workers > 1:
+        config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True, workers=workers,
+                                **common)  # type: ignore[arg-type]
+        sock = config.bind_socket()
+        Multiprocess(config, target=ChinwagServer(config=config).run, sockets=[sock]).run()
+        return 0
+    from chinwag.server.app import create_app
+
+    config = uvicorn.Config(create_app(settings), **common)  # type: ignore[arg-type]
+    ChinwagServer(config).run()
+    return 0
+
+
+def _create_admin(settings: Settings, username: str, password: str | None) -> int:
+    from chinwag.server.auth import hash_password
+    from chinwag.store.sql import SqlStore
+
+    password = password or os.environ.get("CHINWAG_ADMIN_PASSWORD") or getpass.getpass(
+        f"password for {username}: ")
+    if len(password) < 8:
+        print("chinwag: the password needs at least 8 characters", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        store = SqlStore(settings.effective_database_url)
+        try:
+            await store.start()
+            await store.users.upsert_admin(username, await hash_password(password))
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    print(f"admin '{username}' is ready")
+    return 0

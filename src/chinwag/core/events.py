@@ -1,0 +1,140 @@
+"""Stored room events: persist, then publish; replay from the store.
+
+"History after seq N" is the one mechanism behind the offline queue, ``sync``,
+gap filling and recovery after a lost broker message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chinwag.core.hub import Hub
+from chinwag.core.presence import Presence
+from chinwag.core.session import Session
+from chinwag.protocol.codec import encode, event, iso, utc_now
+from chinwag.protocol.errors import NotInRoom
+from chinwag.store.base import EventRecord, Store
+
+PAGE = 500
+
+
+def render(record: EventRecord) -> dict[str, Any]:
+    """The wire form of a stored event, the same live and replayed."""
+    data = record.data
+    if record.type == "chat":
+        data = {**data, "message_id": record.id}
+    return event(record.type, data, record.room_id, record.seq)
+
+
+def hidden_from(record: EventRecord, username: str) -> bool:
+    """A user is not told of their own membership changes (they got the answer)."""
+    return record.type == "presence" and record.data.get("username") == username
+
+
+class Events:
+    def __init__(self, store: Store, hub: Hub, presence: Presence) -> None:
+        self.store = store
+        self.hub = hub
+        self.presence = presence
+
+    async def append(self, room_id: str, type: str, data: dict[str, Any], *,
+                     sender: str | None = None, client_message_id: str | None = None,
+                     require_member: bool = False, exclude: str | None = None,
+                     ) -> tuple[EventRecord, bool]:
+        """Store and publish; returns the record and whether it was a duplicate."""
+        appended = await self.store.events.append(
+            room_id, type, data, sender=sender, client_message_id=client_message_id,
+            require_member=require_member)
+        if not appended.duplicate:
+            await self.hub.publish_stored(room_id, appended.event.seq,
+                                          encode(render(appended.event)), exclude)
+        return appended.event, appended.duplicate
+
+    async def append_ai(self, room_id: str, data: dict[str, Any]) -> EventRecord:
+        """Store an AI completion. Live, participants get it with ``content:""`` (the
+        text came in the chunks); replayed, it carries the whole answer."""
+        appended = await self.store.events.append(room_id, "chat", data, sender=None)
+        record = appended.event
+        live = render(record)
+        live["data"] = {**live["data"], "content": ""}
+        await self.hub.publish_stored(room_id, record.seq, encode(live))
+        return record
+
+    async def membership(self, room_id: str, username: str, status: str) -> int:
+        record, _ = await self.append(
+            room_id, "presence", {"room_id": room_id, "username": username, "status": status},
+            exclude=username)
+        return record.seq
+
+    async def room_deleted(self, room_id: str) -> None:
+        text = encode(event("room_deleted", {"room_id": room_id}, room_id))
+        await self.hub.control_room(room_id, "deleted", text)
+
+    async def fetch_after(self, session: Session, room_id: str,
+                          after_seq: int) -> list[tuple[int, str | None]]:
+        await session.outbox.wait_for_space()
+        records = await self.store.events.after(room_id, after_seq, PAGE)
+        return [(r.seq, None if hidden_from(r, session.username) else encode(render(r)))
+                for r in records]
+
+    async def replay(self, session: Session, room_id: str, after_seq: int) -> int:
+        """Send ``session`` every stored event after ``after_seq``; the last seq sent."""
+        last = after_seq
+        while True:
+            batch = await self.fetch_after(session, room_id, last)
+            for seq, text in batch:
+                last = seq
+                if text is not None:
+                    session.send_text(text)
+            if len(batch) < PAGE:
+                return last
+
+    async def sync(self, session: Session, rooms: dict[str, int]) -> dict[str, int]:
+        """Replay each named room after the given seq (duplicates carry their seq)."""
+        done: dict[str, int] = {}
+        for room_id, after in rooms.items():
+            if await self.store.rooms.member(room_id, session.username) is None:
+                raise NotInRoom(f"you are not a member of room '{room_id}'", room_id=room_id)
+        for room_id, after in rooms.items():
+            done[room_id] = await self.replay(session, room_id, after)
+        return done
+
+    async def mark_delivered(self, username: str, room_id: str, upto: int,
+                             *, report: bool) -> None:
+        """Persist how far ``username`` got; with ``report``, tell each sender of a
+        chat now delivered (queued while the user was offline) with a receipt."""
+        old = await self.store.rooms.advance_delivered(room_id, username, upto)
+        if old is None or not report:
+            return
+        for chat in await self.store.events.chats_between(room_id, old, upto, username):
+            await self._receipt(chat, "delivered", username)
+
+    async def mark_read(self, username: str, room_id: str, upto: int) -> None:
+        if await self.store.rooms.member(room_id, username) is None:
+            raise NotInRoom(f"you are not a member of room '{room_id}'")
+        old = await self.store.rooms.advance_read(room_id, username, upto)
+        if old is None:
+            return
+        for chat in await self.store.events.chats_between(room_id, old, upto, username):
+            await self._receipt(chat, "read", username)
+
+    async def _receipt(self, chat: EventRecord, status: str, recipient: str) -> None:
+        if chat.sender is None or chat.data.get("role") != "user":
+            return
+        await self.hub.send_user(chat.sender, encode(confirmation(
+            chat, status, recipient=recipient)))
+
+    async def history(self, room_id: str, before_seq: int | None,
+                      limit: int) -> list[dict[str, Any]]:
+        return [render(r) for r in await self.store.events.before(room_id, before_seq, limit)]
+
+
+def confirmation(chat: EventRecord, status: str, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "message_id": chat.client_message_id, "server_message_id": chat.id,
+        "room_id": chat.room_id, "seq": chat.seq, "status": status, "timestamp": utc_now(),
+    }
+    data.update(extra)
+    return event("delivery_confirmation", data, chat.room_id)
+
+
+__all__ = ["Events", "confirmation", "hidden_from", "iso", "render"]

@@ -1,0 +1,211 @@
+"""Routes frames between the broker and this process's connections.
+
+Invariant: only the hub touches other connections' outboxes. Everything that goes
+to more than one connection, or to a connection of another user, is published on
+the broker and comes back through ``_on_message`` — the same path for one process
+and for many. Stored events are published after they are committed; the session's
+seq cursor turns "maybe duplicated, maybe out of order, maybe lost" into "exactly
+once, in order" by filling gaps from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from chinwag.broker.base import Broker
+from chinwag.core.envelope import (
+    CHUNK, CONTROL, DIRECT, EPHEMERAL, STORED, Envelope, room_channel, user_channel,
+)
+from chinwag.core.outbox import Kind
+from chinwag.core.session import RoomCursor, Session
+
+log = logging.getLogger(__name__)
+
+#: Reads stored events after a seq for one session: [(seq, frame text or None to skip)].
+FetchAfter = Callable[[Session, str, int], Awaitable[list[tuple[int, str | None]]]]
+#: Runs a membership command that arrived on a user channel (subscribe, unsubscribe…).
+ControlHandler = Callable[[Session, str, object], Awaitable[None]]
+
+
+class Hub:
+    def __init__(self, broker: Broker, fetch_after: FetchAfter) -> None:
+        self.broker = broker
+        self._fetch_after = fetch_after
+        self.sessions: dict[str, Session] = {}
+        self.by_user: dict[str, set[Session]] = {}
+        self.rooms: dict[str, set[Session]] = {}
+        self.control: ControlHandler | None = None
+        self.frames_out = 0  # deliveries handed to outboxes (for stats)
+
+    # ---- registry ---------------------------------------------------------
+
+    async def add(self, session: Session) -> None:
+        self.sessions[session.id] = session
+        mine = self.by_user.setdefault(session.username, set())
+        mine.add(session)
+        if len(mine) == 1:
+            await self.broker.subscribe(user_channel(session.username))
+
+    async def remove(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        for room_id in list(session.rooms):
+            await self.leave(session, room_id)
+        mine = self.by_user.get(session.username)
+        if mine is not None:
+            mine.discard(session)
+            if not mine:
+                del self.by_user[session.username]
+                await self.broker.unsubscribe(user_channel(session.username))
+
+    async def join(self, session: Session, room_id: str, after_seq: int) -> None:
+        """Subscribe ``session`` to the room and send it every stored event after
+        ``after_seq`` (the offline queue), then live ones, in order."""
+        if room_id in session.rooms:
+            return
+        session.rooms[room_id] = RoomCursor(after_seq)
+        members = self.rooms.setdefault(room_id, set())
+        members.add(session)
+        if len(members) == 1:
+            await self.broker.subscribe(room_channel(room_id))
+        self._start_catch_up(session, room_id)
+
+    async def leave(self, session: Session, room_id: str) -> None:
+        session.rooms.pop(room_id, None)
+        members = self.rooms.get(room_id)
+        if members is None:
+            return
+        members.discard(session)
+        if not members:
+            del self.rooms[room_id]
+            await self.broker.unsubscribe(room_channel(room_id))
+
+    def local_users(self) -> list[str]:
+        return list(self.by_user)
+
+    # ---- publishing ---------------------------------------------------------
+
+    async def publish_stored(self, room_id: str, seq: int, text: str,
+                             exclude: str | None = None) -> None:
+        await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
+
+    async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None) -> None:
+        await self._publish(room_channel(room_id), Envelope(EPHEMERAL, text, room_id, None, exclude))
+
+    async def publish_chunk(self, room_id: str | None, username: str, key: object,
+                            text: str) -> None:
+        channel = room_channel(room_id) if room_id else user_channel(username)
+        await self._publish(channel, Envelope(CHUNK, text, room_id, None, None, key))
+
+    async def send_user(self, username: str, text: str) -> None:
+        """A frame for every connection of ``username``, wherever it is."""
+        await self._publish(user_channel(username), Envelope(DIRECT, text))
+
+    async def control_user(self, username: str, command: str, room_id: str, seq: int) -> None:
+        await self._publish(user_channel(username),
+                            Envelope(CONTROL, command, room_id, seq))
+
+    async def control_room(self, room_id: str, command: str, text: str) -> None:
+        await self._publish(room_channel(room_id), Envelope(CONTROL, text, room_id, None, None,
+                                                            command))
+
+    async def _publish(self, channel: str, envelope: Envelope) -> None:
+        await self.broker.publish(channel, envelope.pack())
+
+    # ---- receiving ------------------------------------------------------------
+
+    def on_message(self, channel: str, payload: bytes) -> None:
+        try:
+            env = Envelope.unpack(payload)
+        except Exception:
+            log.exception("dropping malformed broker message on %s", channel)
+            return
+        if channel.startswith("room:"):
+            self._to_room(env)
+        else:
+            self._to_user(channel[5:], env)
+
+    def _to_room(self, env: Envelope) -> None:
+        assert env.room_id is not None
+        targets = self.rooms.get(env.room_id)
+        if not targets:
+            return
+        if env.kind == STORED:
+            assert env.seq is not None
+            for s in list(targets):
+                skip = env.exclude is not None and s.username == env.exclude
+                if s.offer_stored(env.room_id, env.seq, None if skip else env.text):
+                    self._start_catch_up(s, env.room_id)
+                elif not skip:
+                    self.frames_out += 1
+        elif env.kind == EPHEMERAL:
+            for s in list(targets):
+                if s.username != env.exclude:
+                    s.send_text(env.text, Kind.EPHEMERAL)
+                    self.frames_out += 1
+        elif env.kind == CHUNK:
+            for s in list(targets):
+                s.send_chunk(env.key, env.text)
+                self.frames_out += 1
+        elif env.kind == CONTROL and env.key == "deleted":
+            for s in list(targets):
+                s.send_text(env.text)
+                s.spawn(self.leave(s, env.room_id))
+
+    def _to_user(self, username: str, env: Envelope) -> None:
+        for s in list(self.by_user.get(username, ())):
+            if env.kind == CONTROL:
+                if self.control is not None:
+                    s.spawn(self.control(s, env.text, (env.room_id, env.seq)))
+            elif env.kind == CHUNK:
+                s.send_chunk(env.key, env.text)
+            else:
+                s.send_text(env.text)
+            self.frames_out += 1
+
+    def resync_all(self) -> None:
+        """The broker may have lost messages: every session re-reads its rooms."""
+        for s in list(self.sessions.values()):
+            for room_id, cursor in s.rooms.items():
+                if not cursor.catching_up:
+                    cursor.catching_up = True
+                    s.spawn(self._catch_up(s, room_id))
+
+    # ---- gap filling ------------------------------------------------------------
+
+    def _start_catch_up(self, session: Session, room_id: str) -> None:
+        cursor = session.rooms.get(room_id)
+        if cursor is None:
+            return
+        cursor.catching_up = True
+        session.spawn(self._catch_up(session, room_id))
+
+    async def _catch_up(self, session: Session, room_id: str) -> None:
+        try:
+            while True:
+                cursor = session.rooms.get(room_id)
+                if cursor is None:
+                    return
+                batch = await self._fetch_after(session, room_id, cursor.seq)
+                cursor = session.rooms.get(room_id)
+                if cursor is None:
+                    return
+                for seq, text in batch:
+                    if seq > cursor.seq:
+                        cursor.seq = seq
+                        if text:
+                            session.send_text(text)
+                            self.frames_out += 1
+                if len(batch) < 500 and session.take_pending(room_id):
+                    return
+                if not batch:
+                    # The event we wait for is committed (it was published after its
+                    # commit) but not yet visible here; try again shortly.
+                    await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("catch-up of %s for %s failed", room_id, session.username)
+            cursor = session.rooms.get(room_id)
+            if cursor is not None:
+                cursor.catching_up = False

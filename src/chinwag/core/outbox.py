@@ -1,0 +1,122 @@
+"""A connection's bounded outgoing queue.
+
+Invariant: only the connection's writer takes from it; anyone may put. When it is
+full, ephemeral frames (typing, presence, heartbeats) are dropped first, AI chunks
+of one stream are merged into one, and stored events are never dropped: a reader
+that is still too far behind is marked ``overflowed`` and must be disconnected
+(close 4008) to recover with ``sync``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+import orjson
+
+from chinwag.protocol.codec import encode
+
+
+class Kind(Enum):
+    STORED = "stored"  # never dropped: room events, answers to this client
+    EPHEMERAL = "ephemeral"  # may be dropped under pressure
+    CHUNK = "chunk"  # AI stream piece: may be merged with the next piece of its stream
+
+
+@dataclass(slots=True)
+class _Chunk:
+    key: object
+    texts: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        if len(self.texts) == 1:
+            return self.texts[0]
+        # Merged under pressure: one frame carrying the pieces' text in order.
+        events = [orjson.loads(t) for t in self.texts]
+        first = events[0]
+        data = dict(first["data"])
+        data["content"] = "".join(e["data"]["content"] for e in events)
+        return encode({**first, "data": data})
+
+
+class Outbox:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: deque[tuple[Kind, str | _Chunk]] = deque()
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, text: str, kind: Kind = Kind.STORED) -> bool:
+        """Queue an encoded frame. False when it was dropped (ephemeral, or overflow)."""
+        if self.closed or self.overflowed:
+            return False
+        if len(self._items) >= self.capacity:
+            if kind is Kind.EPHEMERAL:
+                self.dropped += 1
+                return False
+            if not self._shed():
+                self.overflowed = True
+                self._wakeup.set()
+                return False
+        self._items.append((kind, text))
+        self._wakeup.set()
+        return True
+
+    def put_chunk(self, key: object, text: str) -> bool:
+        """Queue an AI chunk event; under pressure it is merged into the queued chunk
+        of the same stream instead of taking a slot."""
+        if self.closed or self.overflowed:
+            return False
+        if len(self._items) >= self.capacity:
+            for kind, item in reversed(self._items):
+                if kind is Kind.CHUNK and isinstance(item, _Chunk) and item.key == key:
+                    item.texts.append(text)
+                    return True
+            if not self._shed():
+                self.overflowed = True
+                self._wakeup.set()
+                return False
+        self._items.append((Kind.CHUNK, _Chunk(key, [text])))
+        self._wakeup.set()
+        return True
+
+    def _shed(self) -> bool:
+        """Drop queued ephemeral frames to make room; True if any slot was freed."""
+        before = len(self._items)
+        kept = deque(item for item in self._items if item[0] is not Kind.EPHEMERAL)
+        self.dropped += before - len(kept)
+        self._items = kept
+        return len(kept) < before
+
+    async def get(self) -> str | None:
+        """The next frame to write; None once the outbox is closed or overflowed."""
+        while not self._items:
+            if self.closed or self.overflowed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self.overflowed:
+            return None
+        _, item = self._items.popleft()
+        if len(self._items) <= self.capacity // 2:
+            self._space.set()
+        return item if isinstance(item, str) else item.render()
+
+    async def wait_for_space(self) -> None:
+        """Wait until the outbox is at most half full (used by bulk replays so a
+        backlog never overflows a healthy reader)."""
+        while len(self._items) > self.capacity // 2 and not (self.closed or self.overflowed):
+            self._space.clear()
+            await self._space.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wakeup.set()
+        self._space.set()

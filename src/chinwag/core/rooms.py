@@ -1,0 +1,121 @@
+"""Rooms and who may do what in them. Used by the WebSocket handlers and the HTTP
+routes alike, so both enforce the same rules (SPEC §4):
+
+- ``private``: its creator plus at most one user the creator (or an admin) adds;
+- ``shared``: any authenticated user may join;
+- ``group``: only members the owner or an admin added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chinwag.core.events import Events
+from chinwag.core.session import Identity
+from chinwag.protocol.codec import iso
+from chinwag.protocol.errors import Conflict, Forbidden, InvalidMessage, NotFound, NotInRoom
+from chinwag.store.base import RoomRecord, Store
+
+ROOM_TYPES = ("private", "shared", "group")
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    room: RoomRecord
+    members: list[str]
+    seq: int  # the member's starting point: events after it are theirs
+    new_member: bool
+
+
+class Rooms:
+    def __init__(self, store: Store, events: Events) -> None:
+        self.store = store
+        self.events = events
+
+    async def create(self, actor: Identity, room_id: str, room_name: str | None,
+                     room_type: str | None) -> RoomRecord:
+        kind = room_type or "private"
+        if kind not in ROOM_TYPES:
+            raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
+                                 details=[{"field": "room_type", "error": "invalid"}])
+        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username)
+
+    async def get(self, room_id: str) -> RoomRecord:
+        room = await self.store.rooms.get(room_id)
+        if room is None:
+            raise NotFound(f"room '{room_id}' does not exist")
+        return room
+
+    async def visible(self, actor: Identity, room_id: str) -> RoomRecord:
+        """The room if ``actor`` may see it: anyone for shared rooms, members otherwise."""
+        room = await self.get(room_id)
+        if room.room_type != "shared" and not actor.is_admin:
+            if await self.store.rooms.member(room_id, actor.username) is None:
+                raise Forbidden(f"you are not a member of room '{room_id}'")
+        return room
+
+    async def join(self, actor: Identity, room_id: str, room_name: str | None = None,
+                   room_type: str | None = None) -> Joined:
+        """Join (creating an unknown room). Members simply re-subscribe."""
+        room = await self.store.rooms.get(room_id)
+        if room is None:
+            try:
+                room = await self.create(actor, room_id, room_name, room_type)
+            except Conflict:  # created concurrently by someone else
+                room = await self.get(room_id)
+        member = await self.store.rooms.member(room_id, actor.username)
+        if member is not None:
+            return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
+        if room.room_type != "shared" and not actor.is_admin:
+            raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
+        await self.store.rooms.add_member(room_id, actor.username)
+        seq = await self.events.membership(room_id, actor.username, "joined")
+        return Joined(room, await self.store.rooms.members(room_id), seq, True)
+
+    async def leave(self, actor: Identity, room_id: str) -> int:
+        await self.get(room_id)
+        if not await self.store.rooms.remove_member(room_id, actor.username):
+            raise NotInRoom(f"you are not a member of room '{room_id}'")
+        seq = await self.events.membership(room_id, actor.username, "left")
+        await self.events.hub.control_user(actor.username, "unsubscribe", room_id, seq)
+        return seq
+
+    async def delete(self, actor: Identity, room_id: str) -> None:
+        room = await self.get(room_id)
+        self._owner_or_admin(actor, room)
+        await self.store.rooms.delete(room_id)
+        await self.events.room_deleted(room_id)
+
+    async def add_member(self, actor: Identity, room_id: str, username: str) -> None:
+        room = await self.get(room_id)
+        self._owner_or_admin(actor, room)
+        if await self.store.users.get(username) is None:
+            raise NotFound(f"user '{username}' does not exist")
+        if await self.store.rooms.member(room_id, username) is not None:
+            raise Conflict(f"'{username}' is already a member of '{room_id}'")
+        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
+            raise Conflict(f"private room '{room_id}' already has two members")
+        await self.store.rooms.add_member(room_id, username)
+        seq = await self.events.membership(room_id, username, "joined")
+        await self.events.hub.control_user(username, "subscribe", room_id, seq)
+
+    async def remove_member(self, actor: Identity, room_id: str, username: str) -> None:
+        room = await self.get(room_id)
+        self._owner_or_admin(actor, room)
+        if not await self.store.rooms.remove_member(room_id, username):
+            raise NotFound(f"'{username}' is not a member of '{room_id}'")
+        seq = await self.events.membership(room_id, username, "left")
+        await self.events.hub.control_user(username, "unsubscribe", room_id, seq)
+
+    async def describe(self, room: RoomRecord) -> dict[str, object]:
+        return {
+            "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
+            "owner": room.owner, "members": await self.store.rooms.members(room.room_id),
+            "participants": await self.events.presence.participants(room.room_id),
+            "created_at": iso(room.created_at),
+        }
+
+    @staticmethod
+    def _owner_or_admin(actor: Identity, room: RoomRecord) -> None:
+        if actor.username != room.owner and not actor.is_admin:
+            raise Forbidden(f"only the owner of '{room.room_id}' or an admin may do that")

@@ -1,0 +1,414 @@
+"""The chat service: a connection's life cycle and one handler per message type.
+
+The WebSocket endpoint authenticates, calls ``open``/``attach``, feeds every decoded
+frame to ``handle`` and calls ``close`` at the end; everything in between is here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chinwag.broker.base import Broker
+from chinwag.core.assistant import Assistant
+from chinwag.core.events import Events, confirmation
+from chinwag.core.hub import Hub
+from chinwag.core.outbox import Kind
+from chinwag.core.presence import Presence
+from chinwag.core.ratelimit import SlidingWindow
+from chinwag.core.rooms import Rooms
+from chinwag.core.session import Identity, Session
+from chinwag.core.stats import NodeStats
+from chinwag.core.typing_state import TypingTracker
+from chinwag.core.uploads import UploadManager
+from chinwag.protocol import messages as m
+from chinwag.protocol.codec import encode, event, utc_now
+from chinwag.protocol.codes import CloseCode
+from chinwag.protocol.errors import (
+    Forbidden, InvalidMessage, NotFound, NotInRoom, NotImplementedYet, TooManyConnections,
+)
+from chinwag.store.base import EventRecord, FileRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_connections: int
+    max_connections_per_user: int
+    outbox_size: int
+    rate_limit_requests: int
+    rate_limit_window: float
+    presence_ttl: float
+    typing_timeout: float
+    cleanup_interval: float
+
+
+class ChatService:
+    def __init__(self, store: Store, broker: Broker, limits: Limits, node_id: str) -> None:
+        self.store = store
+        self.broker = broker
+        self.limits = limits
+        self.node_id = node_id
+        self.stats = NodeStats()
+        self.presence = Presence(broker, limits.presence_ttl)
+        self.hub = Hub(broker, self._fetch_after)
+        self.hub.control = self._control
+        self.events = Events(store, self.hub, self.presence)
+        self.rooms = Rooms(store, self.events)
+        self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
+        self.assistant: Assistant | None = None
+        self.uploads: UploadManager | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
+            "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
+            "leave_room": self._leave_room, "delete_room": self._delete_room,
+            "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
+            "cancel": self._cancel, "file_upload": self._file_upload,
+        }
+
+    # ---- service life cycle -------------------------------------------------
+
+    async def start(self) -> None:
+        await self.broker.start(self.hub.on_message, self.hub.resync_all)
+        self._background = [
+            asyncio.create_task(self._every(self.limits.presence_ttl / 3, self._refresh)),
+            asyncio.create_task(self._every(self.limits.cleanup_interval, self.cleanup)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.assistant is not None:
+            await self.assistant.close()
+        self.typing.close()
+
+    async def close_all(self, timeout: float = 5.0) -> None:
+        """Close every connection with 1001 (server going away) and wait for them."""
+        for session in list(self.hub.sessions.values()):
+            session.request_close(CloseCode.GOING_AWAY, "server shutting down")
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.hub.sessions and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
+    async def _refresh(self) -> None:
+        await self.presence.refresh(list(self.hub.sessions.values()))
+        await self.publish_stats()
+
+    async def cleanup(self) -> None:
+        """Periodic clean-up: persist delivery cursors, drop abandoned uploads."""
+        for session in list(self.hub.sessions.values()):
+            await self._flush_cursors(session)
+        if self.uploads is not None:
+            await self.uploads.expire()
+
+    async def publish_stats(self) -> None:
+        self.stats.active_connections = len(self.hub.sessions)
+        self.stats.messages_sent = self.hub.frames_out
+        if self.uploads is not None:
+            self.stats.uploads_in_progress = self.uploads.in_progress
+        await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
+        await self.broker.put(f"stats:{self.node_id}", encode(self.stats.snapshot()).encode(),
+                              self.limits.presence_ttl)
+
+    # ---- connection life cycle ---------------------------------------------
+
+    async def open(self, identity: Identity, token_expires_at: float) -> Session:
+        """A new session for an authenticated user, or TooManyConnections."""
+        if len(self.hub.sessions) >= self.limits.max_connections:
+            raise TooManyConnections("the server is at its connection limit; retry later")
+        if (await self.presence.connections_of(identity.username)
+                >= self.limits.max_connections_per_user):
+            raise TooManyConnections(
+                f"at most {self.limits.max_connections_per_user} connections per user")
+        limiter = SlidingWindow(self.limits.rate_limit_requests, self.limits.rate_limit_window)
+        return Session(identity, outbox_capacity=self.limits.outbox_size, limiter=limiter,
+                       token_expires_at=token_expires_at)
+
+    async def attach(self, session: Session, auto_join: m.JoinRoom | None) -> None:
+        """Send ``connect``, subscribe the session to its rooms with everything it
+        missed, announce it online, then auto-join the room from the query."""
+        self.stats.total_connections += 1
+        session.send(event("connect", {
+            "connection_id": session.id, "status": "connected", "server_time": utc_now(),
+            "user_id": session.identity.user_id, "username": session.username}))
+        await self.hub.add(session)
+        first = await self.presence.connect(session)
+        for room, member in await self.store.rooms.rooms_of(session.username):
+            await self._subscribe(session, room.room_id, member.delivered_seq, report=True)
+            if first:
+                await self._announce_presence(room.room_id, session.username, "online")
+        if auto_join is not None:
+            await self.handle(session, auto_join)
+
+    async def close(self, session: Session) -> None:
+        await session.cancel_tasks()
+        await self._flush_cursors(session)
+        rooms = list(session.rooms)
+        for room_id in rooms:
+            await self.presence.exit(room_id, session)
+        await self.hub.remove(session)
+        if session.username not in self.hub.by_user:
+            await self.typing.stop_user(session.username)
+        if await self.presence.disconnect(session):
+            for room_id in rooms:
+                await self._announce_presence(room_id, session.username, "offline")
+
+    async def _subscribe(self, session: Session, room_id: str, after_seq: int,
+                         *, report: bool) -> None:
+        last = await self.events.replay(session, room_id, after_seq)
+        await self.hub.join(session, room_id, last)
+        await self.presence.enter(room_id, session)
+        session.flushed[room_id] = after_seq
+        if last > after_seq:
+            await self.events.mark_delivered(session.username, room_id, last, report=report)
+            session.flushed[room_id] = last
+
+    async def _unsubscribe(self, session: Session, room_id: str) -> None:
+        await self.hub.leave(session, room_id)
+        await self.presence.exit(room_id, session)
+        session.flushed.pop(room_id, None)
+
+    async def _flush_cursors(self, session: Session) -> None:
+        for room_id, cursor in list(session.rooms.items()):
+            if cursor.seq > session.flushed.get(room_id, 0):
+                await self.events.mark_delivered(session.username, room_id, cursor.seq,
+                                                 report=False)
+                session.flushed[room_id] = cursor.seq
+
+    async def _control(self, session: Session, command: str, args: object) -> None:
+        room_id, seq = args  # type: ignore[misc]
+        if command == "subscribe" and room_id not in session.rooms:
+            await self._subscribe(session, room_id, seq, report=False)
+        elif command == "unsubscribe" and room_id in session.rooms:
+            await self._unsubscribe(session, room_id)
+            if session.username not in [u for s in self.hub.rooms.get(room_id, ())
+                                        for u in [s.username]]:
+                await self.typing.stop(room_id, session.username)
+
+    async def _fetch_after(self, session: Session, room_id: str,
+                           after_seq: int) -> list[tuple[int, str | None]]:
+        return await self.events.fetch_after(session, room_id, after_seq)
+
+    # ---- frames ---------------------------------------------------------------
+
+    async def handle(self, session: Session, message: Any) -> None:
+        """Act on one decoded client frame. Raises ChatError for the client to see."""
+        self.stats.messages_received += 1
+        handler = self._handlers.get(message.type)
+        if handler is None:
+            raise NotImplementedYet(f"'{message.type}' is not handled here")
+        await handler(session, message)
+
+    async def _ping(self, session: Session, msg: m.Ping) -> None:
+        session.send(event("pong", {"server_time": utc_now()}))
+
+    async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
+        assert msg.room_id is not None
+        joined = await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
+                                       msg.data.room_type)
+        for s in list(self.hub.by_user.get(session.username, ())):
+            if msg.room_id not in s.rooms:
+                start = joined.seq if joined.new_member else (
+                    await self._member_seq(msg.room_id, s.username))
+                await self._subscribe(s, msg.room_id, start, report=False)
+        room = joined.room
+        session.send(event("join_room", {
+            "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
+            "participants": await self.presence.participants(room.room_id),
+            "members": joined.members, "joined_at": utc_now()}, room.room_id))
+
+    async def _member_seq(self, room_id: str, username: str) -> int:
+        member = await self.store.rooms.member(room_id, username)
+        return member.delivered_seq if member else 0
+
+    async def _leave_room(self, session: Session, msg: m.LeaveRoom) -> None:
+        assert msg.room_id is not None
+        await self.typing.stop(msg.room_id, session.username)
+        await self.rooms.leave(session.identity, msg.room_id)
+        for s in list(self.hub.by_user.get(session.username, ())):
+            await self._unsubscribe(s, msg.room_id)
+        session.send(event("leave_room", {"room_id": msg.room_id, "left_at": utc_now()},
+                           msg.room_id))
+
+    async def _delete_room(self, session: Session, msg: m.DeleteRoom) -> None:
+        assert msg.room_id is not None
+        await self.rooms.delete(session.identity, msg.room_id)
+        if msg.room_id not in session.rooms:  # not a participant: answer directly
+            session.send(event("room_deleted", {"room_id": msg.room_id}, msg.room_id))
+
+    async def _typing(self, session: Session, msg: m.Typing) -> None:
+        assert msg.room_id is not None
+        if msg.room_id not in session.rooms:
+            raise NotInRoom(f"you are not in room '{msg.room_id}'")
+        if msg.data.is_typing:
+            await self.typing.start(msg.room_id, session.username, session.identity.user_id)
+        else:
+            await self.typing.stop(msg.room_id, session.username)
+
+    async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
+                               on: bool) -> None:
+        text = encode(event("typing", {"user_id": user_id, "username": username,
+                                       "is_typing": on, "room_id": room_id}, room_id))
+        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+
+    async def _announce_presence(self, room_id: str, username: str, status: str) -> None:
+        text = encode(event("presence", {"room_id": room_id, "username": username,
+                                         "status": status}, room_id))
+        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+
+    async def _read_receipt(self, session: Session, msg: m.ReadReceipt) -> None:
+        assert msg.room_id is not None
+        await self.events.mark_read(session.username, msg.room_id, msg.data.seq)
+
+    async def _sync(self, session: Session, msg: m.Sync) -> None:
+        done = await self.events.sync(session, dict(msg.data.rooms))
+        session.send(event("sync", {"rooms": done, "complete": True}))
+
+    async def _cancel(self, session: Session, msg: m.Cancel) -> None:
+        if self.assistant is None or not self.assistant.cancel(session.identity,
+                                                               msg.data.conversation_id):
+            raise NotFound(f"no reply is being written in conversation "
+                           f"{msg.data.conversation_id}", conversation_id=msg.data.conversation_id)
+
+    # ---- chat -------------------------------------------------------------------
+
+    async def _chat(self, session: Session, msg: m.Chat) -> None:
+        who, data = session.identity, msg.data
+        if msg.room_id is None and not data.ai:
+            raise InvalidMessage("a chat without room_id is for the AI: set room_id or ai:true",
+                                 details=[{"field": "room_id", "error": "missing"}])
+        if msg.room_id is not None:
+            await self._room_chat(session, msg)
+        else:
+            await self._ai_chat(session, msg)
+
+    async def _room_chat(self, session: Session, msg: m.Chat) -> None:
+        who, data, room_id = session.identity, msg.data, msg.room_id
+        assert room_id is not None
+        if msg.message_id is not None:
+            prior = await self._prior(room_id, who.username, msg.message_id)
+            if prior is not None:
+                session.send(confirmation(prior, "delivered", queued_for=[], duplicate=True))
+                return
+        conv = None
+        if data.ai:
+            if self.assistant is None:
+                raise NotImplementedYet("AI replies are not configured on this server")
+            if await self.store.rooms.member(room_id, who.username) is None:
+                raise NotInRoom(f"you are not a member of room '{room_id}'")
+            conv = await self.assistant.conversation(who, data.conversation_id, data.message,
+                                                     room_id)
+        payload = {"role": "user", "content": data.message, "username": who.username,
+                   "user_id": who.user_id, "client_message_id": msg.message_id,
+                   "conversation_id": conv.id if conv else data.conversation_id,
+                   "timestamp": utc_now()}
+        record, duplicate = await self.events.append(
+            room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
+            require_member=True)
+        if duplicate:
+            session.send(confirmation(record, "delivered", queued_for=[], duplicate=True))
+            return
+        if self.typing.is_typing(room_id, who.username):
+            await self.typing.stop(room_id, who.username)
+        online = set(await self.presence.participants(room_id))
+        members = await self.store.rooms.members(room_id)
+        queued = [u for u in members if u not in online]
+        session.send(confirmation(record, "delivered", queued_for=queued))
+        if conv is not None and self.assistant is not None:
+            await self.store.conversations.add_turn(conv.id, "user", data.message,
+                                                    username=who.username,
+                                                    client_message_id=msg.message_id)
+            self.assistant.start(who, conv, data, room_id)
+
+    async def _prior(self, room_id: str, username: str, client_id: str) -> EventRecord | None:
+        return await self.store.events.find(room_id, username, client_id)
+
+    async def _ai_chat(self, session: Session, msg: m.Chat) -> None:
+        who, data = session.identity, msg.data
+        if self.assistant is None:
+            raise NotImplementedYet("AI replies are not configured on this server")
+        if msg.message_id is not None:
+            prior = await self.store.conversations.find_turn(who.username, msg.message_id)
+            if prior is not None:
+                session.send(event("delivery_confirmation", {
+                    "message_id": msg.message_id, "server_message_id": prior.id,
+                    "conversation_id": prior.conversation_id, "status": "delivered",
+                    "duplicate": True, "timestamp": utc_now()}))
+                return
+        conv = await self.assistant.conversation(who, data.conversation_id, data.message, None)
+        turn = await self.store.conversations.add_turn(conv.id, "user", data.message,
+                                                       username=who.username,
+                                                       client_message_id=msg.message_id)
+        session.send(event("delivery_confirmation", {
+            "message_id": msg.message_id, "server_message_id": turn.id,
+            "conversation_id": conv.id, "status": "delivered", "timestamp": utc_now()}))
+        self.assistant.start(who, conv, data, None)
+
+    # ---- files --------------------------------------------------------------------
+
+    async def _file_upload(self, session: Session, msg: m.FileUpload) -> None:
+        if self.uploads is None:
+            raise NotImplementedYet("file uploads are not configured on this server")
+        who, data = session.identity, msg.data
+        if isinstance(data, m.UploadInit):
+            if msg.room_id is not None:
+                await self.rooms.get(msg.room_id)
+                if await self.store.rooms.member(msg.room_id, who.username) is None:
+                    raise NotInRoom(f"you are not a member of room '{msg.room_id}'")
+            reply = await self.uploads.init(who.username, data.file_name, data.file_size,
+                                            data.mime_type, msg.room_id)
+        elif isinstance(data, m.UploadChunk):
+            reply = await self.uploads.chunk(who.username, data.file_id, data.chunk_index,
+                                             data.total_chunks, data.chunk_data)
+        elif isinstance(data, m.UploadStatus):
+            reply = self.uploads.status(who.username, data.file_id)
+        else:
+            await self._finalize(session, data)
+            return
+        session.send(event("file_upload", _with_id(reply, msg.message_id)))
+
+    async def _finalize(self, session: Session, data: m.UploadFinalize) -> None:
+        assert self.uploads is not None
+        done = await self.uploads.finalize(session.username, data.file_id, data.checksum)
+        record = FileRecord(done.file_id, done.owner, done.room_id, done.file_name,
+                            done.file_size, done.mime_type, done.checksum, done.stored_name,
+                            _now())
+        await self.store.files.add(record)
+        self.stats.uploads_completed += 1
+        complete = {"upload_type": "complete", "file_id": done.file_id,
+                    "file_name": done.file_name, "file_size": done.file_size,
+                    "mime_type": done.mime_type, "checksum": done.checksum,
+                    "url": f"/api/v1/files/{done.file_id}", "username": session.username}
+        if done.room_id is None:
+            session.send(event("file_upload", complete))
+            return
+        if await self.store.rooms.member(done.room_id, session.username) is None:
+            raise Forbidden(f"you are no longer a member of room '{done.room_id}'")
+        await self.events.append(done.room_id, "file_upload", complete, sender=session.username)
+
+
+def _with_id(reply: dict[str, Any], message_id: str | None) -> dict[str, Any]:
+    return {**reply, "message_id": message_id} if message_id is not None else reply
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["ChatService", "Kind", "Limits"]

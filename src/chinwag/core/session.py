@@ -1,0 +1,132 @@
+"""One WebSocket connection as the domain sees it.
+
+Invariant: stored room events reach the client exactly once and in seq order.
+``cursors[room]`` is the last seq handed to the outbox; anything at or below it is
+a duplicate and dropped; anything beyond ``cursor + 1`` means an event is missing
+(published out of order, or lost by the broker), so it waits in ``pending`` while
+the hub fills the gap from the store."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from chinwag.core.outbox import Kind, Outbox
+from chinwag.core.ratelimit import SlidingWindow
+from chinwag.protocol.codec import encode
+from chinwag.protocol.codes import CloseCode
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user_id: int
+    username: str
+    is_admin: bool = False
+
+
+@dataclass(slots=True)
+class RoomCursor:
+    seq: int
+    pending: dict[int, str] = field(default_factory=dict)
+    catching_up: bool = False
+
+
+class Session:
+    def __init__(self, identity: Identity, *, outbox_capacity: int, limiter: SlidingWindow,
+                 token_expires_at: float) -> None:
+        self.id = str(uuid.uuid4())
+        self.identity = identity
+        self.outbox = Outbox(outbox_capacity)
+        self.limiter = limiter
+        self.token_expires_at = token_expires_at
+        self.rooms: dict[str, RoomCursor] = {}
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closing = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.flushed: dict[str, int] = {}  # delivered cursors last written to the store
+
+    @property
+    def username(self) -> str:
+        return self.identity.username
+
+    # ---- sending ---------------------------------------------------------
+
+    def send(self, event: dict[str, object], kind: Kind = Kind.STORED) -> None:
+        """Queue an event for this connection only (answers, confirmations, errors)."""
+        self.send_text(encode(event), kind)
+
+    def send_text(self, text: str, kind: Kind = Kind.STORED) -> None:
+        if not self.outbox.put(text, kind) and self.outbox.overflowed:
+            self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
+
+    def send_chunk(self, key: object, text: str) -> None:
+        if not self.outbox.put_chunk(key, text) and self.outbox.overflowed:
+            self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
+
+    def offer_stored(self, room_id: str, seq: int, text: str | None) -> bool:
+        """Hand over stored event ``seq`` of ``room_id`` (``text`` None: advance the
+        cursor without sending, for events this user must not see). Returns True
+        when a gap was found and the caller must fill it from the store."""
+        cursor = self.rooms.get(room_id)
+        if cursor is None or seq <= cursor.seq:
+            return False
+        if cursor.catching_up or seq != cursor.seq + 1:
+            cursor.pending[seq] = text or ""
+            if cursor.catching_up:
+                return False
+            cursor.catching_up = True
+            return True
+        cursor.seq = seq
+        if text:
+            self.send_text(text)
+        return False
+
+    def take_pending(self, room_id: str) -> bool:
+        """After a store read, release pending events that are now in order.
+        Returns True when the gap is closed (catch-up finished)."""
+        cursor = self.rooms.get(room_id)
+        if cursor is None:
+            return True
+        for seq in sorted(cursor.pending):
+            if seq <= cursor.seq:
+                del cursor.pending[seq]
+            elif seq == cursor.seq + 1:
+                text = cursor.pending.pop(seq)
+                cursor.seq = seq
+                if text:
+                    self.send_text(text)
+            else:
+                return False
+        cursor.catching_up = False
+        return True
+
+    # ---- life cycle -------------------------------------------------------
+
+    def request_close(self, code: int, reason: str = "") -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason[:120]
+        self.closing.set()
+
+    def _slow_reason(self) -> str:
+        last = {room: c.seq for room, c in self.rooms.items()}
+        reason = encode({"reason": "slow consumer", "last_seq": last})
+        return reason if len(reason.encode()) <= 120 else "slow consumer: resume with sync"
+
+    def spawn(self, coro: object) -> None:
+        """Run a task owned by this session: cancelled when the session ends."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def cancel_tasks(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - cancelled or already reported
+                pass

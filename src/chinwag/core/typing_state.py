@@ -1,0 +1,57 @@
+"""Typing indicators: ephemeral, never echoed, expiring after ``TYPING_TIMEOUT``.
+
+State lives in the process that received the ``typing`` frame; it ends on
+``is_typing:false``, on the user's chat in the room, on expiry (the server sends
+``false`` itself) and when the user's last connection here closes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+#: Broadcasts a typing change: (room_id, username, user_id, is_typing).
+Announce = Callable[[str, str, int | str, bool], Awaitable[None]]
+
+
+class TypingTracker:
+    def __init__(self, timeout: float, announce: Announce) -> None:
+        self.timeout = timeout
+        self._announce = announce
+        self._timers: dict[tuple[str, str], tuple[asyncio.TimerHandle, int | str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_typing(self, room_id: str, username: str) -> bool:
+        return (room_id, username) in self._timers
+
+    async def start(self, room_id: str, username: str, user_id: int | str) -> None:
+        key = (room_id, username)
+        was = self._timers.pop(key, None)
+        if was is not None:
+            was[0].cancel()
+        handle = asyncio.get_running_loop().call_later(self.timeout, self._expire, key)
+        self._timers[key] = (handle, user_id)
+        if was is None:
+            await self._announce(room_id, username, user_id, True)
+
+    async def stop(self, room_id: str, username: str) -> None:
+        entry = self._timers.pop((room_id, username), None)
+        if entry is not None:
+            entry[0].cancel()
+            await self._announce(room_id, username, entry[1], False)
+
+    async def stop_user(self, username: str) -> None:
+        for room_id, name in [k for k in self._timers if k[1] == username]:
+            await self.stop(room_id, name)
+
+    def _expire(self, key: tuple[str, str]) -> None:
+        entry = self._timers.pop(key, None)
+        if entry is None:
+            return
+        task = asyncio.ensure_future(self._announce(key[0], key[1], entry[1], False))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        for handle, _ in self._timers.values():
+            handle.cancel()
+        self._timers.clear()

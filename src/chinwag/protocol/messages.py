@@ -1,0 +1,198 @@
+"""Typed models of every client → server frame (one per ``type``).
+
+Frames are parsed once, at the edge, by ``codec.decode``; nothing untyped gets
+past it. ``room_id`` is accepted at the top level or inside ``data`` for every
+type and is normalised to the top level (SPEC §0)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+RoomId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+RoomType = Literal["private", "shared", "group"]
+ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Envelope(_Frozen):
+    room_id: RoomId | None = None
+    message_id: ClientMessageId | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if isinstance(raw.get("message_id"), int) and not isinstance(raw["message_id"], bool):
+            raw["message_id"] = str(raw["message_id"])
+        data = raw.get("data")
+        if isinstance(data, dict) and "room_id" in data:
+            data = dict(data)
+            inner = data.pop("room_id")
+            outer = raw.get("room_id")
+            if outer is not None and inner is not None and outer != inner:
+                raise ValueError("room_id differs between the frame and data")
+            if outer is None:
+                raw["room_id"] = inner
+            raw["data"] = data
+        if raw.get("data") is None and "data" in cls.model_fields:
+            annotation = cls.model_fields["data"]
+            if not annotation.is_required():
+                raw.pop("data", None)
+        return raw
+
+
+# ---- data payloads ---------------------------------------------------------
+
+
+class Empty(_Frozen):
+    pass
+
+
+class ChatData(_Frozen):
+    message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    conversation_id: int | None = None
+    model_preference: Annotated[str, StringConstraints(max_length=128)] | None = None
+    system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    ai: bool = True
+
+
+class JoinRoomData(_Frozen):
+    room_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    room_type: RoomType | None = None
+
+
+class TypingData(_Frozen):
+    is_typing: bool
+
+
+class ReadReceiptData(_Frozen):
+    seq: Annotated[int, Field(ge=0)]
+
+
+class SyncData(_Frozen):
+    rooms: dict[RoomId, Annotated[int, Field(ge=0)]] = Field(max_length=1000)
+
+
+class CancelData(_Frozen):
+    conversation_id: int
+
+
+class RefreshTokenData(_Frozen):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class UploadInit(_Frozen):
+    upload_type: Literal["init"]
+    file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    file_size: Annotated[int, Field(ge=0)]
+    mime_type: Annotated[str, StringConstraints(max_length=255)] | None = None
+
+
+class UploadChunk(_Frozen):
+    upload_type: Literal["chunk"]
+    file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    chunk_index: Annotated[int, Field(ge=0)]
+    total_chunks: Annotated[int, Field(ge=1)] | None = None
+    chunk_data: str
+
+
+class UploadFinalize(_Frozen):
+    upload_type: Literal["finalize"]
+    file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    checksum: Annotated[str, StringConstraints(pattern=r"^(sha256:)?[0-9a-fA-F]{64}$")]
+
+    @field_validator("checksum")
+    @classmethod
+    def _bare_hex(cls, v: str) -> str:
+        return v.removeprefix("sha256:").lower()
+
+
+class UploadStatus(_Frozen):
+    upload_type: Literal["status"]
+    file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+UploadData = Annotated[
+    UploadInit | UploadChunk | UploadFinalize | UploadStatus, Field(discriminator="upload_type")
+]
+
+
+# ---- frames ----------------------------------------------------------------
+
+
+class Ping(Envelope):
+    type: Literal["ping"]
+    data: dict[str, Any] | None = None
+
+
+class Chat(Envelope):
+    type: Literal["chat"]
+    data: ChatData
+
+
+class JoinRoom(Envelope):
+    type: Literal["join_room"]
+    data: JoinRoomData = JoinRoomData()
+
+
+class LeaveRoom(Envelope):
+    type: Literal["leave_room"]
+    data: Empty = Empty()
+
+
+class DeleteRoom(Envelope):
+    type: Literal["delete_room"]
+    data: Empty = Empty()
+
+
+class Typing(Envelope):
+    type: Literal["typing"]
+    data: TypingData
+
+
+class ReadReceipt(Envelope):
+    type: Literal["read_receipt"]
+    data: ReadReceiptData
+
+
+class Sync(Envelope):
+    type: Literal["sync"]
+    data: SyncData
+
+
+class Cancel(Envelope):
+    type: Literal["cancel"]
+    data: CancelData
+
+
+class RefreshToken(Envelope):
+    type: Literal["refresh_token"]
+    data: RefreshTokenData
+
+
+class FileUpload(Envelope):
+    type: Literal["file_upload"]
+    data: UploadData
+
+
+ClientMessage = Annotated[
+    Ping | Chat | JoinRoom | LeaveRoom | DeleteRoom | Typing | ReadReceipt | Sync | Cancel
+    | RefreshToken | FileUpload,
+    Field(discriminator="type"),
+]
+
+#: Types that act on one room and so need a room_id.
+ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"})
+CLIENT_TYPES = frozenset(
+    {"ping", "chat", "join_room", "leave_room", "delete_room", "typing", "read_receipt", "sync",
+     "cancel", "refresh_token", "file_upload"}
+)

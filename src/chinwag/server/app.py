@@ -1,0 +1,183 @@
+"""create_app: the one place that picks implementations and wires chinwag together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from chinwag.ai.pricing import PriceTable
+from chinwag.ai.registry import build_provider
+from chinwag.broker.base import Broker
+from chinwag.broker.memory import MemoryBroker
+from chinwag.core.assistant import Assistant, AssistantConfig
+from chinwag.core.service import ChatService, Limits
+from chinwag.core.uploads import UploadManager
+from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
+from chinwag.files.storage import UploadStorage
+from chinwag.protocol.errors import ChatError, RateLimited
+from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
+from chinwag.server.deps import Runtime
+from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.ws import websocket_endpoint
+from chinwag.settings import Settings, SettingsError
+from chinwag.store.sql import SqlStore
+
+log = logging.getLogger(__name__)
+
+
+def create_broker(settings: Settings, node_id: str) -> Broker:
+    if settings.uses_redis:
+        from chinwag.broker.redis import RedisBroker
+
+        return RedisBroker(settings.broker_url, node_id=node_id)
+    return MemoryBroker()
+
+
+def create_scanner(settings: Settings) -> Scanner:
+    if not settings.virus_scan_enabled:
+        return DisabledScanner()
+    if not (settings.clamd_socket or settings.clamd_host):
+        raise SettingsError("invalid setting VIRUS_SCAN_ENABLED: needs CLAMD_SOCKET or CLAMD_HOST")
+    return ClamdScanner(settings.clamd_socket, settings.clamd_host, settings.clamd_port,
+                        settings.clamd_timeout, max_concurrent=settings.clamd_max_concurrent)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    node_id = uuid.uuid4().hex[:12]
+    store = SqlStore(settings.effective_database_url)
+    broker = create_broker(settings, node_id)
+    limits = Limits(
+        max_connections=settings.websocket_max_connections,
+        max_connections_per_user=settings.websocket_max_connections_per_user,
+        outbox_size=settings.websocket_outbox_size,
+        rate_limit_requests=settings.ws_rate_limit_requests,
+        rate_limit_window=settings.ws_rate_limit_window,
+        presence_ttl=settings.presence_ttl,
+        typing_timeout=settings.typing_timeout,
+        cleanup_interval=settings.websocket_cleanup_interval,
+    )
+    service = ChatService(store, broker, limits, node_id)
+    try:
+        prices = PriceTable.from_json(settings.ai_prices)
+    except ValueError as exc:
+        raise SettingsError(f"invalid setting AI_PRICES: {exc}") from None
+    provider = build_provider(
+        settings.ai_provider, models=tuple(settings.ai_models) or None,
+        api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+        timeout=settings.ai_timeout, max_retries=settings.ai_max_retries,
+        token_delay=settings.offline_token_delay)
+    default_model = settings.effective_default_model
+    if not provider.serves(default_model):
+        raise SettingsError(f"invalid setting DEFAULT_MODEL: the {settings.ai_provider} "
+                            f"provider does not serve '{default_model}'")
+    service.assistant = Assistant(provider, prices, store, service.events, service.stats,
+                                  AssistantConfig(default_model, settings.ai_timeout,
+                                                  settings.ai_context_tokens))
+    storage = UploadStorage(settings.upload_dir, settings.temp_dir)
+    scanner = create_scanner(settings)
+    service.uploads = UploadManager(
+        storage, scanner, max_file_size=settings.max_file_size,
+        max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
+        max_uploads_per_user=settings.max_uploads_per_user,
+        max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
+    tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
+                    settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
+    registry = CollectorRegistry()
+    runtime = Runtime(settings, store, service, tokens,
+                      LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
+                      storage, scanner, registry)
+    registry.register(_StatsCollector(service))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.start()
+        if settings.admin_username and settings.admin_password:
+            await store.users.upsert_admin(settings.admin_username,
+                                           await hash_password(settings.admin_password))
+            log.info("admin user '%s' is ready", settings.admin_username)
+        await service.start()
+        log.info("chinwag ready (node %s, database %s, broker %s, AI %s/%s)", node_id,
+                 "sqlite" if store.db.is_sqlite else "postgresql", broker.__class__.__name__,
+                 provider.name, default_model)
+        try:
+            yield
+        finally:
+            await service.close_all()
+            await service.stop()
+            await service.uploads.close() if service.uploads else None
+            await provider.aclose()
+            await broker.close()
+            await store.close()
+
+    app = FastAPI(title="chinwag", version="0.1.0", lifespan=lifespan,
+                  description="Real-time chat over WebSockets, with rooms and AI replies.")
+    app.state.runtime = runtime
+    app.include_router(auth.router)
+    app.include_router(rooms.router)
+    app.include_router(content.router)
+    app.include_router(ops.router)
+    app.add_api_websocket_route("/api/v1/ws/ws", websocket_endpoint)
+
+    @app.exception_handler(ChatError)
+    async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
+        headers: dict[str, str] = {}
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimited) and "retry_after" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retry_after"])
+        body: dict[str, Any] = {"detail": exc.message, "code": exc.code.value}
+        if exc.details is not None:
+            body["details"] = exc.details
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
+                    "error": e["msg"]} for e in exc.errors()]
+        first = details[0] if details else {"field": "body", "error": "invalid"}
+        return JSONResponse({"detail": f"invalid field '{first['field']}': {first['error']}",
+                             "code": "INVALID_MESSAGE", "details": details}, status_code=422)
+
+    return app
+
+
+class _StatsCollector:
+    """Prometheus view of this process's counters, read at scrape time."""
+
+    def __init__(self, service: ChatService) -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        s = self.service.stats
+        yield GaugeMetricFamily("chinwag_active_connections", "Open WebSocket connections",
+                                value=len(self.service.hub.sessions))
+        for name, value, doc in [
+            ("connections", s.total_connections, "WebSocket connections accepted"),
+            ("messages_received", s.messages_received, "Client frames handled"),
+            ("messages_sent", self.service.hub.frames_out, "Frames handed to connections"),
+            ("rejected_frames", s.rejected_frames, "Frames refused by the rate limit"),
+            ("ai_requests", s.ai_requests, "AI replies started"),
+            ("ai_tokens", s.ai_tokens_used, "AI tokens used"),
+            ("uploads_completed", s.uploads_completed, "Uploads published"),
+        ]:
+            yield CounterMetricFamily(f"chinwag_{name}", doc, value=value)
+        yield CounterMetricFamily("chinwag_ai_cost_usd", "AI cost in USD", value=s.ai_cost_usd)
+
+
+def app_from_env() -> FastAPI:
+    """App factory for worker processes (``chinwag serve --workers N``)."""
+    from chinwag.server.logs import configure_logging
+    from chinwag.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format, settings.debug)
+    return create_app(settings)

@@ -1,0 +1,63 @@
+"""FastAPI dependencies: the running chinwag, and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from prometheus_client import CollectorRegistry
+
+from chinwag.core.service import ChatService
+from chinwag.core.session import Identity
+from chinwag.files.scanner import Scanner
+from chinwag.files.storage import UploadStorage
+from chinwag.protocol.errors import AuthFailed, Forbidden
+from chinwag.server.auth import ACCESS, LoginThrottle, Tokens
+from chinwag.settings import Settings
+from chinwag.store.base import Store
+
+
+@dataclass
+class Runtime:
+    """Everything create_app picked, reachable from a request."""
+
+    settings: Settings
+    store: Store
+    service: ChatService
+    tokens: Tokens
+    throttle: LoginThrottle
+    storage: UploadStorage
+    scanner: Scanner
+    registry: CollectorRegistry
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+async def current_user(rt: Annotated[Runtime, Depends(runtime)],
+                       token: Annotated[str | None, Depends(_bearer)]) -> Identity:
+    if token is None:
+        raise AuthFailed("missing bearer token")
+    claims = rt.tokens.verify(token, ACCESS)
+    user = await rt.store.users.get(claims.identity.username)
+    if user is None:
+        raise AuthFailed("the user no longer exists")
+    return Identity(user.id, user.username, user.is_admin)
+
+
+async def admin_user(who: Annotated[Identity, Depends(current_user)]) -> Identity:
+    if not who.is_admin:
+        raise Forbidden("admin only")
+    return who
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+UserDep = Annotated[Identity, Depends(current_user)]
+AdminDep = Annotated[Identity, Depends(admin_user)]

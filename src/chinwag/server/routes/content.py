@@ -1,0 +1,55 @@
+"""Conversations and files: read-only views for their owners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from chinwag.protocol.codec import iso
+from chinwag.protocol.errors import Forbidden, NotFound
+from chinwag.server.deps import RuntimeDep, UserDep
+
+router = APIRouter(tags=["content"])
+
+
+@router.get("/api/v1/conversations")
+async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
+    convs = await rt.store.conversations.list_for(who.username)
+    return {"conversations": [{"id": c.id, "title": c.title, "room_id": c.room_id,
+                               "created_at": iso(c.created_at)} for c in convs]}
+
+
+@router.get("/api/v1/conversations/{conversation_id}/messages")
+async def conversation_messages(conversation_id: int, who: UserDep,
+                                rt: RuntimeDep) -> dict[str, Any]:
+    conv = await rt.store.conversations.get(conversation_id)
+    if conv is None:
+        raise NotFound(f"conversation {conversation_id} does not exist")
+    if conv.owner != who.username:
+        raise Forbidden(f"conversation {conversation_id} belongs to someone else")
+    turns = await rt.store.conversations.turns(conversation_id, limit=1000)
+    return {"conversation_id": conversation_id, "messages": [
+        {"id": t.id, "role": t.role, "content": t.content, "username": t.username,
+         "model_used": t.model, "tokens_used": t.tokens_used, "cost_usd": t.cost_usd,
+         "message_id": t.client_message_id, "timestamp": iso(t.created_at)} for t in turns]}
+
+
+@router.get("/api/v1/files/{file_id}")
+async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> FileResponse:
+    record = await rt.store.files.get(file_id)
+    if record is None:
+        raise NotFound("no such file")
+    if record.owner != who.username:
+        allowed = record.room_id is not None and (
+            await rt.store.rooms.member(record.room_id, who.username) is not None)
+        if not allowed:
+            raise Forbidden("only the uploader and members of its room may fetch this file")
+    path = rt.storage.published_path(record.stored_name)
+    if not path.exists():
+        raise NotFound("the file is no longer stored")
+    return FileResponse(path, media_type=record.mime_type, filename=record.file_name,
+                        content_disposition_type="attachment",
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Cache-Control": "private, no-store"})

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, StringConstraints
+
+from chinwag.protocol.messages import RoomId, RoomType
+from chinwag.server.deps import RuntimeDep, UserDep
+
+router = APIRouter(prefix="/api/v1/ws", tags=["rooms"])
+
+
+class RoomIn(BaseModel):
+    room_id: RoomId
+    room_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    room_type: RoomType = "private"
+
+
+class MemberIn(BaseModel):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class TokenOut(BaseModel):
+    token: str
+    expires_in: int
+
+
+@router.post("/token", response_model=TokenOut)
+async def ws_token(who: UserDep, rt: RuntimeDep) -> TokenOut:
+    return TokenOut(token=rt.tokens.ws_token(who), expires_in=rt.tokens.ws_ttl)
+
+
+@router.post("/rooms", status_code=201)
+async def create_room(body: RoomIn, who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
+    rooms = rt.service.rooms
+    room = await rooms.create(who, body.room_id, body.room_name, body.room_type)
+    return await rooms.describe(room)
+
+
+@router.get("/rooms/{room_id}")
+async def get_room(room_id: RoomId, who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
+    rooms = rt.service.rooms
+    return await rooms.describe(await rooms.visible(who, room_id))
+
+
+@router.delete("/rooms/{room_id}", status_code=204)
+async def delete_room(room_id: RoomId, who: UserDep, rt: RuntimeDep) -> Response:
+    await rt.service.rooms.delete(who, room_id)
+    return Response(status_code=204)
+
+
+@router.post("/rooms/{room_id}/members", status_code=201)
+async def add_member(room_id: RoomId, body: MemberIn, who: UserDep,
+                     rt: RuntimeDep) -> dict[str, Any]:
+    rooms = rt.service.rooms
+    await rooms.add_member(who, room_id, body.username)
+    return await rooms.describe(await rooms.get(room_id))
+
+
+@router.delete("/rooms/{room_id}/members/{username}", status_code=204)
+async def remove_member(room_id: RoomId, username: str, who: UserDep, rt: RuntimeDep) -> Response:
+    await rt.service.rooms.remove_member(who, room_id, username)
+    return Response(status_code=204)
+
+
+@router.get("/rooms/{room_id}/messages")
+async def history(room_id: RoomId, who: UserDep, rt: RuntimeDep,
+                  before_seq: Annotated[int | None, Query(ge=1)] = None,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    await rt.service.rooms.visible(who, room_id)
+    events = await rt.service.events.history(room_id, before_seq, limit)
+    return {"room_id": room_id, "messages": events,
+            "next_before_seq": events[0]["seq"] if len(events) == limit else None}

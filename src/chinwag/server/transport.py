@@ -1,0 +1,78 @@
+"""uvicorn tuned for chinwag.
+
+- A TCP connection that has not finished its HTTP request (the WebSocket handshake
+  included) within the handshake timeout is dropped: uvicorn alone would keep a
+  half-open handshake forever.
+- On shutdown every WebSocket is closed with 1001 (going away) before uvicorn's own
+  shutdown, which would use 1012.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+except ImportError:  # pragma: no cover - httptools missing: pure-Python parser
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class DeadlineHttpProtocol(_Base):  # type: ignore[misc,valid-type]
+    handshake_timeout = HANDSHAKE_TIMEOUT
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = self.loop.call_later(
+            self.handshake_timeout, self._handshake_expired)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def _cancel_deadline(self) -> None:
+        deadline = getattr(self, "_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            self._deadline = None
+
+    def _handshake_expired(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_with_deadline(timeout: float) -> type[DeadlineHttpProtocol]:
+    return type("DeadlineHttp", (DeadlineHttpProtocol,), {"handshake_timeout": timeout})
+
+
+class ChinwagServer(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        app = getattr(self.config, "loaded_app", None)
+        runtime = _find_runtime(app)
+        if runtime is not None:
+            await runtime.service.close_all()
+        await super().shutdown(sockets)
+
+
+def _find_runtime(app: Any) -> Any:
+    # Walk uvicorn's middleware wrappers down to the FastAPI app.
+    for _ in range(10):
+        if app is None:
+            return None
+        state = getattr(app, "state", None)
+        if state is not None and hasattr(state, "runtime"):
+            return state.runtime
+        app = getattr(app, "app", None)
+    return None

@@ -1,0 +1,220 @@
+"""The WebSocket endpoint: transport only. Authenticates, then moves frames between
+the socket and the chat service. Each connection has one reader (this coroutine),
+one writer task draining the session's bounded outbox, and a heartbeat task."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from chinwag.core.outbox import Kind
+from chinwag.core.session import Session
+from chinwag.protocol import codec
+from chinwag.protocol.codes import CloseCode, ErrorCode
+from chinwag.protocol.errors import AuthFailed, ChatError, InvalidMessage, TooManyConnections
+from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
+from chinwag.server.auth import WEBSOCKET
+from chinwag.server.deps import Runtime
+
+log = logging.getLogger(__name__)
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def origin_allowed(origin: str | None, host: str | None, secure: bool,
+                   allowed: list[str]) -> bool:
+    """Same origin as the request's Host, or listed in WS_ALLOWED_ORIGINS; requests
+    without Origin (non-browser clients) are allowed."""
+    if not origin:
+        return True
+    origin = origin.rstrip("/")
+    if origin in allowed or "*" in allowed:
+        return True
+    parts = urlsplit(origin)
+    if not parts.hostname or parts.scheme not in ("http", "https") or not host:
+        return False
+    if (parts.scheme == "https") != secure:
+        return False
+    want = urlsplit(("https://" if secure else "http://") + host)
+    return (parts.hostname == want.hostname and
+            (parts.port or _DEFAULT_PORTS[parts.scheme]) ==
+            (want.port or _DEFAULT_PORTS[parts.scheme]))
+
+
+async def websocket_endpoint(ws: WebSocket) -> None:
+    rt: Runtime = ws.app.state.runtime
+    secure = ws.url.scheme == "wss"
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), secure,
+                          rt.settings.ws_allowed_origins):
+        await ws.close(code=CloseCode.FORBIDDEN_ORIGIN)  # before accept: HTTP 403
+        return
+    await ws.accept()
+    try:
+        claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
+        if await rt.store.users.get(claims.identity.username) is None:
+            raise AuthFailed("the user no longer exists")
+        auto_join = _auto_join(ws)
+        session = await rt.service.open(claims.identity, claims.expires_at)
+    except AuthFailed as exc:
+        await _refuse(ws, exc, CloseCode.AUTH_FAILED)
+        return
+    except TooManyConnections as exc:
+        await _refuse(ws, exc, CloseCode.TRY_AGAIN_LATER)
+        return
+    except InvalidMessage as exc:
+        await _refuse(ws, exc, 1008)
+        return
+    await Connection(ws, rt, session).run(auto_join)
+
+
+def _auto_join(ws: WebSocket) -> JoinRoom | None:
+    q = ws.query_params
+    if not q.get("room_id"):
+        return None
+    data = {k: q[k] for k in ("room_name", "room_type") if q.get(k)}
+    message = codec.decode(codec.encode({"type": "join_room", "room_id": q["room_id"],
+                                         "data": data}))
+    assert isinstance(message, JoinRoom)
+    return message
+
+
+async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(codec.encode(codec.error_event(exc.code.value, exc.message)))
+        await ws.close(code=code, reason=exc.message[:120])
+
+
+class Connection:
+    def __init__(self, ws: WebSocket, rt: Runtime, session: Session) -> None:
+        self.ws = ws
+        self.rt = rt
+        self.session = session
+        self.refreshed = asyncio.Event()
+
+    async def run(self, auto_join: JoinRoom | None) -> None:
+        session, service = self.session, self.rt.service
+        writer = asyncio.create_task(self._writer())
+        helpers = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._expiry())]
+        reader: asyncio.Task[None] | None = None
+        try:
+            await service.attach(session, auto_join)
+            reader = asyncio.create_task(self._reader())
+            closing = asyncio.create_task(session.closing.wait())
+            await asyncio.wait({reader, closing, writer}, return_when=asyncio.FIRST_COMPLETED)
+            closing.cancel()
+        except ChatError as exc:
+            self._send_error(exc, None)
+        except Exception:
+            log.exception("connection of %s failed", session.username)
+            session.request_close(CloseCode.INTERNAL_ERROR, "internal error")
+        finally:
+            for task in [*helpers, *([reader] if reader else [])]:
+                task.cancel()
+            await service.close(session)
+            await self._close_socket(writer)
+
+    async def _close_socket(self, writer: asyncio.Task[None]) -> None:
+        session = self.session
+        session.outbox.close()
+        if not writer.done():
+            try:
+                async with asyncio.timeout(2):
+                    await writer
+            except (TimeoutError, asyncio.CancelledError):
+                writer.cancel()
+        if session.close_code is not None and self.ws.client_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=session.close_code, reason=session.close_reason)
+
+    async def _writer(self) -> None:
+        outbox, ws = self.session.outbox, self.ws
+        try:
+            while (text := await outbox.get()) is not None:
+                await ws.send_text(text)
+        except Exception:  # the peer went away: the reader sees the disconnect
+            self.session.closing.set()
+
+    async def _reader(self) -> None:
+        ws, session, service = self.ws, self.session, self.rt.service
+        while True:
+            try:
+                message = await ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if raw is None:
+                raw = message.get("bytes") or b""
+            try:
+                frame = codec.decode(raw)
+            except ChatError as exc:
+                if self._limited(None):
+                    continue
+                self._send_error(exc, None)
+                continue
+            if self._limited(frame):
+                continue
+            try:
+                if isinstance(frame, RefreshToken):
+                    self._refresh(frame)
+                else:
+                    await service.handle(session, frame)
+            except ChatError as exc:
+                self._send_error(exc, frame.message_id)
+            except Exception:
+                log.exception("handling %s from %s failed", frame.type, session.username)
+                self._send_error(ChatError("internal error"), frame.message_id)
+
+    def _limited(self, frame: object) -> bool:
+        """Apply the frame rate limit (upload chunks have their own bounds)."""
+        if isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk):
+            return False
+        retry = self.session.limiter.check()
+        if retry == 0:
+            return False
+        self.rt.service.stats.rejected_frames += 1
+        message_id = getattr(frame, "message_id", None)
+        self.session.send(codec.error_event(
+            ErrorCode.RATE_LIMIT.value, "rate limit exceeded", message_id=message_id,
+            retry_after=retry))
+        return True
+
+    def _send_error(self, exc: ChatError, message_id: str | None) -> None:
+        self.session.send(codec.error_event(exc.code.value, exc.message, message_id=message_id,
+                                            details=exc.details, **exc.extra))
+
+    def _refresh(self, frame: RefreshToken) -> None:
+        claims = self.rt.tokens.verify(frame.data.token, WEBSOCKET)
+        if claims.identity.username != self.session.username:
+            raise AuthFailed("the token belongs to another user")
+        self.session.token_expires_at = claims.expires_at
+        self.refreshed.set()
+        self.session.send(codec.event("refresh_token", {
+            "expires_at": codec.iso_from_timestamp(claims.expires_at)}))
+
+    async def _heartbeat(self) -> None:
+        interval = self.rt.settings.websocket_heartbeat_interval
+        while True:
+            await asyncio.sleep(interval)
+            self.session.send(codec.event("system", {"heartbeat": True,
+                                                     "server_time": codec.utc_now()}),
+                              Kind.EPHEMERAL)
+
+    async def _expiry(self) -> None:
+        session = self.session
+        while True:
+            self.refreshed.clear()
+            delay = session.token_expires_at - time.time()
+            if delay <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self.refreshed.wait()
+        session.send(codec.error_event(ErrorCode.AUTH_FAILED.value,
+                                       "the token has expired; reconnect with a new one"))
+        session.request_close(CloseCode.AUTH_FAILED, "token expired")

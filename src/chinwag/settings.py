@@ -1,0 +1,147 @@
+"""One Settings object, built once in ``main()`` / ``create_app`` and passed down.
+
+Nothing else in chinwag reads the environment. Every duration is a setting so tests
+can shrink it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from chinwag.ai.pricing import PriceTable
+
+
+class SettingsError(Exception):
+    """A bad setting: the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Storage and broker
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    broker_url: str = "memory://"
+
+    # Auth
+    jwt_secret: str | None = None
+    access_token_expire_seconds: int = Field(3600, ge=60)
+    ws_token_expire_seconds: int = Field(86400, ge=1)
+    admin_username: str | None = None
+    admin_password: str | None = None
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_seconds: float = Field(60.0, gt=0)
+
+    # WebSocket
+    websocket_max_connections: int = Field(1000, ge=1)
+    websocket_max_connections_per_user: int = Field(10, ge=1)
+    websocket_heartbeat_interval: float = Field(30.0, gt=0)
+    websocket_cleanup_interval: float = Field(300.0, gt=0)
+    websocket_handshake_timeout: float = Field(10.0, gt=0)
+    websocket_outbox_size: int = Field(1024, ge=8)
+    ws_max_message_size: int = Field(2 * 1024 * 1024, ge=1024)
+    ws_allowed_origins: Annotated[list[str], NoDecode] = []
+    ws_rate_limit_requests: int = Field(100, ge=1)
+    ws_rate_limit_window: float = Field(60.0, gt=0)
+    typing_timeout: float = Field(10.0, gt=0)
+    presence_ttl: float = Field(30.0, gt=0)
+
+    # Files
+    max_file_size: int = Field(50 * 1024 * 1024, ge=1)
+    max_chunk_size: int = Field(1024 * 1024, ge=1)
+    virus_scan_enabled: bool = False
+    upload_dir: Path = Path("uploads")
+    temp_dir: Path = Path("uploads/temp")
+    upload_timeout: float = Field(3600.0, gt=0)
+    max_uploads_per_user: int = Field(3, ge=1)
+    max_temp_bytes_per_user: int = Field(200 * 1024 * 1024, ge=1)
+    clamd_socket: str | None = None
+    clamd_host: str | None = None
+    clamd_port: int = Field(3310, ge=1, le=65535)
+    clamd_timeout: float = Field(60.0, gt=0)
+    clamd_max_concurrent: int = Field(4, ge=1)
+
+    # AI
+    ai_provider: Literal["offline", "openai"] = "offline"
+    default_model: str | None = None
+    ai_models: Annotated[list[str], NoDecode] = []
+    ai_timeout: float = Field(60.0, gt=0)
+    ai_prices: str | None = None
+    ai_context_tokens: int = Field(4000, ge=16)
+    ai_max_retries: int = Field(2, ge=0)
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    offline_token_delay: float = Field(0.0, ge=0)
+
+    # Logging
+    debug: bool = False
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    log_format: Literal["json", "console"] = "console"
+    metrics_enabled: bool = True
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("ws_allowed_origins", "ai_models", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [item.strip().rstrip("/") for item in v.split(",") if item.strip()]
+        return v
+
+    @field_validator("ai_prices")
+    @classmethod
+    def _prices_parse(cls, v: str | None) -> str | None:
+        PriceTable.from_json(v)  # raises ValueError naming the model and field
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, v: str) -> str:
+        if not (v == "memory://" or v.startswith(("redis://", "rediss://", "unix://"))):
+            raise ValueError("must be memory:// or redis://host:port[/db]")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.max_chunk_size > self.max_file_size:
+            raise ValueError("MAX_CHUNK_SIZE must not exceed MAX_FILE_SIZE")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'chinwag.db'}"
+
+    @property
+    def effective_default_model(self) -> str:
+        if self.default_model:
+            return self.default_model
+        return "chinwag-offline" if self.ai_provider == "offline" else "gpt-4o-mini"
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.broker_url != "memory://"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (and ``.env``); raise SettingsError with one line per problem."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "SETTINGS"
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid setting " + "; ".join(problems)) from None

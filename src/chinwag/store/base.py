@@ -1,0 +1,186 @@
+"""What the rest of chinwag may ask of storage: plain records and small interfaces.
+
+The database is the truth: it assigns every room event its per-room ``seq``
+(gapless, strictly increasing, also with several processes writing), and it is the
+offline queue ("events after seq N"). Implementations live in ``store.sql``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    username: str
+    password_hash: str
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    id: int
+    room_id: str
+    room_name: str
+    room_type: str
+    owner: str
+    created_at: datetime
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    username: str
+    joined_at: datetime
+    delivered_seq: int
+    read_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A stored room event. ``data`` is the event's payload as sent on the wire."""
+
+    id: int
+    room_id: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    sender: str | None
+    client_message_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    event: EventRecord
+    duplicate: bool  # True: the (sender, client_message_id) was stored before; nothing new
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    id: int
+    owner: str
+    title: str
+    room_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    username: str | None
+    model: str | None
+    tokens_used: int
+    cost_usd: float
+    client_message_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    file_id: str
+    owner: str
+    room_id: str | None
+    file_name: str
+    file_size: int
+    mime_type: str
+    checksum: str
+    stored_name: str
+    created_at: datetime
+
+
+class UserStore(Protocol):
+    async def create(self, username: str, password_hash: str, is_admin: bool = False) -> UserRecord:
+        """Raises Conflict when the name is taken."""
+
+    async def get(self, username: str) -> UserRecord | None: ...
+    async def upsert_admin(self, username: str, password_hash: str) -> UserRecord: ...
+
+
+class RoomStore(Protocol):
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
+        """Create the room with its owner as first member. Raises Conflict if it exists."""
+
+    async def get(self, room_id: str) -> RoomRecord | None: ...
+    async def delete(self, room_id: str) -> bool: ...
+    async def add_member(self, room_id: str, username: str) -> bool:
+        """True when the user was not a member before. The new member starts with
+        delivered/read cursors at the room's current seq (no backlog before joining)."""
+
+    async def remove_member(self, room_id: str, username: str) -> bool: ...
+    async def members(self, room_id: str) -> list[str]: ...
+    async def member(self, room_id: str, username: str) -> MemberRecord | None: ...
+    async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]: ...
+    async def count_by_type(self) -> dict[str, int]: ...
+    async def pending_counts(self) -> dict[str, int]:
+        """Per user, stored events beyond their delivered cursor (all rooms)."""
+
+    async def advance_delivered(self, room_id: str, username: str, seq: int) -> int | None:
+        """Move the member's delivered cursor up to ``seq``; return the old value if it
+        moved (so exactly one caller reports those deliveries), else None."""
+
+    async def advance_read(self, room_id: str, username: str, seq: int) -> int | None:
+        """As advance_delivered, for the read cursor (delivered follows it up)."""
+
+
+class EventStore(Protocol):
+    async def append(self, room_id: str, type: str, data: dict[str, Any], *,
+                     sender: str | None = None, client_message_id: str | None = None,
+                     require_member: bool = False) -> Appended:
+        """Store one room event under the room's next seq, atomically.
+
+        With ``client_message_id`` the pair (sender, id) is an idempotency key: a
+        repeat returns the first event with ``duplicate=True``. With
+        ``require_member`` a sender who is not a member raises NotInRoom. A missing
+        room raises NotFound."""
+
+    async def find(self, room_id: str, sender: str, client_message_id: str) -> EventRecord | None:
+        """The event ``sender`` stored with that client id, if any."""
+
+    async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
+        """Events with seq > after_seq, oldest first."""
+
+    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
+        """The ``limit`` newest events with seq < before_seq, oldest first."""
+
+    async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
+                            exclude_sender: str) -> list[EventRecord]:
+        """Stored chat events in (after_seq, upto_seq] whose sender is someone else."""
+
+    async def count(self) -> int: ...
+
+
+class ConversationStore(Protocol):
+    async def create(self, owner: str, title: str, room_id: str | None) -> ConversationRecord: ...
+    async def get(self, conversation_id: int) -> ConversationRecord | None: ...
+    async def list_for(self, owner: str) -> list[ConversationRecord]: ...
+    async def add_turn(self, conversation_id: int, role: str, content: str, *,
+                       username: str | None = None, model: str | None = None,
+                       tokens_used: int = 0, cost_usd: float = 0.0,
+                       client_message_id: str | None = None) -> TurnRecord: ...
+    async def turns(self, conversation_id: int, limit: int = 200) -> list[TurnRecord]:
+        """The newest ``limit`` turns, oldest first."""
+
+    async def find_turn(self, username: str, client_message_id: str) -> TurnRecord | None: ...
+
+
+class FileStore(Protocol):
+    async def add(self, record: FileRecord) -> None: ...
+    async def get(self, file_id: str) -> FileRecord | None: ...
+
+
+class Store(Protocol):
+    users: UserStore
+    rooms: RoomStore
+    events: EventStore
+    conversations: ConversationStore
+    files: FileStore
+
+    async def healthy(self) -> bool: ...
+    async def close(self) -> None: ...

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from chinwag.store.base import ConversationRecord, FileRecord, TurnRecord
+from chinwag.store.sql.database import Database
+from chinwag.store.sql.tables import Conversation, ConversationTurn, StoredFile
+
+
+def _conv(row: Conversation) -> ConversationRecord:
+    return ConversationRecord(row.id, row.owner, row.title, row.room_id, row.created_at)
+
+
+def _turn(row: ConversationTurn) -> TurnRecord:
+    return TurnRecord(row.id, row.conversation_id, row.role, row.content, row.username, row.model,
+                      row.tokens_used, row.cost_usd, row.client_message_id, row.created_at)
+
+
+class SqlConversations:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, owner: str, title: str, room_id: str | None) -> ConversationRecord:
+        async with self._db.write() as s:
+            row = Conversation(owner=owner, title=title[:200], room_id=room_id)
+            s.add(row)
+            await s.flush()
+            return _conv(row)
+
+    async def get(self, conversation_id: int) -> ConversationRecord | None:
+        async with self._db.read() as s:
+            row = await s.get(Conversation, conversation_id)
+            return _conv(row) if row else None
+
+    async def list_for(self, owner: str) -> list[ConversationRecord]:
+        async with self._db.read() as s:
+            rows = await s.scalars(select(Conversation).where(Conversation.owner == owner)
+                                   .order_by(Conversation.id.desc()))
+            return [_conv(r) for r in rows]
+
+    async def add_turn(self, conversation_id: int, role: str, content: str, *,
+                       username: str | None = None, model: str | None = None,
+                       tokens_used: int = 0, cost_usd: float = 0.0,
+                       client_message_id: str | None = None) -> TurnRecord:
+        async with self._db.write() as s:
+            row = ConversationTurn(conversation_id=conversation_id, role=role, content=content,
+                                   username=username, model=model, tokens_used=tokens_used,
+                                   cost_usd=cost_usd, client_message_id=client_message_id)
+            s.add(row)
+            await s.flush()
+            return _turn(row)
+
+    async def turns(self, conversation_id: int, limit: int = 200) -> list[TurnRecord]:
+        async with self._db.read() as s:
+            rows = await s.scalars(select(ConversationTurn).where(
+                ConversationTurn.conversation_id == conversation_id)
+                .order_by(ConversationTurn.id.desc()).limit(limit))
+            return [_turn(r) for r in reversed(list(rows))]
+
+    async def find_turn(self, username: str, client_message_id: str) -> TurnRecord | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(ConversationTurn).where(
+                ConversationTurn.username == username,
+                ConversationTurn.client_message_id == client_message_id).limit(1))
+            return _turn(row) if row else None
+
+
+class SqlFiles:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add(self, record: FileRecord) -> None:
+        async with self._db.write() as s:
+            s.add(StoredFile(file_id=record.file_id, owner=record.owner, room_id=record.room_id,
+                             file_name=record.file_name, file_size=record.file_size,
+                             mime_type=record.mime_type, checksum=record.checksum,
+                             stored_name=record.stored_name, created_at=record.created_at))
+
+    async def get(self, file_id: str) -> FileRecord | None:
+        async with self._db.read() as s:
+            row = await s.get(StoredFile, file_id)
+            if row is None:
+                return None
+            return FileRecord(row.file_id, row.owner, row.room_id, row.file_name, row.file_size,
+                              row.mime_type, row.checksum, row.stored_name, row.created_at)

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from chinwag.protocol.errors import Conflict
+from chinwag.store.base import MemberRecord, RoomRecord
+from chinwag.store.sql.database import Database
+from chinwag.store.sql.tables import Room, RoomMember
+
+
+def room_record(row: Room) -> RoomRecord:
+    return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
+                      row.created_at, row.last_seq)
+
+
+def _member(row: RoomMember) -> MemberRecord:
+    return MemberRecord(row.username, row.joined_at, row.delivered_seq, row.read_seq)
+
+
+class SqlRooms:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
+        try:
+            async with self._db.write() as s:
+                row = Room(room_id=room_id, room_name=room_name, room_type=room_type, owner=owner,
+                           last_seq=0)
+                s.add(row)
+                await s.flush()
+                s.add(RoomMember(room_pk=row.id, username=owner, delivered_seq=0, read_seq=0))
+                return room_record(row)
+        except IntegrityError:
+            raise Conflict(f"room '{room_id}' exists") from None
+
+    async def get(self, room_id: str) -> RoomRecord | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(Room).where(Room.room_id == room_id))
+            return room_record(row) if row else None
+
+    async def delete(self, room_id: str) -> bool:
+        async with self._db.write() as s:
+            pk = await s.scalar(select(Room.id).where(Room.room_id == room_id))
+            if pk is None:
+                return False
+            await s.execute(delete(RoomMember).where(RoomMember.room_pk == pk))
+            await s.execute(delete(Room).where(Room.id == pk))
+            return True
+
+    async def add_member(self, room_id: str, username: str) -> bool:
+        async with self._db.write() as s:
+            room = await s.scalar(select(Room).where(Room.room_id == room_id))
+            if room is None:
+                return False
+            exists = await s.scalar(select(RoomMember.username).where(
+                RoomMember.room_pk == room.id, RoomMember.username == username))
+            if exists is not None:
+                return False
+            s.add(RoomMember(room_pk=room.id, username=username,
+                             delivered_seq=room.last_seq, read_seq=room.last_seq))
+            return True
+
+    async def remove_member(self, room_id: str, username: str) -> bool:
+        async with self._db.write() as s:
+            pk = select(Room.id).where(Room.room_id == room_id).scalar_subquery()
+            result = await s.execute(delete(RoomMember).where(
+                RoomMember.room_pk == pk, RoomMember.username == username))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def members(self, room_id: str) -> list[str]:
+        async with self._db.read() as s:
+            rows = await s.scalars(select(RoomMember.username).join(Room).where(
+                Room.room_id == room_id).order_by(RoomMember.joined_at, RoomMember.username))
+            return list(rows)
+
+    async def member(self, room_id: str, username: str) -> MemberRecord | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(RoomMember).join(Room).where(
+                Room.room_id == room_id, RoomMember.username == username))
+            return _member(row) if row else None
+
+    async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
+        async with self._db.read() as s:
+            rows = await s.execute(select(Room, RoomMember).join(
+                RoomMember, RoomMember.room_pk == Room.id).where(RoomMember.username == username)
+                .order_by(Room.room_id))
+            return [(room_record(r), _member(m)) for r, m in rows.tuples()]
+
+    async def count_by_type(self) -> dict[str, int]:
+        async with self._db.read() as s:
+            rows = await s.execute(select(Room.room_type, func.count()).group_by(Room.room_type))
+            counts = {"private": 0, "shared": 0, "group": 0}
+            counts.update({t: n for t, n in rows.tuples()})
+            return counts
+
+    async def pending_counts(self) -> dict[str, int]:
+        async with self._db.read() as s:
+            rows = await s.execute(
+                select(RoomMember.username, func.sum(Room.last_seq - RoomMember.delivered_seq))
+                .join(Room, Room.id == RoomMember.room_pk)
+                .where(Room.last_seq > RoomMember.delivered_seq).group_by(RoomMember.username))
+            return {u: int(n) for u, n in rows.tuples()}
+
+    async def advance_delivered(self, room_id: str, username: str, seq: int) -> int | None:
+        return await self._advance(room_id, username, seq, read=False)
+
+    async def advance_read(self, room_id: str, username: str, seq: int) -> int | None:
+        return await self._advance(room_id, username, seq, read=True)
+
+    async def _advance(self, room_id: str, username: str, seq: int, *, read: bool) -> int | None:
+        column = RoomMember.read_seq if read else RoomMember.delivered_seq
+        async with self._db.write() as s:
+            room = await s.scalar(select(Room).where(Room.room_id == room_id))
+            if room is None:
+                return None
+            seq = min(seq, room.last_seq)
+            where = (RoomMember.room_pk == room.id, RoomMember.username == username)
+            old = await s.scalar(select(column).where(*where).with_for_update())
+            if old is None or old >= seq:
+                return None
+            values: dict[str, int] = {"read_seq" if read else "delivered_seq": seq}
+            await s.execute(update(RoomMember).where(*where).values(**values))
+            if read:
+                await s.execute(update(RoomMember).where(*where, RoomMember.delivered_seq < seq)
+                                .values(delivered_seq=seq))
+            return int(old)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from chinwag.protocol.errors import Conflict
+from chinwag.store.base import UserRecord
+from chinwag.store.sql.database import Database
+from chinwag.store.sql.tables import User
+
+
+def _record(row: User) -> UserRecord:
+    return UserRecord(row.id, row.username, row.password_hash, row.is_admin, row.created_at)
+
+
+class SqlUsers:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, username: str, password_hash: str, is_admin: bool = False) -> UserRecord:
+        try:
+            async with self._db.write() as s:
+                row = User(username=username, password_hash=password_hash, is_admin=is_admin)
+                s.add(row)
+                await s.flush()
+                return _record(row)
+        except IntegrityError:
+            raise Conflict(f"username '{username}' is taken") from None
+
+    async def get(self, username: str) -> UserRecord | None:
+        async with self._db.read() as s:
+            row = await s.scalar(select(User).where(User.username == username))
+            return _record(row) if row else None
+
+    async def upsert_admin(self, username: str, password_hash: str) -> UserRecord:
+        async with self._db.write() as s:
+            row = await s.scalar(select(User).where(User.username == username))
+            if row is None:
+                row = User(username=username, password_hash=password_hash, is_admin=True)
+                s.add(row)
+            else:
+                row.password_hash = password_hash
+                row.is_admin = True
+            await s.flush()
+            return _record(row)
