@@ -493,6 +493,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
         extra = target.loadgen_args(server, conns, workdir)
         server.wait_quiet()
         rss0 = server.rss_kib()
+        cpu_start = server.cpu()
         tag = f"{target.name}-{sc.name}-{rep}"
         if sc.kind == "fanout":
             argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
@@ -509,6 +510,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
         quiet_s = server.wait_quiet()  # let connect/presence storms drain
         rss_ready = server.rss_kib()
         cpu0 = server.cpu()
+        connect_cpu_s, _ = cpu_delta(cpu_start, cpu0)
         lg.say("go")
         res = lg.expect("result")
         cpu1 = server.cpu()
@@ -523,6 +525,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
             "server_cpu_s": round(server_cpu_s, 6), "cpu_source": cpu_source,
             "rss_base_kib": rss0, "rss_ready_kib": rss_ready, "rss_after_kib": rss_after,
             "rss_per_conn_kib": round((rss_ready - rss0) / conns, 2),
+            "connect_cpu_us_per_conn": round(connect_cpu_s * 1e6 / conns, 1),
             "connect_s": ready.get("connect_s"), **{f"lg_{k}": v for k, v in res.items()
                                                     if k not in ("event",)},
         }
@@ -568,6 +571,7 @@ FANOUT_METRICS = [
 IDLE_METRICS = [
     ("connect_per_s", "connects/s", "{:,.0f}", True),
     ("rss_per_conn_kib", "server RSS KiB/conn", "{:.1f}", False),
+    ("connect_cpu_us_per_conn", "server CPU µs/connect", "{:,.0f}", False),
     ("open_at_end", "open at end", "{:,.0f}", True),
     ("server_hold_cpu_s", "server CPU s while idle", "{:.3f}", False),
 ]

@@ -5,22 +5,20 @@ temporary directory holding ``clamd.conf``, a ``db/`` with one body signature
 (``Test.EICAR``, matched anywhere in any file), a unix socket and a free TCP port
 on 127.0.0.1. It is ready when ``zPING`` answers ``PONG`` and is stopped by PID.
 
-Use it from any test folder in one of two ways:
+Use it from any test folder:
 
 1. As a plugin, from the ROOT ``tests/conftest.py`` only (pytest refuses
-   ``pytest_plugins`` in nested conftests)::
+   ``pytest_plugins`` in nested conftests). ``tests`` is a package, so::
 
-       pytest_plugins = ["clamd_fixture"]
+       pytest_plugins = ["tests.clamd_fixture"]
 
-   (``tests/`` is on ``sys.path`` because that conftest lives there and the
-   folder has no ``__init__.py``.)
+   This registers ``clamd`` and ``clamd_factory`` for the whole suite; tests just
+   ask for them by name. Do not import the fixture functions again in a nested
+   conftest: a second registration means a second session clamd.
 
-2. By import, from a nested ``conftest.py`` (what ``tests/files`` does)::
-
-       import sys
-       from pathlib import Path
-       sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-       from clamd_fixture import clamd, clamd_factory  # noqa: F401  (fixtures)
+2. Helpers by plain import: ``from tests.clamd_fixture import Clamd, eicar_bytes,
+   start_clamd`` (``start_clamd()`` also works outside pytest, e.g. in bench/;
+   call ``.stop()`` on the result).
 
 Fixtures:
 
@@ -28,9 +26,10 @@ Fixtures:
 - ``clamd_factory`` (function): ``clamd_factory()`` starts a private instance
   (e.g. to stop it in the test); all are stopped at the end of the test.
 
-Without a ``clamd`` binary these fixtures skip, unless ``CHINWAG_REQUIRE_CLAMD=1``
-is set (CI), in which case they fail. ``eicar_bytes()`` builds the EICAR test
-string at run time so that the repository never holds it whole.
+Without a ``clamd`` binary these fixtures skip, except in CI (``CI=true``, as in
+tests/support.py, or ``CHINWAG_REQUIRE_CLAMD=1``), where they fail.
+``eicar_bytes()`` builds the EICAR test string at run time so that the repository
+never holds it whole.
 """
 
 from __future__ import annotations
@@ -204,8 +203,11 @@ def _require_clamd() -> str:
     binary = find_clamd()
     if binary is None:
         message = "clamd is not installed (apt-get install clamav-daemon)"
-        if os.environ.get("CHINWAG_REQUIRE_CLAMD") == "1":
-            pytest.fail(message)
+        if (
+            os.environ.get("CI", "").lower() == "true"
+            or os.environ.get("CHINWAG_REQUIRE_CLAMD") == "1"
+        ):
+            pytest.fail(message + " (required in CI)")
         pytest.skip(message)
     return binary
 

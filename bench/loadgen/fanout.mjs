@@ -284,7 +284,7 @@ async function main() {
       log(`fanout: ${e.message}`);
     }
   }
-  for (const c of [sender, ...receivers]) c.close();
+  for (const c of [sender, ...receivers]) c.terminate();
   await sleep(300);
   process.exit(exitCode);
 }

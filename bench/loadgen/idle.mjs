@@ -148,7 +148,7 @@ async function main() {
       log(`idle: ${e.message}`);
     }
   }
-  for (const c of clients) c.close();
+  for (const c of clients) c.terminate();
   await sleep(500);
   process.exit(result.ok ? 0 : 1);
 }

@@ -75,6 +75,12 @@ export function parseLocalAddrs(spec) {
 
 // ---------------------------------------------------------------- dialects
 //
+// Teardown note: the generators end with terminate() (the client closes the
+// TCP connection first, so TIME_WAIT stays on the client side, where bind()
+// skips those ports). A graceful WebSocket close makes the *server* close
+// first; thousands of server-side TIME_WAITs then collide with the next run's
+// client ports and stall its handshakes by a SYN retransmit (1 s).
+//
 // open(dialect, opts) resolves, once the connection is *ready* (in the room,
 // so a message sent now will reach it), to
 //   { send(i, payload), close(), isOpen(), closeInfo }
@@ -235,7 +241,12 @@ function openSocketio(o) {
       closeInfo: null,
       send: (_i, payload) => s.emit('msg', payload),
       close: () => s.close(),
-      terminate: () => s.close(),
+      // drop the TCP connection from this side (client keeps the TIME_WAIT)
+      terminate: () => {
+        const ws = s.io?.engine?.transport?.ws;
+        if (ws?.terminate) ws.terminate();
+        else s.close();
+      },
       isOpen: () => s.connected,
     };
     s.on('connect', () => {

@@ -17,6 +17,7 @@ import asyncio
 import signal
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 ROOM: set[ServerConnection] = set()
 JOINED = '{"type":"joined"}'
@@ -28,6 +29,8 @@ async def handler(ws: ServerConnection) -> None:
         await ws.send(JOINED)
         async for message in ws:
             broadcast(ROOM, message)
+    except ConnectionClosed:
+        pass  # the load generator drops its connections without a close frame
     finally:
         ROOM.discard(ws)
 

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     broker_url: str = "memory://"
 
     # Auth
-    jwt_secret: str | None = None
+    jwt_secret: Annotated[str, Field(min_length=32)] | None = None
     access_token_expire_seconds: int = Field(3600, ge=60)
     ws_token_expire_seconds: int = Field(86400, ge=1)
     admin_username: str | None = None

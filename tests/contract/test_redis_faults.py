@@ -240,8 +240,12 @@ async def test_operations_fail_fast_while_redis_is_down(
         assert isinstance(result, BrokerUnavailable), result
         assert took < FAIL_FAST
 
-    for recorded in (lambda: node.subscribe("room:2"), lambda: node.unsubscribe("room:1")):
-        result, took = await timed(recorded())
+    recorded: list[Callable[[], Awaitable[None]]] = [
+        lambda: node.subscribe("room:2"),
+        lambda: node.unsubscribe("room:1"),
+    ]
+    for op in recorded:
+        result, took = await timed(op())
         assert result is None
         assert took < FAIL_FAST
     assert await node.healthy() is False

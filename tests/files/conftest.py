@@ -3,23 +3,18 @@ real clamd (``tests/clamd_fixture.py``), EICAR built at run time, fake clamds.""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-_TESTS = str(Path(__file__).resolve().parents[1])
-if _TESTS not in sys.path:  # pytest puts it there already (tests/ has no __init__.py)
-    sys.path.insert(0, _TESTS)
+from chinwag.files.storage import UploadStorage
+from tests.clamd_fixture import eicar_bytes
 
-from clamd_fixture import clamd, clamd_factory, eicar_bytes  # noqa: E402
+from .fake_clamd import FakeServer, Handler
 
-from chinwag.files.storage import UploadStorage  # noqa: E402
-
-from .fake_clamd import FakeServer, Handler  # noqa: E402
-
-__all__ = ["clamd", "clamd_factory"]  # re-exported fixtures
+# ``clamd`` and ``clamd_factory`` come from tests/clamd_fixture.py, registered for the
+# whole suite by ``pytest_plugins`` in tests/conftest.py.
 
 MakeServer = Callable[[Handler], Awaitable[FakeServer]]
 

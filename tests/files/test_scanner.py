@@ -18,8 +18,7 @@ import pytest
 
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.protocol.errors import ScanUnavailable, VirusDetected
-
-from clamd_fixture import Clamd
+from tests.clamd_fixture import Clamd
 
 from .fake_clamd import FakeServer, Handler, read_instream, reply
 
@@ -110,12 +109,17 @@ async def test_clean_50_mb_file_passes(clamd: Clamd, tmp_path: Path) -> None:
 
 
 async def test_stream_over_clamds_limit_is_unavailable_not_clean(
-    clamd: Clamd, tmp_path: Path
+    clamd: Clamd, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # 70 MB > StreamMaxLength 64M: clamd answers "INSTREAM size limit exceeded. ERROR".
+    # 70 MB > StreamMaxLength 64M: clamd answers "INSTREAM size limit exceeded. ERROR"
+    # mid-stream and hangs up. That is no verdict; retrying cannot help, so none is made.
     path = _write_large(tmp_path / "huge.bin", 70 * MB)
-    with pytest.raises(ScanUnavailable):
-        await _unix(clamd, retries=0).scan(path)
+    with caplog.at_level(logging.WARNING, logger="chinwag.files.scanner"):
+        with pytest.raises(ScanUnavailable):
+            await _unix(clamd, retries=2).scan(path)
+    assert "size limit exceeded" in caplog.text
+    assert "StreamMaxLength" in caplog.text
+    assert "attempt 2/3" not in caplog.text
 
 
 async def test_ping_answers_true_for_a_running_clamd(clamd: Clamd) -> None:
@@ -169,9 +173,7 @@ async def test_server_that_never_answers_is_unavailable_after_the_timeout(
     server = await fake_server(silent)
     path = tmp_path / "clean.txt"
     path.write_text("fine")
-    scanner = ClamdScanner(
-        host="127.0.0.1", port=server.port, timeout=0.3, retries=1, backoff=0.05
-    )
+    scanner = ClamdScanner(host="127.0.0.1", port=server.port, timeout=0.3, retries=1, backoff=0.05)
     started = time.monotonic()
     with pytest.raises(ScanUnavailable):
         await scanner.scan(path)
@@ -188,9 +190,7 @@ async def test_server_that_never_reads_is_unavailable_after_the_timeout(
 
     server = await fake_server(deaf)
     path = _write_large(tmp_path / "big.bin", 20 * MB)  # more than socket buffers hold
-    scanner = ClamdScanner(
-        host="127.0.0.1", port=server.port, timeout=0.5, retries=0, backoff=0.01
-    )
+    scanner = ClamdScanner(host="127.0.0.1", port=server.port, timeout=0.5, retries=0, backoff=0.01)
     started = time.monotonic()
     with pytest.raises(ScanUnavailable):
         await scanner.scan(path)
@@ -221,6 +221,21 @@ async def test_anything_but_a_clean_verdict_is_unavailable_after_retries(
     with pytest.raises(ScanUnavailable):
         await scanner.scan(path)
     assert server.connections == 3  # retries=2 by default
+
+
+async def test_an_ok_before_the_end_of_the_stream_is_no_verdict(
+    fake_server: MakeServer, tmp_path: Path
+) -> None:
+    async def hasty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\0")
+        await reply(writer, b"stream: OK\0")  # without reading the file, then hang up
+
+    server = await fake_server(hasty)
+    path = _write_large(tmp_path / "big.bin", 20 * MB)
+    scanner = ClamdScanner(host="127.0.0.1", port=server.port, timeout=5.0, backoff=0.01)
+    with pytest.raises(ScanUnavailable):
+        await scanner.scan(path)
+    assert server.connections == 3
 
 
 async def test_a_retry_that_succeeds_passes(fake_server: MakeServer, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from chinwag.files import storage as storage_module
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import StorageError, UploadNotFound
 
@@ -131,7 +130,7 @@ async def test_publish_across_filesystems_falls_back_to_a_copy(
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         real_replace(src, dst)
 
-    monkeypatch.setattr(storage_module.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     stored = await storage.publish(upload_id)
     assert storage.published_path(stored).read_bytes() == data
     assert not temp.exists()
@@ -140,7 +139,16 @@ async def test_publish_across_filesystems_falls_back_to_a_copy(
 
 @pytest.mark.parametrize(
     "name",
-    ["../etc/passwd", "a/b", "..", ".hidden", "/etc/passwd", "ABCDEF" * 6, "0" * 31, "0" * 32 + "/"],
+    [
+        "../etc/passwd",
+        "a/b",
+        "..",
+        ".hidden",
+        "/etc/passwd",
+        "ABCDEF" * 6,
+        "0" * 31,
+        "0" * 32 + "/",
+    ],
 )
 def test_open_published_refuses_names_publish_could_not_produce(
     storage: UploadStorage, name: str
@@ -184,7 +192,7 @@ async def test_disk_full_raises_storage_error_and_removes_the_partial_file(
     def full(fd: int, data: object, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(storage_module.os, "pwrite", full)
+    monkeypatch.setattr(os, "pwrite", full)
     with pytest.raises(StorageError):
         await storage.write_chunk(upload_id, CHUNK, b"b" * CHUNK)
     assert not temp.exists()

@@ -30,7 +30,7 @@ from chinwag.protocol.errors import (
     UploadNotFound,
     VirusDetected,
 )
-from clamd_fixture import Clamd
+from tests.clamd_fixture import Clamd
 
 CHUNK = 1000
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10  # 2568 bytes: 3 chunks
@@ -425,9 +425,7 @@ async def test_checksum_mismatch_discards_the_upload(
 
 
 @pytest.mark.parametrize("checksum", ["", "abc", "z" * 64, "md5:" + "0" * 64])
-async def test_malformed_checksum_is_invalid_message(
-    manager: UploadManager, checksum: str
-) -> None:
+async def test_malformed_checksum_is_invalid_message(manager: UploadManager, checksum: str) -> None:
     file_id = await start(manager, PNG)
     await send_all(manager, file_id, PNG)
     with pytest.raises(InvalidMessage):
@@ -549,9 +547,7 @@ async def test_idle_uploads_expire_and_their_temp_files_go(
     assert manager.in_progress == 1
     with pytest.raises(UploadNotFound):
         manager.status(ALICE, idle)
-    assert [p.name for p in storage.temp_dir.iterdir()] == [
-        storage.temp_path(active).name
-    ]
+    assert [p.name for p in storage.temp_dir.iterdir()] == [storage.temp_path(active).name]
 
 
 async def test_activity_keeps_an_upload_alive(manager: UploadManager, clock: Clock) -> None:

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 #: Sharded pub/sub exists from this Redis major version on.
 SHARDED_SINCE_MAJOR = 7
 
-# Errors that mean "Redis is not reachable now" on any connection.
+# What makes an operation fail: Redis unreachable, too slow, or refusing the command.
 _DOWN = (RedisError, OSError, TimeoutError)
 
 # KEYS[1] = set key; ARGV[1] = member, ARGV[2] = ttl in ms. The key lives as long as
@@ -261,6 +261,7 @@ class RedisBroker:
         self._on_message = self._on_resync = None
         with contextlib.suppress(*_DOWN):
             await self._client.aclose()
+        with contextlib.suppress(*_DOWN):
             await self._pool.aclose()
 
     # -- publish / subscribe ---------------------------------------------------
@@ -370,8 +371,12 @@ class RedisBroker:
         return link
 
     async def _run(self, link: _Link | None) -> None:
+        """The reader task: pump the link; when it breaks, reconnect with capped backoff.
+
+        Never ends on its own (only ``close()`` cancels it): every failure, expected
+        or not, is logged and treated as a lost link."""
         delay = self._timings.backoff_min
-        lost_at: float | None = None
+        lost_at = time.monotonic()
         while True:
             if link is None:
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))
@@ -381,19 +386,23 @@ class RedisBroker:
                 except _DOWN as exc:
                     log.debug("Redis reconnect failed: %s", exc)
                     continue
-                if lost_at is not None:
-                    log.info("Redis pub/sub back after %.2fs", time.monotonic() - lost_at)
+                except Exception:
+                    log.exception("unexpected error while reconnecting to Redis")
+                    continue
+                log.info("Redis pub/sub connected again after %.2fs", time.monotonic() - lost_at)
             try:
-                await self._pump(link)
+                await self._pump(link)  # returns only by raising
             except _DOWN as exc:
-                lost_at = time.monotonic()
                 log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
+            except Exception:
+                log.exception("unexpected error on the Redis pub/sub link; reconnecting")
             finally:
                 if self._link is link:
                     self._link = None
                 await link.close()
-            if time.monotonic() - link.opened_at >= self._timings.backoff_max:
-                delay = self._timings.backoff_min  # it had been healthy: start over
+            lost_at = time.monotonic()
+            if lost_at - link.opened_at >= self._timings.backoff_max:
+                delay = self._timings.backoff_min  # it had been up a while: start over
             self._resync_due = True
             link = None
 

@@ -1,0 +1,5 @@
+"""A small Python client for chinwag: protocol + websockets only."""
+
+from chinwag.client.connection import ChatClient, Closed
+
+__all__ = ["ChatClient", "Closed"]

@@ -171,24 +171,37 @@ class ClamdScanner:
     async def _exchange(
         self, f: BinaryIO, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> str:
+        # The verdict is awaited while streaming: clamd answers early and hangs up
+        # when it refuses the stream (e.g. "INSTREAM size limit exceeded. ERROR"), and
+        # that reason would be lost if we only read after a failed write.
+        verdict = asyncio.ensure_future(reader.readuntil(b"\0"))
+        complete = False
         try:
-            writer.write(b"zINSTREAM\0")
-            while chunk := await asyncio.to_thread(f.read, self._chunk_size):
-                writer.write(len(chunk).to_bytes(4, "big"))
-                writer.write(chunk)
-                await writer.drain()
-            writer.write(b"\0\0\0\0")
-            await writer.drain()
-        except OSError as exc:
-            # clamd closes the connection early when it refuses the stream (e.g. over
-            # StreamMaxLength); its reason may already be waiting to be read.
-            logger.debug("clamd closed the stream early: %s", exc)
-        try:
-            reply = await reader.readuntil(b"\0")
-        except asyncio.IncompleteReadError as exc:
-            raise _Unscanned("clamd closed the connection without a verdict") from exc
-        except asyncio.LimitOverrunError as exc:
-            raise _Unscanned("clamd's reply was too long") from exc
-        except OSError as exc:
-            raise _Unscanned(f"connection lost: {exc}") from exc
-        return reply[:-1].decode("utf-8", "replace").strip()
+            try:
+                writer.write(b"zINSTREAM\0")
+                while not verdict.done():
+                    chunk = await asyncio.to_thread(f.read, self._chunk_size)
+                    writer.write(len(chunk).to_bytes(4, "big"))
+                    writer.write(chunk)
+                    await writer.drain()
+                    if not chunk:  # the zero-length chunk ends the stream
+                        complete = True
+                        break
+            except OSError as exc:
+                logger.debug("clamd closed the stream early: %s", exc)
+            try:
+                reply = (await verdict)[:-1].decode("utf-8", "replace").strip()
+            except asyncio.IncompleteReadError as exc:
+                raise _Unscanned("clamd closed the connection without a verdict") from exc
+            except asyncio.LimitOverrunError as exc:
+                raise _Unscanned("clamd's reply was too long") from exc
+            except OSError as exc:
+                raise _Unscanned(f"connection lost: {exc}") from exc
+        finally:
+            if not verdict.done():
+                verdict.cancel()
+            elif not verdict.cancelled():
+                verdict.exception()  # retrieved: no "exception never retrieved" log
+        if not complete and reply == "stream: OK":
+            raise _Unscanned("clamd answered OK before the end of the stream")
+        return reply
