@@ -391,6 +391,11 @@ class Scenario:
     rate: float = 0.0  # msg/s from the sender; 0 = burst
     hold: float = 0.0  # idle only
     timeout: float = 60.0  # generator's delivery deadline after the last send
+    # idle only: source addresses, e.g. "127.0.0.1-4". Only needed past ~25k
+    # connections: bind()-before-connect cannot reuse TIME_WAIT ports and gets
+    # slow once earlier runs left thousands of them; plain connect() on
+    # loopback can (net.ipv4.tcp_tw_reuse=2).
+    local_addrs: str | None = None
 
     def describe(self) -> str:
         if self.kind == "idle":
@@ -503,7 +508,9 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
             lg = Loadgen("fanout.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
         else:
             argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
-                    "--hold", str(sc.hold), "--local-addrs", "127.0.0.1-4", *extra]
+                    "--hold", str(sc.hold), *extra]
+            if sc.local_addrs:
+                argv += ["--local-addrs", sc.local_addrs]
             budget = 60 + sc.receivers / 50 + sc.hold
             lg = Loadgen("idle.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
         ready = lg.expect("ready")

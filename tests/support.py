@@ -97,7 +97,7 @@ class Server:
         return (self.workdir / "server.log").read_text(errors="replace")
 
     async def start(self) -> None:
-        log = open(self.workdir / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "chinwag", "serve", "--port", str(self.port)],
             cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)

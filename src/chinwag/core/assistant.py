@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from chinwag.ai.base import (
-    ChatTurn, GenerationParams, Provider, TextDelta, UsageReport, resolve_model, trim_context,
+    ChatTurn,
+    GenerationParams,
+    Provider,
+    TextDelta,
+    UsageReport,
+    resolve_model,
+    trim_context,
 )
 from chinwag.ai.pricing import PriceTable
 from chinwag.ai.tokens import count_prompt_tokens, count_tokens
@@ -148,7 +154,8 @@ class Assistant:
             await stream.aclose()
         try:
             if reported is not None and not reply.cancelled:
-                prompt_tokens, completion_tokens = reported.prompt_tokens, reported.completion_tokens
+                prompt_tokens = reported.prompt_tokens
+                completion_tokens = reported.completion_tokens
             await self._finish(who, conv, room_id, "".join(parts), model, fell_back,
                                prompt_tokens, completion_tokens, started, reply.cancelled,
                                failure)

@@ -91,7 +91,7 @@ class Events:
     async def sync(self, session: Session, rooms: dict[str, int]) -> dict[str, int]:
         """Replay each named room after the given seq (duplicates carry their seq)."""
         done: dict[str, int] = {}
-        for room_id, after in rooms.items():
+        for room_id in rooms:
             if await self.store.rooms.member(room_id, session.username) is None:
                 raise NotInRoom(f"you are not a member of room '{room_id}'", room_id=room_id)
         for room_id, after in rooms.items():

@@ -15,7 +15,14 @@ from collections.abc import Awaitable, Callable
 
 from chinwag.broker.base import Broker
 from chinwag.core.envelope import (
-    CHUNK, CONTROL, DIRECT, EPHEMERAL, STORED, Envelope, room_channel, user_channel,
+    CHUNK,
+    CONTROL,
+    DIRECT,
+    EPHEMERAL,
+    STORED,
+    Envelope,
+    room_channel,
+    user_channel,
 )
 from chinwag.core.outbox import Kind
 from chinwag.core.session import RoomCursor, Session
@@ -37,6 +44,7 @@ class Hub:
         self.rooms: dict[str, set[Session]] = {}
         self.control: ControlHandler | None = None
         self.frames_out = 0  # deliveries handed to outboxes (for stats)
+        self.emptied = asyncio.Event()  # set whenever a session leaves the registry
 
     # ---- registry ---------------------------------------------------------
 
@@ -49,6 +57,7 @@ class Hub:
 
     async def remove(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
+        self.emptied.set()
         for room_id in list(session.rooms):
             await self.leave(session, room_id)
         mine = self.by_user.get(session.username)
@@ -90,7 +99,8 @@ class Hub:
         await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
 
     async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None) -> None:
-        await self._publish(room_channel(room_id), Envelope(EPHEMERAL, text, room_id, None, exclude))
+        await self._publish(room_channel(room_id),
+                            Envelope(EPHEMERAL, text, room_id, None, exclude))
 
     async def publish_chunk(self, room_id: str | None, username: str, key: object,
                             text: str) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chinwag.broker.base import Broker
@@ -29,7 +29,12 @@ from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode, event, utc_now
 from chinwag.protocol.codes import CloseCode
 from chinwag.protocol.errors import (
-    Forbidden, InvalidMessage, NotFound, NotInRoom, NotImplementedYet, TooManyConnections,
+    Forbidden,
+    InvalidMessage,
+    NotFound,
+    NotImplementedYet,
+    NotInRoom,
+    TooManyConnections,
 )
 from chinwag.store.base import EventRecord, FileRecord, Store
 
@@ -94,9 +99,11 @@ class ChatService:
         """Close every connection with 1001 (server going away) and wait for them."""
         for session in list(self.hub.sessions.values()):
             session.request_close(CloseCode.GOING_AWAY, "server shutting down")
-        deadline = asyncio.get_running_loop().time() + timeout
-        while self.hub.sessions and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.hub.sessions:
+                    self.hub.emptied.clear()
+                    await self.hub.emptied.wait()
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -289,8 +296,7 @@ class ChatService:
     # ---- chat -------------------------------------------------------------------
 
     async def _chat(self, session: Session, msg: m.Chat) -> None:
-        who, data = session.identity, msg.data
-        if msg.room_id is None and not data.ai:
+        if msg.room_id is None and not msg.data.ai:
             raise InvalidMessage("a chat without room_id is for the AI: set room_id or ai:true",
                                  details=[{"field": "room_id", "error": "missing"}])
         if msg.room_id is not None:

@@ -128,5 +128,5 @@ class Session:
         for task in tasks:
             try:
                 await task
-            except BaseException:  # noqa: BLE001 - cancelled or already reported
+            except BaseException:
                 pass

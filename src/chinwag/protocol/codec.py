@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from chinwag.protocol.errors import InvalidJson, InvalidMessage, UnknownType
 from chinwag.protocol.messages import CLIENT_TYPES, ROOM_TYPES, ClientMessage
 
+_UPLOAD_TAGS = frozenset({"init", "chunk", "finalize", "status"})
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -24,7 +25,8 @@ def decode(frame: str | bytes) -> ClientMessage:
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"frame is not valid JSON: {exc.msg}") from None
     if not isinstance(raw, dict):
-        raise InvalidMessage("frame must be a JSON object", details=[_detail("", "not an object")])
+        raise InvalidMessage("frame must be a JSON object",
+                             details=[_detail("", "not an object")])
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise InvalidMessage("field 'type' is required", details=[_detail("type", "missing")])
@@ -33,7 +35,7 @@ def decode(frame: str | bytes) -> ClientMessage:
     try:
         message = _adapter.validate_python(raw)
     except ValidationError as exc:
-        details = [_detail(_field(err["loc"]), err["msg"]) for err in exc.errors()]
+        details = [_detail(_field(err["loc"], err), err["msg"]) for err in exc.errors()]
         first = details[0]
         raise InvalidMessage(f"invalid field '{first['field']}': {first['error']}",
                              details=details) from None
@@ -42,14 +44,16 @@ def decode(frame: str | bytes) -> ClientMessage:
     return message
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
+def _field(loc: tuple[int | str, ...], err: Any = None) -> str:
     # Drop the discriminator tags pydantic inserts ("chat", "init"…) so the path
     # names the field as the client wrote it.
     parts = [str(p) for p in loc]
     if len(parts) > 1 and parts[0] in CLIENT_TYPES:
         parts = parts[1:]
-    if len(parts) > 2 and parts[0] == "data" and parts[1] in {"init", "chunk", "finalize", "status"}:
+    if len(parts) > 2 and parts[0] == "data" and parts[1] in _UPLOAD_TAGS:
         parts = [parts[0], *parts[2:]]
+    if err is not None and err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        parts.append(str(err["ctx"]["discriminator"]).strip("'"))
     return ".".join(parts)
 
 
