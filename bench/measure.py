@@ -63,7 +63,7 @@ class Pinning:
             log("warning: taskset not found: server and load generator run unpinned")
             return cls(None, None)
         if server_cpu not in cpus or loadgen_cpu not in cpus or server_cpu == loadgen_cpu:
-            log(f"warning: cpus {server_cpu}/{loadgen_cpu} not both available ({sorted(cpus)}): unpinned")
+            log(f"warning: cpus {server_cpu}/{loadgen_cpu} not both in {sorted(cpus)}: unpinned")
             return cls(None, None)
         return cls(server_cpu, loadgen_cpu)
 
@@ -169,18 +169,31 @@ class TargetUnavailable(Exception):
 class ServerProc:
     """A server process started in its own session, optionally pinned."""
 
-    def __init__(self, name: str, argv: list[str], port: int, workdir: Path,
-                 env: dict[str, str] | None = None, cpu: int | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        cpu: int | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name, self.port = name, port
         self.log_path = workdir / f"{name}-{port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         prefix = [] if cpu is None else ["taskset", "-c", str(cpu)]
         # taskset execs the server, so self.proc.pid is the server itself
-        self.proc = subprocess.Popen(prefix + argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=full_env, cwd=cwd or ROOT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            prefix + argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd or ROOT,
+            start_new_session=True,
+        )
         self.pid = self.proc.pid
 
     def log_tail(self, n: int = 15) -> str:
@@ -195,14 +208,20 @@ class ServerProc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                rc = self.proc.returncode
                 raise TargetUnavailable(
-                    f"{self.name} exited with {self.proc.returncode} at start-up:\n{self.log_tail()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                    f"{self.name} exited ({rc}) at start-up:\n{self.log_tail()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)
         self.stop()
-        raise TargetUnavailable(f"{self.name} not listening on {self.port} after {timeout} s:\n"
-                                f"{self.log_tail()}")
+        raise TargetUnavailable(
+            f"{self.name} not listening on {self.port} after {timeout} s:\n{self.log_tail()}"
+        )
 
     def cpu(self) -> CpuSnapshot:
         return cpu_snapshot(self.pid)
@@ -210,7 +229,9 @@ class ServerProc:
     def rss_kib(self) -> int:
         return rss_kib(self.pid)
 
-    def wait_quiet(self, window: float = 0.1, threshold: float = 0.05, max_wait: float = 15.0) -> float:
+    def wait_quiet(
+        self, window: float = 0.1, threshold: float = 0.05, max_wait: float = 15.0
+    ) -> float:
         """Wait until the server uses < threshold of a core over `window` s
         (e.g. after a connect storm); returns the seconds waited."""
         t0 = time.monotonic()
@@ -258,8 +279,13 @@ class Target:
 
 
 def _start_websockets(port: int, workdir: Path, cpu: int | None) -> ServerProc:
-    s = ServerProc("websockets", [sys.executable, str(PEERS / "websockets_server.py"),
-                                  "--port", str(port)], port, workdir, cpu=cpu)
+    s = ServerProc(
+        "websockets",
+        [sys.executable, str(PEERS / "websockets_server.py"), "--port", str(port)],
+        port,
+        workdir,
+        cpu=cpu,
+    )
     s.wait_ready()
     return s
 
@@ -269,10 +295,16 @@ def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
         import socketio  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise TargetUnavailable(f"python-socketio/uvicorn not installed ({e}); "
-                                "pip install -e '.[bench]'") from e
-    s = ServerProc("socketio", [sys.executable, str(PEERS / "socketio_server.py"),
-                                "--port", str(port)], port, workdir, cpu=cpu)
+        raise TargetUnavailable(
+            f"python-socketio/uvicorn not installed ({e}); pip install -e '.[bench]'"
+        ) from e
+    s = ServerProc(
+        "socketio",
+        [sys.executable, str(PEERS / "socketio_server.py"), "--port", str(port)],
+        port,
+        workdir,
+        cpu=cpu,
+    )
     s.wait_ready()
     return s
 
@@ -296,7 +328,8 @@ def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
         "chinwag target not wired yet: bench/measure.py::_start_chinwag must start "
         "`python -m chinwag serve --port P` with CHINWAG_ENV (+ DATA_DIR under workdir), "
         "and _chinwag_loadgen_args must register users and fetch ws tokens "
-        "(see chinwag_ws_tokens())")
+        "(see chinwag_ws_tokens())"
+    )
     # Sketch for the lead:
     # env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data")}
     # s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
@@ -313,8 +346,13 @@ def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path) -> list[str
     return ["--tokens", str(path)]
 
 
-def _http_json(method: str, url: str, body: dict | None = None, bearer: str | None = None,
-               timeout: float = 30.0) -> tuple[int, dict]:
+def _http_json(
+    method: str,
+    url: str,
+    body: dict | None = None,
+    bearer: str | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
@@ -333,8 +371,15 @@ def _http_json(method: str, url: str, body: dict | None = None, bearer: str | No
             return e.code, {}
 
 
-def chinwag_ws_tokens(base_url: str, count: int, *, prefix: str = "bench", password: str =
-                      "bench-password-1", cache: Path | None = None, workers: int = 8) -> list[str]:
+def chinwag_ws_tokens(
+    base_url: str,
+    count: int,
+    *,
+    prefix: str = "bench",
+    password: str = "bench-password-1",
+    cache: Path | None = None,
+    workers: int = 8,
+) -> list[str]:
     """Register users <prefix>0..<prefix>{count-1} (409 = already there), log
     each in (POST /api/v1/auth/login -> access_token) and fetch a ws token
     (POST /api/v1/ws/token -> {token}). One user per connection, so the
@@ -357,7 +402,9 @@ def chinwag_ws_tokens(base_url: str, count: int, *, prefix: str = "bench", passw
         st, body = _http_json("POST", f"{base_url}/api/v1/auth/login", user)
         if st != 200:
             raise RuntimeError(f"login {user['username']}: HTTP {st} {body}")
-        st, body = _http_json("POST", f"{base_url}/api/v1/ws/token", {}, bearer=body["access_token"])
+        st, body = _http_json(
+            "POST", f"{base_url}/api/v1/ws/token", {}, bearer=body["access_token"]
+        )
         if st != 200:
             raise RuntimeError(f"ws token {user['username']}: HTTP {st} {body}")
         return body["token"]
@@ -370,12 +417,28 @@ def chinwag_ws_tokens(base_url: str, count: int, *, prefix: str = "bench", passw
 
 
 TARGETS: dict[str, Target] = {
-    "chinwag": Target("chinwag", "chinwag", "chinwag (python -m chinwag serve)", _start_chinwag,
-                      lambda port: f"ws://127.0.0.1:{port}/api/v1/ws/ws", _chinwag_loadgen_args),
-    "websockets": Target("websockets", "ws", "websockets 17 broadcast() on uvloop",
-                         _start_websockets, lambda port: f"ws://127.0.0.1:{port}/"),
-    "socketio": Target("socketio", "socketio", "python-socketio 5 ASGI on uvicorn+uvloop, ws only",
-                       _start_socketio, lambda port: f"http://127.0.0.1:{port}"),
+    "chinwag": Target(
+        "chinwag",
+        "chinwag",
+        "chinwag (python -m chinwag serve)",
+        _start_chinwag,
+        lambda port: f"ws://127.0.0.1:{port}/api/v1/ws/ws",
+        _chinwag_loadgen_args,
+    ),
+    "websockets": Target(
+        "websockets",
+        "ws",
+        "websockets 17 broadcast() on uvloop",
+        _start_websockets,
+        lambda port: f"ws://127.0.0.1:{port}/",
+    ),
+    "socketio": Target(
+        "socketio",
+        "socketio",
+        "python-socketio 5 ASGI on uvicorn+uvloop, ws only",
+        _start_socketio,
+        lambda port: f"http://127.0.0.1:{port}",
+    ),
 }
 
 
@@ -401,10 +464,15 @@ class Scenario:
         if self.kind == "idle":
             return f"{self.receivers} idle connections held {self.hold:g} s"
         d = self.messages * self.receivers
-        how = f"{self.rate:g} msg/s ({self.rate * self.receivers:,.0f} deliveries/s)" if self.rate \
+        how = (
+            f"{self.rate:g} msg/s ({self.rate * self.receivers:,.0f} deliveries/s)"
+            if self.rate
             else "one burst"
-        return (f"room of {self.receivers} receivers + 1 sender, {self.messages} messages, {how}: "
-                f"{d:,} deliveries")
+        )
+        return (
+            f"room of {self.receivers} receivers + 1 sender, {self.messages} messages, {how}: "
+            f"{d:,} deliveries"
+        )
 
 
 # --------------------------------------------------------- one repetition
@@ -417,20 +485,26 @@ class LoadgenError(Exception):
 class Loadgen:
     """The Node generator under the --control handshake."""
 
-    def __init__(self, script: str, argv: list[str], cpu: int | None, workdir: Path, tag: str,
-                 timeout: float) -> None:
+    def __init__(
+        self, script: str, argv: list[str], cpu: int | None, workdir: Path, tag: str, timeout: float
+    ) -> None:
         node = shutil.which("node")
         if node is None:
             raise LoadgenError("node not found on PATH")
         if not (BENCH / "node_modules" / "ws").exists():
             raise LoadgenError("bench/node_modules missing: run `npm ci` in bench/")
         self.err_path = workdir / f"loadgen-{tag}.err"
-        self._err = open(self.err_path, "wb")  # noqa: SIM115 - closed in close()
+        self._err = open(self.err_path, "wb")
         prefix = [] if cpu is None else ["taskset", "-c", str(cpu)]
-        self.proc = subprocess.Popen(prefix + [node, str(LOADGEN / script), "--control", "--quiet",
-                                               *argv],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._err, cwd=BENCH, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [*prefix, node, str(LOADGEN / script), "--control", "--quiet", *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            cwd=BENCH,
+            text=True,
+            bufsize=1,
+        )
         self.deadline = time.monotonic() + timeout
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -458,8 +532,9 @@ class Loadgen:
                 continue
             if line is None:
                 rc = self.proc.wait(5)
-                raise LoadgenError(f"load generator exited ({rc}) before {event!r}: "
-                                   f"{self.stderr_tail()}")
+                raise LoadgenError(
+                    f"load generator exited ({rc}) before {event!r}: {self.stderr_tail()}"
+                )
             try:
                 msg = json.loads(line)
             except ValueError:
@@ -501,14 +576,37 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
         cpu_start = server.cpu()
         tag = f"{target.name}-{sc.name}-{rep}"
         if sc.kind == "fanout":
-            argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
-                    "-m", str(sc.messages), "--rate", str(sc.rate), "--timeout", str(sc.timeout),
-                    "--run", f"{rep}{os.getpid():x}{int(time.time()) % 100000:x}", *extra]
+            argv = [
+                "--dialect",
+                target.dialect,
+                "--url",
+                target.url(port),
+                "-n",
+                str(sc.receivers),
+                "-m",
+                str(sc.messages),
+                "--rate",
+                str(sc.rate),
+                "--timeout",
+                str(sc.timeout),
+                "--run",
+                f"{rep}{os.getpid():x}{int(time.time()) % 100000:x}",
+                *extra,
+            ]
             budget = 60 + sc.receivers / 50 + sc.timeout + (sc.messages / sc.rate if sc.rate else 0)
             lg = Loadgen("fanout.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
         else:
-            argv = ["--dialect", target.dialect, "--url", target.url(port), "-n", str(sc.receivers),
-                    "--hold", str(sc.hold), *extra]
+            argv = [
+                "--dialect",
+                target.dialect,
+                "--url",
+                target.url(port),
+                "-n",
+                str(sc.receivers),
+                "--hold",
+                str(sc.hold),
+                *extra,
+            ]
             if sc.local_addrs:
                 argv += ["--local-addrs", sc.local_addrs]
             budget = 60 + sc.receivers / 50 + sc.hold
@@ -527,33 +625,51 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
         lg = None
         server_cpu_s, cpu_source = cpu_delta(cpu0, cpu1)
         out = {
-            "target": target.name, "scenario": sc.name, "rep": rep, "ok": bool(res.get("ok")),
-            "loadgen_rc": rc, "quiet_wait_s": round(quiet_s, 3),
-            "server_cpu_s": round(server_cpu_s, 6), "cpu_source": cpu_source,
-            "rss_base_kib": rss0, "rss_ready_kib": rss_ready, "rss_after_kib": rss_after,
+            "target": target.name,
+            "scenario": sc.name,
+            "rep": rep,
+            "ok": bool(res.get("ok")),
+            "loadgen_rc": rc,
+            "quiet_wait_s": round(quiet_s, 3),
+            "server_cpu_s": round(server_cpu_s, 6),
+            "cpu_source": cpu_source,
+            "rss_base_kib": rss0,
+            "rss_ready_kib": rss_ready,
+            "rss_after_kib": rss_after,
             "rss_per_conn_kib": round((rss_ready - rss0) / conns, 2),
             "connect_cpu_us_per_conn": round(connect_cpu_s * 1e6 / conns, 1),
-            "connect_s": ready.get("connect_s"), **{f"lg_{k}": v for k, v in res.items()
-                                                    if k not in ("event",)},
+            "connect_s": ready.get("connect_s"),
+            **{f"lg_{k}": v for k, v in res.items() if k not in ("event",)},
         }
         if sc.kind == "fanout":
             d = res.get("deliveries") or 0
             secs = res.get("seconds") or 0
-            out.update({
-                "deliveries": d, "deliveries_per_s": res.get("deliveries_per_s"),
-                "cpu_us_per_delivery": round(server_cpu_s * 1e6 / d, 3) if d else None,
-                "p50_ms": res.get("p50_ms"), "p99_ms": res.get("p99_ms"),
-                "max_ms": res.get("max_ms"),
-                "server_busy": round(server_cpu_s / secs, 3) if secs else None,
-                "loadgen_busy": round(res.get("loadgen_cpu_s", 0) / secs, 3) if secs else None,
-            })
+            out.update(
+                {
+                    "deliveries": d,
+                    "deliveries_per_s": res.get("deliveries_per_s"),
+                    "cpu_us_per_delivery": round(server_cpu_s * 1e6 / d, 3) if d else None,
+                    "p50_ms": res.get("p50_ms"),
+                    "p99_ms": res.get("p99_ms"),
+                    "max_ms": res.get("max_ms"),
+                    "server_busy": round(server_cpu_s / secs, 3) if secs else None,
+                    "loadgen_busy": round(res.get("loadgen_cpu_s", 0) / secs, 3) if secs else None,
+                }
+            )
         else:
-            out.update({"connect_per_s": res.get("connect_per_s"),
-                        "open_at_end": res.get("open_at_end"),
-                        "server_hold_cpu_s": round(server_cpu_s, 4)})
+            out.update(
+                {
+                    "connect_per_s": res.get("connect_per_s"),
+                    "open_at_end": res.get("open_at_end"),
+                    "server_hold_cpu_s": round(server_cpu_s, 4),
+                }
+            )
         if not out["ok"]:
+            out["server_log_tail"] = server.log_tail(8)
             out["failure"] = res.get("failure") or f"only {res.get('open_at_end')} stayed open"
         return out
+    except LoadgenError as e:
+        raise LoadgenError(f"{e}\n--- {server.name} log tail ---\n{server.log_tail(8)}") from e
     finally:
         if lg is not None:
             with contextlib.suppress(Exception):
@@ -605,15 +721,23 @@ def summarise(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) ->
         out[sc.name] = {}
         for tname, cell in results.get(sc.name, {}).items():
             out[sc.name][tname] = {
-                "ok_reps": len(cell.ok_reps()), "reps": len(cell.reps), "skipped": cell.skipped,
+                "ok_reps": len(cell.ok_reps()),
+                "reps": len(cell.reps),
+                "skipped": cell.skipped,
                 **{k: cell.median(k) for k, *_ in metrics},
             }
     return out
 
 
-def print_table(results: dict[str, dict[str, Cell]], scenarios: list[Scenario],
-                target_names: list[str], baseline: str = "chinwag", file=sys.stdout) -> None:
-    """Side-by-side medians; each cell is `value (×ratio to baseline)`."""
+def print_table(
+    results: dict[str, dict[str, Cell]],
+    scenarios: list[Scenario],
+    target_names: list[str],
+    baseline: str = "chinwag",
+    file=sys.stdout,
+) -> None:
+    """Side-by-side medians; each cell is `value (xratio to baseline)`."""
+
     def w(s: str = "") -> None:
         print(s, file=file)
 
@@ -639,7 +763,7 @@ def print_table(results: dict[str, dict[str, Cell]], scenarios: list[Scenario],
                     txt = "—" if v is None else fmt.format(v)
                     bv = base.median(key) if base and base.ok_reps() and not base.skipped else None
                     if v is not None and t != baseline and _hib is not None:
-                        txt += f" ({v / bv:.2f}×)" if bv else " (—)"
+                        txt += f" ({v / bv:.2f}x)" if bv else " (—)"
                 row += f"{txt:>{width}}"
             w(row)
         for t in cols:
@@ -650,6 +774,8 @@ def print_table(results: dict[str, dict[str, Cell]], scenarios: list[Scenario],
             if c.ok_reps() and sc.kind == "fanout":
                 lb = c.median("loadgen_busy")
                 if lb is not None and lb > 0.9:
-                    w(f"  ~ {t}: load generator ≥90% busy: its deliveries/s and latency are a floor "
-                      "(generator-bound); server CPU µs/delivery is still exact")
+                    w(
+                        f"  ~ {t}: load generator >=90% busy: its deliveries/s and latency are "
+                        "a floor (generator-bound); server CPU µs/delivery is still exact"
+                    )
     w(f"\n(ratio in brackets = value ÷ {baseline}'s value; (—) = no {baseline} number to compare)")

@@ -21,13 +21,12 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import (  # noqa: E402
+from measure import (
     BENCH,
     TARGETS,
     Cell,
@@ -37,6 +36,7 @@ from measure import (  # noqa: E402
     TargetUnavailable,
     log,
     print_table,
+    run_once,
     summarise,
 )
 
@@ -55,27 +55,38 @@ QUICK = [
 
 
 def ensure_node_modules() -> None:
-    if (BENCH / "node_modules" / "ws").exists() and (BENCH / "node_modules" / "socket.io-client").exists():
+    if (BENCH / "node_modules" / "ws").exists() and (
+        BENCH / "node_modules" / "socket.io-client"
+    ).exists():
         return
     npm = shutil.which("npm")
     if npm is None:
         sys.exit("bench: node_modules missing and npm not found (need Node >= 18 and npm)")
-    cmd = [npm, "ci" if (BENCH / "package-lock.json").exists() else "install", "--no-audit", "--no-fund"]
+    cmd = [
+        npm,
+        "ci" if (BENCH / "package-lock.json").exists() else "install",
+        "--no-audit",
+        "--no-fund",
+    ]
     log(f"bench: installing the load generator's packages: {' '.join(cmd[1:])} (in bench/)")
     subprocess.run(cmd, cwd=BENCH, check=True, timeout=300)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="chinwag side-by-side benchmark")
-    ap.add_argument("--quick", action="store_true", help="~20 s smoke run (1 repetition, small sizes)")
+    ap.add_argument(
+        "--quick", action="store_true", help="~20 s smoke run (1 repetition, small sizes)"
+    )
     ap.add_argument("--reps", type=int, help="repetitions per cell (default 3; 1 with --quick)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated (default: all)")
     ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
     ap.add_argument("--baseline", default="chinwag", help="target the ratios are taken against")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--loadgen-cpu", type=int, default=1)
-    ap.add_argument("--json", type=Path, help="where to write raw results "
-                    "(default bench/results/<time>.json)")
+    ap.add_argument(
+        "--json", type=Path, help="where to write raw results (default bench/results/<time>.json)"
+    )
+    ap.add_argument("--keep", action="store_true", help="keep server/generator logs")
     ap.add_argument("--verbose", "-v", action="store_true", help="print every repetition")
     a = ap.parse_args()
 
@@ -93,75 +104,106 @@ def main() -> int:
 
     ensure_node_modules()
     pin = Pinning.detect(a.server_cpu, a.loadgen_cpu)
-    log(f"bench: {len(names)} target(s) × {len(scenarios)} scenario(s) × {reps} rep(s); {pin.describe()}")
+    n_t, n_s = len(names), len(scenarios)
+    log(f"bench: {n_t} target(s) x {n_s} scenario(s) x {reps} rep(s); {pin.describe()}")
 
     results: dict[str, dict[str, Cell]] = {s.name: {} for s in scenarios}
     skipped: dict[str, str] = {}
     t_start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="chinwag-bench-") as tmp:
-        workdir = Path(tmp)
-        for tname in names:
-            target = TARGETS[tname]
-            for sc in scenarios:
-                cell = results[sc.name].setdefault(tname, Cell())
-                if tname in skipped:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    workdir = BENCH / "results" / f"{stamp}-work"  # server logs, generator stderr, tokens
+    workdir.mkdir(parents=True, exist_ok=True)
+    for tname in names:
+        target = TARGETS[tname]
+        for sc in scenarios:
+            cell = results[sc.name].setdefault(tname, Cell())
+            if tname in skipped:
+                cell.skipped = skipped[tname]
+                continue
+            for rep in range(1, reps + 1):
+                t0 = time.monotonic()
+                try:
+                    r = run_once(target, sc, pin, workdir, rep)
+                except (TargetUnavailable, NotImplementedError) as e:
+                    skipped[tname] = f"{type(e).__name__}: {e}"
                     cell.skipped = skipped[tname]
-                    continue
-                for rep in range(1, reps + 1):
-                    t0 = time.monotonic()
-                    try:
-                        r = run_rep(target, sc, pin, workdir, rep)
-                    except (TargetUnavailable, NotImplementedError) as e:
-                        skipped[tname] = f"{type(e).__name__}: {e}"
-                        cell.skipped = skipped[tname]
-                        log(f"bench: SKIP {tname}: {skipped[tname]}")
-                        break
-                    except LoadgenError as e:
-                        r = {"target": tname, "scenario": sc.name, "rep": rep, "ok": False,
-                             "failure": str(e)}
-                    cell.reps.append(r)
-                    log(f"bench: {tname:<10} {sc.name:<10} rep {rep}: {brief(r)}"
-                        f"  [{time.monotonic() - t0:.1f} s]")
-                    if a.verbose:
-                        log(json.dumps(r))
-                    if not r.get("ok") and rep == 1 and "exited" in str(r.get("failure", "")):
-                        break
+                    log(f"bench: SKIP {tname}: {skipped[tname]}")
+                    break
+                except LoadgenError as e:
+                    r = {
+                        "target": tname,
+                        "scenario": sc.name,
+                        "rep": rep,
+                        "ok": False,
+                        "failure": str(e),
+                    }
+                cell.reps.append(r)
+                log(
+                    f"bench: {tname:<10} {sc.name:<10} rep {rep}: {brief(r)}"
+                    f"  [{time.monotonic() - t0:.1f} s]"
+                )
+                if a.verbose:
+                    log(json.dumps(r))
+                if not r.get("ok"):
+                    break  # a failed repetition ends the cell (keeps the run bounded)
 
-    print(f"\nchinwag benchmark ({'quick' if a.quick else 'full'}; {pin.describe()}; "
-          f"{time.monotonic() - t_start:.0f} s)")
+    print(
+        f"\nchinwag benchmark ({'quick' if a.quick else 'full'}; {pin.describe()}; "
+        f"{time.monotonic() - t_start:.0f} s)"
+    )
     for tname in names:
         t = TARGETS[tname]
-        print(f"  {tname:<10} {t.note}" + (f"  [SKIPPED: {skipped[tname]}]" if tname in skipped else ""))
+        print(
+            f"  {tname:<10} {t.note}"
+            + (f"  [SKIPPED: {skipped[tname]}]" if tname in skipped else "")
+        )
     print_table(results, scenarios, names, baseline=a.baseline)
 
-    out = a.json or BENCH / "results" / time.strftime("%Y%m%d-%H%M%S.json")
+    out = a.json or BENCH / "results" / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "quick": a.quick, "reps": reps, "pinning": pin.describe(), "skipped": skipped,
-        "scenarios": [vars(s) for s in scenarios],
-        "summary": summarise(results, scenarios),
-        "runs": {s: {t: c.reps for t, c in cells.items()} for s, cells in results.items()},
-    }, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "quick": a.quick,
+                "reps": reps,
+                "pinning": pin.describe(),
+                "skipped": skipped,
+                "scenarios": [vars(s) for s in scenarios],
+                "summary": summarise(results, scenarios),
+                "runs": {s: {t: c.reps for t, c in cells.items()} for s, cells in results.items()},
+            },
+            indent=1,
+        )
+    )
     print(f"\nraw results: {out}")
-    failed = any(not c.skipped and not c.ok_reps() for cells in results.values() for c in cells.values())
+    failed_any = any(not r.get("ok") for c in _cells(results) for r in c.reps)
+    if a.keep or failed_any:
+        print(f"logs: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    failed = any(
+        not c.skipped and not c.ok_reps() for cells in results.values() for c in cells.values()
+    )
     return 1 if failed else 0
 
 
-def run_rep(target, sc, pin, workdir, rep):
-    from measure import run_once
-
-    return run_once(target, sc, pin, workdir, rep)
+def _cells(results: dict[str, dict[str, Cell]]) -> list[Cell]:
+    return [c for cells in results.values() for c in cells.values()]
 
 
 def brief(r: dict) -> str:
     if not r.get("ok"):
         return f"FAILED: {r.get('failure')}"
     if "deliveries_per_s" in r:
-        return (f"{r['deliveries']:,} deliveries, {r['deliveries_per_s']:,.0f}/s, "
-                f"{r['cpu_us_per_delivery']} µs cpu/delivery, p50 {r['p50_ms']} ms, "
-                f"p99 {r['p99_ms']} ms, lg busy {r['loadgen_busy']}")
-    return (f"{r['open_at_end']:,} open, {r['connect_per_s']:,.0f} connects/s, "
-            f"{r['rss_per_conn_kib']} KiB/conn")
+        return (
+            f"{r['deliveries']:,} deliveries, {r['deliveries_per_s']:,.0f}/s, "
+            f"{r['cpu_us_per_delivery']} µs cpu/delivery, p50 {r['p50_ms']} ms, "
+            f"p99 {r['p99_ms']} ms, lg busy {r['loadgen_busy']}"
+        )
+    return (
+        f"{r['open_at_end']:,} open, {r['connect_per_s']:,.0f} connects/s, "
+        f"{r['rss_per_conn_kib']} KiB/conn"
+    )
 
 
 if __name__ == "__main__":

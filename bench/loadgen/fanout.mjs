@@ -30,7 +30,7 @@ import {
 } from './lib.mjs';
 
 const USAGE = `usage: fanout.mjs --dialect ws|socketio|chinwag --url URL [-n receivers] [-m messages]
-  [--rate msg/s (0 = burst)] [--tokens FILE] [--room ID] [--concurrency 50] [--connect-rate 0]
+  [--rate msg/s (0 = burst)] [--tokens FILE [--cycle-tokens]] [--room ID] [--concurrency 50] [--connect-rate 0]
   [--local-addrs 127.0.0.1-4] [--conn-timeout 10] [--connect-timeout 120] [--timeout 60]
   [--pad bytes] [--settle-ms 200] [--control] [--run ID] [--max-seconds 600] [--quiet]`;
 
@@ -44,6 +44,7 @@ try {
       messages: { type: 'string', short: 'm', default: '100' },
       rate: { type: 'string', default: '0' },
       tokens: { type: 'string' },
+      'cycle-tokens': { type: 'boolean', default: false },
       room: { type: 'string' },
       'room-type': { type: 'string', default: 'shared' },
       concurrency: { type: 'string', default: '50' },
@@ -84,7 +85,7 @@ const pad = num(args.pad, 'pad', { min: 0, integer: true });
 const settleMs = num(args['settle-ms'], 'settle-ms', { min: 0 });
 const maxSeconds = num(args['max-seconds'], 'max-seconds', { min: 1 });
 const localAddrs = parseLocalAddrs(args['local-addrs']);
-const tokens = dialect === 'chinwag' ? loadTokens(args.tokens, N + 1) : null;
+const tokens = dialect === 'chinwag' ? loadTokens(args.tokens, N + 1, args['cycle-tokens']) : null;
 const expected = M * N;
 const say = args.quiet ? () => {} : log;
 

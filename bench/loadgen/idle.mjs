@@ -22,7 +22,7 @@ import {
 } from './lib.mjs';
 
 const USAGE = `usage: idle.mjs --dialect ws|socketio|chinwag --url URL [-n connections] [--hold seconds]
-  [--tokens FILE] [--room ID] [--concurrency 100] [--connect-rate 0] [--local-addrs 127.0.0.1-4]
+  [--tokens FILE [--cycle-tokens]] [--room ID] [--concurrency 100] [--connect-rate 0] [--local-addrs 127.0.0.1-4]
   [--conn-timeout 10] [--connect-timeout 300] [--control] [--max-seconds 900] [--quiet]`;
 
 let args;
@@ -34,6 +34,7 @@ try {
       connections: { type: 'string', short: 'n', default: '1000' },
       hold: { type: 'string', default: '10' },
       tokens: { type: 'string' },
+      'cycle-tokens': { type: 'boolean', default: false },
       room: { type: 'string' },
       'room-type': { type: 'string', default: 'shared' },
       concurrency: { type: 'string', default: '100' },
@@ -63,7 +64,7 @@ const N = num(args.connections, 'connections', { min: 1, integer: true });
 const holdMs = num(args.hold, 'hold', { min: 0 }) * 1000;
 const run = args.run || randomBytes(4).toString('hex');
 const localAddrs = parseLocalAddrs(args['local-addrs']);
-const tokens = dialect === 'chinwag' ? loadTokens(args.tokens, N) : null;
+const tokens = dialect === 'chinwag' ? loadTokens(args.tokens, N, args['cycle-tokens']) : null;
 const maxSeconds = num(args['max-seconds'], 'max-seconds', { min: 1 });
 const say = args.quiet ? () => {} : log;
 setTimeout(() => die(`watchdog: still running after ${maxSeconds} s`, 4), maxSeconds * 1000).unref();

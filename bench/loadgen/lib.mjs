@@ -46,7 +46,10 @@ export function num(v, name, { min = -Infinity, integer = false } = {}) {
   return n;
 }
 
-export function loadTokens(path, needed) {
+// A JSON array of chinwag ws tokens, one per connection. With cycle=true a
+// shorter list is reused round-robin (several connections per user: mind the
+// server's WEBSOCKET_MAX_CONNECTIONS_PER_USER).
+export function loadTokens(path, needed, cycle = false) {
   if (!path) die('--tokens FILE is required for the chinwag dialect');
   let tokens;
   try {
@@ -57,8 +60,10 @@ export function loadTokens(path, needed) {
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) {
     die(`--tokens ${path}: expected a JSON array of ws token strings`);
   }
-  if (tokens.length < needed) die(`--tokens ${path}: ${tokens.length} tokens, need ${needed}`);
-  return tokens;
+  if (!tokens.length || (!cycle && tokens.length < needed)) {
+    die(`--tokens ${path}: ${tokens.length} tokens, need ${needed} (or --cycle-tokens)`);
+  }
+  return Array.from({ length: needed }, (_, k) => tokens[k % tokens.length]);
 }
 
 export function parseLocalAddrs(spec) {

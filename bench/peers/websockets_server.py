@@ -51,8 +51,12 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
-                    help="event loop (default uvloop, as uvicorn uses when installed)")
+    ap.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="event loop (default uvloop, as uvicorn uses when installed)",
+    )
     a = ap.parse_args()
     if a.loop == "uvloop":
         try:

@@ -71,7 +71,6 @@ class Events:
 
     async def fetch_after(self, session: Session, room_id: str,
                           after_seq: int) -> list[tuple[int, str | None]]:
-        await session.outbox.wait_for_space()
         records = await self.store.events.after(room_id, after_seq, PAGE)
         return [(r.seq, None if hidden_from(r, session.username) else encode(render(r)))
                 for r in records]
@@ -84,7 +83,7 @@ class Events:
             for seq, text in batch:
                 last = seq
                 if text is not None:
-                    session.send_text(text)
+                    await session.send_paced(text)
             if len(batch) < PAGE:
                 return last
 

@@ -191,6 +191,7 @@ class Hub:
         session.spawn(self._catch_up(session, room_id))
 
     async def _catch_up(self, session: Session, room_id: str) -> None:
+        stalls = 0
         try:
             while True:
                 cursor = session.rooms.get(room_id)
@@ -204,13 +205,19 @@ class Hub:
                     if seq > cursor.seq:
                         cursor.seq = seq
                         if text:
-                            session.send_text(text)
+                            await session.send_paced(text)
                             self.frames_out += 1
                 if len(batch) < 500 and session.take_pending(room_id):
                     return
                 if not batch:
                     # The event we wait for is committed (it was published after its
-                    # commit) but not yet visible here; try again shortly.
+                    # commit) but not yet visible here; try again shortly. If it never
+                    # shows (the room was deleted meanwhile), stop waiting for it.
+                    stalls += 1
+                    if stalls > 200 and cursor.pending:
+                        log.warning("%s: seq %s never became readable; skipping to %s",
+                                    room_id, cursor.seq + 1, min(cursor.pending))
+                        cursor.seq = min(cursor.pending) - 1
                     await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             raise

@@ -61,6 +61,13 @@ class Session:
         if not self.outbox.put(text, kind) and self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
+    async def send_paced(self, text: str) -> None:
+        """Queue a replayed frame, first waiting while the outbox is over half full:
+        a backlog of any length reaches a reader that keeps reading."""
+        if len(self.outbox) > self.outbox.capacity // 2:
+            await self.outbox.wait_for_space()
+        self.send_text(text)
+
     def send_chunk(self, key: object, text: str) -> None:
         if not self.outbox.put_chunk(key, text) and self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())

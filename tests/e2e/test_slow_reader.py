@@ -1,0 +1,29 @@
+"""A reader that stops reading never slows the others and is cut off with 4008."""
+
+from __future__ import annotations
+
+from tests.e2e.rooms_helpers import chat, is_chat_from, joined
+
+
+async def test_slow_reader_is_disconnected_and_room_keeps_flowing(start_server, name) -> None:
+    srv = await start_server(WEBSOCKET_OUTBOX_SIZE=32)
+    room = name("shared")
+    alice, bob, carol = [await srv.user(name()) for _ in range(3)]
+    a = await joined(srv, alice, room, "shared")
+    b = await joined(srv, bob, room)
+    c = await joined(srv, carol, room)
+    c.ws.transport.pause_reading()  # carol stops reading
+    body = "x" * 20_000
+    for i in range(400):
+        await a.send(chat(room, f"{i}:{body}"))
+    got = [await b.expect("chat", is_chat_from(alice.username), timeout=30) for _ in range(400)]
+    assert [int(f["data"]["content"].split(":")[0]) for f in got] == list(range(400))
+    c.ws.transport.resume_reading()
+    assert await c.wait_closed(timeout=30) == 4008
+    assert "slow" in c.close_reason
+    # carol recovers with sync: everything she missed is still there.
+    again = await srv.connect(carol)
+    await again.send({"type": "sync", "data": {"rooms": {room: 0}}})
+    await again.expect("sync", timeout=30)
+    replayed = [f for f in again.frames if f and f.get("type") == "chat"]
+    assert len({f["seq"] for f in replayed}) >= 400
