@@ -325,10 +325,9 @@ CHINWAG_ENV = {
 
 def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     raise NotImplementedError(
-        "chinwag target not wired yet: bench/measure.py::_start_chinwag must start "
-        "`python -m chinwag serve --port P` with CHINWAG_ENV (+ DATA_DIR under workdir), "
-        "and _chinwag_loadgen_args must register users and fetch ws tokens "
-        "(see chinwag_ws_tokens())"
+        "chinwag target not wired yet: fill in bench/measure.py::_start_chinwag "
+        "(start `python -m chinwag serve --port P` with CHINWAG_ENV and a DATA_DIR; "
+        "users and ws tokens are already handled by _chinwag_loadgen_args)"
     )
     # Sketch for the lead:
     # env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data")}

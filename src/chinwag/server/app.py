@@ -111,7 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            await service.close_all()
+            await runtime.close_sockets()
             await service.stop()
             await service.uploads.close() if service.uploads else None
             await provider.aclose()

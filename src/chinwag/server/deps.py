@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -31,6 +33,17 @@ class Runtime:
     storage: UploadStorage
     scanner: Scanner
     registry: CollectorRegistry
+    sockets: set[object] = field(default_factory=set)  # open WebSocket connections
+    sockets_closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def close_sockets(self, timeout: float = 5.0) -> None:
+        """Close every WebSocket with 1001 and wait until their close frames are out."""
+        await self.service.close_all(timeout)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.sockets:
+                    self.sockets_closed.clear()
+                    await self.sockets_closed.wait()
 
 
 def runtime(request: Request) -> Runtime:

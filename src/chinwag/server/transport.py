@@ -62,7 +62,7 @@ class ChinwagServer(uvicorn.Server):
         app = getattr(self.config, "loaded_app", None)
         runtime = _find_runtime(app)
         if runtime is not None:
-            await runtime.service.close_all()
+            await runtime.close_sockets()
         await super().shutdown(sockets)
 
 

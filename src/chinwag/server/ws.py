@@ -100,6 +100,7 @@ class Connection:
         writer = asyncio.create_task(self._writer())
         helpers = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._expiry())]
         reader: asyncio.Task[None] | None = None
+        self.rt.sockets.add(self)
         try:
             await service.attach(session, auto_join)
             reader = asyncio.create_task(self._reader())
@@ -116,6 +117,8 @@ class Connection:
                 task.cancel()
             await service.close(session)
             await self._close_socket(writer)
+            self.rt.sockets.discard(self)
+            self.rt.sockets_closed.set()
 
     async def _close_socket(self, writer: asyncio.Task[None]) -> None:
         session = self.session
