@@ -1,9 +1,10 @@
-"""AI conversations over the socket (SPEC §5–6), with the offline model and with a
+"""AI conversations over the socket (SPEC §5-6), with the offline model and with a
 real local OpenAI-compatible HTTP endpoint."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -87,7 +88,7 @@ async def test_two_conversations_stream_at_once_on_one_socket(start_server, name
             seen.append(conv)
     assert len(done) == 2
     first_done_at = len(seen)  # chunks of both appear before the streams end
-    switches = sum(1 for a, b in zip(seen, seen[1:], strict=False) if a != b)
+    switches = sum(1 for a, b in itertools.pairwise(seen) if a != b)
     assert switches >= 2 and first_done_at > 0  # interleaved, each tagged
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import websockets
+
 from tests.support import Server
 
 GUIDE = Path(__file__).parent / "guide"
