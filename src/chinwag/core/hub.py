@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from chinwag.broker.base import Broker
+from chinwag.broker.base import Broker, BrokerUnavailable
 from chinwag.core.envelope import (
     CHUNK,
     CONTROL,
@@ -44,7 +44,8 @@ class Hub:
         self.rooms: dict[str, set[Session]] = {}
         self.control: ControlHandler | None = None
         self.frames_out = 0  # deliveries handed to outboxes (for stats)
-        self.emptied = asyncio.Event()  # set whenever a session leaves the registry
+        self.emptied = asyncio.Event()
+        self._broker_down = False  # set whenever a session leaves the registry
 
     # ---- registry ---------------------------------------------------------
 
@@ -120,7 +121,18 @@ class Hub:
                                                             command))
 
     async def _publish(self, channel: str, envelope: Envelope) -> None:
-        await self.broker.publish(channel, envelope.pack())
+        payload = envelope.pack()
+        try:
+            await self.broker.publish(channel, payload)
+        except BrokerUnavailable as exc:
+            # Persist-then-publish: the event is stored; other processes recover it
+            # with a resync when the broker returns. Deliver here meanwhile.
+            if not self._broker_down:
+                log.warning("broker unreachable (%s): delivering locally only", exc)
+            self._broker_down = True
+            self.on_message(channel, payload)
+        else:
+            self._broker_down = False
 
     # ---- receiving ------------------------------------------------------------
 

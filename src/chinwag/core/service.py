@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chinwag.broker.base import Broker
+from chinwag.broker.base import Broker, BrokerUnavailable
 from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
@@ -60,8 +60,8 @@ class ChatService:
         self.limits = limits
         self.node_id = node_id
         self.stats = NodeStats()
-        self.presence = Presence(broker, limits.presence_ttl)
         self.hub = Hub(broker, self._fetch_after)
+        self.presence = Presence(broker, self.hub, limits.presence_ttl)
         self.hub.control = self._control
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
@@ -79,8 +79,14 @@ class ChatService:
     # ---- service life cycle -------------------------------------------------
 
     async def start(self) -> None:
-        await self.broker.start(self.hub.on_message, self.hub.resync_all)
-        self._background = [
+        self._background = []
+        try:
+            await self.broker.start(self.hub.on_message, self.hub.resync_all)
+        except BrokerUnavailable as exc:
+            log.warning("broker unreachable at start-up (%s): serving this process's "
+                        "connections and retrying", exc)
+            self._background.append(asyncio.create_task(self._start_broker_later()))
+        self._background += [
             asyncio.create_task(self._every(self.limits.presence_ttl / 3, self._refresh)),
             asyncio.create_task(self._every(self.limits.cleanup_interval, self.cleanup)),
         ]
@@ -94,6 +100,17 @@ class ChatService:
         if self.assistant is not None:
             await self.assistant.close()
         self.typing.close()
+
+    async def _start_broker_later(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.broker.start(self.hub.on_message, self.hub.resync_all)
+            except BrokerUnavailable:
+                continue
+            log.info("broker reachable again")
+            self.hub.resync_all()
+            return
 
     async def close_all(self, timeout: float = 5.0) -> None:
         """Close every connection with 1001 (server going away) and wait for them."""
@@ -129,9 +146,13 @@ class ChatService:
         self.stats.messages_sent = self.hub.frames_out
         if self.uploads is not None:
             self.stats.uploads_in_progress = self.uploads.in_progress
-        await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
-        await self.broker.put(f"stats:{self.node_id}", encode(self.stats.snapshot()).encode(),
-                              self.limits.presence_ttl)
+        try:
+            await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
+            await self.broker.put(f"stats:{self.node_id}",
+                                  encode(self.stats.snapshot()).encode(),
+                                  self.limits.presence_ttl)
+        except BrokerUnavailable:
+            pass  # the stats endpoint falls back to this node's numbers
 
     # ---- connection life cycle ---------------------------------------------
 

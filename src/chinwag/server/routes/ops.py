@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from chinwag.broker.base import BrokerUnavailable
 from chinwag.core.stats import combine
 from chinwag.server.deps import AdminDep, RuntimeDep
 
@@ -44,8 +45,11 @@ async def stats(rt: RuntimeDep, _admin: AdminDep) -> dict[str, Any]:
 async def collect_stats(rt: RuntimeDep) -> dict[str, Any]:
     service = rt.service
     await service.publish_stats()
-    nodes = await service.broker.set_members("nodes")
-    raw = await service.broker.get_many([f"stats:{n}" for n in nodes])
+    try:
+        nodes = await service.broker.set_members("nodes")
+        raw = await service.broker.get_many([f"stats:{n}" for n in nodes])
+    except BrokerUnavailable:
+        raw = []  # only this node's numbers while the broker is away
     snaps = [orjson.loads(r) for r in raw if r is not None] or [service.stats.snapshot()]
     total = combine(snaps)
     online = await service.presence.online_users()
