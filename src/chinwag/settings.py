@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     broker_url: str = "memory://"
+    redis_key_prefix: str = "chinwag:"
 
     # Auth
     jwt_secret: Annotated[str, Field(min_length=32)] | None = None

@@ -38,7 +38,8 @@ def create_broker(settings: Settings, node_id: str) -> Broker:
     if settings.uses_redis:
         from chinwag.broker.redis import RedisBroker
 
-        return RedisBroker(settings.broker_url, node_id=node_id)
+        return RedisBroker(settings.broker_url, node_id=node_id,
+                           key_prefix=settings.redis_key_prefix)
     return MemoryBroker()
 
 
