@@ -324,17 +324,15 @@ CHINWAG_ENV = {
 
 
 def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
-    raise NotImplementedError(
-        "chinwag target not wired yet: fill in bench/measure.py::_start_chinwag "
-        "(start `python -m chinwag serve --port P` with CHINWAG_ENV and a DATA_DIR; "
-        "users and ws tokens are already handled by _chinwag_loadgen_args)"
-    )
-    # Sketch for the lead:
-    # env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data")}
-    # s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
-    #                port, workdir, env=env, cpu=cpu)
-    # s.wait_ready()
-    # return s
+    # DATA_DIR lives in the run's workdir, so users registered by an earlier
+    # repetition (and their cached tokens) are reused.
+    env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data"),
+           "UPLOAD_DIR": str(workdir / "chinwag-uploads"),
+           "TEMP_DIR": str(workdir / "chinwag-uploads" / "temp")}
+    s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
+                   port, workdir, env=env, cpu=cpu)
+    s.wait_ready()
+    return s
 
 
 def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path) -> list[str]:

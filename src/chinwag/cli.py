@@ -38,7 +38,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from uvicorn.supervisors import Multiprocess
 
     from chinwag.server.logs import configure_logging
-    from chinwag.server.transport import ChinwagServer, protocol_with_deadline
+    from chinwag.server.transport import (
+        ChinwagServer,
+        DirectWebSocketProtocol,
+        protocol_with_deadline,
+    )
 
     configure_logging(settings.log_level, settings.log_format, settings.debug)
     if workers > 1 and not settings.uses_redis:
@@ -48,6 +52,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=settings.websocket_heartbeat_interval,
+        ws=DirectWebSocketProtocol,
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
         log_config=None, timeout_graceful_shutdown=10, lifespan="on",
     )

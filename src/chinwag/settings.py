@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.max_chunk_size > self.max_file_size:
             raise ValueError("MAX_CHUNK_SIZE must not exceed MAX_FILE_SIZE")
+        # A chunk travels base64-encoded inside one frame: it must fit the frame limit.
+        if 4 * -(-self.max_chunk_size // 3) + 1024 > self.ws_max_message_size:
+            raise ValueError("MAX_CHUNK_SIZE (base64-encoded, plus the frame around it) "
+                             "must fit in WS_MAX_MESSAGE_SIZE")
         return self
 
     @property

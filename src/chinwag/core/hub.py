@@ -24,7 +24,7 @@ from chinwag.core.envelope import (
     room_channel,
     user_channel,
 )
-from chinwag.core.outbox import Kind
+from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.session import RoomCursor, Session
 
 log = logging.getLogger(__name__)
@@ -152,22 +152,26 @@ class Hub:
         targets = self.rooms.get(env.room_id)
         if not targets:
             return
+        frame = OutFrame(env.text)
         if env.kind == STORED:
             assert env.seq is not None
+            room_id, seq, text, exclude = env.room_id, env.seq, env.text, env.exclude
+            sent = 0
             for s in list(targets):
-                skip = env.exclude is not None and s.username == env.exclude
-                if s.offer_stored(env.room_id, env.seq, None if skip else env.text):
-                    self._start_catch_up(s, env.room_id)
+                skip = exclude is not None and s.username == exclude
+                if s.offer_stored(room_id, seq, None if skip else text, frame):
+                    self._start_catch_up(s, room_id)
                 elif not skip:
-                    self.frames_out += 1
+                    sent += 1
+            self.frames_out += sent
         elif env.kind == EPHEMERAL:
             for s in list(targets):
                 if s.username != env.exclude:
-                    s.send_text(env.text, Kind.EPHEMERAL)
+                    s.send_text(env.text, Kind.EPHEMERAL, frame)
                     self.frames_out += 1
         elif env.kind == CHUNK:
             for s in list(targets):
-                s.send_chunk(env.key, env.text)
+                s.send_chunk(env.key, env.text, frame)
                 self.frames_out += 1
         elif env.kind == CONTROL and env.key == "deleted":
             for s in list(targets):

@@ -18,6 +18,18 @@ import orjson
 from chinwag.protocol.codec import encode
 
 
+class OutFrame:
+    """A frame on its way to one or more connections. ``wire`` caches the transport's
+    encoding of ``text`` (filled by the first connection that writes it directly),
+    so a broadcast is framed once, not once per recipient."""
+
+    __slots__ = ("text", "wire")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.wire: bytes | None = None
+
+
 class Kind(Enum):
     STORED = "stored"  # never dropped: room events, answers to this client
     EPHEMERAL = "ephemeral"  # may be dropped under pressure

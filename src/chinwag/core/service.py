@@ -406,28 +406,41 @@ class ChatService:
         elif isinstance(data, m.UploadStatus):
             reply = self.uploads.status(who.username, data.file_id)
         else:
-            await self._finalize(session, data)
+            await self._finalize(session, data, msg.message_id)
             return
         session.send(event("file_upload", _with_id(reply, msg.message_id)))
 
-    async def _finalize(self, session: Session, data: m.UploadFinalize) -> None:
+    async def _finalize(self, session: Session, data: m.UploadFinalize,
+                        message_id: str | None = None) -> None:
+        """Verify, scan and publish; then record the file and, for a room upload, share
+        it as a stored room event (the uploader's answer too). Nothing is recorded or
+        shared unless every step passed; a file published for a room its uploader
+        left meanwhile is deleted again."""
         assert self.uploads is not None
-        done = await self.uploads.finalize(session.username, data.file_id, data.checksum)
-        record = FileRecord(done.file_id, done.owner, done.room_id, done.file_name,
-                            done.file_size, done.mime_type, done.checksum, done.stored_name,
-                            _now())
-        await self.store.files.add(record)
+        username = session.username
+        room_id = self.uploads.room_of(username, data.file_id)
+        if room_id is not None and await self.store.rooms.member(room_id, username) is None:
+            raise NotInRoom(f"you are no longer a member of room '{room_id}'")
+        done = await self.uploads.finalize(username, data.file_id, data.checksum)
+        try:
+            if room_id is not None and await self.store.rooms.member(room_id, username) is None:
+                raise Forbidden(f"you left room '{room_id}' while the file was checked")
+            await self.store.files.add(FileRecord(
+                done.file_id, done.owner, done.room_id, done.file_name, done.file_size,
+                done.mime_type, done.checksum, done.stored_name, _now()))
+        except BaseException:
+            await self.uploads.unpublish(done.stored_name)
+            raise
         self.stats.uploads_completed += 1
         complete = {"upload_type": "complete", "file_id": done.file_id,
                     "file_name": done.file_name, "file_size": done.file_size,
                     "mime_type": done.mime_type, "checksum": done.checksum,
-                    "url": f"/api/v1/files/{done.file_id}", "username": session.username}
-        if done.room_id is None:
-            session.send(event("file_upload", complete))
+                    "url": f"/api/v1/files/{done.file_id}", "username": username,
+                    "user_id": session.identity.user_id, "timestamp": utc_now()}
+        if room_id is None:
+            session.send(event("file_upload", _with_id(complete, message_id)))
             return
-        if await self.store.rooms.member(done.room_id, session.username) is None:
-            raise Forbidden(f"you are no longer a member of room '{done.room_id}'")
-        await self.events.append(done.room_id, "file_upload", complete, sender=session.username)
+        await self.events.append(room_id, "file_upload", complete, sender=username)
 
 
 def _with_id(reply: dict[str, Any], message_id: str | None) -> dict[str, Any]:

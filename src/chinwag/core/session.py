@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chinwag.core.outbox import Kind, Outbox
+from chinwag.core.outbox import Kind, Outbox, OutFrame
 from chinwag.core.ratelimit import SlidingWindow
 from chinwag.protocol.codec import encode
 from chinwag.protocol.codes import CloseCode
@@ -46,6 +47,10 @@ class Session:
         self.closing = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.flushed: dict[str, int] = {}  # delivered cursors last written to the store
+        # Synchronous write to the socket, set by the transport when it has one; used
+        # only while nothing is queued, so frames never overtake each other.
+        self.direct: Callable[[OutFrame], bool] | None = None
+        self.writing = False  # the writer holds a frame it has not finished sending
 
     @property
     def username(self) -> str:
@@ -57,7 +62,11 @@ class Session:
         """Queue an event for this connection only (answers, confirmations, errors)."""
         self.send_text(encode(event), kind)
 
-    def send_text(self, text: str, kind: Kind = Kind.STORED) -> None:
+    def send_text(self, text: str, kind: Kind = Kind.STORED, frame: OutFrame | None = None) -> None:
+        direct = self.direct
+        if (direct is not None and not self.writing and not self.outbox
+                and direct(frame or OutFrame(text))):
+            return
         if not self.outbox.put(text, kind) and self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
@@ -68,11 +77,16 @@ class Session:
             await self.outbox.wait_for_space()
         self.send_text(text)
 
-    def send_chunk(self, key: object, text: str) -> None:
+    def send_chunk(self, key: object, text: str, frame: OutFrame | None = None) -> None:
+        direct = self.direct
+        if (direct is not None and not self.writing and not self.outbox
+                and direct(frame or OutFrame(text))):
+            return
         if not self.outbox.put_chunk(key, text) and self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
-    def offer_stored(self, room_id: str, seq: int, text: str | None) -> bool:
+    def offer_stored(self, room_id: str, seq: int, text: str | None,
+                     frame: OutFrame | None = None) -> bool:
         """Hand over stored event ``seq`` of ``room_id`` (``text`` None: advance the
         cursor without sending, for events this user must not see). Returns True
         when a gap was found and the caller must fill it from the store."""
@@ -87,7 +101,7 @@ class Session:
             return True
         cursor.seq = seq
         if text:
-            self.send_text(text)
+            self.send_text(text, Kind.STORED, frame)
         return False
 
     def take_pending(self, room_id: str) -> bool:

@@ -60,6 +60,8 @@ class Storage(Protocol):
     def temp_path(self, upload_id: str) -> Path: ...
     async def publish(self, upload_id: str) -> str: ...
     async def discard(self, upload_id: str) -> None: ...
+    async def sweep_temp(self, older_than: float) -> int: ...
+    async def delete_published(self, stored_name: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +325,20 @@ class UploadManager:
             stored_name=stored_name,
         )
 
+    def room_of(self, owner: str, file_id: str) -> str | None:
+        """The room an upload in progress is for (UPLOAD_NOT_FOUND if unknown)."""
+        return self._lookup(owner, file_id).room_id
+
+    async def unpublish(self, stored_name: str) -> None:
+        """Delete a file ``finalize`` published when the caller cannot record it (the
+        database failed, or the uploader left the room meanwhile)."""
+        try:
+            await self._storage.delete_published(stored_name)
+        except Exception:
+            logger.exception("cannot delete the unrecorded published file %s", stored_name)
+        else:
+            self._completed -= 1
+
     async def abort(self, owner: str, file_id: str) -> None:
         """Forget an upload and delete its temporary file (UPLOAD_NOT_FOUND if unknown)."""
         upload = self._lookup(owner, file_id)
@@ -344,7 +360,23 @@ class UploadManager:
         for upload in stale:
             logger.info("upload %s by %s expired", upload.file_id, upload.owner)
             await self._drop(upload)
+        await self._sweep()
         return [u.file_id for u in stale]
+
+    async def _sweep(self) -> None:
+        """Remove temporary files no upload of this process owns (left by a crash or a
+        restart). Twice the timeout: another process sharing TEMP_DIR keeps an upload
+        alive by ``status`` calls that do not touch its file."""
+        sweep = getattr(self._storage, "sweep_temp", None)
+        if sweep is None:
+            return
+        try:
+            removed = await sweep(2 * self._timeout)
+        except OSError as exc:
+            logger.warning("cannot sweep the temporary directory: %s", exc)
+            return
+        if removed:
+            logger.info("removed %d abandoned temporary upload files", removed)
 
     async def run_expiry(self, interval: float) -> None:
         """Call ``expire`` every ``interval`` seconds until cancelled (run it in the

@@ -101,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.start()
+        await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
         if settings.admin_username and settings.admin_password:
             await store.users.upsert_admin(settings.admin_username,
                                            await hash_password(settings.admin_password))

@@ -76,3 +76,54 @@ def _find_runtime(app: Any) -> Any:
             return state.runtime
         app = getattr(app, "app", None)
     return None
+
+
+# ---- the fan-out fast path ----------------------------------------------------
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import (  # noqa: E402
+    WebSocketsSansIOProtocol,
+)
+from websockets.protocol import State  # noqa: E402
+
+from chinwag.core.outbox import OutFrame  # noqa: E402
+
+DIRECT_EXTENSION = "chinwag.direct_write"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 §5.2), as a
+    server sends it. Built once per broadcast and written to every recipient."""
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol plus a synchronous write for fan-out.
+
+    Through ASGI every frame costs a ``send`` coroutine and per-connection framing.
+    A room event is the same bytes for every recipient (server frames are not
+    masked, and no extension is negotiated: permessage-deflate is off), so the hub
+    frames it once and writes it straight to each transport while that transport
+    accepts writes; otherwise the frame waits in the connection's outbox."""
+
+    async def run_asgi(self) -> None:
+        self.scope.setdefault("extensions", {})[DIRECT_EXTENSION] = self.write_frame  # type: ignore[index]
+        await super().run_asgi()
+
+    def write_frame(self, frame: OutFrame) -> bool:
+        """Write now if the connection is open and its buffer below the high-water
+        mark; False means the caller must queue the frame instead."""
+        if (not self.writable.is_set() or self.close_sent or self.disconnected
+                or self.conn.state is not State.OPEN):
+            return False
+        wire = frame.wire
+        if wire is None:
+            wire = frame.wire = text_frame(frame.text.encode())
+        self.transport.write(wire)
+        return True

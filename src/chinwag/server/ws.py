@@ -20,6 +20,7 @@ from chinwag.protocol.errors import AuthFailed, ChatError, InvalidMessage, TooMa
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
+from chinwag.server.transport import DIRECT_EXTENSION
 
 log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -82,6 +83,10 @@ def _auto_join(ws: WebSocket) -> JoinRoom | None:
     return message
 
 
+def _is_chunk(frame: object) -> bool:
+    return isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
+
+
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
     with contextlib.suppress(Exception):
         await ws.send_text(codec.encode(codec.error_event(exc.code.value, exc.message)))
@@ -93,6 +98,7 @@ class Connection:
         self.ws = ws
         self.rt = rt
         self.session = session
+        session.direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
         self.refreshed = asyncio.Event()
 
     async def run(self, auto_join: JoinRoom | None) -> None:
@@ -134,12 +140,15 @@ class Connection:
                 await self.ws.close(code=session.close_code, reason=session.close_reason)
 
     async def _writer(self) -> None:
-        outbox, ws = self.session.outbox, self.ws
+        session = self.session
+        outbox, ws = session.outbox, self.ws
         try:
             while (text := await outbox.get()) is not None:
+                session.writing = True
                 await ws.send_text(text)
+                session.writing = False
         except Exception:  # the peer went away: the reader sees the disconnect
-            self.session.closing.set()
+            session.closing.set()
 
     async def _reader(self) -> None:
         ws, session, service = self.ws, self.session, self.rt.service
@@ -168,6 +177,10 @@ class Connection:
                 else:
                     await service.handle(session, frame)
             except ChatError as exc:
+                # Upload chunks skip the rate limit only while they are useful: a
+                # failing one counts, so a flood of bad chunks is limited too.
+                if _is_chunk(frame) and session.limiter.check():
+                    continue
                 self._send_error(exc, frame.message_id)
             except Exception:
                 log.exception("handling %s from %s failed", frame.type, session.username)
@@ -175,7 +188,7 @@ class Connection:
 
     def _limited(self, frame: object) -> bool:
         """Apply the frame rate limit (upload chunks have their own bounds)."""
-        if isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk):
+        if _is_chunk(frame):
             return False
         retry = self.session.limiter.check()
         if retry == 0:

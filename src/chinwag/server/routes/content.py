@@ -52,4 +52,7 @@ async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> FileResponse:
     return FileResponse(path, media_type=record.mime_type, filename=record.file_name,
                         content_disposition_type="attachment",
                         headers={"X-Content-Type-Options": "nosniff",
+                                 # should a browser render it anyway (an .html, an .svg):
+                                 # no scripts, no requests, a unique origin
+                                 "Content-Security-Policy": "default-src 'none'; sandbox",
                                  "Cache-Control": "private, no-store"})

@@ -1,0 +1,267 @@
+"""A cluster under faults: a process SIGKILLed mid-traffic, Redis restarted mid-traffic.
+
+What SPEC §4 and STYLE habit 6 promise: the database is the truth and the broker a
+hint, so neither fault loses a stored message; the clients of a dead process recover
+on another one with ``sync``; presence of a dead process expires by time; after a
+Redis restart the processes reconnect and fill what the broker dropped by themselves.
+
+The Redis test runs its own ``redis-server`` on a free port (no persistence) and
+stops it by PID; the machine's Redis on 6379 is never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chinwag.client import ChatClient
+from tests.e2e.rooms_helpers import chat, joined
+from tests.e2e.test_cluster import (
+    PRESENCE_TTL,
+    cluster_env,
+    eventually,
+    participants,
+    require_backends,
+    start_cluster,
+)
+from tests.support import Server, free_port, kill, postgres_database
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database. Ask for it before ``start_server``: fixtures end in
+    reverse order, so the servers stop before their database is dropped."""
+    await require_backends()
+    async with postgres_database() as url:
+        yield url
+
+
+@dataclass
+class Sender:
+    """Sends chats one after another, each after the previous one's confirmation,
+    until stopped; ``sent`` maps every confirmed seq to its content."""
+
+    client: ChatClient
+    room: str
+    sent: dict[int, str] = field(default_factory=dict)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    limit: int = 10_000
+
+    async def run(self) -> None:
+        for i in range(self.limit):
+            if self.stop.is_set():
+                return
+            await self.client.send(chat(self.room, f"m{i}", f"m-{i}"))
+            done = await self.client.expect(  # not a receipt (those name a recipient)
+                "delivery_confirmation",
+                lambda f, i=i: f["data"]["message_id"] == f"m-{i}" and "recipient" not in f["data"])
+            assert done["data"]["status"] == "delivered"
+            self.sent[done["data"]["seq"]] = f"m{i}"
+
+    async def confirmed(self, count: int, within: float = 20) -> int:
+        """Wait until ``count`` more messages are confirmed; the last seq."""
+        target = len(self.sent) + count
+
+        async def enough() -> bool:
+            return len(self.sent) >= target
+
+        await eventually(enough, within=within, what=f"{target} confirmed messages")
+        return max(self.sent)
+
+
+def chats(client: ChatClient, room: str) -> list[tuple[int, str]]:
+    """(seq, content) of every chat of ``room`` the client received, in arrival order."""
+    return [(f["seq"], f["data"]["content"]) for f in client.frames
+            if f is not None and f.get("type") == "chat" and f.get("room_id") == room]
+
+
+async def has_all(client: ChatClient, room: str, sent: dict[int, str]) -> bool:
+    return set(sent) <= {seq for seq, _ in chats(client, room)}
+
+
+def first_seen(stream: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The stream without repeats (a replay or ``sync`` resends what was seen)."""
+    seen: set[int] = set()
+    out = []
+    for seq, content in stream:
+        if seq not in seen:
+            seen.add(seq)
+            out.append((seq, content))
+    return out
+
+
+# ---- a process dies ------------------------------------------------------------------
+
+
+async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_elsewhere(
+        pg_url: str, start_server, name) -> None:
+    survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
+    room = name("shared")
+    talker, watcher, mover, leaver = [await survivor.user(name()) for _ in range(4)]
+    t = await joined(survivor, talker, room, "shared")
+    w = await joined(survivor, watcher, room)
+    m = await joined(victim, mover, room)
+    await joined(victim, leaver, room)
+    everyone = sorted(u.username for u in (talker, watcher, mover, leaver))
+    assert await participants(survivor, room, talker) == everyone
+
+    sender = Sender(t, room)
+    sending = asyncio.create_task(sender.run())
+    try:
+        await sender.confirmed(40)
+        kill(victim)  # SIGKILL: no close frames, no clean-up, no goodbye on the broker
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        await m.wait_closed()
+        last_seen = max(seq for seq, _ in chats(m, room))
+        back = await survivor.connect(mover)  # the same ws token works on every process
+        await back.send({"type": "sync", "data": {"rooms": {room: last_seen}}})
+        await back.expect("sync")
+        await sender.confirmed(40)  # traffic goes on after the recovery
+    finally:
+        sender.stop.set()
+        await sending
+
+    # Presence expires by time: the dead process's users leave the lists.
+    async def leaver_gone() -> bool:
+        return await participants(survivor, room, talker) == sorted(
+            u.username for u in (talker, watcher, mover))
+
+    await eventually(leaver_gone, within=3 * PRESENCE_TTL, what="dead process's presence gone")
+    assert loop.time() - killed_at < 3 * PRESENCE_TTL + 2
+
+    history = (await survivor.get(f"/api/v1/ws/rooms/{room}/messages?limit=500", talker)).json()
+    stored = {e["seq"]: e["data"]["content"] for e in history["messages"] if e["type"] == "chat"}
+    assert stored == sender.sent  # every confirmed message is stored, nothing else
+    expected = sorted(sender.sent.items())
+    for client in (t, w):  # the survivor's clients: everything, once, in order
+        await eventually(lambda c=client: has_all(c, room, sender.sent), what="delivery")
+        assert chats(client, room) == expected
+    await eventually(lambda: has_all(back, room, sender.sent), what="recovery by sync")
+    # Before the kill and after the reconnect, the mover saw everything, in order.
+    assert first_seen(chats(m, room) + chats(back, room)) == expected
+
+
+# ---- Redis goes away and comes back -----------------------------------------------------
+
+
+class PrivateRedis:
+    """A throw-away redis-server on one port, stopped by PID, restartable on that port."""
+
+    def __init__(self, binary: str, port: int, log_path: Path) -> None:
+        self.binary, self.port, self.log_path = binary, port, log_path
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", stdout=log, stderr=log)
+        await eventually(self._answers, within=10, what="redis-server up")
+
+    async def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            async with asyncio.timeout(10):
+                await proc.wait()
+
+    async def _answers(self) -> bool:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        try:
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            async with asyncio.timeout(1):
+                return await reader.readline() == b"+PONG\r\n"
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed (required in CI)")
+        pytest.skip("redis-server is not installed")
+    redis = PrivateRedis(binary, free_port(), tmp_path / "redis.log")
+    await redis.start()
+    try:
+        yield redis
+    finally:
+        await redis.kill()
+
+
+async def health(srv: Server) -> tuple[int, dict[str, Any]]:
+    r = await srv.get("/health")
+    return r.status_code, r.json()
+
+
+async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_restart(
+        pg_url: str, private_redis: PrivateRedis, start_server, name) -> None:
+    a_srv, b_srv = await start_cluster(start_server, 2,
+                                       cluster_env(pg_url, broker_url=private_redis.url))
+    room = name("shared")
+    alice, amy, bob = [await a_srv.user(name()) for _ in range(3)]
+    a = await joined(a_srv, alice, room, "shared")
+    a2 = await joined(a_srv, amy, room)
+    b = await joined(b_srv, bob, room)
+    sender = Sender(a, room)
+    sending = asyncio.create_task(sender.run())
+    try:
+        await sender.confirmed(30)
+        await private_redis.kill()
+        for srv in (a_srv, b_srv):  # both notice, and say so
+            async def down(srv: Server = srv) -> bool:
+                status, body = await health(srv)
+                return status == 503 and body["broker"] == "down"
+
+            await eventually(down, within=5, what="/health 503 with the broker down")
+        # Same-process chat goes on: stored, confirmed, delivered to a2 at once.
+        during = await sender.confirmed(20)
+        await eventually(lambda: _has_seq(a2, room, during), within=5,
+                         what="delivery on the same process while Redis is down")
+        await private_redis.start()
+        for srv in (a_srv, b_srv):
+            async def up(srv: Server = srv) -> bool:
+                return (await health(srv))[0] == 200
+
+            await eventually(up, within=10, what="/health 200 after Redis is back")
+        await sender.confirmed(30)
+    finally:
+        sender.stop.set()
+        await sending
+
+    expected = sorted(sender.sent.items())
+    # No sync from the clients: each process re-reads the store once its broker link
+    # is back, so every client gets every stored message, once, in seq order.
+    for client in (a, a2, b):
+        await eventually(lambda c=client: has_all(c, room, sender.sent), within=10,
+                         what="every message after the heal")
+        assert chats(client, room) == expected
+    history = (await b_srv.get(f"/api/v1/ws/rooms/{room}/messages?limit=500", bob)).json()
+    assert {e["seq"]: e["data"]["content"] for e in history["messages"]
+            if e["type"] == "chat"} == sender.sent
+    # Presence is back in the fresh Redis too (refreshed every PRESENCE_TTL / 3).
+    everyone = sorted(u.username for u in (alice, amy, bob))
+
+    async def listed() -> bool:
+        return await participants(b_srv, room, bob) == everyone
+
+    await eventually(listed, within=2 * PRESENCE_TTL, what="participants after the heal")
+
+
+async def _has_seq(client: ChatClient, room: str, seq: int) -> bool:
+    return any(s == seq for s, _ in chats(client, room))
+
