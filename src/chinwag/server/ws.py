@@ -16,7 +16,13 @@ from chinwag.core.outbox import Kind
 from chinwag.core.session import Session
 from chinwag.protocol import codec
 from chinwag.protocol.codes import CloseCode, ErrorCode
-from chinwag.protocol.errors import AuthFailed, ChatError, InvalidMessage, TooManyConnections
+from chinwag.protocol.errors import (
+    AuthFailed,
+    ChatError,
+    InvalidMessage,
+    RateLimited,
+    TooManyConnections,
+)
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
@@ -179,7 +185,9 @@ class Connection:
             except ChatError as exc:
                 # Upload chunks skip the rate limit only while they are useful: a
                 # failing one counts, so a flood of bad chunks is limited too.
-                if _is_chunk(frame) and session.limiter.check():
+                if _is_chunk(frame) and (retry := session.limiter.check()):
+                    self._send_error(RateLimited("rate limit exceeded", retry_after=retry),
+                                     frame.message_id)
                     continue
                 self._send_error(exc, frame.message_id)
             except Exception:
