@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chinwag.client import Closed
+from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
 from tests.support import (
     ADMIN,
@@ -73,6 +73,15 @@ async def participants(srv: Server, room: str, user: Any) -> list[str]:
     r = await srv.get(f"/api/v1/ws/rooms/{room}", user)
     assert r.status_code == 200, r.text
     return sorted(r.json()["participants"])
+
+
+async def attached(srv: Server, user: Any) -> ChatClient:
+    """Connect and wait until the server has registered the connection everywhere
+    (``connect`` comes first; the ``pong`` to a ping comes after the attach)."""
+    client = await srv.connect(user)
+    await client.send({"type": "ping"})
+    await client.expect("pong")
+    return client
 
 
 def is_presence(username: str, status: str) -> Callable[[dict[str, Any]], bool]:
@@ -241,6 +250,42 @@ async def test_presence_and_participants_span_processes(cluster: list[Server], n
         assert await participants(srv, room, alice) == sorted([alice.username, bob.username])
 
 
+async def test_offline_is_announced_only_when_the_last_connection_anywhere_closes(
+        cluster: list[Server], name) -> None:
+    a_srv, b_srv, _ = cluster
+    room = name("shared")
+    alice, bob = await a_srv.user(name()), await a_srv.user(name())
+    a = await joined(a_srv, alice, room, "shared")
+    on_a = await joined(a_srv, bob, room)
+    on_b = await attached(b_srv, bob)  # bob's second device, on another process
+    await on_a.close()
+    with pytest.raises(TimeoutError):  # bob is still online through process B
+        await a.expect("presence", is_presence(bob.username, "offline"), timeout=1)
+    assert await participants(a_srv, room, alice) == sorted([alice.username, bob.username])
+    await on_b.close()
+    await a.expect("presence", is_presence(bob.username, "offline"))
+    assert await participants(a_srv, room, alice) == [alice.username]
+
+
+async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
+        cluster: list[Server], name) -> None:
+    room = name("shared")
+    owner = await cluster[0].user(name())
+    await joined(cluster[0], owner, room, "shared")
+    users = [await cluster[0].user(name()) for _ in range(4)]
+
+    async def two_devices(user: Any) -> None:  # the same join, on B and C at once
+        await asyncio.gather(joined(cluster[1], user, room), joined(cluster[2], user, room))
+
+    await asyncio.gather(*(two_devices(u) for u in users))
+    info = (await cluster[0].get(f"/api/v1/ws/rooms/{room}", owner)).json()
+    assert sorted(info["members"]) == sorted([owner.username, *(u.username for u in users)])
+    history = (await cluster[0].get(f"/api/v1/ws/rooms/{room}/messages", owner)).json()
+    joins = [e["data"]["username"] for e in history["messages"]
+             if e["type"] == "presence" and e["data"]["status"] == "joined"]
+    assert sorted(joins) == sorted(u.username for u in users)  # one "joined" each
+
+
 async def test_join_confirmation_lists_participants_of_every_process(cluster: list[Server],
                                                                      name) -> None:
     room = name("shared")
@@ -260,8 +305,8 @@ async def test_per_user_connection_limit_counts_every_process(cluster: list[Serv
                                                               name) -> None:
     a_srv, b_srv, _ = cluster  # WEBSOCKET_MAX_CONNECTIONS_PER_USER=2
     alice = await a_srv.user(name())
-    first = await a_srv.connect(alice)
-    await a_srv.connect(alice)
+    first = await attached(a_srv, alice)
+    await attached(a_srv, alice)
     third = await b_srv.raw_connect(alice)
     error = await third.expect("error")
     assert error["data"]["code"] == "TOO_MANY_CONNECTIONS"
@@ -284,7 +329,7 @@ async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, na
     admin = await a_srv.admin()
     users = [await a_srv.user(name()) for _ in range(3)]
     for srv, user in [(a_srv, users[0]), (a_srv, users[1]), (b_srv, users[2])]:
-        await srv.connect(user)
+        await attached(srv, user)
 
     async def summed(srv: Server) -> bool:
         stats = (await srv.get("/api/v1/ws/stats", admin)).json()

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from chinwag.client import ChatClient
+from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, joined
 from tests.e2e.test_cluster import (
     PRESENCE_TTL,
@@ -50,20 +51,25 @@ class Sender:
 
     client: ChatClient
     room: str
+    tag: str = "m"
     sent: dict[int, str] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     limit: int = 10_000
 
     async def run(self) -> None:
+        """Ends when stopped, or quietly when the server goes away under it."""
         for i in range(self.limit):
             if self.stop.is_set():
                 return
-            await self.client.send(chat(self.room, f"m{i}", f"m-{i}"))
-            done = await self.client.expect(  # not a receipt (those name a recipient)
-                "delivery_confirmation",
-                lambda f, i=i: f["data"]["message_id"] == f"m-{i}" and "recipient" not in f["data"])
+            content, message_id = f"{self.tag}{i}", f"{self.tag}-{i}"
+            try:
+                await self.client.send(chat(self.room, content, message_id))
+                done = await self.client.expect("delivery_confirmation", lambda f, m=message_id: (
+                    f["data"]["message_id"] == m and "recipient" not in f["data"]))
+            except (Closed, ConnectionClosed):
+                return
             assert done["data"]["status"] == "delivered"
-            self.sent[done["data"]["seq"]] = f"m{i}"
+            self.sent[done["data"]["seq"]] = content
 
     async def confirmed(self, count: int, within: float = 20) -> int:
         """Wait until ``count`` more messages are confirmed; the last seq."""
@@ -112,39 +118,46 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
     everyone = sorted(u.username for u in (talker, watcher, mover, leaver))
     assert await participants(survivor, room, talker) == everyone
 
-    sender = Sender(t, room)
-    sending = asyncio.create_task(sender.run())
+    # Both processes take messages when one dies: the survivor's talker and the
+    # victim's mover send one after another, each after the previous confirmation.
+    sender, doomed = Sender(t, room, "s"), Sender(m, room, "v")
+    sending = [asyncio.create_task(sender.run()), asyncio.create_task(doomed.run())]
     try:
-        await sender.confirmed(40)
+        await sender.confirmed(30)
+        await doomed.confirmed(10)
         kill(victim)  # SIGKILL: no close frames, no clean-up, no goodbye on the broker
         loop = asyncio.get_running_loop()
         killed_at = loop.time()
+
+        async def leaver_gone() -> bool:  # presence expires by time, without the victim
+            return leaver.username not in await participants(survivor, room, talker)
+
         await m.wait_closed()
         last_seen = max(seq for seq, _ in chats(m, room))
         back = await survivor.connect(mover)  # the same ws token works on every process
         await back.send({"type": "sync", "data": {"rooms": {room: last_seen}}})
         await back.expect("sync")
-        await sender.confirmed(40)  # traffic goes on after the recovery
+        await eventually(leaver_gone, within=3 * PRESENCE_TTL, what="dead process's presence")
+        assert loop.time() - killed_at <= PRESENCE_TTL + 1.5
+        assert await participants(survivor, room, talker) == sorted(
+            u.username for u in (talker, watcher, mover))
+        await sender.confirmed(30)  # traffic goes on after the recovery
     finally:
         sender.stop.set()
-        await sending
-
-    # Presence expires by time: the dead process's users leave the lists.
-    async def leaver_gone() -> bool:
-        return await participants(survivor, room, talker) == sorted(
-            u.username for u in (talker, watcher, mover))
-
-    await eventually(leaver_gone, within=3 * PRESENCE_TTL, what="dead process's presence gone")
-    assert loop.time() - killed_at < 3 * PRESENCE_TTL + 2
+        await asyncio.gather(*sending)
 
     history = (await survivor.get(f"/api/v1/ws/rooms/{room}/messages?limit=500", talker)).json()
     stored = {e["seq"]: e["data"]["content"] for e in history["messages"] if e["type"] == "chat"}
-    assert stored == sender.sent  # every confirmed message is stored, nothing else
-    expected = sorted(sender.sent.items())
+    # Every confirmed message is stored (the victim may have stored one more it never
+    # confirmed: that one must reach everyone too).
+    assert sender.sent.items() <= stored.items() and doomed.sent.items() <= stored.items()
+    assert set(stored.values()) - {*sender.sent.values(), *doomed.sent.values()} <= {
+        f"v{len(doomed.sent)}"}
+    expected = sorted(stored.items())
     for client in (t, w):  # the survivor's clients: everything, once, in order
-        await eventually(lambda c=client: has_all(c, room, sender.sent), what="delivery")
+        await eventually(lambda c=client: has_all(c, room, stored), what="delivery")
         assert chats(client, room) == expected
-    await eventually(lambda: has_all(back, room, sender.sent), what="recovery by sync")
+    await eventually(lambda: has_all(back, room, stored), what="recovery by sync")
     # Before the kill and after the reconnect, the mover saw everything, in order.
     assert first_seen(chats(m, room) + chats(back, room)) == expected
 
@@ -217,8 +230,8 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
     a = await joined(a_srv, alice, room, "shared")
     a2 = await joined(a_srv, amy, room)
     b = await joined(b_srv, bob, room)
-    sender = Sender(a, room)
-    sending = asyncio.create_task(sender.run())
+    sender, other = Sender(a, room, "a"), Sender(b, room, "b")  # both sides talk
+    sending = [asyncio.create_task(sender.run()), asyncio.create_task(other.run())]
     try:
         await sender.confirmed(30)
         await private_redis.kill()
@@ -228,10 +241,12 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
                 return status == 503 and body["broker"] == "down"
 
             await eventually(down, within=5, what="/health 503 with the broker down")
-        # Same-process chat goes on: stored, confirmed, delivered to a2 at once.
-        during = await sender.confirmed(20)
+        # Same-process chat goes on: stored, confirmed, delivered there at once.
+        during, during_b = await sender.confirmed(20), await other.confirmed(5)
         await eventually(lambda: _has_seq(a2, room, during), within=5,
-                         what="delivery on the same process while Redis is down")
+                         what="delivery on A while Redis is down")
+        await eventually(lambda: _has_seq(b, room, during_b), within=5,
+                         what="delivery on B while Redis is down")
         await private_redis.start()
         for srv in (a_srv, b_srv):
             async def up(srv: Server = srv) -> bool:
@@ -241,18 +256,20 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
         await sender.confirmed(30)
     finally:
         sender.stop.set()
-        await sending
+        other.stop.set()
+        await asyncio.gather(*sending)
 
-    expected = sorted(sender.sent.items())
+    sent = {**sender.sent, **other.sent}
+    expected = sorted(sent.items())
     # No sync from the clients: each process re-reads the store once its broker link
     # is back, so every client gets every stored message, once, in seq order.
     for client in (a, a2, b):
-        await eventually(lambda c=client: has_all(c, room, sender.sent), within=10,
+        await eventually(lambda c=client: has_all(c, room, sent), within=10,
                          what="every message after the heal")
         assert chats(client, room) == expected
     history = (await b_srv.get(f"/api/v1/ws/rooms/{room}/messages?limit=500", bob)).json()
     assert {e["seq"]: e["data"]["content"] for e in history["messages"]
-            if e["type"] == "chat"} == sender.sent
+            if e["type"] == "chat"} == sent
     # Presence is back in the fresh Redis too (refreshed every PRESENCE_TTL / 3).
     everyone = sorted(u.username for u in (alice, amy, bob))
 

@@ -83,7 +83,7 @@ async def test_global_connection_limit_closes_with_1013(start_server, name) -> N
 
 
 async def test_oversized_frame_closes_with_1009(start_server, name) -> None:
-    srv = await start_server(WS_MAX_MESSAGE_SIZE=4096)
+    srv = await start_server(WS_MAX_MESSAGE_SIZE=4096, MAX_CHUNK_SIZE=1024)
     client = await srv.connect(await srv.user(name()))
     await client.send("x" * 5000)
     assert await client.wait_closed() == 1009

@@ -12,7 +12,7 @@ from chinwag.core.presence import Presence
 from chinwag.core.session import Session
 from chinwag.protocol.codec import encode, event, iso, utc_now
 from chinwag.protocol.errors import NotInRoom
-from chinwag.store.base import EventRecord, Store
+from chinwag.store.base import Appended, EventRecord, Store
 
 PAGE = 500
 
@@ -35,19 +35,32 @@ class Events:
         self.store = store
         self.hub = hub
         self.presence = presence
+        # room -> (membership version, members): re-read only when the version the
+        # store returns with each append differs, so it is right across processes.
+        self._members: dict[str, tuple[int, list[str]]] = {}
+
+    async def members(self, room_id: str, version: int | None) -> list[str]:
+        cached = self._members.get(room_id)
+        if cached is not None and version is not None and cached[0] == version:
+            return cached[1]
+        fresh = await self.store.rooms.members_versioned(room_id)
+        if len(self._members) > 10_000:
+            self._members.clear()
+        self._members[room_id] = fresh
+        return fresh[1]
 
     async def append(self, room_id: str, type: str, data: dict[str, Any], *,
                      sender: str | None = None, client_message_id: str | None = None,
                      require_member: bool = False, exclude: str | None = None,
-                     ) -> tuple[EventRecord, bool]:
-        """Store and publish; returns the record and whether it was a duplicate."""
+                     ) -> Appended:
+        """Store, then publish (unless it was a duplicate)."""
         appended = await self.store.events.append(
             room_id, type, data, sender=sender, client_message_id=client_message_id,
             require_member=require_member)
         if not appended.duplicate:
             await self.hub.publish_stored(room_id, appended.event.seq,
                                           encode(render(appended.event)), exclude)
-        return appended.event, appended.duplicate
+        return appended
 
     async def append_ai(self, room_id: str, data: dict[str, Any]) -> EventRecord:
         """Store an AI completion. Live, participants get it with ``content:""`` (the
@@ -60,10 +73,10 @@ class Events:
         return record
 
     async def membership(self, room_id: str, username: str, status: str) -> int:
-        record, _ = await self.append(
+        appended = await self.append(
             room_id, "presence", {"room_id": room_id, "username": username, "status": status},
             exclude=username)
-        return record.seq
+        return appended.event.seq
 
     async def room_deleted(self, room_id: str) -> None:
         text = encode(event("room_deleted", {"room_id": room_id}, room_id))

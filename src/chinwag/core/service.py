@@ -328,12 +328,13 @@ class ChatService:
     async def _room_chat(self, session: Session, msg: m.Chat) -> None:
         who, data, room_id = session.identity, msg.data, msg.room_id
         assert room_id is not None
-        if msg.message_id is not None:
+        conv = None
+        if data.ai and msg.message_id is not None:
+            # Checked first so a retry does not open a second conversation.
             prior = await self._prior(room_id, who.username, msg.message_id)
             if prior is not None:
                 session.send(confirmation(prior, "delivered", queued_for=[], duplicate=True))
                 return
-        conv = None
         if data.ai:
             if self.assistant is None:
                 raise NotImplementedYet("AI replies are not configured on this server")
@@ -345,16 +346,17 @@ class ChatService:
                    "user_id": who.user_id, "client_message_id": msg.message_id,
                    "conversation_id": conv.id if conv else data.conversation_id,
                    "timestamp": utc_now()}
-        record, duplicate = await self.events.append(
+        appended = await self.events.append(
             room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
             require_member=True)
-        if duplicate:
+        record = appended.event
+        if appended.duplicate:
             session.send(confirmation(record, "delivered", queued_for=[], duplicate=True))
             return
         if self.typing.is_typing(room_id, who.username):
             await self.typing.stop(room_id, who.username)
         online = set(await self.presence.participants(room_id))
-        members = await self.store.rooms.members(room_id)
+        members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
         if conv is not None and self.assistant is not None:

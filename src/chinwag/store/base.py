@@ -57,6 +57,7 @@ class EventRecord:
 class Appended:
     event: EventRecord
     duplicate: bool  # True: the (sender, client_message_id) was stored before; nothing new
+    members_version: int | None = None  # changes whenever the room's membership changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,9 @@ class RoomStore(Protocol):
 
     async def remove_member(self, room_id: str, username: str) -> bool: ...
     async def members(self, room_id: str) -> list[str]: ...
+    async def members_versioned(self, room_id: str) -> tuple[int, list[str]]:
+        """The members and the room's membership version, read together."""
+
     async def member(self, room_id: str, username: str) -> MemberRecord | None: ...
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]: ...
     async def count_by_type(self) -> dict[str, int]: ...

@@ -17,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -58,6 +59,16 @@ class Database:
         else:
             async with self.sessions() as session, session.begin():
                 yield session
+
+    @contextlib.asynccontextmanager
+    async def write_conn(self) -> AsyncIterator[AsyncConnection]:
+        """A Core-level transaction (no ORM unit of work) for the hot paths."""
+        if self.is_sqlite:
+            async with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self.engine.begin() as conn:
+                yield conn
 
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (safe to call at each start-up)."""

@@ -59,6 +59,7 @@ class SqlRooms:
                 return False
             s.add(RoomMember(room_pk=room.id, username=username,
                              delivered_seq=room.last_seq, read_seq=room.last_seq))
+            room.members_version += 1
             return True
 
     async def remove_member(self, room_id: str, username: str) -> bool:
@@ -66,13 +67,24 @@ class SqlRooms:
             pk = select(Room.id).where(Room.room_id == room_id).scalar_subquery()
             result = await s.execute(delete(RoomMember).where(
                 RoomMember.room_pk == pk, RoomMember.username == username))
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return False
+            await s.execute(update(Room).where(Room.room_id == room_id)
+                            .values(members_version=Room.members_version + 1))
+            return True
 
     async def members(self, room_id: str) -> list[str]:
         async with self._db.read() as s:
             rows = await s.scalars(select(RoomMember.username).join(Room).where(
                 Room.room_id == room_id).order_by(RoomMember.joined_at, RoomMember.username))
             return list(rows)
+
+    async def members_versioned(self, room_id: str) -> tuple[int, list[str]]:
+        async with self._db.read() as s, s.begin():
+            version = await s.scalar(select(Room.members_version).where(Room.room_id == room_id))
+            rows = await s.scalars(select(RoomMember.username).join(Room).where(
+                Room.room_id == room_id).order_by(RoomMember.joined_at, RoomMember.username))
+            return int(version or 0), list(rows)
 
     async def member(self, room_id: str, username: str) -> MemberRecord | None:
         async with self._db.read() as s:

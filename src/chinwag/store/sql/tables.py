@@ -49,6 +49,7 @@ class Room(Base):
     room_type: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str] = mapped_column(String(64))
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    members_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -1,0 +1,534 @@
+"""Room fan-out across 1, 2 and 3 chinwag processes (PostgreSQL + Redis), side by side.
+
+    python bench/cluster_bench.py                  # 300 receivers, 100-message bursts, medians of 3
+    python bench/cluster_bench.py --quick          # one repetition, smaller room
+    python bench/cluster_bench.py --profile        # + a py-spy profile of one process mid-burst
+
+For each cluster size it starts that many ``python -m chinwag serve`` processes on
+one fresh PostgreSQL database and the machine's Redis (a unique REDIS_KEY_PREFIX per
+size, so nothing is shared between sizes), spreads N receivers round-robin over the
+processes in one shared room, and has one sender (on the first process) fire M chats
+at once. A *delivery* is one chat arriving at one receiver (the sender's own copy is
+not counted); deliveries/s = N*M / (first send -> last delivery). Every receiver must
+get all M chats, each once, in seq order, or the repetition fails.
+
+The load generator is this process (asyncio on uvloop, one connection per receiver).
+CPU seconds are read from /proc between "go" and the last delivery for every chinwag
+process, the Redis server and the generator itself; when the generator is near 100 %
+of a core, deliveries/s is a floor set by it, while server CPU us/delivery stays exact.
+Users are few (receivers share them, WEBSOCKET_MAX_CONNECTIONS_PER_USER is raised) so
+setting up costs a handful of password hashes, not hundreds.
+
+Needs: PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379,
+Linux /proc. Every repetition is bounded (--deadline, default 45 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import ServerProc, cpu_delta, cpu_snapshot, free_port, stat_cpu_s
+
+BENCH = Path(__file__).resolve().parent
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSWORD = "bench-password-1"
+JWT_SECRET = "bench-secret-not-for-production-0123456789abcdef"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- the cluster
+
+
+@dataclass
+class Cluster:
+    procs: list[ServerProc]
+    broker: str
+
+    @property
+    def ports(self) -> list[int]:
+        return [p.port for p in self.procs]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.stop(timeout=10)
+
+
+def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> Cluster:
+    env = {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker,
+        "REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:8]}:",
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_LEVEL": "warning",
+        "WS_RATE_LIMIT_REQUESTS": "1000000",
+        "WS_RATE_LIMIT_WINDOW": "1",
+        "WEBSOCKET_MAX_CONNECTIONS": "30000",
+        "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "10000",
+        "WEBSOCKET_OUTBOX_SIZE": "4096",
+        "AI_PROVIDER": "offline",
+    }
+    procs: list[ServerProc] = []
+    try:
+        for i in range(size):
+            d = workdir / f"node{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            node_env = {**env, "DATA_DIR": str(d / "data"), "UPLOAD_DIR": str(d / "up"),
+                        "TEMP_DIR": str(d / "up" / "temp")}
+            port = free_port()
+            procs.append(ServerProc(f"chinwag{i}", [sys.executable, "-m", "chinwag", "serve",
+                                                    "--port", str(port)],
+                                    port, workdir, env=node_env))
+            # One at a time: the first migrates; starting together also races the
+            # admin/user INSERTs of a fresh database.
+            procs[-1].wait_ready(timeout=30)
+    except BaseException:
+        for p in procs:
+            p.stop()
+        raise
+    return Cluster(procs, broker)
+
+
+async def create_database() -> str:
+    import asyncpg
+
+    name = f"chinwag_bench_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(database="postgres", **PG)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(database="postgres", **PG)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds used so far by every process named ``postgres`` (server and backends)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
+                    total += stat_cpu_s(int(entry))
+    return total
+
+
+def redis_pid() -> int | None:
+    try:
+        out = subprocess.run(["redis-cli", "-p", "6379", "info", "server"], capture_output=True,
+                             text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":")[1])
+    return None
+
+
+# ------------------------------------------------------------------ HTTP
+
+async def ws_tokens(port: int, usernames: list[str]) -> dict[str, str]:
+    """Register (409 = already there), log in and fetch a ws token for each user."""
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        async def one(username: str) -> tuple[str, str]:
+            body = {"username": username, "password": PASSWORD}
+            r = await http.post("/api/v1/auth/register", json=body)
+            if r.status_code not in (201, 409):
+                raise RuntimeError(f"register {username}: {r.status_code} {r.text}")
+            r = await http.post("/api/v1/auth/login", json=body)
+            r.raise_for_status()
+            access = r.json()["access_token"]
+            r = await http.post("/api/v1/ws/token",
+                                headers={"Authorization": f"Bearer {access}"})
+            r.raise_for_status()
+            return username, r.json()["token"]
+
+        sem = asyncio.Semaphore(4)
+
+        async def bounded(username: str) -> tuple[str, str]:
+            async with sem:
+                return await one(username)
+
+        return dict(await asyncio.gather(*(bounded(u) for u in usernames)))
+
+
+# ------------------------------------------------------------- the clients
+
+
+@dataclass
+class Receiver:
+    room: str
+    expected: int
+    done: asyncio.Event
+    seqs: list[int] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    last_at: float = 0.0
+    ws: ClientConnection | None = None
+    task: asyncio.Task[None] | None = None
+
+    async def open(self, url: str) -> None:
+        self.ws = await connect(url, max_size=None, ping_interval=None, compression=None,
+                                open_timeout=30)
+        while True:  # connect, the offline replay, then our join confirmation
+            frame = orjson.loads(await self.ws.recv())
+            if frame.get("type") == "join_room":
+                break
+            if frame.get("type") == "error":
+                raise RuntimeError(f"join refused: {frame}")
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        room, clock = self.room, time.perf_counter
+        with contextlib.suppress(Exception):
+            async for raw in self.ws:
+                if '"chat"' not in raw:  # presence, heartbeats, receipts
+                    continue
+                frame = orjson.loads(raw)
+                if frame.get("type") != "chat" or frame.get("room_id") != room:
+                    continue
+                now = clock()
+                self.seqs.append(frame["seq"])
+                self.latencies.append(now - float(frame["data"]["content"]))
+                self.last_at = now
+                if len(self.seqs) == self.expected:
+                    self.done.set()
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.ws.close()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(BaseException):
+                await self.task
+
+
+def ws_url(port: int, token: str, room: str) -> str:
+    return (f"ws://127.0.0.1:{port}/api/v1/ws/ws?token={token}"
+            f"&room_id={room}&room_type=shared")
+
+
+async def open_all(receivers: list[Receiver], urls: list[str], concurrency: int = 50) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(r: Receiver, url: str) -> None:
+        async with sem:
+            await r.open(url)
+
+    await asyncio.gather(*(one(r, u) for r, u in zip(receivers, urls, strict=True)))
+
+
+def wait_quiet(procs: list[ServerProc], max_wait: float = 15.0) -> None:
+    """Until every process is under 5 % of a core for 100 ms (the join storm drained)."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        before = [p.cpu() for p in procs]
+        time.sleep(0.1)
+        used = [cpu_delta(b, p.cpu())[0] for b, p in zip(before, procs, strict=True)]
+        if max(used) < 0.005:
+            return
+
+
+# --------------------------------------------------------------- one repetition
+
+
+@dataclass
+class Result:
+    size: int
+    broker: str
+    deliveries: int
+    seconds: float
+    per_proc_cpu: list[float]
+    redis_cpu: float | None
+    postgres_cpu: float
+    client_cpu: float
+    p50_ms: float
+    p99_ms: float
+    receivers_per_proc: list[int]
+
+    @property
+    def rate(self) -> float:
+        return self.deliveries / self.seconds
+
+    @property
+    def server_us_per_delivery(self) -> float:
+        return sum(self.per_proc_cpu) / self.deliveries * 1e6
+
+
+def client_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
+                   deadline: float, *, spread_senders: bool = False,
+                   profile: Path | None = None) -> Result:
+    room = f"bench-{uuid.uuid4().hex[:8]}"
+    done_events = [asyncio.Event() for _ in range(n)]
+    receivers = [Receiver(room, m, e) for e in done_events]
+    rx_users = [u for u in tokens if not u.startswith("sender")]
+    ports = cluster.ports
+    # One sender on the first process, or one on each process sharing the M messages.
+    senders = [Receiver(room, m, asyncio.Event())
+               for _ in range(len(ports) if spread_senders else 1)]
+    try:
+        async with asyncio.timeout(deadline):
+            for i, sender in enumerate(senders):  # the first one creates the room
+                await sender.open(ws_url(ports[i], tokens[f"sender{i}"], room))
+            urls = [ws_url(ports[i % len(ports)], tokens[rx_users[i % len(rx_users)]], room)
+                    for i in range(n)]
+            # Each user's first connection joins the room, then the rest follow: two
+            # connections of one user joining at once can race to insert the membership.
+            first = min(n, len(rx_users))
+            await open_all(receivers[:first], urls[:first])
+            await open_all(receivers[first:], urls[first:])
+            await asyncio.to_thread(wait_quiet, cluster.procs)
+            rpid = redis_pid() if cluster.broker.startswith("redis") else None
+            spy = _start_profile(cluster.procs[0].pid, profile) if profile else None
+            before = [p.cpu() for p in cluster.procs]
+            redis_before = cpu_snapshot(rpid) if rpid else None
+            pg_before = postgres_cpu_s()
+            client_before = client_cpu_s()
+            t0 = time.perf_counter()
+            for i in range(m):
+                ws = senders[i % len(senders)].ws
+                assert ws is not None
+                await ws.send(orjson.dumps({
+                    "type": "chat", "room_id": room, "message_id": f"{room}-{i}",
+                    "data": {"message": repr(time.perf_counter()), "ai": False}}).decode())
+            await asyncio.gather(*(e.wait() for e in done_events))
+            t1 = max(r.last_at for r in receivers)
+            per_proc = [cpu_delta(b, p.cpu())[0] for b, p in zip(before, cluster.procs,
+                                                                   strict=True)]
+            redis_cpu = (cpu_delta(redis_before, cpu_snapshot(rpid))[0]
+                         if rpid and redis_before else None)
+            postgres = postgres_cpu_s() - pg_before
+            client = client_cpu_s() - client_before
+            if spy is not None:
+                _stop_profile(spy)
+    except TimeoutError:
+        got = sum(len(r.seqs) for r in receivers)
+        raise RuntimeError(f"deadline {deadline}s: {got}/{n * m} deliveries") from None
+    finally:
+        await asyncio.gather(*(r.close() for r in [*senders, *receivers]))
+    for r in receivers:  # each chat once, in seq order, nothing missing
+        if len(r.seqs) != m or r.seqs != sorted(set(r.seqs)):
+            raise RuntimeError(f"receiver got {len(r.seqs)} chats, order/dups wrong")
+    lat = sorted(x for r in receivers for x in r.latencies)
+    counts = Counter(i % len(ports) for i in range(n))
+    return Result(len(ports), cluster.broker, n * m, t1 - t0, per_proc, redis_cpu, postgres,
+                  client,
+                  lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3,
+                  [counts[i] for i in range(len(ports))])
+
+
+# ---------------------------------------------------------------- profiling
+
+
+def _start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    spy = Path(sys.executable).with_name("py-spy")
+    proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "250",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # attached before the burst starts
+    return proc
+
+
+def _stop_profile(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def summarise_profile(path: Path, top: int = 15) -> str:
+    """Self time by leaf frame, and inclusive time of chinwag's own functions."""
+    leaves: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        if _idle(frames[-1]):
+            continue  # waiting in the event loop's poll, not working
+        total += n
+        leaves[_short(frames[-1])] += n
+        for f in {_short(f) for f in frames if "chinwag" in f}:
+            inclusive[f] += n
+    if not total:
+        return "(no samples)"
+    lines = [f"busy samples: {total}", "self time (leaf frames):"]
+    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in leaves.most_common(top)]
+    lines.append("inclusive time (chinwag frames):")
+    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in inclusive.most_common(top)]
+    return "\n".join(lines)
+
+
+def _idle(leaf: str) -> bool:
+    return leaf.startswith(("select ", "poll ", "epoll")) or "selectors.py" in leaf
+
+
+def _short(frame: str) -> str:
+    # "func (path/to/module.py:123)" -> "func (module.py)"
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")").rsplit("/", 1)[-1].split(":")[0]
+    return f"{name} ({where})" if where else name
+
+
+# ------------------------------------------------------------------ driver
+
+
+def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool) -> None:
+    who = "one sender per process" if spread else "1 sender on process 1"
+    reps = max((len(v) for v in results.values()), default=0)
+    print(f"\nroom fan-out: {n} receivers spread round-robin over the processes, {who}, "
+          f"a burst of {m} chats = {n * m:,} deliveries; medians of {reps}")
+    head = (f"{'processes':<12}{'deliveries/s':>13}{'vs 1':>7}{'p50 ms':>8}{'p99 ms':>8}"
+            f"{'chinwag CPU s, per process':>29}{'us/deliv':>10}{'redis s':>9}{'pg s':>7}"
+            f"{'client busy':>13}")
+    print(head)
+    print("-" * len(head))
+    base = statistics.median(r.rate for r in results["1"]) if results.get("1") else None
+    for label, runs in results.items():
+        if not runs:
+            print(f"{label:<12}{'failed':>13}")
+            continue
+        rate = statistics.median(r.rate for r in runs)
+        ratio = f"{rate / base:.2f}x" if base and label != "1 (memory)" else "-"
+        per_proc = [statistics.median(r.per_proc_cpu[i] for r in runs)
+                    for i in range(runs[0].size)]
+        redis = [r.redis_cpu for r in runs if r.redis_cpu is not None]
+        print(f"{label:<12}{rate:>13,.0f}{ratio:>7}"
+              f"{statistics.median(r.p50_ms for r in runs):>8.0f}"
+              f"{statistics.median(r.p99_ms for r in runs):>8.0f}"
+              f"{' / '.join(f'{c:.2f}' for c in per_proc):>29}"
+              f"{statistics.median(r.server_us_per_delivery for r in runs):>10.1f}"
+              f"{(f'{statistics.median(redis):.2f}' if redis else '-'):>9}"
+              f"{statistics.median(r.postgres_cpu for r in runs):>7.2f}"
+              f"{statistics.median(r.client_cpu / r.seconds for r in runs):>12.0%}")
+    print(f"(CPU seconds between the first send and the last delivery. Machine: "
+          f"{os.cpu_count()} cpus shared by every chinwag process, Redis, PostgreSQL and "
+          f"this generator.)")
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--receivers", "-n", type=int, default=300)
+    ap.add_argument("--messages", "-m", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--sizes", default="1,2,3", help="cluster sizes, e.g. 1,2,3")
+    ap.add_argument("--memory", action="store_true",
+                    help="also one process with BROKER_URL=memory:// (no Redis hop)")
+    ap.add_argument("--spread-senders", action="store_true",
+                    help="one sender on every process (sharing the M chats) instead of one")
+    ap.add_argument("--users", type=int, default=20, help="receiver users (connections share)")
+    ap.add_argument("--deadline", type=float, default=45.0, help="bound on each repetition (s)")
+    ap.add_argument("--quick", action="store_true", help="1 repetition, 150 receivers")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the first process during one extra burst of the largest size")
+    ap.add_argument("--json", type=Path, help="write every repetition here")
+    args = ap.parse_args()
+    if args.quick:
+        args.reps, args.receivers = 1, min(args.receivers, 150)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    plan = ([("1 (memory)", 1, "memory://")] if args.memory else []) + [
+        (str(s), s, REDIS_URL) for s in sizes]
+    workdir = BENCH / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = await create_database()
+    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+    results: dict[str, list[Result]] = {}
+    profile_text = None
+    try:
+        tokens: dict[str, str] | None = None
+        for label, size, broker in plan:
+            log(f"== {label} process(es), broker {broker}")
+            cluster = start_cluster(size, database_url, broker, workdir / label.split()[0])
+            try:
+                if tokens is None:  # one database for every size: users are made once
+                    tokens = await ws_tokens(cluster.ports[0], [
+                        *[f"sender{i}" for i in range(max(sizes))],
+                        *[f"rx{i}" for i in range(args.users)]])
+                runs = results.setdefault(label, [])
+                for rep in range(args.reps):
+                    try:
+                        r = await run_once(cluster, tokens, args.receivers, args.messages,
+                                           args.deadline, spread_senders=args.spread_senders)
+                    except (RuntimeError, OSError) as exc:
+                        log(f"   rep {rep + 1}: FAILED: {exc}")
+                        continue
+                    runs.append(r)
+                    log(f"   rep {rep + 1}: {r.rate:,.0f} deliveries/s in {r.seconds:.2f}s, "
+                        f"chinwag CPU {[round(c, 2) for c in r.per_proc_cpu]} s, "
+                        f"postgres {r.postgres_cpu:.2f} s, client {r.client_cpu:.2f} s")
+                if args.profile and size == max(sizes) and broker == REDIS_URL:
+                    out = workdir / "profile.raw"
+                    await run_once(cluster, tokens, args.receivers, args.messages * 3,
+                                   args.deadline, spread_senders=args.spread_senders,
+                                   profile=out)
+                    profile_text = (f"py-spy of process 1 of {size} during a burst of "
+                                    f"{args.messages * 3}:\n" + summarise_profile(out))
+            finally:
+                cluster.stop()
+    finally:
+        await drop_database(db)
+    print_table(results, args.receivers, args.messages, args.spread_senders)
+    if profile_text:
+        print("\n" + profile_text)
+    if args.json:
+        args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()},
+                                        indent=1))
+    return 0 if results and all(results.values()) else 1
+
+
+def _run() -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main())
+    return uvloop.run(main())
+
+
+if __name__ == "__main__":
+    sys.exit(_run())
+
