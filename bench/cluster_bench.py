@@ -133,15 +133,20 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
-def postgres_cpu_s() -> float:
-    """CPU seconds used so far by every process named ``postgres`` (server and backends)."""
-    total = 0.0
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds used so far by each process named ``postgres`` (server and backends)."""
+    out: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             with contextlib.suppress(OSError):
                 if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
-                    total += stat_cpu_s(int(entry))
-    return total
+                    out[int(entry)] = stat_cpu_s(int(entry))
+    return out
+
+
+def postgres_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    # A backend that exited in between is not counted (its time is gone with it).
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def redis_pid() -> int | None:
@@ -323,7 +328,7 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             spy = _start_profile(cluster.procs[0].pid, profile) if profile else None
             before = [p.cpu() for p in cluster.procs]
             redis_before = cpu_snapshot(rpid) if rpid else None
-            pg_before = postgres_cpu_s()
+            pg_before = postgres_cpu()
             client_before = client_cpu_s()
             t0 = time.perf_counter()
             for i in range(m):
@@ -338,7 +343,7 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
                                                                    strict=True)]
             redis_cpu = (cpu_delta(redis_before, cpu_snapshot(rpid))[0]
                          if rpid and redis_before else None)
-            postgres = postgres_cpu_s() - pg_before
+            postgres = postgres_delta(pg_before, postgres_cpu())
             client = client_cpu_s() - client_before
             if spy is not None:
                 _stop_profile(spy)
@@ -418,7 +423,8 @@ def _short(frame: str) -> str:
 # ------------------------------------------------------------------ driver
 
 
-def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool) -> None:
+def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool,
+                load: str) -> None:
     who = "one sender per process" if spread else "1 sender on process 1"
     reps = max((len(v) for v in results.values()), default=0)
     print(f"\nroom fan-out: {n} receivers spread round-robin over the processes, {who}, "
@@ -448,7 +454,7 @@ def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool) 
               f"{statistics.median(r.client_cpu / r.seconds for r in runs):>12.0%}")
     print(f"(CPU seconds between the first send and the last delivery. Machine: "
           f"{os.cpu_count()} cpus shared by every chinwag process, Redis, PostgreSQL and "
-          f"this generator.)")
+          f"this generator; load average before the run: {load}.)")
 
 
 async def main() -> int:
@@ -468,6 +474,7 @@ async def main() -> int:
                     help="py-spy the first process during one extra burst of the largest size")
     ap.add_argument("--json", type=Path, help="write every repetition here")
     args = ap.parse_args()
+    load = f"{os.getloadavg()[0]:.2f}"
     if args.quick:
         args.reps, args.receivers = 1, min(args.receivers, 150)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -483,7 +490,8 @@ async def main() -> int:
         tokens: dict[str, str] | None = None
         for label, size, broker in plan:
             log(f"== {label} process(es), broker {broker}")
-            cluster = start_cluster(size, database_url, broker, workdir / label.split()[0])
+            cluster = await asyncio.to_thread(start_cluster, size, database_url, broker,
+                                              workdir / label.split()[0])
             try:
                 if tokens is None:  # one database for every size: users are made once
                     tokens = await ws_tokens(cluster.ports[0], [
@@ -509,10 +517,10 @@ async def main() -> int:
                     profile_text = (f"py-spy of process 1 of {size} during a burst of "
                                     f"{args.messages * 3}:\n" + summarise_profile(out))
             finally:
-                cluster.stop()
+                await asyncio.to_thread(cluster.stop)
     finally:
         await drop_database(db)
-    print_table(results, args.receivers, args.messages, args.spread_senders)
+    print_table(results, args.receivers, args.messages, args.spread_senders, load)
     if profile_text:
         print("\n" + profile_text)
     if args.json:

@@ -53,11 +53,14 @@ class _Chunk:
 
 
 class Outbox:
+    """Frames waiting for a connection's writer. Holds no task of its own: the
+    transport starts a writer when something is queued and the writer stops when
+    the outbox is empty, so an idle connection costs no task here."""
+
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: deque[tuple[Kind, str | _Chunk]] = deque()
-        self._wakeup = asyncio.Event()
-        self._space = asyncio.Event()
+        self._space: asyncio.Event | None = None
         self.overflowed = False
         self.closed = False
         self.dropped = 0
@@ -74,11 +77,9 @@ class Outbox:
                 self.dropped += 1
                 return False
             if not self._shed():
-                self.overflowed = True
-                self._wakeup.set()
+                self._overflow()
                 return False
         self._items.append((kind, text))
-        self._wakeup.set()
         return True
 
     def put_chunk(self, key: object, text: str) -> bool:
@@ -92,11 +93,9 @@ class Outbox:
                     item.texts.append(text)
                     return True
             if not self._shed():
-                self.overflowed = True
-                self._wakeup.set()
+                self._overflow()
                 return False
         self._items.append((Kind.CHUNK, _Chunk(key, [text])))
-        self._wakeup.set()
         return True
 
     def _shed(self) -> bool:
@@ -107,28 +106,34 @@ class Outbox:
         self._items = kept
         return len(kept) < before
 
-    async def get(self) -> str | None:
-        """The next frame to write; None once the outbox is closed or overflowed."""
-        while not self._items:
-            if self.closed or self.overflowed:
-                return None
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        if self.overflowed:
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._items.clear()
+        self._release()
+
+    def pop(self) -> str | None:
+        """The next frame to write, or None (empty, or overflowed: stop writing)."""
+        if self.overflowed or not self._items:
             return None
         _, item = self._items.popleft()
         if len(self._items) <= self.capacity // 2:
-            self._space.set()
+            self._release()
         return item if isinstance(item, str) else item.render()
 
     async def wait_for_space(self) -> None:
         """Wait until the outbox is at most half full (used by bulk replays so a
         backlog never overflows a healthy reader)."""
         while len(self._items) > self.capacity // 2 and not (self.closed or self.overflowed):
+            if self._space is None:
+                self._space = asyncio.Event()
             self._space.clear()
             await self._space.wait()
 
+    def _release(self) -> None:
+        if self._space is not None:
+            self._space.set()
+
     def close(self) -> None:
+        """Accept nothing more; what is queued may still be popped."""
         self.closed = True
-        self._wakeup.set()
-        self._space.set()
+        self._release()

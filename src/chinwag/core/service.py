@@ -17,7 +17,7 @@ from chinwag.broker.base import Broker, BrokerUnavailable
 from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
-from chinwag.core.outbox import Kind
+from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
 from chinwag.core.rooms import Rooms
@@ -51,6 +51,7 @@ class Limits:
     presence_ttl: float
     typing_timeout: float
     cleanup_interval: float
+    heartbeat_interval: float
 
 
 class ChatService:
@@ -89,6 +90,7 @@ class ChatService:
         self._background += [
             asyncio.create_task(self._every(self.limits.presence_ttl / 3, self._refresh)),
             asyncio.create_task(self._every(self.limits.cleanup_interval, self.cleanup)),
+            asyncio.create_task(self._every(self.limits.heartbeat_interval, self._heartbeat)),
         ]
 
     async def stop(self) -> None:
@@ -133,6 +135,13 @@ class ChatService:
     async def _refresh(self) -> None:
         await self.presence.refresh(list(self.hub.sessions.values()))
         await self.publish_stats()
+
+    async def _heartbeat(self) -> None:
+        """The guide's ``system`` heartbeat to every connection, framed once."""
+        text = encode(event("system", {"heartbeat": True, "server_time": utc_now()}))
+        frame = OutFrame(text)
+        for session in list(self.hub.sessions.values()):
+            session.send_text(text, Kind.EPHEMERAL, frame)
 
     async def cleanup(self) -> None:
         """Periodic clean-up: persist delivery cursors, drop abandoned uploads."""

@@ -44,13 +44,15 @@ class Session:
         self.rooms: dict[str, RoomCursor] = {}
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closing = asyncio.Event()
         self.tasks: set[asyncio.Task[None]] = set()
         self.flushed: dict[str, int] = {}  # delivered cursors last written to the store
         # Synchronous write to the socket, set by the transport when it has one; used
         # only while nothing is queued, so frames never overtake each other.
         self.direct: Callable[[OutFrame], bool] | None = None
         self.writing = False  # the writer holds a frame it has not finished sending
+        # Transport hooks: start a writer for queued frames; act on a close request.
+        self.on_queued: Callable[[], None] = _nothing
+        self.on_close: Callable[[], None] = _nothing
 
     @property
     def username(self) -> str:
@@ -67,7 +69,9 @@ class Session:
         if (direct is not None and not self.writing and not self.outbox
                 and direct(frame or OutFrame(text))):
             return
-        if not self.outbox.put(text, kind) and self.outbox.overflowed:
+        if self.outbox.put(text, kind):
+            self.on_queued()
+        elif self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
     async def send_paced(self, text: str) -> None:
@@ -82,7 +86,9 @@ class Session:
         if (direct is not None and not self.writing and not self.outbox
                 and direct(frame or OutFrame(text))):
             return
-        if not self.outbox.put_chunk(key, text) and self.outbox.overflowed:
+        if self.outbox.put_chunk(key, text):
+            self.on_queued()
+        elif self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
     def offer_stored(self, room_id: str, seq: int, text: str | None,
@@ -129,7 +135,7 @@ class Session:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason[:120]
-        self.closing.set()
+            self.on_close()
 
     def _slow_reason(self) -> str:
         last = {room: c.seq for room, c in self.rooms.items()}
@@ -151,3 +157,7 @@ class Session:
                 await task
             except BaseException:
                 pass
+
+
+def _nothing() -> None:
+    pass

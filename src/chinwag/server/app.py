@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         presence_ttl=settings.presence_ttl,
         typing_timeout=settings.typing_timeout,
         cleanup_interval=settings.websocket_cleanup_interval,
+        heartbeat_interval=settings.websocket_heartbeat_interval,
     )
     service = ChatService(store, broker, limits, node_id)
     try:

@@ -8,11 +8,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from chinwag.core.outbox import Kind
 from chinwag.core.session import Session
 from chinwag.protocol import codec
 from chinwag.protocol.codes import CloseCode, ErrorCode
@@ -100,69 +100,98 @@ async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
 
 
 class Connection:
+    """One accepted WebSocket. An idle connection costs one task (the ASGI task that
+    reads); a writer task exists only while frames wait in the outbox, and token
+    expiry is a timer. Heartbeats come from the service, for every session at once."""
+
     def __init__(self, ws: WebSocket, rt: Runtime, session: Session) -> None:
         self.ws = ws
         self.rt = rt
         self.session = session
+        self._main: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._reading = False
+        self._interrupted = False
         session.direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
-        self.refreshed = asyncio.Event()
+        session.on_queued = self._start_writer
+        session.on_close = self._interrupt
 
     async def run(self, auto_join: JoinRoom | None) -> None:
         session, service = self.session, self.rt.service
-        writer = asyncio.create_task(self._writer())
-        helpers = [asyncio.create_task(self._heartbeat()), asyncio.create_task(self._expiry())]
-        reader: asyncio.Task[None] | None = None
+        self._main = asyncio.current_task()
         self.rt.sockets.add(self)
+        self._arm_expiry()
         try:
             await service.attach(session, auto_join)
-            reader = asyncio.create_task(self._reader())
-            closing = asyncio.create_task(session.closing.wait())
-            await asyncio.wait({reader, closing, writer}, return_when=asyncio.FIRST_COMPLETED)
-            closing.cancel()
+            await self._read()
+        except asyncio.CancelledError:
+            if not self._interrupted:
+                raise  # cancelled from outside (server stopping): let it propagate
+            assert self._main is not None
+            self._main.uncancel()
         except ChatError as exc:
             self._send_error(exc, None)
         except Exception:
             log.exception("connection of %s failed", session.username)
             session.request_close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            for task in [*helpers, *([reader] if reader else [])]:
-                task.cancel()
+            if self._expiry is not None:
+                self._expiry.cancel()
             await service.close(session)
-            await self._close_socket(writer)
+            await self._close_socket()
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
 
-    async def _close_socket(self, writer: asyncio.Task[None]) -> None:
+    def _interrupt(self) -> None:
+        """A close was requested (slow reader, token expiry, shutdown): stop reading.
+        Only a pending ``receive`` is cancelled; a frame being handled finishes and
+        the read loop then sees the close code."""
+        if self._reading and self._main is not None and not self._interrupted:
+            self._interrupted = True
+            self._main.cancel()
+
+    async def _close_socket(self) -> None:
         session = self.session
         session.outbox.close()
-        if not writer.done():
+        self._start_writer()  # flush what is still queued (bounded below)
+        writer = self._writer
+        if writer is not None and not writer.done():
             try:
                 async with asyncio.timeout(2):
-                    await writer
-            except (TimeoutError, asyncio.CancelledError):
+                    await asyncio.shield(writer)
+            except TimeoutError:
                 writer.cancel()
         if session.close_code is not None and self.ws.client_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=session.close_code, reason=session.close_reason)
 
-    async def _writer(self) -> None:
-        session = self.session
-        outbox, ws = session.outbox, self.ws
+    def _start_writer(self) -> None:
+        if (self._writer is None or self._writer.done()) and len(self.session.outbox):
+            self._writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        session, ws = self.session, self.ws
         try:
-            while (text := await outbox.get()) is not None:
+            while (text := session.outbox.pop()) is not None:
                 session.writing = True
                 await ws.send_text(text)
                 session.writing = False
         except Exception:  # the peer went away: the reader sees the disconnect
-            session.closing.set()
+            session.outbox.close()
+        finally:
+            session.writing = False
 
-    async def _reader(self) -> None:
+    async def _read(self) -> None:
         ws, session, service = self.ws, self.session, self.rt.service
-        while True:
+        while session.close_code is None:
+            self._reading = True
             try:
                 message = await ws.receive()
             except (WebSocketDisconnect, RuntimeError):
                 return
+            finally:
+                self._reading = False
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
@@ -217,28 +246,20 @@ class Connection:
         if claims.identity.username != self.session.username:
             raise AuthFailed("the token belongs to another user")
         self.session.token_expires_at = claims.expires_at
-        self.refreshed.set()
+        self._arm_expiry()
         self.session.send(codec.event("refresh_token", {
             "expires_at": codec.iso_from_timestamp(claims.expires_at)}))
 
-    async def _heartbeat(self) -> None:
-        interval = self.rt.settings.websocket_heartbeat_interval
-        while True:
-            await asyncio.sleep(interval)
-            self.session.send(codec.event("system", {"heartbeat": True,
-                                                     "server_time": codec.utc_now()}),
-                              Kind.EPHEMERAL)
+    def _arm_expiry(self) -> None:
+        """Close with 4401 when the token expires (re-armed by refresh_token)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.session.token_expires_at - time.time())
+        self._expiry = loop.call_at(loop.time() + delay, self._expired)
 
-    async def _expiry(self) -> None:
+    def _expired(self) -> None:
         session = self.session
-        while True:
-            self.refreshed.clear()
-            delay = session.token_expires_at - time.time()
-            if delay <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await self.refreshed.wait()
         session.send(codec.error_event(ErrorCode.AUTH_FAILED.value,
                                        "the token has expired; reconnect with a new one"))
         session.request_close(CloseCode.AUTH_FAILED, "token expired")
