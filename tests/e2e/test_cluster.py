@@ -272,7 +272,7 @@ async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
     room = name("shared")
     owner = await cluster[0].user(name())
     await joined(cluster[0], owner, room, "shared")
-    users = [await cluster[0].user(name()) for _ in range(4)]
+    users = [await cluster[0].user(name()) for _ in range(6)]
 
     async def two_devices(user: Any) -> None:  # the same join, on B and C at once
         await asyncio.gather(joined(cluster[1], user, room), joined(cluster[2], user, room))

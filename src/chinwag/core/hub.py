@@ -5,7 +5,13 @@ to more than one connection, or to a connection of another user, is published on
 the broker and comes back through ``_on_message`` — the same path for one process
 and for many. Stored events are published after they are committed; the session's
 seq cursor turns "maybe duplicated, maybe out of order, maybe lost" into "exactly
-once, in order" by filling gaps from the store."""
+once, in order" by filling gaps from the store.
+
+Events published by different processes often arrive slightly out of order (each
+publishes after its own commit), so a gap first waits up to ``reorder_grace`` for
+the missing event to come through the broker; only a gap that stays open is read
+from the store. Without that wait, every concurrent sender on another process
+turned into one store read per local session."""
 
 from __future__ import annotations
 
@@ -36,16 +42,20 @@ ControlHandler = Callable[[Session, str, object], Awaitable[None]]
 
 
 class Hub:
-    def __init__(self, broker: Broker, fetch_after: FetchAfter) -> None:
+    def __init__(self, broker: Broker, fetch_after: FetchAfter,
+                 reorder_grace: float = 0.25) -> None:
         self.broker = broker
         self._fetch_after = fetch_after
+        self.reorder_grace = reorder_grace
+        # (session id, room) -> set on every stored event arriving while that gap waits
+        self._reordering: dict[tuple[str, str], asyncio.Event] = {}
         self.sessions: dict[str, Session] = {}
         self.by_user: dict[str, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
         self.control: ControlHandler | None = None
         self.frames_out = 0  # deliveries handed to outboxes (for stats)
         self.emptied = asyncio.Event()
-        self._broker_down = False  # set whenever a session leaves the registry
+        self._broker_down = False  # the last publish failed (log the outage once)
 
     # ---- registry ---------------------------------------------------------
 
@@ -82,6 +92,9 @@ class Hub:
 
     async def leave(self, session: Session, room_id: str) -> None:
         session.rooms.pop(room_id, None)
+        waiting = self._reordering.pop((session.id, room_id), None)
+        if waiting is not None:
+            waiting.set()  # its catch-up finds the room gone and ends
         members = self.rooms.get(room_id)
         if members is None:
             return
@@ -157,12 +170,18 @@ class Hub:
             assert env.seq is not None
             room_id, seq, text, exclude = env.room_id, env.seq, env.text, env.exclude
             sent = 0
+            waits = self._reordering
             for s in list(targets):
                 skip = exclude is not None and s.username == exclude
                 if s.offer_stored(room_id, seq, None if skip else text, frame):
-                    self._start_catch_up(s, room_id)
-                elif not skip:
+                    self._start_catch_up(s, room_id, reorder=True)
+                    continue
+                if not skip:
                     sent += 1
+                if waits:
+                    arrived = waits.get((s.id, room_id))
+                    if arrived is not None:
+                        arrived.set()
             self.frames_out += sent
         elif env.kind == EPHEMERAL:
             for s in list(targets):
@@ -193,22 +212,52 @@ class Hub:
         """The broker may have lost messages: every session re-reads its rooms."""
         for s in list(self.sessions.values()):
             for room_id, cursor in s.rooms.items():
-                if not cursor.catching_up:
+                waiting = self._reordering.pop((s.id, room_id), None)
+                if waiting is not None:
+                    waiting.set()  # stop waiting for the broker: read the store now
+                elif not cursor.catching_up:
                     cursor.catching_up = True
                     s.spawn(self._catch_up(s, room_id))
 
     # ---- gap filling ------------------------------------------------------------
 
-    def _start_catch_up(self, session: Session, room_id: str) -> None:
+    def _start_catch_up(self, session: Session, room_id: str, *, reorder: bool = False) -> None:
         cursor = session.rooms.get(room_id)
         if cursor is None:
             return
         cursor.catching_up = True
-        session.spawn(self._catch_up(session, room_id))
+        arrived = None
+        if reorder:  # registered now, so arrivals and resyncs before the task runs count
+            arrived = asyncio.Event()
+            arrived.set()  # the task looks once at start
+            self._reordering[(session.id, room_id)] = arrived
+        session.spawn(self._catch_up(session, room_id, arrived))
 
-    async def _catch_up(self, session: Session, room_id: str) -> None:
+    async def _reordered(self, session: Session, room_id: str, arrived: asyncio.Event) -> bool:
+        """Wait up to ``reorder_grace`` for the broker to bring what a gap misses;
+        True when the gap closed that way (no store read needed)."""
+        key = (session.id, room_id)
+        try:
+            async with asyncio.timeout(self.reorder_grace):
+                while True:
+                    await arrived.wait()
+                    arrived.clear()
+                    if self._reordering.get(key) is not arrived:
+                        return False  # resync_all asked for the store
+                    if session.take_pending(room_id):
+                        return True
+        except TimeoutError:
+            return False
+        finally:
+            if self._reordering.get(key) is arrived:
+                del self._reordering[key]
+
+    async def _catch_up(self, session: Session, room_id: str,
+                        arrived: asyncio.Event | None = None) -> None:
         stalls = 0
         try:
+            if arrived is not None and await self._reordered(session, room_id, arrived):
+                return
             while True:
                 cursor = session.rooms.get(room_id)
                 if cursor is None:

@@ -97,13 +97,13 @@ class SqlRooms:
             rows = await s.execute(select(Room, RoomMember).join(
                 RoomMember, RoomMember.room_pk == Room.id).where(RoomMember.username == username)
                 .order_by(Room.room_id))
-            return [(room_record(r), _member(m)) for r, m in rows.tuples()]
+            return [(room_record(r), _member(m)) for r, m in rows.all()]
 
     async def count_by_type(self) -> dict[str, int]:
         async with self._db.read() as s:
             rows = await s.execute(select(Room.room_type, func.count()).group_by(Room.room_type))
             counts = {"private": 0, "shared": 0, "group": 0}
-            counts.update({t: n for t, n in rows.tuples()})
+            counts.update({t: n for t, n in rows.all()})
             return counts
 
     async def pending_counts(self) -> dict[str, int]:
@@ -112,7 +112,7 @@ class SqlRooms:
                 select(RoomMember.username, func.sum(Room.last_seq - RoomMember.delivered_seq))
                 .join(Room, Room.id == RoomMember.room_pk)
                 .where(Room.last_seq > RoomMember.delivered_seq).group_by(RoomMember.username))
-            return {u: int(n) for u, n in rows.tuples()}
+            return {u: int(n) for u, n in rows.all()}
 
     async def advance_delivered(self, room_id: str, username: str, seq: int) -> int | None:
         return await self._advance(room_id, username, seq, read=False)
