@@ -16,6 +16,7 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +171,7 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
         f"v{len(doomed.sent)}"}
     expected = sorted(stored.items())
     for client in (t, w):  # the survivor's clients: everything, once, in order
-        await eventually(lambda c=client: has_all(c, room, stored), what="delivery")
+        await eventually(partial(has_all, client, room, stored), what="delivery")
         assert chats(client, room) == expected
     await eventually(lambda: has_all(back, room, stored), what="recovery by sync")
     # Before the kill and after the reconnect, the mover saw everything, in order.
@@ -279,7 +280,7 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
     # No sync from the clients: each process re-reads the store once its broker link
     # is back, so every client gets every stored message, once, in seq order.
     for client in (a, a2, b):
-        await eventually(lambda c=client: has_all(c, room, sent), within=10,
+        await eventually(partial(has_all, client, room, sent), within=10,
                          what="every message after the heal")
         assert chats(client, room) == expected
     assert await stored_chats(b_srv, room, bob) == sent

@@ -52,6 +52,9 @@ class _Chunk:
         return encode({**first, "data": data})
 
 
+_EMPTY: deque[tuple[Kind, str | _Chunk]] = deque(maxlen=0)  # shared by every empty outbox
+
+
 class Outbox:
     """Frames waiting for a connection's writer. Holds no task of its own: the
     transport starts a writer when something is queued and the writer stops when
@@ -59,7 +62,7 @@ class Outbox:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: deque[tuple[Kind, str | _Chunk]] = deque()
+        self._items: deque[tuple[Kind, str | _Chunk]] = _EMPTY  # replaced on first put
         self._space: asyncio.Event | None = None
         self.overflowed = False
         self.closed = False
@@ -79,6 +82,8 @@ class Outbox:
             if not self._shed():
                 self._overflow()
                 return False
+        if self._items is _EMPTY:
+            self._items = deque()
         self._items.append((kind, text))
         return True
 
@@ -95,6 +100,8 @@ class Outbox:
             if not self._shed():
                 self._overflow()
                 return False
+        if self._items is _EMPTY:
+            self._items = deque()
         self._items.append((Kind.CHUNK, _Chunk(key, [text])))
         return True
 
@@ -108,7 +115,7 @@ class Outbox:
 
     def _overflow(self) -> None:
         self.overflowed = True
-        self._items.clear()
+        self._items = _EMPTY
         self._release()
 
     def pop(self) -> str | None:
@@ -116,6 +123,8 @@ class Outbox:
         if self.overflowed or not self._items:
             return None
         _, item = self._items.popleft()
+        if not self._items:
+            self._items = _EMPTY
         if len(self._items) <= self.capacity // 2:
             self._release()
         return item if isinstance(item, str) else item.render()

@@ -17,13 +17,15 @@ class SlidingWindow:
         self.limit = limit
         self.window = window
         self._clock = clock
-        self._stamps: deque[float] = deque()
+        self._stamps: deque[float] | None = None  # made on first use: idle sockets are many
 
     def check(self) -> int:
         """0 if the frame may pass (and it is counted), else whole seconds to wait (≥ 1)."""
         now = self._clock()
         horizon = now - self.window
         stamps = self._stamps
+        if stamps is None:
+            stamps = self._stamps = deque()
         while stamps and stamps[0] <= horizon:
             stamps.popleft()
         if len(stamps) < self.limit:
