@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import getpass
 import os
+import socket
 import sys
+from functools import partial
+from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
 
@@ -35,38 +38,51 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     from chinwag.server.logs import configure_logging
-    from chinwag.server.transport import (
-        ChinwagServer,
-        DirectWebSocketProtocol,
-        protocol_with_deadline,
-    )
+    from chinwag.server.transport import ChinwagServer
 
     configure_logging(settings.log_level, settings.log_format, settings.debug)
-    if workers > 1 and not settings.uses_redis:
-        raise SettingsError("invalid setting BROKER_URL: --workers needs redis://… so the "
-                            "processes can share rooms")
-    common = dict(
+    if workers > 1:
+        if not settings.uses_redis:
+            raise SettingsError("invalid setting BROKER_URL: --workers needs redis://… so the "
+                                "processes can share rooms")
+        from chinwag.server.workers import run_workers
+
+        config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
+                                **_uvicorn_options(settings, host, port))
+        return run_workers(workers, config.bind_socket, partial(_worker, host, port))
+    from chinwag.server.app import create_app
+
+    config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
+    ChinwagServer(config).run()
+    return 0
+
+
+def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    from chinwag.server.transport import DirectWebSocketProtocol, protocol_with_deadline
+
+    return dict(
         host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
+        ws=DirectWebSocketProtocol,
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=settings.websocket_heartbeat_interval,
-        ws=DirectWebSocketProtocol,
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
         log_config=None, timeout_graceful_shutdown=10, lifespan="on",
     )
-    if workers > 1:
-        config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True, workers=workers,
-                                **common)  # type: ignore[arg-type]
-        sock = config.bind_socket()
-        Multiprocess(config, target=ChinwagServer(config=config).run, sockets=[sock]).run()
-        return 0
-    from chinwag.server.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **common)  # type: ignore[arg-type]
-    ChinwagServer(config).run()
-    return 0
+
+def _worker(host: str, port: int, sock: socket.socket) -> None:
+    """One worker process of ``serve --workers N`` (a fresh interpreter: it reads the
+    settings from the environment it inherited)."""
+    import uvicorn
+
+    from chinwag.server.transport import ChinwagServer
+
+    settings = load_settings()
+    config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
+                            **_uvicorn_options(settings, host, port))
+    ChinwagServer(config).run(sockets=[sock])
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from chinwag.broker.base import Broker, BrokerUnavailable
 from chinwag.core.envelope import (
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Reads stored events after a seq for one session: [(seq, frame text or None to skip)].
 FetchAfter = Callable[[Session, str, int], Awaitable[list[tuple[int, str | None]]]]
 #: Runs a membership command that arrived on a user channel (subscribe, unsubscribe…).
-ControlHandler = Callable[[Session, str, object], Awaitable[None]]
+ControlHandler = Callable[[Session, str, tuple[str, int]], Coroutine[Any, Any, None]]
 
 
 class Hub:
@@ -200,7 +201,7 @@ class Hub:
     def _to_user(self, username: str, env: Envelope) -> None:
         for s in list(self.by_user.get(username, ())):
             if env.kind == CONTROL:
-                if self.control is not None:
+                if self.control is not None and env.room_id is not None and env.seq is not None:
                     s.spawn(self.control(s, env.text, (env.room_id, env.seq)))
             elif env.kind == CHUNK:
                 s.send_chunk(env.key, env.text)

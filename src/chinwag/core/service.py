@@ -228,8 +228,8 @@ class ChatService:
                                                  report=False)
                 session.flushed[room_id] = cursor.seq
 
-    async def _control(self, session: Session, command: str, args: object) -> None:
-        room_id, seq = args  # type: ignore[misc]
+    async def _control(self, session: Session, command: str, args: tuple[str, int]) -> None:
+        room_id, seq = args
         if command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from chinwag.core.outbox import Kind, Outbox, OutFrame
 from chinwag.core.ratelimit import SlidingWindow
@@ -142,9 +143,9 @@ class Session:
         reason = encode({"reason": "slow consumer", "last_seq": last})
         return reason if len(reason.encode()) <= 120 else "slow consumer: resume with sync"
 
-    def spawn(self, coro: object) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a task owned by this session: cancelled when the session ends."""
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - httptools missing: pure-Python parser
 HANDSHAKE_TIMEOUT = 10.0
 
 
-class DeadlineHttpProtocol(_Base):  # type: ignore[misc,valid-type]
+class DeadlineHttpProtocol(_Base):
     handshake_timeout = HANDSHAKE_TIMEOUT
 
     def connection_made(self, transport: Any) -> None:
@@ -113,7 +113,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     accepts writes; otherwise the frame waits in the connection's outbox."""
 
     async def run_asgi(self) -> None:
-        self.scope.setdefault("extensions", {})[DIRECT_EXTENSION] = self.write_frame  # type: ignore[index]
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[DIRECT_EXTENSION] = self.write_frame
         await super().run_asgi()
 
     def write_frame(self, frame: OutFrame) -> bool:
