@@ -275,7 +275,7 @@ class Target:
     note: str
     start: Callable[[int, Path, int | None], ServerProc]
     url: Callable[[int], str]
-    loadgen_args: Callable[[ServerProc, int, Path], list[str]] = lambda s, n, w: []
+    loadgen_args: Callable[[ServerProc, int, Path, bool], list[str]] = lambda s, n, w, i: []
 
 
 def _start_websockets(port: int, workdir: Path, cpu: int | None) -> ServerProc:
@@ -317,7 +317,7 @@ CHINWAG_ENV = {
     "WS_RATE_LIMIT_REQUESTS": "1000000",  # the sender sends up to 1000 chats/run
     "WS_RATE_LIMIT_WINDOW": "1",
     "WEBSOCKET_MAX_CONNECTIONS": "30000",
-    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "10",
+    "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "1000",
     "JWT_SECRET": "bench-secret-not-for-production-0123456789abcdef",
     "AI_PROVIDER": "offline",
 }
@@ -335,12 +335,27 @@ def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     return s
 
 
-def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path) -> list[str]:
+def _mint_ws_token(username: str, user_id: int) -> str:
+    import jwt
+
+    now = int(time.time())
+    claims = {"sub": username, "uid": user_id, "adm": False, "aud": "chinwag:ws",
+              "iat": now, "exp": now + 86400}
+    return jwt.encode(claims, CHINWAG_ENV["JWT_SECRET"], algorithm="HS256")
+
+
+#: Idle scenarios hold many connections per user (authenticated all the same), so
+#: 20k sockets do not need 20k registered users.
+IDLE_USERS = 50
+
+
+def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path, idle: bool) -> list[str]:
     base = f"http://127.0.0.1:{server.port}"
-    tokens = chinwag_ws_tokens(base, n, cache=workdir / "chinwag-tokens.json")
-    path = workdir / f"chinwag-tokens-{n}.json"
-    path.write_text(json.dumps(tokens[:n]))
-    return ["--tokens", str(path)]
+    users = min(n, IDLE_USERS) if idle else n
+    tokens = chinwag_ws_tokens(base, users, cache=workdir / "chinwag-tokens.json")
+    path = workdir / f"chinwag-tokens-{users}.json"
+    path.write_text(json.dumps(tokens[:users]))
+    return ["--tokens", str(path), *(["--cycle-tokens"] if users < n else [])]
 
 
 def _http_json(
@@ -396,6 +411,10 @@ def chinwag_ws_tokens(
         st, body = _http_json("POST", f"{base_url}/api/v1/auth/register", user)
         if st not in (200, 201, 409):
             raise RuntimeError(f"register {user['username']}: HTTP {st} {body}")
+        if st == 201:
+            # The harness knows the server's JWT_SECRET (CHINWAG_ENV), so it mints the
+            # WebSocket token itself instead of a second password hash per user (login).
+            return _mint_ws_token(body["username"], body["id"])
         st, body = _http_json("POST", f"{base_url}/api/v1/auth/login", user)
         if st != 200:
             raise RuntimeError(f"login {user['username']}: HTTP {st} {body}")
@@ -567,7 +586,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
     lg = None
     try:
         conns = sc.receivers + (1 if sc.kind == "fanout" else 0)
-        extra = target.loadgen_args(server, conns, workdir)
+        extra = target.loadgen_args(server, conns, workdir, sc.kind == "idle")
         server.wait_quiet()
         rss0 = server.rss_kib()
         cpu_start = server.cpu()

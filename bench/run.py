@@ -45,6 +45,13 @@ FULL = [
     Scenario("burst-1000", "fanout", receivers=1000, messages=100),
     Scenario("rate-10k", "fanout", receivers=100, messages=1000, rate=100),
     Scenario("idle-5000", "idle", receivers=5000, hold=5),
+    Scenario("idle-10000", "idle", receivers=10000, hold=5),
+    Scenario("idle-19000", "idle", receivers=19000, hold=5),
+]
+#: For CI: checks that every target still starts and answers, in about 20 seconds.
+SMOKE = [
+    Scenario("burst-20", "fanout", receivers=20, messages=50, timeout=15),
+    Scenario("idle-200", "idle", receivers=200, hold=1),
 ]
 QUICK = [
     Scenario("burst-100", "fanout", receivers=100, messages=200, timeout=20),
@@ -77,6 +84,8 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="~20 s smoke run (1 repetition, small sizes)"
     )
+    ap.add_argument("--smoke", action="store_true",
+                    help="~20 s check that every target runs (CI)")
     ap.add_argument("--reps", type=int, help="repetitions per cell (default 3; 1 with --quick)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated (default: all)")
     ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
@@ -90,7 +99,7 @@ def main() -> int:
     ap.add_argument("--verbose", "-v", action="store_true", help="print every repetition")
     a = ap.parse_args()
 
-    scenarios = QUICK if a.quick else FULL
+    scenarios = SMOKE if a.smoke else QUICK if a.quick else FULL
     if a.scenarios:
         want = a.scenarios.split(",")
         known = {s.name for s in scenarios}
@@ -100,7 +109,7 @@ def main() -> int:
     names = [t.strip() for t in a.targets.split(",") if t.strip()]
     if bad := [t for t in names if t not in TARGETS]:
         ap.error(f"unknown target(s) {bad}; known: {list(TARGETS)}")
-    reps = a.reps or (1 if a.quick else 3)
+    reps = a.reps or (1 if a.quick or a.smoke else 3)
 
     ensure_node_modules()
     pin = Pinning.detect(a.server_cpu, a.loadgen_cpu)
