@@ -66,11 +66,17 @@ class Session:
         self.send_text(encode(event), kind)
 
     def send_text(self, text: str, kind: Kind = Kind.STORED, frame: OutFrame | None = None) -> None:
+        if not self._wrote_directly(text, frame):
+            self._queued(self.outbox.put(text, kind))
+
+    def _wrote_directly(self, text: str, frame: OutFrame | None) -> bool:
+        # Straight to the socket only while nothing waits, so frames keep their order.
         direct = self.direct
-        if (direct is not None and not self.writing and not self.outbox
-                and direct(frame or OutFrame(text))):
-            return
-        if self.outbox.put(text, kind):
+        return (direct is not None and not self.writing and not self.outbox
+                and direct(frame or OutFrame(text)))
+
+    def _queued(self, accepted: bool) -> None:
+        if accepted:
             self.on_queued()
         elif self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
@@ -83,14 +89,8 @@ class Session:
         self.send_text(text)
 
     def send_chunk(self, key: object, text: str, frame: OutFrame | None = None) -> None:
-        direct = self.direct
-        if (direct is not None and not self.writing and not self.outbox
-                and direct(frame or OutFrame(text))):
-            return
-        if self.outbox.put_chunk(key, text):
-            self.on_queued()
-        elif self.outbox.overflowed:
-            self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
+        if not self._wrote_directly(text, frame):
+            self._queued(self.outbox.put_chunk(key, text))
 
     def offer_stored(self, room_id: str, seq: int, text: str | None,
                      frame: OutFrame | None = None) -> bool:
