@@ -108,7 +108,11 @@ class Session:
             return True
         cursor.seq = seq
         if text:
-            self.send_text(text, Kind.STORED, frame)
+            # send_text inlined: this runs once per recipient of every room event.
+            direct = self.direct
+            if (direct is None or self.writing or len(self.outbox)
+                    or not direct(frame or OutFrame(text))):
+                self._queued(self.outbox.put(text, Kind.STORED))
         return False
 
     def take_pending(self, room_id: str) -> bool:

@@ -120,8 +120,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def write_frame(self, frame: OutFrame) -> bool:
         """Write now if the connection is open and its buffer below the high-water
         mark; False means the caller must queue the frame instead."""
-        if (not self.writable.is_set() or self.close_sent or self.disconnected
-                or self.conn.state is not State.OPEN):
+        if (self.close_sent or self.disconnected or self.conn.state is not State.OPEN
+                or not self.writable.is_set()):
             return False
         wire = frame.wire
         if wire is None:
