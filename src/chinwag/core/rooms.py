@@ -68,7 +68,11 @@ class Rooms:
             return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
-        await self.store.rooms.add_member(room_id, actor.username)
+        if not await self.store.rooms.add_member(room_id, actor.username):
+            # Joined concurrently through another connection: one membership, one event.
+            member = await self.store.rooms.member(room_id, actor.username)
+            seq = member.delivered_seq if member else room.last_seq
+            return Joined(room, await self.store.rooms.members(room_id), seq, False)
         seq = await self.events.membership(room_id, actor.username, "joined")
         return Joined(room, await self.store.rooms.members(room_id), seq, True)
 

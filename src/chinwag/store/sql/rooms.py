@@ -49,6 +49,12 @@ class SqlRooms:
             return True
 
     async def add_member(self, room_id: str, username: str) -> bool:
+        try:
+            return await self._add_member(room_id, username)
+        except IntegrityError:  # the same user joined concurrently from elsewhere
+            return False
+
+    async def _add_member(self, room_id: str, username: str) -> bool:
         async with self._db.write() as s:
             room = await s.scalar(select(Room).where(Room.room_id == room_id))
             if room is None:

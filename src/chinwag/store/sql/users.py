@@ -33,6 +33,12 @@ class SqlUsers:
             return _record(row) if row else None
 
     async def upsert_admin(self, username: str, password_hash: str) -> UserRecord:
+        try:
+            return await self._upsert_admin(username, password_hash)
+        except IntegrityError:  # created concurrently (several processes starting): update
+            return await self._upsert_admin(username, password_hash)
+
+    async def _upsert_admin(self, username: str, password_hash: str) -> UserRecord:
         async with self._db.write() as s:
             row = await s.scalar(select(User).where(User.username == username))
             if row is None:
