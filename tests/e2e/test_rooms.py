@@ -177,3 +177,24 @@ async def test_leave_room_when_not_a_member_is_not_in_room(server: Server, name)
     await joined(server, other, room, "shared")
     await client.send({"type": "leave_room", "data": {"room_id": room}})
     assert (await client.expect("error"))["data"]["code"] == "NOT_IN_ROOM"
+
+
+async def test_refused_auto_join_is_answered_and_the_connection_stays(server: Server,
+                                                                      name) -> None:
+    room = name("private")
+    await joined(server, await server.user(name()), room)
+    client = await server.raw_connect(await server.user(name()), room_id=room)
+    await client.expect("connect")
+    assert (await client.expect("error"))["data"]["code"] == "FORBIDDEN"
+    await client.send({"type": "ping"})
+    await client.expect("pong")
+
+
+async def test_bad_room_in_the_query_is_answered_and_the_connection_stays(server: Server,
+                                                                           name) -> None:
+    client = await server.raw_connect(await server.user(name()), room_id="bad room!")
+    await client.expect("connect")
+    error = await client.expect("error")
+    assert error["data"]["code"] == "INVALID_MESSAGE"
+    await client.send({"type": "ping"})
+    await client.expect("pong")

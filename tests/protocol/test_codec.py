@@ -76,3 +76,12 @@ def test_error_event_shape() -> None:
 def test_times_are_utc_with_z() -> None:
     assert codec.utc_now().endswith("Z")
     assert codec.iso_from_timestamp(0) == "1970-01-01T00:00:00.000Z"
+
+
+def test_rejections_keep_the_client_message_id() -> None:
+    with pytest.raises(ChatError) as info:
+        codec.decode('{"type":"chat","message_id":"m-9","data":{"message":""}}')
+    assert info.value.message_id == "m-9"
+    with pytest.raises(ChatError) as info:
+        codec.decode('{"type":"warp","message_id":12}')
+    assert info.value.message_id == "12"

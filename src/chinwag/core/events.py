@@ -96,7 +96,7 @@ class Events:
             for seq, text in batch:
                 last = seq
                 if text is not None:
-                    await session.send_paced(text)
+                    await session.send_paced(text, (room_id, seq))
             if len(batch) < PAGE:
                 return last
 

@@ -271,7 +271,7 @@ class Hub:
                     if seq > cursor.seq:
                         cursor.seq = seq
                         if text:
-                            await session.send_paced(text)
+                            await session.send_paced(text, (room_id, seq))
                             self.frames_out += 1
                 if len(batch) < 500 and session.take_pending(room_id):
                     return

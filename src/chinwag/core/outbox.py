@@ -52,7 +52,8 @@ class _Chunk:
         return encode({**first, "data": data})
 
 
-_EMPTY: deque[tuple[Kind, str | _Chunk]] = deque(maxlen=0)  # shared by every empty outbox
+Item = tuple[Kind, "str | _Chunk", "tuple[str, int] | None"]
+_EMPTY: deque[Item] = deque(maxlen=0)  # shared by every empty outbox
 
 
 class Outbox:
@@ -62,7 +63,9 @@ class Outbox:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: deque[tuple[Kind, str | _Chunk]] = _EMPTY  # replaced on first put
+        self._items: deque[Item] = _EMPTY  # replaced on first put
+        # Per room, the first stored seq an overflow threw away: where to resume.
+        self.lost_from: dict[str, int] = {}
         self._space: asyncio.Event | None = None
         self.overflowed = False
         self.closed = False
@@ -71,8 +74,10 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, text: str, kind: Kind = Kind.STORED) -> bool:
-        """Queue an encoded frame. False when it was dropped (ephemeral, or overflow)."""
+    def put(self, text: str, kind: Kind = Kind.STORED,
+            tag: tuple[str, int] | None = None) -> bool:
+        """Queue an encoded frame (``tag``: room and seq of a stored room event). False
+        when it was dropped (ephemeral, or overflow)."""
         if self.closed or self.overflowed:
             return False
         if len(self._items) >= self.capacity:
@@ -80,11 +85,11 @@ class Outbox:
                 self.dropped += 1
                 return False
             if not self._shed():
-                self._overflow()
+                self._overflow(tag)
                 return False
         if self._items is _EMPTY:
             self._items = deque()
-        self._items.append((kind, text))
+        self._items.append((kind, text, tag))
         return True
 
     def put_chunk(self, key: object, text: str) -> bool:
@@ -93,7 +98,7 @@ class Outbox:
         if self.closed or self.overflowed:
             return False
         if len(self._items) >= self.capacity:
-            for kind, item in reversed(self._items):
+            for kind, item, _ in reversed(self._items):
                 if kind is Kind.CHUNK and isinstance(item, _Chunk) and item.key == key:
                     item.texts.append(text)
                     return True
@@ -102,7 +107,7 @@ class Outbox:
                 return False
         if self._items is _EMPTY:
             self._items = deque()
-        self._items.append((Kind.CHUNK, _Chunk(key, [text])))
+        self._items.append((Kind.CHUNK, _Chunk(key, [text]), None))
         return True
 
     def _shed(self) -> bool:
@@ -113,7 +118,11 @@ class Outbox:
         self._items = kept
         return len(kept) < before
 
-    def _overflow(self) -> None:
+    def _overflow(self, tag: tuple[str, int] | None = None) -> None:
+        for _, _, queued in [*self._items, (Kind.STORED, "", tag)]:
+            if queued is not None:
+                room, seq = queued
+                self.lost_from[room] = min(seq, self.lost_from.get(room, seq))
         self.overflowed = True
         self._items = _EMPTY
         self._release()
@@ -122,7 +131,7 @@ class Outbox:
         """The next frame to write, or None (empty, or overflowed: stop writing)."""
         if self.overflowed or not self._items:
             return None
-        _, item = self._items.popleft()
+        _, item, _ = self._items.popleft()
         if not self._items:
             self._items = _EMPTY
         if len(self._items) <= self.capacity // 2:

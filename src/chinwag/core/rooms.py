@@ -68,6 +68,8 @@ class Rooms:
             return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
+        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
+            raise Forbidden(f"private room '{room_id}' already has two members")
         if not await self.store.rooms.add_member(room_id, actor.username):
             # Joined concurrently through another connection: one membership, one event.
             member = await self.store.rooms.member(room_id, actor.username)

@@ -26,9 +26,10 @@ from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
 from chinwag.core.uploads import UploadManager
 from chinwag.protocol import messages as m
-from chinwag.protocol.codec import encode, event, utc_now
+from chinwag.protocol.codec import encode, error_event, event, utc_now
 from chinwag.protocol.codes import CloseCode
 from chinwag.protocol.errors import (
+    ChatError,
     Forbidden,
     InvalidMessage,
     NotFound,
@@ -191,7 +192,10 @@ class ChatService:
             if first:
                 await self._announce_presence(room.room_id, session.username, "online")
         if auto_join is not None:
-            await self.handle(session, auto_join)
+            try:
+                await self.handle(session, auto_join)
+            except ChatError as exc:  # answered like a join_room frame; the socket stays
+                session.send(error_event(exc.code.value, exc.message, details=exc.details))
 
     async def close(self, session: Session) -> None:
         await session.cancel_tasks()

@@ -65,9 +65,10 @@ class Session:
         """Queue an event for this connection only (answers, confirmations, errors)."""
         self.send_text(encode(event), kind)
 
-    def send_text(self, text: str, kind: Kind = Kind.STORED, frame: OutFrame | None = None) -> None:
+    def send_text(self, text: str, kind: Kind = Kind.STORED, frame: OutFrame | None = None,
+                  tag: tuple[str, int] | None = None) -> None:
         if not self._wrote_directly(text, frame):
-            self._queued(self.outbox.put(text, kind))
+            self._queued(self.outbox.put(text, kind, tag))
 
     def _wrote_directly(self, text: str, frame: OutFrame | None) -> bool:
         # Straight to the socket only while nothing waits, so frames keep their order.
@@ -81,12 +82,12 @@ class Session:
         elif self.outbox.overflowed:
             self.request_close(CloseCode.SLOW_CONSUMER, self._slow_reason())
 
-    async def send_paced(self, text: str) -> None:
+    async def send_paced(self, text: str, tag: tuple[str, int] | None = None) -> None:
         """Queue a replayed frame, first waiting while the outbox is over half full:
         a backlog of any length reaches a reader that keeps reading."""
         if len(self.outbox) > self.outbox.capacity // 2:
             await self.outbox.wait_for_space()
-        self.send_text(text)
+        self.send_text(text, tag=tag)
 
     def send_chunk(self, key: object, text: str, frame: OutFrame | None = None) -> None:
         if not self._wrote_directly(text, frame):
@@ -112,7 +113,7 @@ class Session:
             direct = self.direct
             if (direct is None or self.writing or len(self.outbox)
                     or not direct(frame or OutFrame(text))):
-                self._queued(self.outbox.put(text, Kind.STORED))
+                self._queued(self.outbox.put(text, Kind.STORED, (room_id, seq)))
         return False
 
     def take_pending(self, room_id: str) -> bool:
@@ -128,7 +129,7 @@ class Session:
                 text = cursor.pending.pop(seq)
                 cursor.seq = seq
                 if text:
-                    self.send_text(text)
+                    self.send_text(text, tag=(room_id, seq))
             else:
                 return False
         cursor.catching_up = False
@@ -143,7 +144,9 @@ class Session:
             self.on_close()
 
     def _slow_reason(self) -> str:
-        last = {room: c.seq for room, c in self.rooms.items()}
+        # The last seq that really left (or will leave) for the client, per room.
+        lost = self.outbox.lost_from
+        last = {room: min(c.seq, lost.get(room, c.seq + 1) - 1) for room, c in self.rooms.items()}
         reason = encode({"reason": "slow consumer", "last_seq": last})
         return reason if len(reason.encode()) <= 120 else "slow consumer: resume with sync"
 

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from chinwag.protocol.errors import InvalidJson, InvalidMessage, UnknownType
+from chinwag.protocol.errors import ChatError, InvalidJson, InvalidMessage, UnknownType
 from chinwag.protocol.messages import CLIENT_TYPES, ROOM_TYPES, ClientMessage
 
 _UPLOAD_TAGS = frozenset({"init", "chunk", "finalize", "status"})
@@ -27,6 +27,17 @@ def decode(frame: str | bytes) -> ClientMessage:
     if not isinstance(raw, dict):
         raise InvalidMessage("frame must be a JSON object",
                              details=[_detail("", "not an object")])
+    try:
+        return _validate(raw)
+    except ChatError as exc:
+        # Echo the client's id even when the rest of the frame is wrong.
+        mid = raw.get("message_id")
+        if isinstance(mid, str | int) and not isinstance(mid, bool):
+            exc.message_id = str(mid)[:128]
+        raise
+
+
+def _validate(raw: dict[str, Any]) -> ClientMessage:
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise InvalidMessage("field 'type' is required", details=[_detail("type", "missing")])

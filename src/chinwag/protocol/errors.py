@@ -18,6 +18,7 @@ class ChatError(Exception):
         self.message = message
         self.details = details
         self.extra = extra  # further fields for the error frame (retry_after, conversation_id …)
+        self.message_id: str | None = None  # the client's id, when the frame carried one
 
 
 class InvalidJson(ChatError):

@@ -64,7 +64,6 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
         if await rt.store.users.get(claims.identity.username) is None:
             raise AuthFailed("the user no longer exists")
-        auto_join = _auto_join(ws)
         session = await rt.service.open(claims.identity, claims.expires_at)
     except AuthFailed as exc:
         await _refuse(ws, exc, CloseCode.AUTH_FAILED)
@@ -72,10 +71,12 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     except TooManyConnections as exc:
         await _refuse(ws, exc, CloseCode.TRY_AGAIN_LATER)
         return
-    except InvalidMessage as exc:
-        await _refuse(ws, exc, 1008)
-        return
-    await Connection(ws, rt, session).run(auto_join)
+    connection = Connection(ws, rt, session)
+    try:
+        auto_join = _auto_join(ws)
+    except InvalidMessage as exc:  # a bad room in the query: say so after connect
+        auto_join, connection.query_error = None, exc
+    await connection.run(auto_join)
 
 
 def _auto_join(ws: WebSocket) -> JoinRoom | None:
@@ -113,6 +114,7 @@ class Connection:
         self._expiry: asyncio.TimerHandle | None = None
         self._reading = False
         self._interrupted = False
+        self.query_error: ChatError | None = None
         session.direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
         session.on_queued = self._start_writer
         session.on_close = self._interrupt
@@ -124,6 +126,8 @@ class Connection:
         self._arm_expiry()
         try:
             await service.attach(session, auto_join)
+            if self.query_error is not None:
+                self._send_error(self.query_error, None)
             await self._read()
         except asyncio.CancelledError:
             if not self._interrupted:
@@ -238,6 +242,7 @@ class Connection:
         return True
 
     def _send_error(self, exc: ChatError, message_id: str | None) -> None:
+        message_id = message_id or exc.message_id
         self.session.send(codec.error_event(exc.code.value, exc.message, message_id=message_id,
                                             details=exc.details, **exc.extra))
 

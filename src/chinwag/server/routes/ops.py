@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chinwag.broker.base import BrokerUnavailable
 from chinwag.core.stats import combine
+from chinwag.protocol.errors import NotFound
 from chinwag.server.deps import AdminDep, RuntimeDep
 
 router = APIRouter(tags=["operations"])
@@ -80,4 +81,6 @@ async def _queued(rt: RuntimeDep, online: set[str]) -> int:
 
 @router.get("/metrics")
 async def metrics(rt: RuntimeDep) -> Response:
+    if not rt.settings.metrics_enabled:
+        raise NotFound("metrics are disabled (METRICS_ENABLED=false)")
     return Response(generate_latest(rt.registry), media_type=CONTENT_TYPE_LATEST)
