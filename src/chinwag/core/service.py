@@ -268,6 +268,8 @@ class ChatService:
                 start = joined.seq if joined.new_member else (
                     await self._member_seq(msg.room_id, s.username))
                 await self._subscribe(s, msg.room_id, start, report=False)
+        if joined.new_member:  # the user's connections on other processes follow
+            await self.hub.control_user(session.username, "subscribe", msg.room_id, joined.seq)
         room = joined.room
         session.send(event("join_room", {
             "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
