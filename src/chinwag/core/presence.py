@@ -32,10 +32,13 @@ def _names(entries: list[str]) -> list[str]:
 
 
 class Presence:
-    def __init__(self, broker: Broker, hub: Hub, ttl: float) -> None:
+    def __init__(self, broker: Broker, hub: Hub, ttl: float, single_process: bool = False) -> None:
         self.broker = broker
         self.hub = hub
         self.ttl = ttl
+        # With the in-process broker this process sees every connection, so the
+        # answer is read off the hub (once per chat: it decides queued_for).
+        self.single_process = single_process
 
     async def connections_of(self, username: str) -> int:
         try:
@@ -76,6 +79,8 @@ class Presence:
 
     async def participants(self, room_id: str) -> list[str]:
         """Usernames with at least one live connection subscribed to the room."""
+        if self.single_process:
+            return sorted({s.username for s in self.hub.rooms.get(room_id, ())})
         try:
             return _names(await self.broker.set_members(_room(room_id)))
         except BrokerUnavailable:

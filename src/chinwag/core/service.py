@@ -53,6 +53,7 @@ class Limits:
     typing_timeout: float
     cleanup_interval: float
     heartbeat_interval: float
+    single_process: bool = False  # the broker is in-process: no other node exists
 
 
 class ChatService:
@@ -63,7 +64,7 @@ class ChatService:
         self.node_id = node_id
         self.stats = NodeStats()
         self.hub = Hub(broker, self._fetch_after)
-        self.presence = Presence(broker, self.hub, limits.presence_ttl)
+        self.presence = Presence(broker, self.hub, limits.presence_ttl, limits.single_process)
         self.hub.control = self._control
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)

@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
         typing_timeout=settings.typing_timeout,
         cleanup_interval=settings.websocket_cleanup_interval,
         heartbeat_interval=settings.websocket_heartbeat_interval,
+        single_process=not settings.uses_redis,
     )
     service = ChatService(store, broker, limits, node_id)
     try:
