@@ -76,6 +76,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
         auto_join = _auto_join(ws)
     except InvalidMessage as exc:  # a bad room in the query: say so after connect
         auto_join, connection.query_error = None, exc
+    _forget_handshake(ws)
     await connection.run(auto_join)
 
 
@@ -88,6 +89,15 @@ def _auto_join(ws: WebSocket) -> JoinRoom | None:
                                          "data": data}))
     assert isinstance(message, JoinRoom)
     return message
+
+
+def _forget_handshake(ws: WebSocket) -> None:
+    """Headers and query (with its token) are not needed after admission; dropping
+    them keeps an idle socket small and the token out of memory."""
+    ws.scope["headers"] = []
+    ws.scope["query_string"] = b""
+    for cached in ("_headers", "_query_params", "_url"):
+        ws.__dict__.pop(cached, None)
 
 
 def _is_chunk(frame: object) -> bool:
