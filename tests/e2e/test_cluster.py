@@ -101,15 +101,6 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[lis
             await factory.stop_all()
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database. Ask for it before ``start_server``: fixtures end in
-    reverse order, so the servers stop before their database is dropped."""
-    await require_backends()
-    async with postgres_database() as url:
-        yield url
-
-
 # ---- one room, one order ---------------------------------------------------------
 
 

@@ -30,19 +30,9 @@ from tests.e2e.test_cluster import (
     cluster_env,
     eventually,
     participants,
-    require_backends,
     start_cluster,
 )
-from tests.support import Server, free_port, kill, postgres_database
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database. Ask for it before ``start_server``: fixtures end in
-    reverse order, so the servers stop before their database is dropped."""
-    await require_backends()
-    async with postgres_database() as url:
-        yield url
+from tests.support import Server, free_port, kill
 
 
 @dataclass

@@ -7,6 +7,7 @@ import time
 
 from websockets.asyncio.client import connect
 
+from tests.e2e.rooms_helpers import joined
 from tests.support import Server
 
 
@@ -47,10 +48,8 @@ async def test_periodic_cleanup_persists_delivery_cursors(start_server, name) ->
     srv: Server = await start_server(WEBSOCKET_CLEANUP_INTERVAL=0.5)
     alice, bob = await srv.user(name()), await srv.user(name())
     room = name("room")
-    a = await srv.connect(alice, room_id=room, room_type="shared")
-    await a.expect("join_room")
-    b = await srv.connect(bob, room_id=room)
-    await b.expect("join_room")
+    a = await joined(srv, alice, room, "shared")
+    b = await joined(srv, bob, room)
     await a.send({"type": "chat", "room_id": room, "data": {"message": "x", "ai": False}})
     await b.expect("chat")
     # Bob saw it live; the clean-up persists his cursor, so nothing is "queued" for him.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from tests.e2e.rooms_helpers import joined
 from tests.support import PASSWORD, Server, postgres_database, require_service
 
 
@@ -45,10 +46,8 @@ async def test_stats_count_a_short_session(start_server, name) -> None:
     admin = await srv.admin()
     alice, bob = await srv.user(name()), await srv.user(name())
     room = name("room")
-    a = await srv.connect(alice, room_id=room, room_type="shared")
-    await a.expect("join_room")
-    b = await srv.connect(bob, room_id=room)
-    await b.expect("join_room")
+    a = await joined(srv, alice, room, "shared")
+    await joined(srv, bob, room)
     for i in range(3):
         await a.send({"type": "chat", "room_id": room, "message_id": f"s{i}",
                       "data": {"message": f"hello {i}", "ai": False}})
