@@ -10,7 +10,7 @@ from typing import Any
 from chinwag.core.hub import Hub
 from chinwag.core.presence import Presence
 from chinwag.core.session import Session
-from chinwag.protocol.codec import encode, event, iso, utc_now
+from chinwag.protocol.codec import encode, event, utc_now
 from chinwag.protocol.errors import NotInRoom
 from chinwag.store.base import Appended, EventRecord, Store
 
@@ -148,5 +148,3 @@ def confirmation(chat: EventRecord, status: str, **extra: Any) -> dict[str, Any]
     data.update(extra)
     return event("delivery_confirmation", data, chat.room_id)
 
-
-__all__ = ["Events", "confirmation", "hidden_from", "iso", "render"]

@@ -104,9 +104,6 @@ class Hub:
             del self.rooms[room_id]
             await self.broker.unsubscribe(room_channel(room_id))
 
-    def local_users(self) -> list[str]:
-        return list(self.by_user)
-
     # ---- publishing ---------------------------------------------------------
 
     async def publish_stored(self, room_id: str, seq: int, text: str,

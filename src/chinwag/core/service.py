@@ -239,8 +239,8 @@ class ChatService:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
             await self._unsubscribe(session, room_id)
-            if session.username not in [u for s in self.hub.rooms.get(room_id, ())
-                                        for u in [s.username]]:
+            if not any(s.username == session.username
+                       for s in self.hub.rooms.get(room_id, ())):
                 await self.typing.stop(room_id, session.username)
 
     async def _fetch_after(self, session: Session, room_id: str,
@@ -468,5 +468,3 @@ def _with_id(reply: dict[str, Any], message_id: str | None) -> dict[str, Any]:
 def _now() -> datetime:
     return datetime.now(UTC)
 
-
-__all__ = ["ChatService", "Kind", "Limits"]

@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
                                                   settings.ai_context_tokens))
     storage = UploadStorage(settings.upload_dir, settings.temp_dir)
     scanner = create_scanner(settings)
-    service.uploads = UploadManager(
+    uploads = service.uploads = UploadManager(
         storage, scanner, max_file_size=settings.max_file_size,
         max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
@@ -118,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await runtime.close_sockets()
             await service.stop()
-            await service.uploads.close() if service.uploads else None
+            await uploads.close()
             await provider.aclose()
             await broker.close()
             await store.close()
