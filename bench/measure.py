@@ -4,10 +4,13 @@
   with its CPU time (all threads of the process and its descendants) and RSS.
 * ``Target``: how to start a server and how the load generator talks to it
   (``websockets``, ``socketio`` and ``chinwag``; see ``TARGETS``).
-* ``run_fanout`` / ``run_idle``: one repetition of a scenario: fresh server,
-  the Node load generator pinned to the other core (``taskset -c 1``) driven
-  over its ``--control`` stdin handshake so that server CPU is read exactly
-  around the measured work.
+* ``run_once``: one repetition of a scenario: fresh server, the Node load
+  generator pinned to the other core (``taskset -c 1``) driven over its
+  ``--control`` stdin handshake so that server CPU is read exactly around the
+  measured work. Scenarios with ``servers``/``loadgens`` > 1 (``idle-50000``)
+  start several server processes (``chinwag serve --workers N`` on PostgreSQL +
+  Redis, N ``reuse_port`` websockets peers) and several generators, each with
+  its own slice of 127.0.0.x source addresses, and sum over all of them.
 * ``summarise`` / ``print_table``: medians over repetitions, side by side, with
   each target's ratio to chinwag (or another ``baseline``).
 
@@ -106,6 +109,11 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+def _session_of(pid: int) -> int | None:
+    s = _read(f"/proc/{pid}/stat")
+    return int(s.rsplit(")", 1)[1].split()[3]) if s else None
+
+
 def stat_cpu_s(pid: int) -> float:
     """utime+stime of a process (all its threads, including exited ones), seconds."""
     s = _read(f"/proc/{pid}/stat")
@@ -153,6 +161,18 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def sockets_per_process(pid: int) -> dict[int, int]:
+    """Open sockets of each process of the tree (to see how connections spread)."""
+    out: dict[int, int] = {}
+    for p in proc_tree(pid):
+        n = 0
+        for fd in _listdir(f"/proc/{p}/fd"):
+            with contextlib.suppress(OSError):
+                n += os.readlink(f"/proc/{p}/fd/{fd}").startswith("socket:")
+        out[p] = n
+    return out
+
+
 # ------------------------------------------------------------------ servers
 
 
@@ -195,6 +215,8 @@ class ServerProc:
             start_new_session=True,
         )
         self.pid = self.proc.pid
+        self.token_cache: Path | None = None  # chinwag: where its users' ws tokens are kept
+        self.on_stop: list[Callable[[], None]] = []  # run after the processes are gone
 
     def log_tail(self, n: int = 15) -> str:
         try:
@@ -246,6 +268,9 @@ class ServerProc:
         return time.monotonic() - t0
 
     def stop(self, timeout: float = 5.0) -> None:
+        # Workers (chinwag --workers, peers with --processes) are children: what is
+        # left of the tree after the parent ends or is killed gets SIGKILL, by pid.
+        tree = proc_tree(self.pid) if self.proc.poll() is None else []
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
@@ -255,7 +280,32 @@ class ServerProc:
                 with contextlib.suppress(ProcessLookupError):
                     self.proc.kill()
                 self.proc.wait(timeout)
+        for pid in tree[1:]:
+            if _session_of(pid) == self.pid:  # still ours (not a reused pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self._log.close()
+        for hook in self.on_stop:
+            try:
+                hook()
+            except Exception as e:  # clean-up must not hide the run's result
+                log(f"bench: clean-up after {self.name} failed: {e}")
+        self.on_stop = []
+
+    def wait_log(self, text: str, count: int, timeout: float = 30.0) -> None:
+        """Wait until `text` appears `count` times in the log (every worker up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(OSError):
+                if self.log_path.read_text(errors="replace").count(text) >= count:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise TargetUnavailable(
+            f"{self.name}: {count} x {text!r} not in its log after {timeout} s:\n{self.log_tail()}"
+        )
 
 
 # ------------------------------------------------------------------ targets
@@ -268,7 +318,9 @@ class Target:
     start(port, workdir, cpu) -> ServerProc (raise TargetUnavailable or
     NotImplementedError to have it skipped); url(port) -> load generator URL;
     loadgen_args(server, n_connections, workdir) -> extra generator arguments
-    (e.g. --tokens FILE)."""
+    (e.g. --tokens FILE); start_many(port, workdir, cpu, processes) -> one
+    ServerProc whose process tree serves the port with that many processes
+    (None: the target runs in one process only)."""
 
     name: str
     dialect: str
@@ -276,17 +328,22 @@ class Target:
     start: Callable[[int, Path, int | None], ServerProc]
     url: Callable[[int], str]
     loadgen_args: Callable[[ServerProc, int, Path, bool], list[str]] = lambda s, n, w, i: []
+    start_many: Callable[[int, Path, int | None, int], ServerProc] | None = None
 
 
-def _start_websockets(port: int, workdir: Path, cpu: int | None) -> ServerProc:
+def _start_websockets(
+    port: int, workdir: Path, cpu: int | None, processes: int = 1
+) -> ServerProc:
     s = ServerProc(
         "websockets",
-        [sys.executable, str(PEERS / "websockets_server.py"), "--port", str(port)],
+        [sys.executable, str(PEERS / "websockets_server.py"), "--port", str(port),
+         "--processes", str(processes)],
         port,
         workdir,
         cpu=cpu,
     )
     s.wait_ready()
+    s.wait_log("listening on", processes)  # every reuse_port process has bound
     return s
 
 
@@ -332,6 +389,46 @@ def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
                    port, workdir, env=env, cpu=cpu)
     s.wait_ready()
+    s.token_cache = workdir / "chinwag-tokens.json"
+    return s
+
+
+def _start_chinwag_workers(port: int, workdir: Path, cpu: int | None, workers: int) -> ServerProc:
+    """`chinwag serve --workers N`: the parent binds the port, N spawned workers
+    accept from it and share rooms and presence through Redis, and a fresh
+    PostgreSQL database (dropped when the server stops). REDIS_KEY_PREFIX is new
+    each time; every key under it has a TTL (PRESENCE_TTL), so nothing is left."""
+    import asyncio
+    import uuid
+
+    from cluster_bench import create_database, drop_database
+
+    try:
+        db = asyncio.run(create_database())
+    except Exception as e:  # no PostgreSQL here: skip, saying why
+        raise TargetUnavailable(f"--workers needs PostgreSQL on 127.0.0.1:5432: {e}") from e
+    run_dir = workdir / db
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **CHINWAG_ENV,
+        "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}",
+        "BROKER_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_KEY_PREFIX": f"chinwag-bench-{uuid.uuid4().hex[:10]}:",
+        "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "100000",  # 50k sockets on IDLE_USERS users
+        "DATA_DIR": str(run_dir / "data"),
+        "UPLOAD_DIR": str(run_dir / "uploads"),
+        "TEMP_DIR": str(run_dir / "uploads" / "temp"),
+    }
+    s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port),
+                               "--workers", str(workers)], port, workdir, env=env, cpu=cpu)
+    s.on_stop.append(lambda: asyncio.run(drop_database(db)))
+    try:
+        s.wait_ready(timeout=60)
+        s.wait_quiet(max_wait=60)  # every worker has started (imports, migrations)
+    except BaseException:
+        s.stop()
+        raise
+    s.token_cache = run_dir / "chinwag-tokens.json"  # the users live in this database
     return s
 
 
@@ -352,7 +449,7 @@ IDLE_USERS = 50
 def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path, idle: bool) -> list[str]:
     base = f"http://127.0.0.1:{server.port}"
     users = min(n, IDLE_USERS) if idle else n
-    tokens = chinwag_ws_tokens(base, users, cache=workdir / "chinwag-tokens.json")
+    tokens = chinwag_ws_tokens(base, users, cache=server.token_cache)
     path = workdir / f"chinwag-tokens-{users}.json"
     path.write_text(json.dumps(tokens[:users]))
     return ["--tokens", str(path), *(["--cycle-tokens"] if users < n else [])]
@@ -440,6 +537,7 @@ TARGETS: dict[str, Target] = {
         _start_chinwag,
         lambda port: f"ws://127.0.0.1:{port}/api/v1/ws/ws",
         _chinwag_loadgen_args,
+        start_many=_start_chinwag_workers,
     ),
     "websockets": Target(
         "websockets",
@@ -447,6 +545,7 @@ TARGETS: dict[str, Target] = {
         "websockets 17 broadcast() on uvloop",
         _start_websockets,
         lambda port: f"ws://127.0.0.1:{port}/",
+        start_many=_start_websockets,
     ),
     "socketio": Target(
         "socketio",
@@ -475,10 +574,24 @@ class Scenario:
     # slow once earlier runs left thousands of them; plain connect() on
     # loopback can (net.ipv4.tcp_tw_reuse=2).
     local_addrs: str | None = None
+    # idle only, past one process's 20000 file descriptors: server processes
+    # (Target.start_many) and generator processes; the generators split the
+    # connections and local_addrs between them.
+    servers: int = 1
+    loadgens: int = 1
+    # idle only: handshakes in flight over all generators (None: idle.mjs's 100
+    # each). chinwag --workers: each worker's PostgreSQL pool grows to 30, and
+    # PostgreSQL allows 100 clients in all.
+    concurrency: int | None = None
 
     def describe(self) -> str:
         if self.kind == "idle":
-            return f"{self.receivers} idle connections held {self.hold:g} s"
+            spread = (
+                f" over {self.servers} server and {self.loadgens} generator processes"
+                if self.servers > 1 or self.loadgens > 1
+                else ""
+            )
+            return f"{self.receivers} idle connections held {self.hold:g} s{spread}"
         d = self.messages * self.receivers
         how = (
             f"{self.rate:g} msg/s ({self.rate * self.receivers:,.0f} deliveries/s)"
@@ -496,6 +609,11 @@ class Scenario:
 
 class LoadgenError(Exception):
     pass
+
+
+class NotRun(Exception):
+    """This target cannot run this scenario (e.g. it has no multi-process mode);
+    the cell says so and the target's other scenarios still run."""
 
 
 class Loadgen:
@@ -582,21 +700,25 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
     TargetUnavailable / NotImplementedError when the target can't start,
     LoadgenError when the run itself failed."""
     port = free_port()
-    server = target.start(port, workdir, pin.server_cpu)
-    lg = None
+    if sc.servers == 1:
+        server = target.start(port, workdir, pin.server_cpu)
+    elif target.start_many is None:
+        raise NotRun(f"not run: {target.name} runs in one process only")
+    else:
+        server = target.start_many(port, workdir, pin.server_cpu, sc.servers)
+    lgs: list[Loadgen] = []
     try:
         conns = sc.receivers + (1 if sc.kind == "fanout" else 0)
         extra = target.loadgen_args(server, conns, workdir, sc.kind == "idle")
         server.wait_quiet()
         rss0 = server.rss_kib()
         cpu_start = server.cpu()
+        socks0 = sockets_per_process(server.pid) if sc.servers > 1 else {}
         tag = f"{target.name}-{sc.name}-{rep}"
+        common = ["--dialect", target.dialect, "--url", target.url(port)]
         if sc.kind == "fanout":
             argv = [
-                "--dialect",
-                target.dialect,
-                "--url",
-                target.url(port),
+                *common,
                 "-n",
                 str(sc.receivers),
                 "-m",
@@ -610,35 +732,46 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
                 *extra,
             ]
             budget = 60 + sc.receivers / 50 + sc.timeout + (sc.messages / sc.rate if sc.rate else 0)
-            lg = Loadgen("fanout.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
+            lgs.append(Loadgen("fanout.mjs", argv, pin.loadgen_cpu, workdir, tag, budget))
         else:
-            argv = [
-                "--dialect",
-                target.dialect,
-                "--url",
-                target.url(port),
-                "-n",
-                str(sc.receivers),
-                "--hold",
-                str(sc.hold),
-                *extra,
-            ]
-            if sc.local_addrs:
-                argv += ["--local-addrs", sc.local_addrs]
+            # The generators start together and split the connections and the
+            # source addresses; all of them share the generator core.
             budget = 60 + sc.receivers / 50 + sc.hold
-            lg = Loadgen("idle.mjs", argv, pin.loadgen_cpu, workdir, tag, budget)
-        ready = lg.expect("ready")
+            addrs = split_addrs(sc.local_addrs, sc.loadgens)
+            for i in range(sc.loadgens):
+                argv = [
+                    *common,
+                    "-n",
+                    str(len(range(i, sc.receivers, sc.loadgens))),
+                    "--hold",
+                    str(sc.hold),
+                    "--connect-timeout",
+                    str(round(budget)),
+                    "--max-seconds",
+                    str(round(budget + 30)),
+                    *extra,
+                    *(["--local-addrs", addrs[i]] if addrs[i] else []),
+                    *(["--concurrency", str(-(-sc.concurrency // sc.loadgens))]
+                      if sc.concurrency else []),
+                ]
+                lg_tag = tag if sc.loadgens == 1 else f"{tag}-{i}"
+                lgs.append(Loadgen("idle.mjs", argv, pin.loadgen_cpu, workdir, lg_tag, budget))
+        readies = [lg.expect("ready") for lg in lgs]
         quiet_s = server.wait_quiet()  # let connect/presence storms drain
         rss_ready = server.rss_kib()
         cpu0 = server.cpu()
+        socks1 = sockets_per_process(server.pid) if sc.servers > 1 else {}
         connect_cpu_s, _ = cpu_delta(cpu_start, cpu0)
-        lg.say("go")
-        res = lg.expect("result")
+        for lg in lgs:
+            lg.say("go")
+        res = combine_results([lg.expect("result") for lg in lgs])
         cpu1 = server.cpu()
         rss_after = server.rss_kib()
-        lg.say("bye")
-        rc = lg.close()
-        lg = None
+        for lg in lgs:
+            lg.say("bye")
+        rcs = [lg.close() for lg in lgs]
+        lgs = []
+        rc = max((r for r in rcs if r is not None), default=None)
         server_cpu_s, cpu_source = cpu_delta(cpu0, cpu1)
         out = {
             "target": target.name,
@@ -654,7 +787,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
             "rss_after_kib": rss_after,
             "rss_per_conn_kib": round((rss_ready - rss0) / conns, 2),
             "connect_cpu_us_per_conn": round(connect_cpu_s * 1e6 / conns, 1),
-            "connect_s": ready.get("connect_s"),
+            "connect_s": max(r.get("connect_s") or 0 for r in readies),
             **{f"lg_{k}": v for k, v in res.items() if k not in ("event",)},
         }
         if sc.kind == "fanout":
@@ -677,9 +810,26 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
                 {
                     "connect_per_s": res.get("connect_per_s"),
                     "open_at_end": res.get("open_at_end"),
+                    "requested": sc.receivers,
                     "server_hold_cpu_s": round(server_cpu_s, 4),
+                    "loadgen_cpu_s": res.get("loadgen_cpu_s"),
+                    "loadgen_busy": res.get("loadgen_busy"),
                 }
             )
+            if sc.servers > 1:
+                # connections per server process: its sockets at ready minus before
+                per_proc = sorted(
+                    (n - socks0.get(p, 0) for p, n in socks1.items()), reverse=True
+                )[: sc.servers]
+                per_proc += [0] * (sc.servers - len(per_proc))
+                out.update(
+                    {
+                        "conns_per_process": per_proc,
+                        "max_process_conns": per_proc[0],
+                        "min_process_conns": per_proc[-1],
+                        "server_processes": len(socks1),
+                    }
+                )
         if not out["ok"]:
             out["server_log_tail"] = server.log_tail(8)
             out["failure"] = res.get("failure") or f"only {res.get('open_at_end')} stayed open"
@@ -687,11 +837,59 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
     except LoadgenError as e:
         raise LoadgenError(f"{e}\n--- {server.name} log tail ---\n{server.log_tail(8)}") from e
     finally:
-        if lg is not None:
+        for lg in lgs:
             with contextlib.suppress(Exception):
                 lg.proc.kill()
                 lg.close()
         server.stop()
+
+
+def split_addrs(spec: str | None, k: int) -> list[str | None]:
+    """k disjoint slices of a --local-addrs spec ("127.0.0.2-13" or "a,b,c"),
+    one per generator, comma-joined; [None]*k without a spec."""
+    if not spec:
+        return [None] * k
+    addrs: list[str] = []
+    for part in spec.split(","):
+        head, _, last = part.rpartition(".")
+        lo, _, hi = last.partition("-")
+        addrs += [f"{head}.{i}" for i in range(int(lo), int(hi or lo) + 1)]
+    if len(addrs) < k:
+        raise ValueError(f"local_addrs {spec!r}: fewer addresses than {k} generators")
+    return [",".join(addrs[i::k]) for i in range(k)]
+
+
+def combine_results(results: list[dict]) -> dict:
+    """One idle result from several generators that ran side by side: counts
+    summed, connect time = the slowest generator's, CPU summed."""
+    if len(results) == 1 and "loadgen_connect_cpu_s" not in results[0]:
+        return results[0]  # fanout
+    one = results[0] if len(results) == 1 else {}  # keep a lone generator's own fields
+    n = sum(r.get("connections") or 0 for r in results)
+    connect_s = max(r.get("connect_s") or 0 for r in results)
+    connect_cpu = sum(r.get("loadgen_connect_cpu_s") or 0 for r in results)
+    codes: dict[str, int] = {}
+    for r in results:
+        for code, k in (r.get("close_codes") or {}).items():
+            codes[code] = codes.get(code, 0) + k
+    failures = [r["failure"] for r in results if r.get("failure")]
+    return {
+        **one,
+        "ok": all(r.get("ok") for r in results),
+        "generators": len(results),
+        "connections": n,
+        "connect_s": connect_s,
+        "connect_per_s": round(n / connect_s, 1) if connect_s else None,
+        "open_at_end": sum(r.get("open_at_end") or 0 for r in results),
+        "closed_during_hold": sum(r.get("closed_during_hold") or 0 for r in results),
+        "close_codes": codes,
+        "loadgen_cpu_s": round(
+            connect_cpu + sum(r.get("loadgen_hold_cpu_s") or 0 for r in results), 3
+        ),
+        # share of the generators' one core used while connecting
+        "loadgen_busy": round(connect_cpu / connect_s, 3) if connect_s else None,
+        **({"failure": "; ".join(failures)} if failures else {}),
+    }
 
 
 # ---------------------------------------------------------------- summaries
@@ -713,7 +911,20 @@ IDLE_METRICS = [
     ("connect_cpu_us_per_conn", "server CPU µs/connect", "{:,.0f}", False),
     ("open_at_end", "open at end", "{:,.0f}", True),
     ("server_hold_cpu_s", "server CPU s while idle", "{:.3f}", False),
+    ("loadgen_busy", "load gen busy (cores)", "{:.2f}", None),
 ]
+#: idle scenarios over several server processes (Scenario.servers > 1) add these
+MULTI_METRICS = [
+    ("max_process_conns", "most conns on 1 process", "{:,.0f}", None),
+    ("min_process_conns", "fewest conns on 1 process", "{:,.0f}", None),
+    ("loadgen_cpu_s", "load gen CPU s (all)", "{:.1f}", None),
+]
+
+
+def metrics_for(sc: Scenario) -> list[tuple]:
+    if sc.kind == "fanout":
+        return FANOUT_METRICS
+    return IDLE_METRICS + (MULTI_METRICS if sc.servers > 1 else [])
 
 
 @dataclass
@@ -733,7 +944,7 @@ def summarise(results: dict[str, dict[str, Cell]], scenarios: list[Scenario]) ->
     """{scenario: {target: {metric: median}}} for the JSON record."""
     out: dict = {}
     for sc in scenarios:
-        metrics = FANOUT_METRICS if sc.kind == "fanout" else IDLE_METRICS
+        metrics = metrics_for(sc)
         out[sc.name] = {}
         for tname, cell in results.get(sc.name, {}).items():
             out[sc.name][tname] = {
@@ -759,7 +970,7 @@ def print_table(
 
     for sc in scenarios:
         cells = results.get(sc.name, {})
-        metrics = FANOUT_METRICS if sc.kind == "fanout" else IDLE_METRICS
+        metrics = metrics_for(sc)
         reps = max((len(c.reps) for c in cells.values()), default=0)
         w(f"\n== {sc.name}: {sc.describe()} (median of {reps})")
         base = cells.get(baseline)
@@ -771,7 +982,7 @@ def print_table(
             for t in cols:
                 c = cells[t]
                 if c.skipped:
-                    txt = "skipped"
+                    txt = "not run" if c.skipped.startswith("not run") else "skipped"
                 elif not c.ok_reps():
                     txt = "FAILED"
                 else:
@@ -787,11 +998,17 @@ def print_table(
             bad = [r for r in c.reps if not r.get("ok")]
             for r in bad:
                 w(f"  ! {t} rep {r.get('rep')}: {r.get('failure')}")
-            if c.ok_reps() and sc.kind == "fanout":
-                lb = c.median("loadgen_busy")
-                if lb is not None and lb > 0.9:
-                    w(
-                        f"  ~ {t}: load generator >=90% busy: its deliveries/s and latency are "
-                        "a floor (generator-bound); server CPU µs/delivery is still exact"
-                    )
+            if c.skipped and c.skipped.startswith("not run"):
+                w(f"  - {t}: {c.skipped}")
+            lb = c.median("loadgen_busy") if c.ok_reps() else None
+            if lb is not None and lb > 0.9 and sc.kind == "fanout":
+                w(
+                    f"  ~ {t}: load generator >=90% busy: its deliveries/s and latency are "
+                    "a floor (generator-bound); server CPU µs/delivery is still exact"
+                )
+            elif lb is not None and lb > 0.9:
+                w(f"  ~ {t}: load generator >=90% busy while connecting: connects/s is a floor")
+            if c.ok_reps() and sc.servers > 1:
+                spreads = [r["conns_per_process"] for r in c.ok_reps()]
+                w(f"  {t}: connections per server process: {spreads}")
     w(f"\n(ratio in brackets = value ÷ {baseline}'s value; (—) = no {baseline} number to compare)")

@@ -8,6 +8,10 @@ Scenarios (every target, same sizes):
   burst-1000  room of 1000 receivers + 1 sender, a burst of 100 messages (100,000 deliveries)
   rate-10k    room of 100 receivers, 100 msg/s for 10 s: a steady 10,000 deliveries/s
   idle-5000   5000 idle connections held 5 s: connect rate, RSS per connection
+  idle-50000  50,000 idle connections over 4 server and 3 generator processes
+              (chinwag --workers 4 on PostgreSQL + Redis; not in --quick/--smoke)
+chinwag only (bench/extras.py; the peers' cells say n/a; not in --smoke):
+  ai-relay, upload-50mb, store-sqlite, store-postgres
 
 Each repetition starts a fresh server pinned to cpu 0 and the Node load
 generator pinned to cpu 1; targets that cannot start are skipped with the
@@ -26,11 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import extras
 from measure import (
     BENCH,
     TARGETS,
     Cell,
     LoadgenError,
+    NotRun,
     Pinning,
     Scenario,
     TargetUnavailable,
@@ -47,6 +53,11 @@ FULL = [
     Scenario("idle-5000", "idle", receivers=5000, hold=5),
     Scenario("idle-10000", "idle", receivers=10000, hold=5),
     Scenario("idle-19000", "idle", receivers=19000, hold=5),
+    # Past one process's 20000 fds: 4 server processes (<= ~19k each even if
+    # accept() spreads unevenly), 3 generators of <= 16,667 sockets, each with
+    # 4 source addresses of its own (~4.2k ports per address).
+    Scenario("idle-50000", "idle", receivers=50000, hold=5, servers=4, loadgens=3,
+             local_addrs="127.0.0.2-13", concurrency=60),
 ]
 #: For CI: checks that every target still starts and answers, in about 20 seconds.
 SMOKE = [
@@ -100,12 +111,14 @@ def main() -> int:
     a = ap.parse_args()
 
     scenarios = SMOKE if a.smoke else QUICK if a.quick else FULL
+    extra = [] if a.smoke else extras.extras(a.quick)  # chinwag-only, after the others
     if a.scenarios:
         want = a.scenarios.split(",")
-        known = {s.name for s in scenarios}
+        known = {s.name for s in scenarios} | {x.name for x in extra}
         if bad := [w for w in want if w not in known]:
             ap.error(f"unknown scenario(s) {bad}; known: {sorted(known)}")
         scenarios = [s for s in scenarios if s.name in want]
+        extra = [x for x in extra if x.name in want]
     names = [t.strip() for t in a.targets.split(",") if t.strip()]
     if bad := [t for t in names if t not in TARGETS]:
         ap.error(f"unknown target(s) {bad}; known: {list(TARGETS)}")
@@ -113,7 +126,7 @@ def main() -> int:
 
     ensure_node_modules()
     pin = Pinning.detect(a.server_cpu, a.loadgen_cpu)
-    n_t, n_s = len(names), len(scenarios)
+    n_t, n_s = len(names), len(scenarios) + len(extra)
     log(f"bench: {n_t} target(s) x {n_s} scenario(s) x {reps} rep(s); {pin.describe()}")
 
     results: dict[str, dict[str, Cell]] = {s.name: {} for s in scenarios}
@@ -133,6 +146,10 @@ def main() -> int:
                 t0 = time.monotonic()
                 try:
                     r = run_once(target, sc, pin, workdir, rep)
+                except NotRun as e:  # this scenario only; the target's others still run
+                    cell.skipped = str(e)
+                    log(f"bench: {tname} {sc.name}: {e}")
+                    break
                 except (TargetUnavailable, NotImplementedError) as e:
                     skipped[tname] = f"{type(e).__name__}: {e}"
                     cell.skipped = skipped[tname]
@@ -155,6 +172,7 @@ def main() -> int:
                     log(json.dumps(r))
                 if not r.get("ok"):
                     break  # a failed repetition ends the cell (keeps the run bounded)
+    results.update(extras.run_all(extra, names, skipped, reps, pin, workdir, a.verbose))
 
     print(
         f"\nchinwag benchmark ({'quick' if a.quick else 'full'}; {pin.describe()}; "
@@ -166,7 +184,9 @@ def main() -> int:
             f"  {tname:<10} {t.note}"
             + (f"  [SKIPPED: {skipped[tname]}]" if tname in skipped else "")
         )
-    print_table(results, scenarios, names, baseline=a.baseline)
+    if scenarios:
+        print_table(results, scenarios, names, baseline=a.baseline)
+    extras.print_table(results, extra, names)
 
     out = a.json or BENCH / "results" / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +197,8 @@ def main() -> int:
                 "reps": reps,
                 "pinning": pin.describe(),
                 "skipped": skipped,
-                "scenarios": [vars(s) for s in scenarios],
-                "summary": summarise(results, scenarios),
+                "scenarios": [vars(s) for s in scenarios] + [x.record() for x in extra],
+                "summary": {**summarise(results, scenarios), **extras.summarise(results, extra)},
                 "runs": {s: {t: c.reps for t, c in cells.items()} for s, cells in results.items()},
             },
             indent=1,
@@ -211,7 +231,8 @@ def brief(r: dict) -> str:
         )
     return (
         f"{r['open_at_end']:,} open, {r['connect_per_s']:,.0f} connects/s, "
-        f"{r['rss_per_conn_kib']} KiB/conn"
+        f"{r['rss_per_conn_kib']} KiB/conn, lg busy {r.get('loadgen_busy')}"
+        + (f", per process {r['conns_per_process']}" if "conns_per_process" in r else "")
     )
 
 

@@ -2,93 +2,51 @@
 one transaction) on SQLite and on PostgreSQL, one writer and several at once.
 
     python bench/store_bench.py            # 2000 events per cell, medians of 3
-    python bench/store_bench.py --quick
+    python bench/store_bench.py --quick    # 500 events, 1 repetition
 
-Needs PostgreSQL on 127.0.0.1:5432 (user postgres) for the second column; it makes
-and drops a throwaway database. Runs the real SqlStore, not a mock."""
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres) for the second column; each
+repetition makes and drops a throwaway database. Runs the real SqlStore, not a mock,
+in this process pinned to cpu 0. The measurement is `extras.store_rep`, the same one
+`python bench/run.py` reports as scenarios `store-sqlite` and `store-postgres`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import shutil
 import statistics
 import tempfile
-import time
-import uuid
 from pathlib import Path
 
-from chinwag.store.sql import SqlStore
+from extras import STORE_WRITERS, store_rep
+from measure import Pinning, TargetUnavailable
 
 
-async def one_cell(url: str, events: int, writers: int) -> float:
-    store = SqlStore(url)
-    await store.start()
-    try:
-        room = f"bench-{uuid.uuid4().hex[:8]}"
-        await store.users.create(room + "-u", "x")
-        await store.rooms.create(room, room, "shared", room + "-u")
-        per = events // writers
-
-        async def writer(w: int) -> None:
-            for i in range(per):
-                await store.events.append(room, "chat", {"content": f"m{i}"},
-                                          sender=room + "-u", client_message_id=f"{w}-{i}",
-                                          require_member=True)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(writer(w) for w in range(writers)))
-        elapsed = time.perf_counter() - started
-        last = await store.events.after(room, per * writers - 1)
-        assert [e.seq for e in last] == [per * writers], "seqs must be gapless"
-        return per * writers / elapsed
-    finally:
-        await store.close()
-
-
-async def postgres_url() -> tuple[str, str] | None:
-    try:
-        import asyncpg
-
-        conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
-    except OSError:
-        return None
-    name = f"chinwag_bench_{uuid.uuid4().hex[:8]}"
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}?ssl=disable", name
-
-
-async def drop(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database="postgres")
-    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await conn.close()
-
-
-async def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     events, reps = (500, 1) if args.quick else (2000, 3)
+    pin = Pinning.detect()
     tmp = Path(tempfile.mkdtemp(prefix="chinwag-store-"))
-    pg = await postgres_url()
-    print(f"messages stored per second ({events} per cell, median of {reps})")
-    print(f"{'writers':>8} {'SQLite':>10} {'PostgreSQL':>12}")
+    columns: dict[str, dict[str, float] | None] = {}
     try:
-        for writers in (1, 8):
-            row = []
-            for url in (f"sqlite+aiosqlite:///{tmp / f'w{writers}.db'}", pg[0] if pg else None):
-                if url is None:
-                    row.append("n/a")
-                    continue
-                runs = [await one_cell(url, events, writers) for _ in range(reps)]
-                row.append(f"{statistics.median(runs):,.0f}")
-            print(f"{writers:>8} {row[0]:>10} {row[1]:>12}")
+        for backend in ("sqlite", "postgres"):
+            try:
+                runs = [store_rep(backend, pin, tmp / f"{backend}-{rep}", events)
+                        for rep in range(reps)]
+            except TargetUnavailable as e:
+                print(f"{backend}: {e}")
+                columns[backend] = None
+                continue
+            columns[backend] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     finally:
-        if pg:
-            await drop(pg[1])
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"messages stored per second ({events} per cell, median of {reps}; {pin.describe()})")
+    print(f"{'writers':>8} {'SQLite':>10} {'PostgreSQL':>12}")
+    for w in STORE_WRITERS:
+        row = [f"{c[f'msgs_per_s_{w}']:,.0f}" if c else "n/a" for c in columns.values()]
+        print(f"{w:>8} {row[0]:>10} {row[1]:>12}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

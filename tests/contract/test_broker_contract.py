@@ -261,6 +261,31 @@ async def test_a_set_whose_members_all_expired_is_empty(node: Node) -> None:
     await eventually(empty, within=3)
 
 
+async def test_set_count_counts_live_members_only(node: Node) -> None:
+    broker = node.broker
+    assert await broker.set_count("conns:alice") == 0
+    await broker.set_add("conns:alice", "c1", ttl=30)
+    await broker.set_add("conns:alice", "c2", ttl=0.2)
+    assert await broker.set_count("conns:alice") == 2
+
+    async def one_left() -> bool:
+        return await broker.set_count("conns:alice") == 1
+
+    await eventually(one_left, within=3)
+
+
+async def test_set_add_many_adds_and_refreshes_across_keys_and_batches(node: Node) -> None:
+    broker = node.broker
+    await broker.set_add("online", "alice/c1", ttl=0.3)  # refreshed below, must survive
+    many = [("online", f"u{i}/c{i}") for i in range(redis_broker.SET_ADD_BATCH + 20)]
+    await broker.set_add_many([("online", "alice/c1"), ("conns:alice", "c1"), *many], ttl=30)
+    await broker.set_add_many([], ttl=30)  # nothing to do, no error
+    assert await broker.set_members("conns:alice") == ["c1"]
+    await asyncio.sleep(0.5)
+    assert await broker.set_count("online") == len(many) + 1
+    assert "alice/c1" in await broker.set_members("online")
+
+
 # -- expiring values ------------------------------------------------------------------
 
 

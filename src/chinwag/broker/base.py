@@ -8,7 +8,7 @@ any clean-up disappears from every set within its TTL.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 #: Called for every message on a subscribed channel, in the order the broker saw them.
@@ -52,6 +52,13 @@ class Broker(Protocol):
 
     async def set_members(self, key: str) -> list[str]:
         """Members of ``key`` whose TTL has not run out."""
+
+    async def set_count(self, key: str) -> int:
+        """How many members of ``key`` have not run out (without fetching them)."""
+
+    async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
+        """``set_add`` for many ``(key, member)`` pairs, in as few round trips as the
+        broker allows (presence refreshes every connection at once)."""
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds."""

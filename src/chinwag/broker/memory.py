@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from chinwag.broker.base import OnMessage, OnResync
 
@@ -49,6 +50,13 @@ class MemoryBroker:
         for member in [m for m, exp in entries.items() if exp <= now]:
             del entries[member]
         return list(entries)
+
+    async def set_count(self, key: str) -> int:
+        return len(await self.set_members(key))
+
+    async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
+        for key, member in entries:
+            await self.set_add(key, member, ttl)
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         self._values[key] = (value, time.monotonic() + ttl)

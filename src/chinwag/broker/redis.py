@@ -56,12 +56,19 @@ SHARDED_SINCE_MAJOR = 7
 # What makes an operation fail: Redis unreachable, too slow, or refusing the command.
 _DOWN = (RedisError, OSError, TimeoutError)
 
-# KEYS[1] = set key; ARGV[1] = member, ARGV[2] = ttl in ms. The key lives as long as
-# its longest-lived member, so a short TTL never cuts a longer one short.
+# KEYS[1] = set key; ARGV[1] = ttl in ms, ARGV[2..] = members (one or many: a presence
+# refresh adds a whole set in one call). The key lives as long as its longest-lived
+# member, so a short TTL never cuts a longer one short.
 _SET_ADD = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local expiry = now + tonumber(ARGV[1])
+local scored = {}
+for i = 2, #ARGV do
+  scored[#scored + 1] = expiry
+  scored[#scored + 1] = ARGV[i]
+end
+redis.call('ZADD', KEYS[1], unpack(scored))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
@@ -75,6 +82,17 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 """
+
+# KEYS[1] = set key. How many members have not run out (O(log n): nothing is sent).
+_SET_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"""
+
+#: ``set_add_many`` adds at most this many members of one set per script call (Lua's
+#: ``unpack`` has a stack limit; a bounded call also keeps Redis responsive).
+SET_ADD_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +234,7 @@ class RedisBroker:
         self._client = Redis(connection_pool=self._pool)
         self._set_add = self._client.register_script(_SET_ADD)
         self._set_members = self._client.register_script(_SET_MEMBERS)
+        self._set_count = self._client.register_script(_SET_COUNT)
 
         self._wanted: set[str] = set()
         self._link: _Link | None = None
@@ -305,7 +324,7 @@ class RedisBroker:
 
     async def set_add(self, key: str, member: str, ttl: float) -> None:
         async with self._guard("set_add"):
-            await self._set_add(keys=[self._set_key(key)], args=[member, _ms(ttl)])
+            await self._set_add(keys=[self._set_key(key)], args=[_ms(ttl), member])
 
     async def set_remove(self, key: str, member: str) -> None:
         async with self._guard("set_remove"):
@@ -315,6 +334,23 @@ class RedisBroker:
         async with self._guard("set_members"):
             raw = await self._set_members(keys=[self._set_key(key)])
         return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
+
+    async def set_count(self, key: str) -> int:
+        async with self._guard("set_count"):
+            return int(await self._set_count(keys=[self._set_key(key)]))
+
+    async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
+        """``set_add`` grouped by set: one script call (and round trip) per set and
+        ``SET_ADD_BATCH`` members, each bounded in time like a single command."""
+        by_key: dict[str, list[str]] = {}
+        for key, member in entries:
+            by_key.setdefault(key, []).append(member)
+        ms = _ms(ttl)
+        for key, members in by_key.items():
+            for start in range(0, len(members), SET_ADD_BATCH):
+                async with self._guard("set_add_many"):
+                    await self._set_add(keys=[self._set_key(key)],
+                                        args=[ms, *members[start : start + SET_ADD_BATCH]])
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         async with self._guard("put"):

@@ -167,8 +167,16 @@ class Hub:
         if env.kind == STORED:
             assert env.seq is not None
             room_id, seq, text, exclude = env.room_id, env.seq, env.text, env.exclude
-            sent = 0
             waits = self._reordering
+            if exclude is None and not waits:
+                # The common case, kept to one call per recipient (runs for every
+                # recipient of every room event).
+                gaps = [s for s in list(targets) if s.offer_stored(room_id, seq, text, frame)]
+                for s in gaps:
+                    self._start_catch_up(s, room_id, reorder=True)
+                self.frames_out += len(targets) - len(gaps)
+                return
+            sent = 0
             for s in list(targets):
                 skip = exclude is not None and s.username == exclude
                 if s.offer_stored(room_id, seq, None if skip else text, frame):

@@ -63,7 +63,8 @@ class Outbox:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: deque[Item] = _EMPTY  # replaced on first put
+        # Falsy while empty; read (never changed) by Session's per-recipient fast path.
+        self.items: deque[Item] = _EMPTY  # replaced on first put
         # Per room, the first stored seq an overflow threw away: where to resume.
         self.lost_from: dict[str, int] = {}
         self._space: asyncio.Event | None = None
@@ -72,7 +73,7 @@ class Outbox:
         self.dropped = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
 
     def put(self, text: str, kind: Kind = Kind.STORED,
             tag: tuple[str, int] | None = None) -> bool:
@@ -80,16 +81,16 @@ class Outbox:
         when it was dropped (ephemeral, or overflow)."""
         if self.closed or self.overflowed:
             return False
-        if len(self._items) >= self.capacity:
+        if len(self.items) >= self.capacity:
             if kind is Kind.EPHEMERAL:
                 self.dropped += 1
                 return False
             if not self._shed():
                 self._overflow(tag)
                 return False
-        if self._items is _EMPTY:
-            self._items = deque()
-        self._items.append((kind, text, tag))
+        if self.items is _EMPTY:
+            self.items = deque()
+        self.items.append((kind, text, tag))
         return True
 
     def put_chunk(self, key: object, text: str) -> bool:
@@ -97,51 +98,51 @@ class Outbox:
         of the same stream instead of taking a slot."""
         if self.closed or self.overflowed:
             return False
-        if len(self._items) >= self.capacity:
-            for kind, item, _ in reversed(self._items):
+        if len(self.items) >= self.capacity:
+            for kind, item, _ in reversed(self.items):
                 if kind is Kind.CHUNK and isinstance(item, _Chunk) and item.key == key:
                     item.texts.append(text)
                     return True
             if not self._shed():
                 self._overflow()
                 return False
-        if self._items is _EMPTY:
-            self._items = deque()
-        self._items.append((Kind.CHUNK, _Chunk(key, [text]), None))
+        if self.items is _EMPTY:
+            self.items = deque()
+        self.items.append((Kind.CHUNK, _Chunk(key, [text]), None))
         return True
 
     def _shed(self) -> bool:
         """Drop queued ephemeral frames to make room; True if any slot was freed."""
-        before = len(self._items)
-        kept = deque(item for item in self._items if item[0] is not Kind.EPHEMERAL)
+        before = len(self.items)
+        kept = deque(item for item in self.items if item[0] is not Kind.EPHEMERAL)
         self.dropped += before - len(kept)
-        self._items = kept
+        self.items = kept
         return len(kept) < before
 
     def _overflow(self, tag: tuple[str, int] | None = None) -> None:
-        for _, _, queued in [*self._items, (Kind.STORED, "", tag)]:
+        for _, _, queued in [*self.items, (Kind.STORED, "", tag)]:
             if queued is not None:
                 room, seq = queued
                 self.lost_from[room] = min(seq, self.lost_from.get(room, seq))
         self.overflowed = True
-        self._items = _EMPTY
+        self.items = _EMPTY
         self._release()
 
     def pop(self) -> str | None:
         """The next frame to write, or None (empty, or overflowed: stop writing)."""
-        if self.overflowed or not self._items:
+        if self.overflowed or not self.items:
             return None
-        _, item, _ = self._items.popleft()
-        if not self._items:
-            self._items = _EMPTY
-        if len(self._items) <= self.capacity // 2:
+        _, item, _ = self.items.popleft()
+        if not self.items:
+            self.items = _EMPTY
+        if len(self.items) <= self.capacity // 2:
             self._release()
         return item if isinstance(item, str) else item.render()
 
     async def wait_for_space(self) -> None:
         """Wait until the outbox is at most half full (used by bulk replays so a
         backlog never overflows a healthy reader)."""
-        while len(self._items) > self.capacity // 2 and not (self.closed or self.overflowed):
+        while len(self.items) > self.capacity // 2 and not (self.closed or self.overflowed):
             if self._space is None:
                 self._space = asyncio.Event()
             self._space.clear()

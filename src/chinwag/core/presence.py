@@ -27,8 +27,8 @@ def _room(room_id: str) -> str:
     return f"participants:{room_id}"
 
 
-def _names(entries: list[str]) -> list[str]:
-    return sorted({entry.rsplit(SEP, 1)[0] for entry in entries})
+def _usernames(entries: list[str]) -> set[str]:
+    return {entry.rsplit(SEP, 1)[0] for entry in entries}
 
 
 class Presence:
@@ -42,17 +42,18 @@ class Presence:
 
     async def connections_of(self, username: str) -> int:
         try:
-            return len(await self.broker.set_members(_conns(username)))
+            return await self.broker.set_count(_conns(username))
         except BrokerUnavailable:
             return len(self.hub.by_user.get(username, ()))
 
     async def connect(self, session: Session) -> bool:
         """Register the connection; True if it is the user's first one anywhere."""
         try:
-            before = await self.broker.set_members(_conns(session.username))
-            await self.broker.set_add(_conns(session.username), session.id, self.ttl)
-            await self.broker.set_add(ONLINE, _entry(session), self.ttl)
-            return not [c for c in before if c != session.id]
+            # session.id is new, so any member counted here is another connection
+            before = await self.broker.set_count(_conns(session.username))
+            await self.broker.set_add_many(
+                [(_conns(session.username), session.id), (ONLINE, _entry(session))], self.ttl)
+            return before == 0
         except BrokerUnavailable:
             return len(self.hub.by_user.get(session.username, ())) <= 1
 
@@ -61,7 +62,7 @@ class Presence:
         try:
             await self.broker.set_remove(_conns(session.username), session.id)
             await self.broker.set_remove(ONLINE, _entry(session))
-            return not await self.broker.set_members(_conns(session.username))
+            return await self.broker.set_count(_conns(session.username)) == 0
         except BrokerUnavailable:
             return session.username not in self.hub.by_user
 
@@ -79,27 +80,31 @@ class Presence:
 
     async def participants(self, room_id: str) -> list[str]:
         """Usernames with at least one live connection subscribed to the room."""
+        return sorted(await self.here(room_id))
+
+    async def here(self, room_id: str) -> set[str]:
+        """``participants`` as a set (asked once per chat, to work out queued_for)."""
         if self.single_process:
-            return sorted({s.username for s in self.hub.rooms.get(room_id, ())})
+            return {s.username for s in self.hub.rooms.get(room_id, ())}
         try:
-            return _names(await self.broker.set_members(_room(room_id)))
+            return _usernames(await self.broker.set_members(_room(room_id)))
         except BrokerUnavailable:
-            return sorted({s.username for s in self.hub.rooms.get(room_id, ())})
+            return {s.username for s in self.hub.rooms.get(room_id, ())}
 
     async def online_users(self) -> list[str]:
         """Usernames with at least one live connection anywhere."""
         try:
-            return _names(await self.broker.set_members(ONLINE))
+            return sorted(_usernames(await self.broker.set_members(ONLINE)))
         except BrokerUnavailable:
             return sorted(self.hub.by_user)
 
     async def refresh(self, sessions: list[Session]) -> None:
+        entries: list[tuple[str, str]] = []
+        for s in sessions:
+            entries += [(_conns(s.username), s.id), (ONLINE, _entry(s))]
+            entries += [(_room(room_id), _entry(s)) for room_id in s.rooms]
         try:
-            for s in sessions:
-                await self.broker.set_add(_conns(s.username), s.id, self.ttl)
-                await self.broker.set_add(ONLINE, _entry(s), self.ttl)
-                for room_id in list(s.rooms):
-                    await self.broker.set_add(_room(room_id), _entry(s), self.ttl)
+            await self.broker.set_add_many(entries, self.ttl)
         except BrokerUnavailable:
             log.warning("broker unreachable: presence refresh skipped")
 

@@ -371,7 +371,7 @@ class ChatService:
             return
         if self.typing.is_typing(room_id, who.username):
             await self.typing.stop(room_id, who.username)
-        online = set(await self.presence.participants(room_id))
+        online = await self.presence.here(room_id)
         members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))

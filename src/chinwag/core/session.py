@@ -39,6 +39,7 @@ class Session:
                  token_expires_at: float) -> None:
         self.id = str(uuid.uuid4())
         self.identity = identity
+        self.username = identity.username  # read once per recipient of every event
         self.outbox = Outbox(outbox_capacity)
         self.limiter = limiter
         self.token_expires_at = token_expires_at
@@ -54,10 +55,6 @@ class Session:
         # Transport hooks: start a writer for queued frames; act on a close request.
         self.on_queued: Callable[[], None] = _nothing
         self.on_close: Callable[[], None] = _nothing
-
-    @property
-    def username(self) -> str:
-        return self.identity.username
 
     # ---- sending ---------------------------------------------------------
 
@@ -111,7 +108,7 @@ class Session:
         if text:
             # send_text inlined: this runs once per recipient of every room event.
             direct = self.direct
-            if (direct is None or self.writing or len(self.outbox)
+            if (direct is None or self.writing or self.outbox.items
                     or not direct(frame or OutFrame(text))):
                 self._queued(self.outbox.put(text, Kind.STORED, (room_id, seq)))
         return False

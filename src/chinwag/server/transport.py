@@ -104,13 +104,58 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol plus a synchronous write for fan-out.
+    """uvicorn's sansio WebSocket protocol plus a synchronous write for fan-out.
 
     Through ASGI every frame costs a ``send`` coroutine and per-connection framing.
     A room event is the same bytes for every recipient (server frames are not
     masked, and no extension is negotiated: permessage-deflate is off), so the hub
     frames it once and writes it straight to each transport while that transport
-    accepts writes; otherwise the frame waits in the connection's outbox."""
+    accepts writes; otherwise the frame waits in the connection's outbox.
+
+    ``write_frame`` runs once per recipient of every room event, so whether a direct
+    write is allowed is one attribute, ``direct_ok``, recomputed whenever one of its
+    inputs changes (uvicorn's ``close_sent``/``disconnected`` flags, flow control,
+    the handshake, a close frame from the peer) instead of five checks per write."""
+
+    direct_ok = False
+    _accepted = _paused = _peer_closed = _close_sent = _disconnected = False
+
+    def _recompute(self) -> None:
+        self.direct_ok = (self._accepted and not (self._paused or self._peer_closed
+                                                  or self._close_sent or self._disconnected))
+
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, value: bool) -> None:
+        self._close_sent = value
+        self._recompute()
+
+    @property
+    def disconnected(self) -> bool:
+        return self._disconnected
+
+    @disconnected.setter
+    def disconnected(self, value: bool) -> None:
+        self._disconnected = value
+        self._recompute()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._paused = True
+        self._recompute()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._paused = False
+        self._recompute()
+
+    def handle_close(self, event: Any) -> None:
+        self._peer_closed = True  # no data frame may follow our echo of the close
+        self._recompute()
+        super().handle_close(event)
 
     async def run_asgi(self) -> None:
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
@@ -124,12 +169,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # server holds many sockets, so let them go (~1.5 KB each).
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
+            self._accepted = self.conn.state is State.OPEN
+            self._recompute()
 
     def write_frame(self, frame: OutFrame) -> bool:
         """Write now if the connection is open and its buffer below the high-water
         mark; False means the caller must queue the frame instead."""
-        if (self.close_sent or self.disconnected or self.conn.state is not State.OPEN
-                or not self.writable.is_set()):
+        if not self.direct_ok:
             return False
         wire = frame.wire
         if wire is None:

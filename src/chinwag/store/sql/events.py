@@ -34,12 +34,6 @@ class SqlEvents:
         # The hot path of every chat: two statements in one transaction. The UPDATE
         # takes the room row's lock, which orders concurrent writers, so seqs come
         # out gapless and commit in seq order, whichever process writes.
-        bump = update(Room).where(Room.room_id == room_id)
-        if require_member and sender is not None:
-            bump = bump.where(select(RoomMember.username).where(
-                RoomMember.room_pk == Room.id, RoomMember.username == sender).exists())
-        bump = bump.values(last_seq=Room.last_seq + 1).returning(
-            Room.id, Room.last_seq, Room.members_version)
         now = datetime.now(UTC)
         try:
             if self._db.is_sqlite:
@@ -48,6 +42,12 @@ class SqlEvents:
                 record = EventRecord(event_id, room_id, seq, type, data, sender,
                                      client_message_id, now)
                 return Appended(record, duplicate=False, members_version=version)
+            bump = update(Room).where(Room.room_id == room_id)
+            if require_member and sender is not None:
+                bump = bump.where(select(RoomMember.username).where(
+                    RoomMember.room_pk == Room.id, RoomMember.username == sender).exists())
+            bump = bump.values(last_seq=Room.last_seq + 1).returning(
+                Room.id, Room.last_seq, Room.members_version)
             async with self._db.write_conn() as c:
                 row = (await c.execute(bump)).first()
                 if row is None:

@@ -1,0 +1,514 @@
+"""chinwag-only measurements: the AI streaming relay, uploads, messages stored per second.
+
+The peers (bare websockets, python-socketio) have no AI, uploads or message store, so
+these run for target ``chinwag`` only. ``run.py`` prints them as a second table (the
+peers' cells "n/a") and writes them to the same JSON file; ``ai_bench.py``,
+``upload_bench.py`` and ``store_bench.py`` are command-line wrappers around the same
+functions.
+
+* ``ai-relay`` (``ai_relay_rep``): a fresh ``chinwag serve`` on the server cpu with the
+  offline model at full speed (``OFFLINE_TOKEN_DELAY=0``: no model time); a Python
+  client on the load generator's cpu sends chats with a long message (the offline
+  model echoes it) over 1 connection, then over 8 at once (8 users, since a user's
+  reply is streamed to every connection of that user), one reply at a time per
+  connection. tokens/s = completion tokens of the streamed chunks (counted by the
+  client with ``chinwag.ai.tokens.count_tokens``) / wall time; first chunk = send ->
+  first chunk at the client. One warm-up reply first, not counted.
+* ``upload-50mb`` (``upload_rep``): a fresh server; over one connection ``init``, the
+  chunks (at most ``window`` unacknowledged), ``finalize``, until ``complete``.
+  MB/s = file size / (init -> complete); server peak RSS = ``VmHWM`` after
+  ``complete``, reset (``/proc/<pid>/clear_refs``) just before ``init``.
+* ``store-sqlite`` / ``store-postgres`` (``store_rep``): the real ``SqlStore.events.append``
+  (seq from the room row, event insert, one transaction) in this process, pinned to the
+  server cpu, on a fresh SQLite file / a fresh PostgreSQL database (created and dropped
+  here) per repetition; N events by 1 writer, then by 8 writers at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from measure import (
+    CHINWAG_ENV,
+    Cell,
+    Pinning,
+    ServerProc,
+    TargetUnavailable,
+    chinwag_ws_tokens,
+    free_port,
+    log,
+    rss_kib,
+)
+
+MB = 1 << 20
+
+NA_NOTE = (
+    "n/a: chinwag-only measurement; the bare websockets server and python-socketio "
+    "have no AI relay, uploads or message store to compare"
+)
+
+
+@contextlib.contextmanager
+def pinned(cpu: int | None) -> Iterator[None]:
+    """Pin the calling thread (and the threads it starts meanwhile) to ``cpu``."""
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def start_chinwag(
+    workdir: Path, cpu: int | None, users: int = 1, env: dict[str, str] | None = None
+) -> tuple[ServerProc, list[str]]:
+    """A fresh ``chinwag serve`` (the harness's CHINWAG_ENV, its own data in
+    ``workdir``) and WebSocket tokens for ``users`` new users."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    full_env = {
+        **CHINWAG_ENV,
+        "DATA_DIR": str(workdir / "data"),
+        "UPLOAD_DIR": str(workdir / "uploads"),
+        "TEMP_DIR": str(workdir / "uploads" / "temp"),
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "chinwag", "serve", "--port", str(port)]
+    server = ServerProc("chinwag", argv, port, workdir, env=full_env, cpu=cpu)
+    try:
+        server.wait_ready(30)
+        tokens = chinwag_ws_tokens(f"http://127.0.0.1:{port}", users, prefix="extra")
+    except BaseException:
+        server.stop()
+        raise
+    return server, tokens
+
+
+def ws_url(server: ServerProc, token: str) -> str:
+    return f"ws://127.0.0.1:{server.port}/api/v1/ws/ws?token={token}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+# ------------------------------------------------------------- AI relay
+
+LONG = "please summarise this " * 60  # the offline model echoes it: a long reply
+AI_STREAMS = (1, 8)
+
+
+async def _one_reply(ws: Any) -> tuple[float, int]:
+    """One AI reply on a connection of its own user: (seconds from sending to the
+    first chunk, completion tokens streamed)."""
+    from chinwag.ai.tokens import count_tokens
+
+    sent = time.perf_counter()
+    await ws.send(json.dumps({"type": "chat", "message_id": f"ai-{uuid.uuid4().hex}",
+                              "data": {"message": LONG}}))
+    first: float | None = None
+    tokens = 0
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "error":
+            raise RuntimeError(f"server error: {frame.get('data')}")
+        if frame["type"] != "chat":
+            continue  # delivery_confirmation, heartbeats
+        data = frame["data"]
+        if data.get("done"):
+            if first is None:
+                raise RuntimeError(f"a reply with no chunks: {data}")
+            return first - sent, tokens
+        if first is None:
+            first = time.perf_counter()
+        tokens += count_tokens(data["content"])
+
+
+async def _relay(urls: list[str], replies: int) -> dict[str, float]:
+    """``replies`` replies spread over one connection per url, streamed at once."""
+    from websockets.asyncio.client import connect
+
+    conns = [await connect(url, ping_interval=None, compression=None) for url in urls]
+    try:
+        for ws in conns:
+            await ws.recv()  # the connect frame
+        await _one_reply(conns[0])  # warm-up, not counted
+
+        async def sequential(ws: Any) -> list[tuple[float, int]]:
+            return [await _one_reply(ws) for _ in range(replies // len(conns))]
+
+        started = time.perf_counter()
+        per_conn = await asyncio.gather(*(sequential(ws) for ws in conns))
+        elapsed = time.perf_counter() - started
+    finally:
+        for ws in conns:
+            await ws.close()
+    done = [r for rs in per_conn for r in rs]
+    firsts = [r[0] * 1000 for r in done]
+    return {
+        "replies": len(done),
+        "tokens_per_s": sum(r[1] for r in done) / elapsed,
+        "ttfc_p50_ms": percentile(firsts, 50),
+        "ttfc_p99_ms": percentile(firsts, 99),
+    }
+
+
+def ai_relay_rep(pin: Pinning, workdir: Path, replies: int = 96) -> dict[str, float]:
+    """One repetition: a fresh server, 1 stream then 8 streams at once.
+    Keys: tokens_per_s_<n>, ttfc_p50_ms_<n>, ttfc_p99_ms_<n>, replies_<n>."""
+    server, tokens = start_chinwag(workdir, pin.server_cpu, users=max(AI_STREAMS),
+                                   env={"AI_PROVIDER": "offline", "OFFLINE_TOKEN_DELAY": "0"})
+    try:
+        out: dict[str, float] = {}
+        with pinned(pin.loadgen_cpu):
+            for n in AI_STREAMS:
+                urls = [ws_url(server, t) for t in tokens[:n]]
+                r = asyncio.run(_relay(urls, replies))
+                out.update({f"{k}_{n}": round(v, 2) for k, v in r.items()})
+        return out
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ upload
+
+MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # passes the .mp4 check
+
+
+@dataclass
+class File:
+    size: int
+    chunk_size: int
+    encoded: list[str]  # base64 of each chunk
+    sha256: str
+
+
+@functools.cache
+def test_file(size: int, chunk_size: int) -> File:
+    """Random bytes (an .mp4 header first), pre-encoded once so that the client's own
+    work stays out of the way of the server's (about 1.33 x the size in memory)."""
+    digest = hashlib.sha256()
+    encoded = []
+    rng = random.Random(1)
+    for start in range(0, size, chunk_size):
+        piece = bytearray(rng.randbytes(min(chunk_size, size - start)))
+        if start == 0:
+            piece[: len(MP4_HEAD)] = MP4_HEAD
+        digest.update(piece)
+        encoded.append(base64.b64encode(piece).decode())
+    return File(size, chunk_size, encoded, digest.hexdigest())
+
+
+async def _upload_reply(ws: Any) -> dict[str, Any]:
+    """The next file_upload frame; an error frame raises."""
+    while True:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "error":
+            raise RuntimeError(f"server error: {frame['data']}")
+        if frame["type"] == "file_upload":
+            return dict(frame["data"])
+
+
+async def _upload(url: str, file: File, window: int) -> tuple[float, float]:
+    """(seconds for init + chunks, seconds for finalize) over one connection."""
+    from websockets.asyncio.client import connect
+
+    async with connect(url, max_size=None, ping_interval=None, compression=None) as ws:
+        await ws.recv()  # the connect frame
+        t0 = time.perf_counter()
+        await ws.send(json.dumps({"type": "file_upload", "data": {
+            "upload_type": "init", "file_name": "bench.mp4", "file_size": file.size,
+            "mime_type": "video/mp4"}}))
+        init = await _upload_reply(ws)
+        file_id, total = init["file_id"], init["total_chunks"]
+        assert total == len(file.encoded), init
+        prefix = json.dumps({"type": "file_upload", "data": {
+            "upload_type": "chunk", "file_id": file_id}})[:-2]  # ends inside "data"
+        unacked = 0
+        for index, encoded in enumerate(file.encoded):
+            while unacked >= window:
+                await _upload_reply(ws)
+                unacked -= 1
+            await ws.send(f'{prefix}, "chunk_index": {index}, "chunk_data": "{encoded}"}}}}')
+            unacked += 1
+        last: dict[str, Any] = {}
+        while unacked:
+            last = await _upload_reply(ws)
+            unacked -= 1
+        assert last.get("received_chunks") == total or total == 0, last
+        t1 = time.perf_counter()
+        await ws.send(json.dumps({"type": "file_upload", "data": {
+            "upload_type": "finalize", "file_id": file_id, "checksum": file.sha256}}))
+        done = await _upload_reply(ws)
+        t2 = time.perf_counter()
+        assert done["upload_type"] == "complete" and done["checksum"] == file.sha256, done
+        return t1 - t0, t2 - t1
+
+
+def _vm_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+
+
+def _reset_hwm(pid: int) -> bool:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def upload_rep(pin: Pinning, workdir: Path, size: int = 50 * MB, chunk_size: int = MB,
+               window: int = 8, env: dict[str, str] | None = None) -> dict[str, float | None]:
+    """One upload to a fresh server. ``env`` adds server settings (e.g. scanning)."""
+    file = test_file(size, chunk_size)
+    server_env = {"MAX_CHUNK_SIZE": str(chunk_size), "MAX_FILE_SIZE": str(max(size, chunk_size)),
+                  "VIRUS_SCAN_ENABLED": "false", **(env or {})}
+    server, (token,) = start_chinwag(workdir, pin.server_cpu, env=server_env)
+    try:
+        lifetime = _vm_kib(server.pid, "VmHWM")  # start-up and login (argon2: 64 MiB)
+        idle = rss_kib(server.pid)
+        reset = _reset_hwm(server.pid)
+        with pinned(pin.loadgen_cpu):
+            send_s, finalize_s = asyncio.run(_upload(ws_url(server, token), file, window))
+        peak = _vm_kib(server.pid, "VmHWM")
+    finally:
+        server.stop()
+        shutil.rmtree(workdir / "uploads", ignore_errors=True)
+    seconds = send_s + finalize_s
+    return {"mb_s": round(size / MB / seconds, 1), "seconds": round(seconds, 3),
+            "chunk_mb_s": round(size / MB / send_s, 1), "finalize_s": round(finalize_s, 3),
+            "idle_rss_mib": round(idle / 1024, 1),
+            "upload_hwm_mib": round(peak / 1024, 1) if reset else None,
+            "peak_hwm_mib": round(max(peak, lifetime) / 1024, 1)}
+
+
+# ------------------------------------------------------------------- store
+
+STORE_WRITERS = (1, 8)
+
+
+async def store_cell(url: str, events: int, writers: int) -> float:
+    """Messages appended per second: ``events`` spread over ``writers`` concurrent
+    writers into one new room."""
+    from chinwag.store.sql import SqlStore
+
+    store = SqlStore(url)
+    await store.start()
+    try:
+        room = f"bench-{uuid.uuid4().hex[:8]}"
+        await store.users.create(room + "-u", "x")
+        await store.rooms.create(room, room, "shared", room + "-u")
+        per = events // writers
+
+        async def writer(w: int) -> None:
+            for i in range(per):
+                await store.events.append(room, "chat", {"content": f"m{i}"},
+                                          sender=room + "-u", client_message_id=f"{w}-{i}",
+                                          require_member=True)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(writer(w) for w in range(writers)))
+        elapsed = time.perf_counter() - started
+        last = await store.events.after(room, per * writers - 1)
+        assert [e.seq for e in last] == [per * writers], "seqs must be gapless"
+        return per * writers / elapsed
+    finally:
+        await store.close()
+
+
+async def _store_cells(backend: str, workdir: Path, events: int) -> dict[str, float]:
+    from cluster_bench import PG, create_database, drop_database
+
+    db = None
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'store.db'}"
+    else:
+        try:
+            db = await create_database()
+        except OSError as e:
+            raise TargetUnavailable(f"PostgreSQL not reachable at {PG['host']}:{PG['port']} "
+                                    f"({e})") from e
+        url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{db}?ssl=disable"
+    try:
+        return {f"msgs_per_s_{w}": round(await store_cell(url, events, w))
+                for w in STORE_WRITERS}
+    finally:
+        if db:
+            await drop_database(db)
+
+
+def store_rep(backend: str, pin: Pinning, workdir: Path, events: int = 2000) -> dict[str, float]:
+    """One repetition on a fresh database: msgs_per_s_1 and msgs_per_s_8.
+    backend: "sqlite" or "postgres" (TargetUnavailable if PostgreSQL is not there)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with pinned(pin.server_cpu):
+        return asyncio.run(_store_cells(backend, workdir, events))
+
+
+# ------------------------------------------------------- in the run.py table
+
+Metric = tuple[str, str, str]  # key, label, format
+
+
+@dataclass
+class Extra:
+    """A chinwag-only scenario: ``run(pin, workdir)`` is one repetition."""
+
+    name: str
+    what: str
+    metrics: list[Metric]
+    run: Callable[[Pinning, Path], dict[str, Any]]
+
+    def record(self) -> dict[str, str]:
+        return {"name": self.name, "kind": "chinwag-only", "what": self.what}
+
+    def brief(self, r: dict[str, Any]) -> str:
+        if not r.get("ok"):
+            return f"FAILED: {r.get('failure')}"
+        return ", ".join(f"{label} {fmt.format(r[key])}" for key, label, fmt in self.metrics
+                         if r.get(key) is not None)
+
+
+AI_METRICS: list[Metric] = [
+    ("tokens_per_s_1", "tokens/s, 1 stream", "{:,.0f}"),
+    ("tokens_per_s_8", "tokens/s, 8 streams", "{:,.0f}"),
+    ("ttfc_p50_ms_1", "first chunk p50 ms, 1 stream", "{:.1f}"),
+    ("ttfc_p99_ms_1", "first chunk p99 ms, 1 stream", "{:.1f}"),
+    ("ttfc_p50_ms_8", "first chunk p50 ms, 8 streams", "{:.1f}"),
+    ("ttfc_p99_ms_8", "first chunk p99 ms, 8 streams", "{:.1f}"),
+]
+UPLOAD_METRICS: list[Metric] = [
+    ("mb_s", "upload MB/s", "{:.1f}"),
+    ("idle_rss_mib", "server RSS before MiB", "{:.0f}"),
+    ("upload_hwm_mib", "server peak RSS MiB", "{:.0f}"),
+]
+STORE_METRICS: list[Metric] = [
+    ("msgs_per_s_1", "stored msgs/s, 1 writer", "{:,.0f}"),
+    ("msgs_per_s_8", "stored msgs/s, 8 writers", "{:,.0f}"),
+]
+
+
+def extras(quick: bool) -> list[Extra]:
+    """The chinwag-only scenarios of a full or a --quick run."""
+    replies, size_mb, events = (16, 10, 500) if quick else (96, 50, 2000)
+    return [
+        Extra("ai-relay", f"AI relay, offline model at full speed: {replies} replies on 1 "
+              "stream, then 8 streams at once", AI_METRICS,
+              functools.partial(ai_relay_rep, replies=replies)),
+        Extra("upload-50mb", f"{size_mb} MB in 1 MB chunks over one WebSocket, 8 in flight, "
+              "no scanning", UPLOAD_METRICS, functools.partial(upload_rep, size=size_mb * MB)),
+        Extra("store-sqlite", f"SqlStore append on SQLite, {events} messages per writer count",
+              STORE_METRICS, functools.partial(store_rep, "sqlite", events=events)),
+        Extra("store-postgres", f"SqlStore append on PostgreSQL (a fresh database), {events} "
+              "messages per writer count", STORE_METRICS,
+              functools.partial(store_rep, "postgres", events=events)),
+    ]
+
+
+def run_all(chosen: list[Extra], targets: list[str], skipped: dict[str, str], reps: int,
+            pin: Pinning, workdir: Path, verbose: bool = False) -> dict[str, dict[str, Cell]]:
+    """{scenario: {"chinwag": Cell}}, like run.py's results; nothing without chinwag."""
+    results: dict[str, dict[str, Cell]] = {}
+    if "chinwag" not in targets:
+        if chosen:
+            log("bench: chinwag-only scenarios not run: chinwag is not among the targets")
+        return results
+    for ex in chosen:
+        cell = results.setdefault(ex.name, {}).setdefault("chinwag", Cell())
+        if "chinwag" in skipped:
+            cell.skipped = skipped["chinwag"]
+            continue
+        for rep in range(1, reps + 1):
+            t0 = time.monotonic()
+            r: dict[str, Any] = {"target": "chinwag", "scenario": ex.name, "rep": rep}
+            try:
+                r.update(ok=True, **ex.run(pin, workdir / f"{ex.name}-{rep}"))
+            except TargetUnavailable as e:
+                cell.skipped = str(e)
+                log(f"bench: SKIP chinwag {ex.name}: {e}")
+                break
+            except Exception as e:
+                r.update(ok=False, failure=f"{type(e).__name__}: {e}")
+            cell.reps.append(r)
+            log(f"bench: {'chinwag':<10} {ex.name:<10} rep {rep}: {ex.brief(r)}"
+                f"  [{time.monotonic() - t0:.1f} s]")
+            if verbose:
+                log(json.dumps(r))
+            if not r["ok"]:
+                break
+    return results
+
+
+def summarise(results: dict[str, dict[str, Cell]], chosen: list[Extra]) -> dict[str, Any]:
+    """{scenario: {"chinwag": {metric: median}}} for the JSON record."""
+    out: dict[str, Any] = {}
+    for ex in chosen:
+        for tname, cell in results.get(ex.name, {}).items():
+            out.setdefault(ex.name, {})[tname] = {
+                "ok_reps": len(cell.ok_reps()), "reps": len(cell.reps), "skipped": cell.skipped,
+                **{key: cell.median(key) for key, *_ in ex.metrics}}
+    return out
+
+
+def print_table(results: dict[str, dict[str, Cell]], chosen: list[Extra],
+                target_names: list[str], file: Any = sys.stdout) -> None:
+    """The second table, in the style of measure.print_table: medians, peers n/a¹."""
+    shown = [ex for ex in chosen if ex.name in results]
+    if not shown:
+        return
+
+    def w(s: str = "") -> None:
+        print(s, file=file)
+
+    w("\nchinwag-only measurements (AI relay, uploads, message store)")
+    width, label_width = 24, 31
+    for ex in shown:
+        cell = results[ex.name]["chinwag"]
+        w(f"\n== {ex.name}: {ex.what} (median of {len(cell.ok_reps())})")
+        w(f"{'metric':<{label_width}}" + "".join(f"{t:>{width}}" for t in target_names))
+        for key, label, fmt in ex.metrics:
+            row = f"{label:<{label_width}}"
+            for t in target_names:
+                if t != "chinwag":
+                    txt = "n/a¹"
+                elif cell.skipped:
+                    txt = "skipped"
+                elif not cell.ok_reps():
+                    txt = "FAILED"
+                else:
+                    v = cell.median(key)
+                    txt = "—" if v is None else fmt.format(v)
+                row += f"{txt:>{width}}"
+            w(row)
+        if cell.skipped:
+            w(f"  - chinwag skipped: {cell.skipped}")
+        for r in cell.reps:
+            if not r.get("ok"):
+                w(f"  ! chinwag rep {r.get('rep')}: {r.get('failure')}")
+    if len(target_names) > 1:
+        w(f"\n¹ {NA_NOTE}")
