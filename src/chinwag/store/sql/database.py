@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ class Database:
             # Every use ends in commit or rollback; the pool's extra rollback on
             # return would be one more thread round trip per transaction.
             kwargs["pool_reset_on_return"] = None
+            # Each aiosqlite connection is a thread; the default pool (5 kept, 10 more
+            # opened and closed again on demand) started a thread and re-ran the
+            # pragmas for most connects during a reconnect storm.
+            kwargs.update(pool_size=20, max_overflow=20)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -73,6 +78,14 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
 
+    async def sqlite_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """A read on SQLite sent straight to aiosqlite: one thread round trip, where
+        SQLAlchemy's async adapter takes four or more (cursor, execute, fetch, close,
+        rollback). For the reads every connect and every catch-up makes; rows come
+        back raw (datetimes as text: see ``sqlite_time``)."""
+        async with self.engine.connect() as c:
+            return list(await (await driver(c)).execute_fetchall(sql, params))
+
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (safe to call at each start-up)."""
         async with self.engine.begin() as conn:
@@ -92,6 +105,19 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def driver(c: AsyncConnection) -> Any:
+    """The aiosqlite connection under a SQLAlchemy connection."""
+    raw = await c.get_raw_connection()
+    assert raw.driver_connection is not None
+    return raw.driver_connection
+
+
+def sqlite_time(text: str) -> datetime:
+    """A DateTime column as SQLAlchemy stores it on SQLite (naive UTC
+    ``YYYY-MM-DD HH:MM:SS.ffffff``), read back as SQLAlchemy would."""
+    return datetime.fromisoformat(text)
 
 
 def _upgrade(connection: Connection) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
-from chinwag.store.sql.database import Database
+from chinwag.store.sql.database import Database, driver, sqlite_time
 from chinwag.store.sql.tables import Room, RoomEvent, RoomMember
 
 
@@ -80,17 +80,15 @@ class SqlEvents:
                   "rooms.id AND room_members.username = ?)") if require_member and sender else ""
         params: tuple[Any, ...] = (room_id, sender) if member else (room_id,)
         async with self._db.write_conn() as c:
-            raw = await c.get_raw_connection()
-            driver = raw.driver_connection
-            assert driver is not None
-            rows = list(await driver.execute_fetchall(
+            sqlite = await driver(c)
+            rows = list(await sqlite.execute_fetchall(
                 "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?" + member
                 + " RETURNING id, last_seq, members_version", params))
             if not rows:
                 raise await self._refusal(c, room_id)
             pk, seq, version = rows[0]
             try:
-                inserted = list(await driver.execute_fetchall(
+                inserted = list(await sqlite.execute_fetchall(
                     "INSERT INTO room_events (room_pk, seq, type, data, sender, "
                     "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (pk, seq, type, json.dumps(data), sender, client_message_id,
@@ -115,6 +113,15 @@ class SqlEvents:
             return _record(row, room_id) if row else None
 
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
+        if self._db.is_sqlite:  # every connect reads this once per room: keep it cheap
+            raw = await self._db.sqlite_rows(
+                "SELECT e.id, e.seq, e.type, e.data, e.sender, e.client_message_id, "
+                "e.created_at FROM room_events e JOIN rooms r ON e.room_pk = r.id "
+                "WHERE r.room_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
+                (room_id, after_seq, limit))
+            return [EventRecord(id, room_id, seq, type, json.loads(data), sender, client_id,
+                                sqlite_time(created))
+                    for id, seq, type, data, sender, client_id, created in raw]
         async with self._db.read() as s:
             rows = await s.scalars(select(RoomEvent).join(Room).where(
                 Room.room_id == room_id, RoomEvent.seq > after_seq)

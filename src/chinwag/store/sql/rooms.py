@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import Conflict
 from chinwag.store.base import MemberRecord, RoomRecord
-from chinwag.store.sql.database import Database
+from chinwag.store.sql.database import Database, sqlite_time
 from chinwag.store.sql.tables import Room, RoomMember
 
 
@@ -99,11 +99,21 @@ class SqlRooms:
             return _member(row) if row else None
 
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
+        if self._db.is_sqlite:  # read at every connect
+            rows = await self._db.sqlite_rows(
+                "SELECT r.id, r.room_id, r.room_name, r.room_type, r.owner, r.created_at, "
+                "r.last_seq, m.joined_at, m.delivered_seq, m.read_seq FROM rooms r "
+                "JOIN room_members m ON m.room_pk = r.id WHERE m.username = ? "
+                "ORDER BY r.room_id", (username,))
+            return [(RoomRecord(pk, room_id, name, type, owner, sqlite_time(created), last),
+                     MemberRecord(username, sqlite_time(joined), delivered, read))
+                    for pk, room_id, name, type, owner, created, last, joined, delivered, read
+                    in rows]
         async with self._db.read() as s:
-            rows = await s.execute(select(Room, RoomMember).join(
+            result = await s.execute(select(Room, RoomMember).join(
                 RoomMember, RoomMember.room_pk == Room.id).where(RoomMember.username == username)
                 .order_by(Room.room_id))
-            return [(room_record(r), _member(m)) for r, m in rows.all()]
+            return [(room_record(r), _member(m)) for r, m in result.all()]
 
     async def count_by_type(self) -> dict[str, int]:
         async with self._db.read() as s:

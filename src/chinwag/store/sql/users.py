@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import Conflict
 from chinwag.store.base import UserRecord
-from chinwag.store.sql.database import Database
+from chinwag.store.sql.database import Database, sqlite_time
 from chinwag.store.sql.tables import User
 
 
@@ -28,6 +28,12 @@ class SqlUsers:
             raise Conflict(f"username '{username}' is taken") from None
 
     async def get(self, username: str) -> UserRecord | None:
+        if self._db.is_sqlite:  # every connect and every HTTP request asks
+            rows = await self._db.sqlite_rows(
+                "SELECT id, username, password_hash, is_admin, created_at FROM users "
+                "WHERE username = ?", (username,))
+            return (UserRecord(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]),
+                               sqlite_time(rows[0][4])) if rows else None)
         async with self._db.read() as s:
             row = await s.scalar(select(User).where(User.username == username))
             return _record(row) if row else None
