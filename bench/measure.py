@@ -449,8 +449,15 @@ IDLE_USERS = 50
 def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path, idle: bool) -> list[str]:
     base = f"http://127.0.0.1:{server.port}"
     users = min(n, IDLE_USERS) if idle else n
-    tokens = chinwag_ws_tokens(base, users, cache=server.token_cache)
-    path = workdir / f"chinwag-tokens-{users}.json"
+    # Idle connections belong to users of their own, in no room, so what is measured
+    # is an authenticated socket (as with the peers), not the fan-out scenarios' rooms
+    # being subscribed and replayed at every connect.
+    prefix = "idle" if idle else "bench"
+    cache = server.token_cache
+    if cache is not None and idle:
+        cache = cache.with_name(f"{cache.stem}-idle.json")
+    tokens = chinwag_ws_tokens(base, users, prefix=prefix, cache=cache)
+    path = workdir / f"chinwag-tokens-{prefix}-{users}.json"
     path.write_text(json.dumps(tokens[:users]))
     return ["--tokens", str(path), *(["--cycle-tokens"] if users < n else [])]
 
