@@ -7,7 +7,8 @@ Scenarios (every target, same sizes):
   burst-100   room of 100 receivers + 1 sender, a burst of 1000 messages (100,000 deliveries)
   burst-1000  room of 1000 receivers + 1 sender, a burst of 100 messages (100,000 deliveries)
   rate-10k    room of 100 receivers, 100 msg/s for 10 s: a steady 10,000 deliveries/s
-  idle-5000   5000 idle connections held 5 s: connect rate, RSS per connection
+  idle-1000, idle-10000, idle-19000
+              N idle authenticated connections held 5 s: connect rate, RSS per connection
   idle-50000  50,000 idle connections over 4 server and 3 generator processes
               (chinwag --workers 4 on PostgreSQL + Redis; not in --quick/--smoke)
 chinwag only (bench/extras.py; the peers' cells say n/a; not in --smoke):
@@ -50,7 +51,7 @@ FULL = [
     Scenario("burst-100", "fanout", receivers=100, messages=1000),
     Scenario("burst-1000", "fanout", receivers=1000, messages=100),
     Scenario("rate-10k", "fanout", receivers=100, messages=1000, rate=100),
-    Scenario("idle-5000", "idle", receivers=5000, hold=5),
+    Scenario("idle-1000", "idle", receivers=1000, hold=5),
     Scenario("idle-10000", "idle", receivers=10000, hold=5),
     Scenario("idle-19000", "idle", receivers=19000, hold=5),
     # Past one process's 20000 fds: 4 server processes (<= ~19k each even if
