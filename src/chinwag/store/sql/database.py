@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from sqlalchemy import Select, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -52,6 +53,9 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._compiled: dict[Select[*tuple[Any, ...]],
+                             tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -78,13 +82,30 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
 
-    async def sqlite_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
-        """A read on SQLite sent straight to aiosqlite: one thread round trip, where
-        SQLAlchemy's async adapter takes four or more (cursor, execute, fetch, close,
-        rollback). For the reads every connect and every catch-up makes; rows come
-        back raw (datetimes as text: see ``sqlite_time``)."""
+    async def rows(self, query: Select[*tuple[Any, ...]],
+                   params: dict[str, Any]) -> list[Sequence[Any]]:
+        """Run a one-statement read the cheap way, for the reads every connect and
+        every catch-up makes. On SQLite the statement, compiled once, goes straight to
+        aiosqlite: one thread round trip where SQLAlchemy's async adapter takes four or
+        more (cursor, execute, fetch, close). On PostgreSQL it runs outside a
+        transaction: no BEGIN and ROLLBACK round trips. Rows are plain tuples in the
+        query's column order; on SQLite, DateTime and JSON columns come back as text
+        (``stored_time`` and ``stored_json`` read either)."""
+        if not self.is_sqlite:
+            async with self._autocommit.connect() as c:
+                return list((await c.execute(query, params)).all())
+        compiled = self._compiled.get(query)
+        if compiled is None:
+            done = query.compile(dialect=self.engine.dialect)
+            # positiontup: the bound names in order; params: their defaults (the
+            # query's own literals, such as an implicit OFFSET 0).
+            compiled = self._compiled[query] = (str(done), tuple(done.positiontup or ()),
+                                                done.params)
+        sql, names, defaults = compiled
+        values = {**defaults, **params}
         async with self.engine.connect() as c:
-            return list(await (await driver(c)).execute_fetchall(sql, params))
+            return list(await (await driver(c)).execute_fetchall(
+                sql, tuple(values[name] for name in names)))
 
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (safe to call at each start-up)."""
@@ -114,10 +135,16 @@ async def driver(c: AsyncConnection) -> Any:
     return raw.driver_connection
 
 
-def sqlite_time(text: str) -> datetime:
-    """A DateTime column as SQLAlchemy stores it on SQLite (naive UTC
-    ``YYYY-MM-DD HH:MM:SS.ffffff``), read back as SQLAlchemy would."""
-    return datetime.fromisoformat(text)
+def stored_time(value: datetime | str) -> datetime:
+    """A DateTime column from ``Database.rows``: as is, or, from SQLite, the text
+    SQLAlchemy stores there (naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``) read back as
+    SQLAlchemy would."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def stored_json(value: Any) -> Any:
+    """A JSON column from ``Database.rows``: as is, or parsed from SQLite's text."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _upgrade(connection: Connection) -> None:

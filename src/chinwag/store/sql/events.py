@@ -5,14 +5,21 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
-from chinwag.store.sql.database import Database, driver, sqlite_time
+from chinwag.store.sql.database import Database, driver, stored_json, stored_time
 from chinwag.store.sql.tables import Room, RoomEvent, RoomMember
+
+_AFTER = (
+    select(RoomEvent.id, RoomEvent.seq, RoomEvent.type, RoomEvent.data, RoomEvent.sender,
+           RoomEvent.client_message_id, RoomEvent.created_at)
+    .join(Room, RoomEvent.room_pk == Room.id)
+    .where(Room.room_id == bindparam("room_id"), RoomEvent.seq > bindparam("after_seq"))
+    .order_by(RoomEvent.seq).limit(bindparam("limit")))
 
 
 def _record(row: RoomEvent, room_id: str) -> EventRecord:
@@ -113,20 +120,12 @@ class SqlEvents:
             return _record(row, room_id) if row else None
 
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
-        if self._db.is_sqlite:  # every connect reads this once per room: keep it cheap
-            raw = await self._db.sqlite_rows(
-                "SELECT e.id, e.seq, e.type, e.data, e.sender, e.client_message_id, "
-                "e.created_at FROM room_events e JOIN rooms r ON e.room_pk = r.id "
-                "WHERE r.room_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?",
-                (room_id, after_seq, limit))
-            return [EventRecord(id, room_id, seq, type, json.loads(data), sender, client_id,
-                                sqlite_time(created))
-                    for id, seq, type, data, sender, client_id, created in raw]
-        async with self._db.read() as s:
-            rows = await s.scalars(select(RoomEvent).join(Room).where(
-                Room.room_id == room_id, RoomEvent.seq > after_seq)
-                .order_by(RoomEvent.seq).limit(limit))
-            return [_record(r, room_id) for r in rows]
+        # Every connect reads this once per room of the user: kept cheap.
+        rows = await self._db.rows(_AFTER, {"room_id": room_id, "after_seq": after_seq,
+                                            "limit": limit})
+        return [EventRecord(id, room_id, seq, type, stored_json(data), sender, client_id,
+                            stored_time(created))
+                for id, seq, type, data, sender, client_id, created in rows]
 
     async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
         async with self._db.read() as s:

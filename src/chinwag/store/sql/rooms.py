@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import Conflict
 from chinwag.store.base import MemberRecord, RoomRecord
-from chinwag.store.sql.database import Database, sqlite_time
+from chinwag.store.sql.database import Database, stored_time
 from chinwag.store.sql.tables import Room, RoomMember
+
+_ROOMS_OF = (
+    select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner, Room.created_at,
+           Room.last_seq, RoomMember.joined_at, RoomMember.delivered_seq, RoomMember.read_seq)
+    .join(RoomMember, RoomMember.room_pk == Room.id)
+    .where(RoomMember.username == bindparam("username")).order_by(Room.room_id))
 
 
 def room_record(row: Room) -> RoomRecord:
@@ -99,21 +105,11 @@ class SqlRooms:
             return _member(row) if row else None
 
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
-        if self._db.is_sqlite:  # read at every connect
-            rows = await self._db.sqlite_rows(
-                "SELECT r.id, r.room_id, r.room_name, r.room_type, r.owner, r.created_at, "
-                "r.last_seq, m.joined_at, m.delivered_seq, m.read_seq FROM rooms r "
-                "JOIN room_members m ON m.room_pk = r.id WHERE m.username = ? "
-                "ORDER BY r.room_id", (username,))
-            return [(RoomRecord(pk, room_id, name, type, owner, sqlite_time(created), last),
-                     MemberRecord(username, sqlite_time(joined), delivered, read))
-                    for pk, room_id, name, type, owner, created, last, joined, delivered, read
-                    in rows]
-        async with self._db.read() as s:
-            result = await s.execute(select(Room, RoomMember).join(
-                RoomMember, RoomMember.room_pk == Room.id).where(RoomMember.username == username)
-                .order_by(Room.room_id))
-            return [(room_record(r), _member(m)) for r, m in result.all()]
+        # Read at every connect.
+        return [(RoomRecord(pk, room_id, name, type, owner, stored_time(created), last),
+                 MemberRecord(username, stored_time(joined), delivered, read))
+                for pk, room_id, name, type, owner, created, last, joined, delivered, read
+                in await self._db.rows(_ROOMS_OF, {"username": username})]
 
     async def count_by_type(self) -> dict[str, int]:
         async with self._db.read() as s:

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import Conflict
 from chinwag.store.base import UserRecord
-from chinwag.store.sql.database import Database, sqlite_time
+from chinwag.store.sql.database import Database, stored_time
 from chinwag.store.sql.tables import User
+
+_BY_NAME = select(User.id, User.username, User.password_hash, User.is_admin,
+                  User.created_at).where(User.username == bindparam("username"))
 
 
 def _record(row: User) -> UserRecord:
@@ -28,15 +31,12 @@ class SqlUsers:
             raise Conflict(f"username '{username}' is taken") from None
 
     async def get(self, username: str) -> UserRecord | None:
-        if self._db.is_sqlite:  # every connect and every HTTP request asks
-            rows = await self._db.sqlite_rows(
-                "SELECT id, username, password_hash, is_admin, created_at FROM users "
-                "WHERE username = ?", (username,))
-            return (UserRecord(rows[0][0], rows[0][1], rows[0][2], bool(rows[0][3]),
-                               sqlite_time(rows[0][4])) if rows else None)
-        async with self._db.read() as s:
-            row = await s.scalar(select(User).where(User.username == username))
-            return _record(row) if row else None
+        # Every connect and every authenticated HTTP request asks.
+        rows = await self._db.rows(_BY_NAME, {"username": username})
+        if not rows:
+            return None
+        id, name, password_hash, is_admin, created = rows[0]
+        return UserRecord(id, name, password_hash, bool(is_admin), stored_time(created))
 
     async def upsert_admin(self, username: str, password_hash: str) -> UserRecord:
         try:
