@@ -176,6 +176,26 @@ def sockets_per_process(pid: int) -> dict[int, int]:
 # ------------------------------------------------------------------ servers
 
 
+def time_wait_sockets() -> int:
+    """TCP sockets in TIME_WAIT on this machine (/proc/net/sockstat)."""
+    for line in (_read("/proc/net/sockstat") or "").splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            return int(fields[fields.index("tw") + 1])
+    return 0
+
+
+def settle_time_wait(limit: int = 2000, max_wait: float = 75.0) -> None:
+    """Wait (at most ~one TIME_WAIT period) until the sockets a big idle scenario
+    left in TIME_WAIT are gone: tens of thousands of them made the next fan-out
+    scenario's loopback sends measurably slower."""
+    t0 = time.monotonic()
+    while time_wait_sockets() > limit and time.monotonic() - t0 < max_wait:
+        time.sleep(1.0)
+    if time.monotonic() - t0 > 1:
+        log(f"bench: waited {time.monotonic() - t0:.0f} s for TIME_WAIT sockets to clear")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -44,6 +44,7 @@ from measure import (
     log,
     print_table,
     run_once,
+    settle_time_wait,
     summarise,
 )
 
@@ -136,9 +137,13 @@ def main() -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     workdir = BENCH / "results" / f"{stamp}-work"  # server logs, generator stderr, tokens
     workdir.mkdir(parents=True, exist_ok=True)
-    for tname in names:
-        target = TARGETS[tname]
-        for sc in scenarios:
+    # Scenario by scenario, every target in turn, so the targets of one scenario run
+    # under the same conditions (the biggest idle scenarios come last).
+    for sc in scenarios:
+        for tname in names:
+            target = TARGETS[tname]
+            if sc.kind == "fanout":
+                settle_time_wait()
             cell = results[sc.name].setdefault(tname, Cell())
             if tname in skipped:
                 cell.skipped = skipped[tname]
