@@ -185,7 +185,7 @@ def time_wait_sockets() -> int:
     return 0
 
 
-def settle_time_wait(limit: int = 2000, max_wait: float = 75.0) -> None:
+def settle_time_wait(limit: int = 10_000, max_wait: float = 75.0) -> None:
     """Wait (at most ~one TIME_WAIT period) until the sockets a big idle scenario
     left in TIME_WAIT are gone: tens of thousands of them made the next fan-out
     scenario's loopback sends measurably slower."""
