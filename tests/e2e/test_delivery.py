@@ -183,3 +183,19 @@ async def test_restart_between_send_and_reconnect_loses_nothing(start_server, da
     b = await srv.connect(bob)
     got = [await b.expect("chat") for _ in range(5)]
     assert [f["data"]["content"] for f in got] == [f"before restart {i}" for i in range(5)]
+
+
+async def test_an_in_memory_sqlite_database_stores_and_replays(start_server, name) -> None:
+    srv: Server = await start_server(DATABASE_URL="sqlite+aiosqlite:///:memory:")
+    room = name("shared")
+    alice, bob = await srv.user(name()), await srv.user(name())
+    a = await joined(srv, alice, room, "shared")
+    await (await joined(srv, bob, room)).close()
+    await a.expect("presence", lambda f: f["data"]["status"] == "offline")
+    await a.send(chat(room, "kept in memory", "mem-1"))
+    assert (await a.expect("delivery_confirmation"))["data"]["queued_for"] == [bob.username]
+    b = await srv.connect(bob)
+    got = await b.expect("chat", is_chat_from(alice.username))
+    assert got["data"]["content"] == "kept in memory"
+    await a.send(chat(name("nowhere"), "no such room", "mem-2"))
+    assert (await a.expect("error"))["data"]["code"] == "NOT_FOUND"

@@ -35,18 +35,22 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
+        # The database file; None for PostgreSQL and for an in-memory SQLite, which
+        # lives in the one connection SQLAlchemy's static pool keeps.
+        self.sqlite_file: str | None = None
         if self.is_sqlite:
-            path = url.split(":///", 1)[1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            path = url.split(":///", 1)[1] if ":///" in url else ""
             kwargs["connect_args"] = {"timeout": 30}
             # Every use ends in commit or rollback; the pool's extra rollback on
             # return would be one more thread round trip per transaction.
             kwargs["pool_reset_on_return"] = None
-            # Each aiosqlite connection is a thread; the default pool (5 kept, 10 more
-            # opened and closed again on demand) started a thread and re-ran the
-            # pragmas for most connects during a reconnect storm.
-            kwargs.update(pool_size=20, max_overflow=20)
+            if path and path != ":memory:":
+                self.sqlite_file = path
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # Each aiosqlite connection is a thread; the default pool (5 kept, 10
+                # more opened and closed again on demand) started a thread and re-ran
+                # the pragmas for most connects during a reconnect storm.
+                kwargs.update(pool_size=20, max_overflow=20)
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -90,11 +94,15 @@ class Database:
         connection of its own, outside SQLAlchemy's pool, under the same write lock as
         every other writer. Skipping the pool checkout, SQLAlchemy's transaction and
         its greenlet hand-offs halves the CPU of an append. Commits on success, rolls
-        back on error."""
+        back on error. An in-memory database has one connection only: the pool's."""
+        if self.sqlite_file is None:
+            async with self.write_conn() as c:
+                yield await _driver(c)
+            return
         async with self._write_lock:
             conn = self._appender
             if conn is None:
-                conn = await aiosqlite.connect(self.url.split(":///", 1)[1], timeout=30)
+                conn = await aiosqlite.connect(self.sqlite_file, timeout=30)
                 cursor = await conn.cursor()
                 for pragma in SQLITE_PRAGMAS:
                     await cursor.execute(pragma)
@@ -129,7 +137,7 @@ class Database:
         sql, names, defaults = compiled
         values = {**defaults, **params}
         async with self.engine.connect() as c:
-            return list(await (await driver(c)).execute_fetchall(
+            return list(await (await _driver(c)).execute_fetchall(
                 sql, tuple(values[name] for name in names)))
 
     async def migrate(self) -> None:
@@ -156,7 +164,7 @@ class Database:
         await self.engine.dispose()
 
 
-async def driver(c: AsyncConnection) -> Any:
+async def _driver(c: AsyncConnection) -> Any:
     """The aiosqlite connection under a SQLAlchemy connection."""
     raw = await c.get_raw_connection()
     assert raw.driver_connection is not None

@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
@@ -21,17 +20,12 @@ _AFTER = (
     .where(Room.room_id == bindparam("room_id"), RoomEvent.seq > bindparam("after_seq"))
     .order_by(RoomEvent.seq).limit(bindparam("limit")))
 
+_ROOM_EXISTS = select(Room.id).where(Room.room_id == bindparam("room_id"))
+
 
 def _record(row: RoomEvent, room_id: str) -> EventRecord:
     return EventRecord(row.id, room_id, row.seq, row.type, dict(row.data), row.sender,
                        row.client_message_id, row.created_at)
-
-
-def _refused(room_id: str, *, room_exists: bool) -> ChatError:
-    """Why an append found no room row to bump."""
-    if not room_exists:
-        return NotFound(f"room '{room_id}' does not exist")
-    return NotInRoom(f"you are not a member of room '{room_id}'")
 
 
 class _Duplicate(Exception):
@@ -65,7 +59,7 @@ class SqlEvents:
             async with self._db.write_conn() as c:
                 row = (await c.execute(bump)).first()
                 if row is None:
-                    raise await self._refusal(c, room_id)
+                    raise await self._refusal(room_id)
                 pk, seq, version = row
                 try:
                     event_id = (await c.execute(insert(RoomEvent).values(
@@ -98,9 +92,7 @@ class SqlEvents:
                 "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?" + member
                 + " RETURNING id, last_seq, members_version", params))
             if not rows:
-                exists = await sqlite.execute_fetchall(
-                    "SELECT 1 FROM rooms WHERE room_id = ?", (room_id,))
-                raise _refused(room_id, room_exists=bool(exists))
+                raise await self._refusal(room_id)
             pk, seq, version = rows[0]
             try:
                 inserted = list(await sqlite.execute_fetchall(
@@ -113,10 +105,12 @@ class SqlEvents:
                 raise _Duplicate from None  # rolls the seq back with the transaction
             return int(pk), int(seq), int(version), int(inserted[0][0])
 
-    @staticmethod
-    async def _refusal(c: AsyncConnection, room_id: str) -> ChatError:
-        exists = (await c.execute(select(Room.id).where(Room.room_id == room_id))).first()
-        return _refused(room_id, room_exists=exists is not None)
+    async def _refusal(self, room_id: str) -> ChatError:
+        """Why an append found no room row to bump (asked after the UPDATE matched
+        nothing, so there is nothing of this transaction to see)."""
+        if not await self._db.rows(_ROOM_EXISTS, {"room_id": room_id}):
+            return NotFound(f"room '{room_id}' does not exist")
+        return NotInRoom(f"you are not a member of room '{room_id}'")
 
     async def find(self, room_id: str, sender: str, client_message_id: str) -> EventRecord | None:
         async with self._db.read() as s:
