@@ -85,11 +85,14 @@ class Presence:
     async def here(self, room_id: str) -> set[str]:
         """``participants`` as a set (asked once per chat, to work out queued_for)."""
         if self.single_process:
-            return {s.username for s in self.hub.rooms.get(room_id, ())}
+            return self._here_locally(room_id)
         try:
             return _usernames(await self.broker.set_members(_room(room_id)))
         except BrokerUnavailable:
-            return {s.username for s in self.hub.rooms.get(room_id, ())}
+            return self._here_locally(room_id)
+
+    def _here_locally(self, room_id: str) -> set[str]:
+        return {s.username for s in self.hub.rooms.get(room_id, ())}
 
     async def online_users(self) -> list[str]:
         """Usernames with at least one live connection anywhere."""

@@ -103,6 +103,21 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
+class _DirectInput:
+    """A boolean of ``DirectWebSocketProtocol`` whose every change recomputes its
+    ``direct_ok`` (False until first set)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = "_" + name
+
+    def __get__(self, obj: DirectWebSocketProtocol | None, owner: type) -> bool:
+        return bool(getattr(obj, self.slot, False))
+
+    def __set__(self, obj: DirectWebSocketProtocol, value: bool) -> None:
+        setattr(obj, self.slot, value)
+        obj._recompute()
+
+
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's sansio WebSocket protocol plus a synchronous write for fan-out.
 
@@ -118,43 +133,27 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     the handshake, a close frame from the peer) instead of five checks per write."""
 
     direct_ok = False
-    _accepted = _paused = _peer_closed = _close_sent = _disconnected = False
+    # uvicorn's own flags, turned into inputs of direct_ok; the others are ours.
+    close_sent = _DirectInput()
+    disconnected = _DirectInput()
+    accepted = _DirectInput()
+    paused = _DirectInput()
+    peer_closed = _DirectInput()
 
     def _recompute(self) -> None:
-        self.direct_ok = (self._accepted and not (self._paused or self._peer_closed
-                                                  or self._close_sent or self._disconnected))
-
-    @property
-    def close_sent(self) -> bool:
-        return self._close_sent
-
-    @close_sent.setter
-    def close_sent(self, value: bool) -> None:
-        self._close_sent = value
-        self._recompute()
-
-    @property
-    def disconnected(self) -> bool:
-        return self._disconnected
-
-    @disconnected.setter
-    def disconnected(self, value: bool) -> None:
-        self._disconnected = value
-        self._recompute()
+        self.direct_ok = self.accepted and not (self.paused or self.peer_closed
+                                                or self.close_sent or self.disconnected)
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        self._paused = True
-        self._recompute()
+        self.paused = True
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        self._paused = False
-        self._recompute()
+        self.paused = False
 
     def handle_close(self, event: Any) -> None:
-        self._peer_closed = True  # no data frame may follow our echo of the close
-        self._recompute()
+        self.peer_closed = True  # no data frame may follow our echo of the close
         super().handle_close(event)
 
     async def run_asgi(self) -> None:
@@ -169,8 +168,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             # server holds many sockets, so let them go (~1.5 KB each).
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
-            self._accepted = self.conn.state is State.OPEN
-            self._recompute()
+            self.accepted = self.conn.state is State.OPEN
 
     def write_frame(self, frame: OutFrame) -> bool:
         """Write now if the connection is open and its buffer below the high-water
