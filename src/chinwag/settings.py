@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chinwag.ai.catalog import default_model_for, parse_model_max_tokens, parse_routes
 from chinwag.ai.pricing import PriceTable
 
 
@@ -66,7 +67,7 @@ class Settings(BaseSettings):
     clamd_max_concurrent: int = Field(4, ge=1)
 
     # AI
-    ai_provider: Literal["offline", "openai"] = "offline"
+    ai_provider: Literal["offline", "openai", "anthropic"] = "offline"
     default_model: str | None = None
     ai_models: Annotated[list[str], NoDecode] = []
     ai_timeout: float = Field(60.0, gt=0)
@@ -76,6 +77,15 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_base_url: str | None = None
     offline_token_delay: float = Field(0.0, ge=0)
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    ai_routes: str | None = None
+    ai_fallback_models: Annotated[list[str], NoDecode] = []
+    ai_max_tokens: int = Field(4096, ge=1, le=1_000_000)
+    ai_model_max_tokens: str | None = None
+    ai_max_concurrent_per_user: int = Field(3, ge=1)
+    ai_budget_tokens_per_day: int | None = Field(None, ge=0)
+    ai_budget_usd_per_month: float | None = Field(None, ge=0, allow_inf_nan=False)
 
     # Logging
     debug: bool = False
@@ -88,7 +98,7 @@ class Settings(BaseSettings):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("ws_allowed_origins", "ai_models", mode="before")
+    @field_validator("ws_allowed_origins", "ai_models", "ai_fallback_models", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -99,6 +109,18 @@ class Settings(BaseSettings):
     @classmethod
     def _prices_parse(cls, v: str | None) -> str | None:
         PriceTable.from_json(v)  # raises ValueError naming the model and field
+        return v
+
+    @field_validator("ai_routes")
+    @classmethod
+    def _routes_parse(cls, v: str | None) -> str | None:
+        parse_routes(v)  # raises ValueError naming the entry
+        return v
+
+    @field_validator("ai_model_max_tokens")
+    @classmethod
+    def _max_tokens_parse(cls, v: str | None) -> str | None:
+        parse_model_max_tokens(v)
         return v
 
     @field_validator("broker_url")
@@ -133,7 +155,7 @@ class Settings(BaseSettings):
     def effective_default_model(self) -> str:
         if self.default_model:
             return self.default_model
-        return "chinwag-offline" if self.ai_provider == "offline" else "gpt-4o-mini"
+        return default_model_for(self.ai_provider, tuple(self.ai_models) or None)
 
     @property
     def uses_redis(self) -> bool:

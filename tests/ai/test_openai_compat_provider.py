@@ -80,12 +80,15 @@ async def test_no_usage_report_when_the_endpoint_sends_none(make_provider: Provi
     assert usage == []
 
 
-async def test_http_500_becomes_ai_provider_error(make_provider: ProviderFactory) -> None:
+async def test_http_500_becomes_ai_provider_error_keeping_the_body_internal(
+    make_provider: ProviderFactory,
+) -> None:
     provider = make_provider(max_retries=0)
     with pytest.raises(AIProviderError, match="HTTP 500") as caught:
         await collect(provider.stream(TURNS, GenerationParams("fail-500")))
     assert caught.value.details == {"status": 500}
-    assert "exploded" in caught.value.message
+    assert "exploded" not in caught.value.message
+    assert caught.value.internal is not None and "exploded" in caught.value.internal
 
 
 async def test_sdk_retries_a_failed_request_max_retries_times(

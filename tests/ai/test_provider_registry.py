@@ -31,8 +31,8 @@ async def test_openai_kind_builds_a_provider_serving_the_listed_models() -> None
 
 
 def test_unknown_kind_is_a_value_error_listing_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="offline, openai"):
-        build_provider("anthropic")
+    with pytest.raises(ValueError, match="offline, openai, anthropic"):
+        build_provider("gemini")
 
 
 def test_default_model_follows_the_kind_or_the_model_list() -> None:

@@ -33,6 +33,7 @@ from openai import (
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from chinwag.ai.base import ChatTurn, GenerationParams, StreamItem, TextDelta, UsageReport
+from chinwag.ai.failures import sdk_failure
 from chinwag.protocol.errors import AIProviderError
 
 #: Used when no base URL is configured.
@@ -131,21 +132,9 @@ class OpenAICompatProvider:
         await self._client.close()
 
     def _error(self, exc: Exception, *, started: bool) -> AIProviderError:
-        where = "while streaming the reply" if started else "before the reply started"
-        if isinstance(exc, APITimeoutError):
-            return AIProviderError(
-                f"the AI provider made no progress for {self._timeout:g} s ({where})"
-            )
-        if isinstance(exc, APIConnectionError):
-            return AIProviderError(
-                f"lost or could not open the connection to the AI provider ({where})"
-            )
-        if isinstance(exc, APIStatusError):
-            return AIProviderError(
-                f"the AI provider answered HTTP {exc.status_code}: {_short(exc.message)}",
-                details={"status": exc.status_code},
-            )
-        return AIProviderError(f"the AI provider failed {where}: {_short(str(exc))}")
+        return sdk_failure(exc, started=started, timeout=self._timeout,
+                           timeout_type=APITimeoutError, connection_type=APIConnectionError,
+                           status_type=APIStatusError)
 
 
 def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
@@ -154,7 +143,3 @@ def _message(turn: ChatTurn) -> ChatCompletionMessageParam:
     if turn.role == "user":
         return {"role": "user", "content": turn.content}
     return {"role": "assistant", "content": turn.content}
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

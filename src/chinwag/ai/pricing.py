@@ -50,6 +50,14 @@ class PriceTable:
         except ValidationError as exc:
             raise ValueError(_describe(exc)) from None
 
+    def __bool__(self) -> bool:
+        """True when any price is configured."""
+        return bool(self._prices)
+
+    def models(self) -> list[str]:
+        """The models that have a price, in the order configured."""
+        return list(self._prices)
+
     def price(self, model: str) -> ModelPrice | None:
         """The configured price of ``model``, if any (offline models: never)."""
         if model.startswith(OFFLINE_MODEL):

@@ -7,14 +7,16 @@ convenience).
 
 from __future__ import annotations
 
+from chinwag.ai.anthropic_provider import AnthropicProvider
 from chinwag.ai.base import Provider, resolve_model
+from chinwag.ai.catalog import default_model_for
 from chinwag.ai.offline import OFFLINE_MODEL, OfflineProvider
 from chinwag.ai.openai_compat import OpenAICompatProvider
 
 __all__ = ["PROVIDER_KINDS", "build_provider", "default_model_for", "resolve_model"]
 
 #: Values accepted for the ``AI_PROVIDER`` setting.
-PROVIDER_KINDS = ("offline", "openai")
+PROVIDER_KINDS = ("offline", "openai", "anthropic")
 
 
 def build_provider(
@@ -26,12 +28,15 @@ def build_provider(
     timeout: float = 60.0,
     max_retries: int = 2,
     token_delay: float = 0.0,
+    anthropic_api_key: str | None = None,
+    anthropic_base_url: str | None = None,
 ) -> Provider:
     """A provider for the ``AI_PROVIDER`` setting ``kind``.
 
     ``models`` is ``AI_MODELS`` (``None``: offline serves ``chinwag-offline``, openai
     passes any name through); ``api_key``/``base_url``/``timeout``/``max_retries``
-    apply to ``openai``, ``token_delay`` to ``offline``; the others are ignored.
+    apply to ``openai`` (``anthropic_*`` with ``timeout``/``max_retries`` to
+    ``anthropic``), ``token_delay`` to ``offline``; the others are ignored.
     Raises ValueError for an unknown kind or invalid values.
     """
     if kind == "offline":
@@ -44,12 +49,12 @@ def build_provider(
             timeout=timeout,
             max_retries=max_retries,
         )
+    if kind == "anthropic":
+        return AnthropicProvider(
+            api_key=anthropic_api_key,
+            base_url=anthropic_base_url,
+            models=models,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
     raise ValueError(f"unknown AI provider {kind!r}; expected one of {', '.join(PROVIDER_KINDS)}")
-
-
-def default_model_for(kind: str, models: tuple[str, ...] | None = None) -> str:
-    """``DEFAULT_MODEL`` when the setting is unset: the first of ``AI_MODELS`` if
-    given, else ``chinwag-offline`` for offline and ``gpt-4o-mini`` for openai."""
-    if models:
-        return models[0]
-    return OFFLINE_MODEL if kind == "offline" else "gpt-4o-mini"

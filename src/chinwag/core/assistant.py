@@ -1,35 +1,30 @@
-"""Runs AI replies: context, streaming, cancellation, timeouts, accounting, storage.
+"""Runs AI replies: streaming, fall-back, cancellation, timeouts, accounting, storage.
 
 A reply belongs to the service, not to the connection that asked for it: if the
 sender disconnects, it still runs to the end and is stored, so it reaches them by
-the offline queue, ``sync`` or history. Providers know nothing of any of this."""
+the offline queue, ``sync`` or history. Whether a reply may start at all is
+``ai_admission``'s business; providers know nothing of any of this."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chinwag.ai.base import (
-    ChatTurn,
-    GenerationParams,
-    Provider,
-    TextDelta,
-    UsageReport,
-    resolve_model,
-    trim_context,
-)
-from chinwag.ai.pricing import PriceTable
-from chinwag.ai.tokens import count_prompt_tokens, count_tokens
+from chinwag.ai.base import GenerationParams, TextDelta, UsageReport
+from chinwag.ai.tokens import count_tokens
+from chinwag.core.ai_admission import Admission, Plan
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
 from chinwag.protocol.codec import encode, error_event, event, utc_now
-from chinwag.protocol.errors import AIProviderError, ChatError, Forbidden, NotFound
+from chinwag.protocol.errors import AIProviderError, ChatError
 from chinwag.protocol.messages import ChatData
-from chinwag.store.base import ConversationRecord, Store
+from chinwag.store.base import Store
 
 log = logging.getLogger(__name__)
 ASSISTANT = "assistant"
@@ -37,54 +32,56 @@ ASSISTANT = "assistant"
 
 @dataclass(frozen=True, slots=True)
 class AssistantConfig:
-    default_model: str
     timeout: float
-    context_tokens: int
 
 
 @dataclass(slots=True)
 class _Reply:
-    owner: str
-    conversation_id: int
+    plan: Plan
     task: asyncio.Task[None] | None = None
     cancelled: bool = False
 
 
+@dataclass(slots=True)
+class _Outcome:
+    model: str
+    parts: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failure: ChatError | None = None
+
+
 class Assistant:
-    def __init__(self, provider: Provider, prices: PriceTable, store: Store, events: Events,
-                 stats: NodeStats, config: AssistantConfig) -> None:
-        self.provider = provider
-        self.prices = prices
+    def __init__(self, admission: Admission, store: Store, events: Events, stats: NodeStats,
+                 config: AssistantConfig) -> None:
+        self.admission = admission
+        self.catalog = admission.catalog
         self.store = store
         self.events = events
         self.stats = stats
         self.config = config
         self._running: dict[int, _Reply] = {}
+        self._leases: asyncio.Task[None] | None = None
 
-    async def conversation(self, who: Identity, conversation_id: int | None, first_message: str,
-                           room_id: str | None) -> ConversationRecord:
-        """The conversation a chat belongs to: a new one for ``None``; someone else's is
-        FORBIDDEN."""
-        if conversation_id is None:
-            title = " ".join(first_message.split())[:80] or "conversation"
-            return await self.store.conversations.create(who.username, title, room_id)
-        conv = await self.store.conversations.get(conversation_id)
-        if conv is None:
-            raise NotFound(f"conversation {conversation_id} does not exist")
-        if conv.owner != who.username:
-            raise Forbidden(f"conversation {conversation_id} belongs to someone else")
-        return conv
+    async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
+        """Check and reserve a reply (raises the error that refuses it)."""
+        return await self.admission.admit(who, data, room_id)
 
-    def start(self, who: Identity, conv: ConversationRecord, data: ChatData,
-              room_id: str | None) -> None:
-        """Start streaming a reply to the turn just stored in ``conv``."""
-        reply = _Reply(who.username, conv.id)
-        self._running[conv.id] = reply
-        reply.task = asyncio.create_task(self._run(reply, who, conv, data, room_id))
+    async def release(self, plan: Plan) -> None:
+        """Give back the reservation of a plan that will not be started."""
+        await self.store.budgets.settle(plan.reply_id, 0, 0.0)
+
+    def start(self, plan: Plan) -> None:
+        """Start streaming the reply of an admitted plan (its user turn is stored)."""
+        reply = _Reply(plan)
+        self._running[plan.conv.id] = reply
+        reply.task = asyncio.create_task(self._run(reply))
+        if self._leases is None or self._leases.done():
+            self._leases = asyncio.create_task(self._renew_leases())
 
     def cancel(self, who: Identity, conversation_id: int) -> bool:
         reply = self._running.get(conversation_id)
-        if reply is None or reply.owner != who.username:
+        if reply is None or reply.plan.who.username != who.username:
             return False
         reply.cancelled = True
         if reply.task is not None:
@@ -102,27 +99,50 @@ class Assistant:
             await asyncio.wait(tasks, timeout=self.config.timeout)
         for task in tasks:
             task.cancel()
+        if self._leases is not None:
+            self._leases.cancel()
 
-    async def _run(self, reply: _Reply, who: Identity, conv: ConversationRecord, data: ChatData,
-                   room_id: str | None) -> None:
-        hub = self.events.hub
+    async def _renew_leases(self) -> None:
+        """Keep the running replies' reservations alive while this process lives; a
+        process that dies stops renewing, and its replies stop counting as running."""
+        lease = self.admission.config.lease_seconds
+        while self._running:
+            await asyncio.sleep(lease / 3)
+            ids = [r.plan.reply_id for r in self._running.values()]
+            with contextlib.suppress(Exception):
+                await self.store.budgets.extend(ids, datetime.now(UTC) + timedelta(seconds=lease))
+
+    async def _run(self, reply: _Reply) -> None:
+        plan = reply.plan
         started = time.monotonic()
-        model, fell_back = resolve_model(self.provider, data.model_preference,
-                                         self.config.default_model)
-        history = await self.store.conversations.turns(conv.id)
-        earlier = [ChatTurn(t.role, t.content) for t in history[:-1]  # type: ignore[arg-type]
-                   if t.role in ("user", "assistant")]
-        turns = trim_context(data.system_prompt, earlier, data.message, self.config.context_tokens)
-        params = GenerationParams(model, data.temperature, data.max_tokens)
-        prompt_tokens = count_prompt_tokens(turns)
-        completion_tokens = 0
-        reported: UsageReport | None = None
-        parts: list[str] = []
-        failure: ChatError | None = None
+        outcome = _Outcome(plan.models[0])
         self.stats.ai_requests += 1
-        if room_id:
-            await self._typing(room_id, True)
-        stream = self.provider.stream(turns, params)
+        if plan.room_id:
+            await self._typing(plan.room_id, True)
+        try:
+            for index, model in enumerate(plan.models):
+                outcome = _Outcome(model, prompt_tokens=plan.prompt_tokens)
+                await self._stream(plan, outcome, reply)
+                last = index == len(plan.models) - 1
+                if outcome.failure is None or outcome.parts or last or reply.cancelled:
+                    break
+                log.warning("AI model %s failed before its first chunk in conversation %s; "
+                            "trying %s", model, plan.conv.id, plan.models[index + 1])
+            await self._finish(plan, outcome, started, reply.cancelled)
+        finally:
+            if self._running.get(plan.conv.id) is reply:
+                del self._running[plan.conv.id]
+            if plan.room_id:
+                await self._typing(plan.room_id, False)
+
+    async def _stream(self, plan: Plan, out: _Outcome, reply: _Reply) -> None:
+        provider = self.catalog.provider_for(out.model)
+        if provider is None:
+            out.failure = AIProviderError(f"no provider serves {out.model!r} now")
+            return
+        params = GenerationParams(out.model, plan.temperature, plan.max_tokens[out.model])
+        reported: UsageReport | None = None
+        stream = provider.stream(plan.turns, params)
         try:
             while True:
                 try:
@@ -136,69 +156,65 @@ class Assistant:
                 if isinstance(item, UsageReport):
                     reported = item
                 elif isinstance(item, TextDelta):
-                    parts.append(item.text)
-                    completion_tokens += count_tokens(item.text)
+                    out.parts.append(item.text)
+                    out.completion_tokens += count_tokens(item.text)
                     chunk = event("chat", {
                         "role": "assistant", "content": item.text, "streaming": True,
-                        "conversation_id": conv.id, "timestamp": utc_now()}, room_id)
-                    await hub.publish_chunk(room_id, who.username, conv.id, encode(chunk))
+                        "conversation_id": plan.conv.id, "timestamp": utc_now()}, plan.room_id)
+                    await self.events.hub.publish_chunk(plan.room_id, plan.who.username,
+                                                        plan.conv.id, encode(chunk))
         except asyncio.CancelledError:
             if not reply.cancelled:
                 raise
+        except AIProviderError as exc:
+            log.warning("AI provider failed in conversation %s (model %s): %s", plan.conv.id,
+                        out.model, exc.internal or exc.message)
+            out.failure = exc
         except ChatError as exc:
-            failure = exc
+            out.failure = exc
         except Exception as exc:
-            log.exception("AI reply for conversation %s failed", conv.id)
-            failure = AIProviderError(f"the model failed: {type(exc).__name__}")
+            log.exception("AI reply for conversation %s failed", plan.conv.id)
+            out.failure = AIProviderError(f"the model failed: {type(exc).__name__}")
         finally:
             await stream.aclose()
-        try:
-            if reported is not None and not reply.cancelled:
-                prompt_tokens = reported.prompt_tokens
-                completion_tokens = reported.completion_tokens
-            await self._finish(who, conv, room_id, "".join(parts), model, fell_back,
-                               prompt_tokens, completion_tokens, started, reply.cancelled,
-                               failure)
-        finally:
-            self._running.pop(conv.id, None)
-            if room_id:
-                await self._typing(room_id, False)
+        if reported is not None and not reply.cancelled:
+            out.prompt_tokens = reported.prompt_tokens
+            out.completion_tokens = reported.completion_tokens
 
-    async def _finish(self, who: Identity, conv: ConversationRecord, room_id: str | None,
-                      content: str, model: str, fell_back: bool, prompt_tokens: int,
-                      completion_tokens: int, started: float, cancelled: bool,
-                      failure: ChatError | None) -> None:
-        tokens = prompt_tokens + completion_tokens
-        cost = self.prices.cost_usd(model, prompt_tokens, completion_tokens)
+    async def _finish(self, plan: Plan, out: _Outcome, started: float, cancelled: bool) -> None:
+        tokens = out.prompt_tokens + out.completion_tokens
+        cost = self.catalog.prices.cost_usd(out.model, out.prompt_tokens, out.completion_tokens)
+        await self.store.budgets.settle(plan.reply_id, tokens, cost)
         self.stats.ai_tokens_used += tokens
         self.stats.ai_cost_usd += cost
-        hub = self.events.hub
-        if failure is not None:
+        hub, conv, who = self.events.hub, plan.conv, plan.who
+        content = "".join(out.parts)
+        if out.failure is not None:
             await hub.send_user(who.username, encode(error_event(
-                failure.code.value, failure.message, conversation_id=conv.id,
+                out.failure.code.value, out.failure.message, conversation_id=conv.id,
                 tokens_used=tokens)))
             if not content:
                 return
         turn = await self.store.conversations.add_turn(
-            conv.id, "assistant", content, model=model, tokens_used=tokens, cost_usd=cost)
+            conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost)
         summary: dict[str, Any] = {
             "role": "assistant", "streaming": False, "done": True,
-            "conversation_id": conv.id, "tokens_used": tokens, "model_used": model,
+            "conversation_id": conv.id, "tokens_used": tokens, "model_used": out.model,
             "cost_usd": cost, "response_time": round(time.monotonic() - started, 3),
         }
-        if fell_back:
+        if plan.fell_back or out.model != plan.models[0]:
             summary["model_fallback"] = True
         if cancelled:
             summary["cancelled"] = True
-        if failure is not None:
-            summary["error"] = failure.code.value
-        if room_id is None:
+        if out.failure is not None:
+            summary["error"] = out.failure.code.value
+        if plan.room_id is None:
             live = {**summary, "content": "", "message_id": turn.id, "timestamp": utc_now()}
             await hub.send_user(who.username, encode(event("chat", live)))
             return
         stored = {**summary, "content": content, "username": ASSISTANT,
                   "reply_to": who.username, "timestamp": utc_now()}
-        await self.events.append_ai(room_id, stored)
+        await self.events.append_ai(plan.room_id, stored)
 
     async def _typing(self, room_id: str, on: bool) -> None:
         text = encode(event("typing", {"user_id": ASSISTANT, "username": ASSISTANT,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chinwag.broker.base import Broker, BrokerUnavailable
+from chinwag.core.ai_admission import Plan
 from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
@@ -344,7 +345,7 @@ class ChatService:
     async def _room_chat(self, session: Session, msg: m.Chat) -> None:
         who, data, room_id = session.identity, msg.data, msg.room_id
         assert room_id is not None
-        conv = None
+        plan = None
         if data.ai and msg.message_id is not None:
             # Checked first so a retry does not open a second conversation.
             prior = await self._prior(room_id, who.username, msg.message_id)
@@ -356,11 +357,20 @@ class ChatService:
                 raise NotImplementedYet("AI replies are not configured on this server")
             if await self.store.rooms.member(room_id, who.username) is None:
                 raise NotInRoom(f"you are not a member of room '{room_id}'")
-            conv = await self.assistant.conversation(who, data.conversation_id, data.message,
-                                                     room_id)
+            plan = await self.assistant.admit(who, data, room_id)
+        try:
+            await self._room_chat_store(session, msg, plan)
+        except BaseException:
+            if plan is not None and self.assistant is not None:
+                await self.assistant.release(plan)
+            raise
+
+    async def _room_chat_store(self, session: Session, msg: m.Chat, plan: Plan | None) -> None:
+        who, data, room_id = session.identity, msg.data, msg.room_id
+        assert room_id is not None
         payload = {"role": "user", "content": data.message, "username": who.username,
                    "user_id": who.user_id, "client_message_id": msg.message_id,
-                   "conversation_id": conv.id if conv else data.conversation_id,
+                   "conversation_id": plan.conv.id if plan else data.conversation_id,
                    "timestamp": utc_now()}
         appended = await self.events.append(
             room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
@@ -368,6 +378,8 @@ class ChatService:
         record = appended.event
         if appended.duplicate:
             session.send(confirmation(record, "delivered", queued_for=[], duplicate=True))
+            if plan is not None and self.assistant is not None:
+                await self.assistant.release(plan)
             return
         if self.typing.is_typing(room_id, who.username):
             await self.typing.stop(room_id, who.username)
@@ -375,11 +387,11 @@ class ChatService:
         members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
-        if conv is not None and self.assistant is not None:
-            await self.store.conversations.add_turn(conv.id, "user", data.message,
+        if plan is not None and self.assistant is not None:
+            await self.store.conversations.add_turn(plan.conv.id, "user", data.message,
                                                     username=who.username,
                                                     client_message_id=msg.message_id)
-            self.assistant.start(who, conv, data, room_id)
+            self.assistant.start(plan)
 
     async def _prior(self, room_id: str, username: str, client_id: str) -> EventRecord | None:
         return await self.store.events.find(room_id, username, client_id)
@@ -396,14 +408,18 @@ class ChatService:
                     "conversation_id": prior.conversation_id, "status": "delivered",
                     "duplicate": True, "timestamp": utc_now()}))
                 return
-        conv = await self.assistant.conversation(who, data.conversation_id, data.message, None)
-        turn = await self.store.conversations.add_turn(conv.id, "user", data.message,
-                                                       username=who.username,
-                                                       client_message_id=msg.message_id)
+        plan = await self.assistant.admit(who, data, None)
+        try:
+            turn = await self.store.conversations.add_turn(plan.conv.id, "user", data.message,
+                                                           username=who.username,
+                                                           client_message_id=msg.message_id)
+        except BaseException:
+            await self.assistant.release(plan)
+            raise
         session.send(event("delivery_confirmation", {
             "message_id": msg.message_id, "server_message_id": turn.id,
-            "conversation_id": conv.id, "status": "delivered", "timestamp": utc_now()}))
-        self.assistant.start(who, conv, data, None)
+            "conversation_id": plan.conv.id, "status": "delivered", "timestamp": utc_now()}))
+        self.assistant.start(plan)
 
     # ---- files --------------------------------------------------------------------
 

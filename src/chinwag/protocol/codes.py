@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     VIRUS_DETECTED = "VIRUS_DETECTED"  # the scanner rejected the file; do not retry
     SCAN_UNAVAILABLE = "SCAN_UNAVAILABLE"  # the scanner is unavailable; retry later
     AI_PROVIDER_ERROR = "AI_PROVIDER_ERROR"  # the model failed or timed out; retry later
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"  # your AI budget is spent: wait retry_after seconds
     NOT_IMPLEMENTED = "NOT_IMPLEMENTED"  # the server knows the type but cannot serve it
     INTERNAL_ERROR = "INTERNAL_ERROR"  # a bug on our side; retry later
 

@@ -122,8 +122,20 @@ class ScanUnavailable(ChatError):
 
 
 class AIProviderError(ChatError):
+    """``message`` goes to the client and must say nothing of the provider's insides;
+    ``internal`` (the provider's own words: error bodies, hosts) goes to the log only."""
+
     code = ErrorCode.AI_PROVIDER_ERROR
     http_status = 502
+
+    def __init__(self, message: str, *, internal: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.internal = internal
+
+
+class BudgetExceeded(ChatError):
+    code = ErrorCode.BUDGET_EXCEEDED
+    http_status = 429
 
 
 class NotImplementedYet(ChatError):

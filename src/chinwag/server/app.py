@@ -15,16 +15,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import Receive, Scope, Send
 
-from chinwag.ai.pricing import PriceTable
-from chinwag.ai.registry import build_provider
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
-from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.service import ChatService, Limits
 from chinwag.core.uploads import UploadManager
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
+from chinwag.server.ai_setup import create_assistant, create_catalog
 from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
 from chinwag.server.deps import Runtime
 from chinwag.server.routes import auth, content, ops, rooms
@@ -70,22 +68,8 @@ def create_app(settings: Settings) -> FastAPI:
         single_process=not settings.uses_redis,
     )
     service = ChatService(store, broker, limits, node_id)
-    try:
-        prices = PriceTable.from_json(settings.ai_prices)
-    except ValueError as exc:
-        raise SettingsError(f"invalid setting AI_PRICES: {exc}") from None
-    provider = build_provider(
-        settings.ai_provider, models=tuple(settings.ai_models) or None,
-        api_key=settings.openai_api_key, base_url=settings.openai_base_url,
-        timeout=settings.ai_timeout, max_retries=settings.ai_max_retries,
-        token_delay=settings.offline_token_delay)
-    default_model = settings.effective_default_model
-    if not provider.serves(default_model):
-        raise SettingsError(f"invalid setting DEFAULT_MODEL: the {settings.ai_provider} "
-                            f"provider does not serve '{default_model}'")
-    service.assistant = Assistant(provider, prices, store, service.events, service.stats,
-                                  AssistantConfig(default_model, settings.ai_timeout,
-                                                  settings.ai_context_tokens))
+    catalog = create_catalog(settings)
+    service.assistant = create_assistant(settings, catalog, store, service)
     storage = UploadStorage(settings.upload_dir, settings.temp_dir)
     scanner = create_scanner(settings)
     uploads = service.uploads = UploadManager(
@@ -112,14 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
         await service.start()
         log.info("chinwag ready (node %s, database %s, broker %s, AI %s/%s)", node_id,
                  "sqlite" if store.db.is_sqlite else "postgresql", broker.__class__.__name__,
-                 provider.name, default_model)
+                 "+".join(catalog.providers), catalog.default_model)
         try:
             yield
         finally:
             await runtime.close_sockets()
             await service.stop()
             await uploads.close()
-            await provider.aclose()
+            await catalog.aclose()
             await broker.close()
             await store.close()
 

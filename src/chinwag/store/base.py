@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +174,76 @@ class ConversationStore(Protocol):
     async def find_turn(self, username: str, client_message_id: str) -> TurnRecord | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Limits on one user's AI use; ``None``: no limit (or, as an override: the default)."""
+
+    tokens_per_day: int | None = None
+    usd_per_month: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The instants the budget windows began (UTC day and month) and the time now."""
+
+    day_start: datetime
+    month_start: datetime
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    tokens_today: int
+    usd_this_month: float
+    reserved_tokens: int
+    reserved_usd: float
+    running: int
+
+
+#: Why a reservation was refused: the user runs ``max_running`` replies already, the
+#: conversation has a reply running, or a budget would be exceeded.
+Refusal = Literal["concurrency", "conversation", "tokens", "usd"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a reply asks to hold while it runs."""
+
+    username: str
+    conversation_id: int | None
+    tokens: int
+    usd: float
+    node_id: str
+
+
+class BudgetStore(Protocol):
+    async def reserve(self, claim: Claim, budget: Budget, max_running: int, windows: Windows,
+                      lease_until: datetime) -> int | Refusal:
+        """Atomically check the user's running replies, the conversation and both
+        budgets (what is spent plus what is reserved plus ``claim``) and, when all fit,
+        store the claim as a running reply: its id. Concurrent calls, from any
+        process, never both pass a limit that only one of them fits."""
+
+    async def attach(self, reply_id: int, conversation_id: int) -> None:
+        """Record the conversation of a reply reserved before its conversation existed."""
+
+    async def settle(self, reply_id: int, tokens: int, usd: float) -> None:
+        """End the reply, billing what it used (never more than it reserved)."""
+
+    async def extend(self, reply_ids: list[int], lease_until: datetime) -> None:
+        """Renew the leases of running replies."""
+
+    async def running_in(self, conversation_id: int, now: datetime) -> tuple[str, str] | None:
+        """(username, node_id) of the reply running in the conversation, if any."""
+
+    async def usage(self, username: str, windows: Windows) -> Usage: ...
+    async def override(self, username: str) -> Budget | None:
+        """The admin's override of the user's budget, if any."""
+
+    async def set_override(self, username: str, budget: Budget | None) -> None:
+        """Set (or with ``None`` remove) the user's budget override."""
+
+
 class FileStore(Protocol):
     async def add(self, record: FileRecord) -> None: ...
     async def get(self, file_id: str) -> FileRecord | None: ...
@@ -190,6 +260,8 @@ class Store(Protocol):
     def conversations(self) -> ConversationStore: ...
     @property
     def files(self) -> FileStore: ...
+    @property
+    def budgets(self) -> BudgetStore: ...
 
     async def healthy(self) -> bool: ...
     async def close(self) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chinwag.store.sql.budgets import SqlBudgets
 from chinwag.store.sql.conversations import SqlConversations, SqlFiles
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.events import SqlEvents
@@ -17,6 +18,7 @@ class SqlStore:
         self.events = SqlEvents(self.db)
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
+        self.budgets = SqlBudgets(self.db)
 
     async def start(self) -> None:
         await self.db.migrate()

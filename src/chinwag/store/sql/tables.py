@@ -116,3 +116,34 @@ class StoredFile(Base):
     checksum: Mapped[str] = mapped_column(String(64))
     stored_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class AiReply(Base):
+    """One AI reply's claim on its user's budget: while ``running`` it holds its worst
+    case (``reserved_*``), when done what it used (``billed_*``, at most the
+    reservation). A running row whose lease (``expires_at``) ran out belongs to a
+    process that died: it no longer counts as running, but keeps its reservation."""
+
+    __tablename__ = "ai_replies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    node_id: Mapped[str] = mapped_column(String(64))
+    running: Mapped[bool] = mapped_column(Boolean, default=True)
+    reserved_tokens: Mapped[int] = mapped_column(BigInteger)
+    reserved_usd: Mapped[float] = mapped_column(Float)
+    billed_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    billed_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_ai_replies_user_time", "username", "created_at"),
+                      Index("ix_ai_replies_conversation", "conversation_id", "running"))
+
+
+class AiBudget(Base):
+    """An admin's per-user override of the AI budget settings (NULL: the default)."""
+
+    __tablename__ = "ai_budgets"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,0 +1,160 @@
+"""Deciding whether an AI reply may start, before anything is stored or any provider
+is called: the input fits the context, the model is served (and priced), the user
+runs fewer than ``AI_MAX_CONCURRENT_PER_USER`` replies, the conversation has no
+reply running, and the reply's worst case fits the user's budgets. The last three
+hold across processes: they are one reservation in the database (``BudgetStore``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from chinwag.ai.base import ChatTurn, trim_context
+from chinwag.ai.catalog import Catalog
+from chinwag.ai.tokens import count_prompt_tokens
+from chinwag.core.session import Identity
+from chinwag.protocol.errors import (
+    BudgetExceeded,
+    Forbidden,
+    InvalidMessage,
+    NotFound,
+    RateLimited,
+)
+from chinwag.protocol.messages import ChatData
+from chinwag.store.base import Budget, Claim, ConversationRecord, Store, Usage, Windows
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    context_tokens: int
+    max_concurrent_per_user: int
+    budget: Budget  # the defaults (AI_BUDGET_TOKENS_PER_DAY, AI_BUDGET_USD_PER_MONTH)
+    lease_seconds: float
+    node_id: str
+
+
+@dataclass(slots=True)
+class Plan:
+    """An admitted reply: what to send, with which models, under which reservation."""
+
+    who: Identity
+    conv: ConversationRecord
+    room_id: str | None
+    turns: list[ChatTurn]
+    models: list[str]  # the chosen model, then the fall-backs
+    fell_back: bool
+    max_tokens: dict[str, int]  # per model of ``models``
+    temperature: float | None
+    prompt_tokens: int
+    reply_id: int
+
+
+def windows(now: datetime | None = None) -> Windows:
+    now = now or datetime.now(UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return Windows(day, day.replace(day=1), now)
+
+
+def _next_month(start: datetime) -> datetime:
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+class Admission:
+    def __init__(self, catalog: Catalog, store: Store, config: AdmissionConfig) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.config = config
+
+    async def budget_of(self, username: str) -> Budget:
+        override = await self.store.budgets.override(username)
+        default = self.config.budget
+        if override is None:
+            return default
+        return Budget(override.tokens_per_day if override.tokens_per_day is not None
+                      else default.tokens_per_day,
+                      override.usd_per_month if override.usd_per_month is not None
+                      else default.usd_per_month)
+
+    async def usage(self, username: str) -> tuple[Usage, Budget]:
+        return await self.store.budgets.usage(username, windows()), await self.budget_of(username)
+
+    async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
+        """Raise the error that refuses the reply, or reserve it and return its plan
+        (creating the conversation when ``data`` names none)."""
+        conv = await self._existing(who, data.conversation_id)
+        head = [ChatTurn("system", data.system_prompt)] if data.system_prompt else []
+        needed = count_prompt_tokens([*head, ChatTurn("user", data.message)])
+        if needed > self.config.context_tokens:
+            raise InvalidMessage(
+                f"the message and system prompt are about {needed} tokens; the limit is "
+                f"AI_CONTEXT_TOKENS={self.config.context_tokens}",
+                details=[{"field": "message", "error": "too long",
+                          "limit": self.config.context_tokens, "tokens": needed}])
+        history = await self.store.conversations.turns(conv.id) if conv else []
+        earlier = [ChatTurn(t.role, t.content) for t in history  # type: ignore[arg-type]
+                   if t.role in ("user", "assistant")]
+        turns = trim_context(data.system_prompt, earlier, data.message,
+                             self.config.context_tokens)
+        model, fell_back = self.catalog.choose(data.model_preference)
+        models = self.catalog.chain(model)
+        caps = {m: min(data.max_tokens or self.catalog.max_output(m),
+                       self.catalog.max_output(m)) for m in models}
+        prompt = count_prompt_tokens(turns)
+        claim = Claim(who.username, conv.id if conv else None,
+                      prompt + max(caps.values()),
+                      max(self.catalog.prices.cost_usd(m, prompt, caps[m]) for m in models),
+                      self.config.node_id)
+        reply_id = await self._reserve(claim)
+        if conv is None:
+            title = " ".join(data.message.split())[:80] or "conversation"
+            conv = await self.store.conversations.create(who.username, title, room_id)
+            await self.store.budgets.attach(reply_id, conv.id)
+        return Plan(who, conv, room_id, turns, models, fell_back, caps, data.temperature,
+                    prompt, reply_id)
+
+    async def _existing(self, who: Identity, conversation_id: int | None
+                        ) -> ConversationRecord | None:
+        if conversation_id is None:
+            return None
+        conv = await self.store.conversations.get(conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        if conv.owner != who.username:
+            raise Forbidden(f"conversation {conversation_id} belongs to someone else")
+        return conv
+
+    async def _reserve(self, claim: Claim) -> int:
+        budget = await self.budget_of(claim.username)
+        now = windows()
+        lease = now.now + timedelta(seconds=self.config.lease_seconds)
+        result = await self.store.budgets.reserve(claim, budget,
+                                                  self.config.max_concurrent_per_user, now, lease)
+        if isinstance(result, int):
+            return result
+        if result == "concurrency":
+            raise RateLimited(
+                f"you have {self.config.max_concurrent_per_user} AI replies running "
+                "(AI_MAX_CONCURRENT_PER_USER): wait for one to finish or cancel it")
+        if result == "conversation":
+            raise RateLimited(
+                f"a reply is already being written in conversation {claim.conversation_id}: "
+                "wait for it to finish or cancel it", conversation_id=claim.conversation_id)
+        limit: float | None
+        asked: float
+        if result == "tokens":
+            limit, asked, reset = budget.tokens_per_day, claim.tokens, now.day_start + timedelta(1)
+            what = f"{asked} tokens"
+            window = "daily token budget"
+        else:
+            limit, asked, reset = budget.usd_per_month, claim.usd, _next_month(now.month_start)
+            what = f"{asked:.6f} USD"
+            window = "monthly USD budget"
+        if limit is not None and asked > limit:
+            raise BudgetExceeded(
+                f"this request may use up to {what}, more than your whole {window} "
+                f"({limit}): ask for fewer max_tokens or a shorter message")
+        retry_after = max(1, int((reset - now.now).total_seconds() + 0.999))
+        raise BudgetExceeded(
+            f"your {window} ({limit}) does not cover this request (up to {what}) on top of "
+            "what you used and what your running replies hold", retry_after=retry_after)

@@ -1,0 +1,49 @@
+"""AI replies' budget reservations and per-user budget overrides
+
+Revision ID: 0005
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0005'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+
+
+def upgrade() -> None:
+    op.create_table(
+        'ai_replies',
+        sa.Column('id', BIG_ID, nullable=False),
+        sa.Column('username', sa.String(length=64), nullable=False),
+        sa.Column('conversation_id', sa.BigInteger(), nullable=True),
+        sa.Column('node_id', sa.String(length=64), nullable=False),
+        sa.Column('running', sa.Boolean(), nullable=False),
+        sa.Column('reserved_tokens', sa.BigInteger(), nullable=False),
+        sa.Column('reserved_usd', sa.Float(), nullable=False),
+        sa.Column('billed_tokens', sa.BigInteger(), nullable=False),
+        sa.Column('billed_usd', sa.Float(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_ai_replies_user_time', 'ai_replies', ['username', 'created_at'])
+    op.create_index('ix_ai_replies_conversation', 'ai_replies', ['conversation_id', 'running'])
+    op.create_table(
+        'ai_budgets',
+        sa.Column('username', sa.String(length=64), nullable=False),
+        sa.Column('tokens_per_day', sa.BigInteger(), nullable=True),
+        sa.Column('usd_per_month', sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint('username'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('ai_budgets')
+    op.drop_index('ix_ai_replies_conversation', table_name='ai_replies')
+    op.drop_index('ix_ai_replies_user_time', table_name='ai_replies')
+    op.drop_table('ai_replies')
