@@ -135,12 +135,19 @@ def running_fake_openai() -> Iterator[FakeOpenAI]:
     """Serve a fresh ``FakeOpenAI`` on a free port; stop it (and join its thread) on exit."""
     fake = FakeOpenAI()
     app = Starlette(routes=[Route("/v1/chat/completions", fake, methods=["POST"])])
+    with serving(app) as base:
+        fake.base_url = base + "/v1"
+        yield fake
+
+
+@contextmanager
+def serving(app: Starlette) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free 127.0.0.1 port: its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     # Listening before uvicorn starts: early connections wait in the backlog,
     # so no "is it up yet?" polling is needed.
     sock.listen(64)
-    fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
     config = uvicorn.Config(
         app,
         lifespan="off",
@@ -154,9 +161,9 @@ def running_fake_openai() -> Iterator[FakeOpenAI]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield fake
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        assert not thread.is_alive(), "fake OpenAI server did not stop"
+        assert not thread.is_alive(), "fake HTTP server did not stop"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.ai.fake_anthropic import FakeAnthropic, running_fake_anthropic
+from tests.ai.fake_openai import FakeOpenAI, running_fake_openai
 from tests.support import postgres_database, require_service
 
 
@@ -17,3 +19,17 @@ async def pg_url() -> AsyncIterator[str]:
     await require_service("redis", "127.0.0.1", 6379)
     async with postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A real local OpenAI-compatible endpoint (``tests/ai/fake_openai.py``)."""
+    with running_fake_openai() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A real local Anthropic-compatible endpoint (``tests/ai/fake_anthropic.py``)."""
+    with running_fake_anthropic() as endpoint:
+        yield endpoint

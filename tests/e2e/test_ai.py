@@ -6,45 +6,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.ai.fake_openai import FakeOpenAI, running_fake_openai
+from tests.e2e.ai_helpers import ai, is_done, openai_server
 from tests.e2e.rooms_helpers import joined
 from tests.support import Server
 
 CHUNK_KEYS = {"role", "content", "streaming", "conversation_id", "timestamp"}
 DONE_KEYS = {"role", "content", "streaming", "done", "message_id", "conversation_id",
              "tokens_used", "model_used", "cost_usd", "response_time"}
-
-
-def ai(text: str, **data: Any) -> dict[str, Any]:
-    message_id = data.pop("message_id", None)
-    frame: dict[str, Any] = {"type": "chat", "data": {"message": text, **data}}
-    if "room_id" in data:
-        frame["room_id"] = frame["data"].pop("room_id")
-    if message_id:
-        frame["message_id"] = message_id
-    return frame
-
-
-def is_done(frame: dict[str, Any]) -> bool:
-    return frame["data"].get("done") is True
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with running_fake_openai() as endpoint:
-        yield endpoint
-
-
-async def openai_server(start_server, fake: FakeOpenAI, **settings: Any) -> Server:  # type: ignore[no-untyped-def]
-    srv: Server = await start_server(AI_PROVIDER="openai", OPENAI_BASE_URL=fake.base_url,
-                                     OPENAI_API_KEY="sk-test", DEFAULT_MODEL="ok",
-                                     AI_MAX_RETRIES=0, **settings)
-    return srv
 
 
 async def test_offline_reply_streams_chunks_then_completion(server: Server, name) -> None:

@@ -27,6 +27,7 @@ from anthropic import (
     omit,
 )
 from anthropic.types import MessageParam
+from httpx2 import TransportError
 
 from chinwag.ai.base import ChatTurn, GenerationParams, StreamItem, TextDelta, UsageReport
 from chinwag.ai.failures import sdk_failure
@@ -84,7 +85,9 @@ class AnthropicProvider:
                     item = await anext(events)
                 except StopAsyncIteration:
                     break
-                except (AnthropicError, ValueError) as exc:
+                except (AnthropicError, TransportError, ValueError) as exc:
+                    # The SDK lets a transport error of its HTTP client (httpx2) through
+                    # when the connection drops mid-body.
                     raise self._error(exc, started=True) from exc
                 if item.type == "message_start":
                     prompt_tokens = item.message.usage.input_tokens
@@ -111,7 +114,8 @@ class AnthropicProvider:
 
     def _error(self, exc: Exception, *, started: bool) -> AIProviderError:
         return sdk_failure(exc, started=started, timeout=self._timeout,
-                           timeout_type=APITimeoutError, connection_type=APIConnectionError,
+                           timeout_type=APITimeoutError,
+                           connection_type=(APIConnectionError, TransportError),
                            status_type=APIStatusError)
 
 

@@ -34,7 +34,8 @@ def short(text: str, limit: int = 500) -> str:
 
 
 def sdk_failure(exc: Exception, *, started: bool, timeout: float, timeout_type: type[Exception],
-                connection_type: type[Exception], status_type: type[Exception]
+                connection_type: type[Exception] | tuple[type[Exception], ...],
+                status_type: type[Exception]
                 ) -> AIProviderError:
     """An SDK's exception as ``AIProviderError``. The OpenAI and Anthropic SDKs share
     a design: a timeout is a kind of connection error, a status error has

@@ -79,6 +79,23 @@ class Admission:
     async def usage(self, username: str) -> tuple[Usage, Budget]:
         return await self.store.budgets.usage(username, windows()), await self.budget_of(username)
 
+    async def set_budget(self, username: str, budget: Budget | None) -> Budget:
+        """An admin's override of one user's budget (``None``, or a field ``None``:
+        the default applies); returns the user's budget as it applies now. Raises
+        InvalidMessage for a negative or non-finite limit, NotFound for no such user."""
+        if budget is not None:
+            for name, value in (("tokens_per_day", budget.tokens_per_day),
+                                ("usd_per_month", budget.usd_per_month)):
+                if value is not None and not 0 <= value < float("inf"):
+                    raise InvalidMessage(f"budget.{name} must be a finite number >= 0",
+                                         details=[{"field": f"budget.{name}",
+                                                   "error": "must be >= 0"}])
+        if await self.store.users.get(username) is None:
+            raise NotFound(f"user '{username}' does not exist")
+        empty = budget is None or (budget.tokens_per_day is None and budget.usd_per_month is None)
+        await self.store.budgets.set_override(username, None if empty else budget)
+        return await self.budget_of(username)
+
     async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
         """Raise the error that refuses the reply, or reserve it and return its plan
         (creating the conversation when ``data`` names none)."""

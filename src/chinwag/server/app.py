@@ -25,7 +25,7 @@ from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.ai_setup import create_assistant, create_catalog
 from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.routes import ai, auth, content, ops, rooms
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
 from chinwag.store.sql import SqlStore
@@ -114,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(rooms.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    app.include_router(ai.router)
 
     @app.exception_handler(ChatError)
     async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
