@@ -14,6 +14,10 @@ from tests.support import Server
 SLOW = 0.05  # seconds between offline tokens: a reply runs for about two seconds
 
 
+def done_in(frame: dict[str, Any], conversation_id: int) -> bool:
+    return is_done(frame) and frame["data"]["conversation_id"] == conversation_id
+
+
 async def confirmed(client: Any, frame: dict[str, Any]) -> int:
     await client.send(frame)
     return int((await client.expect("delivery_confirmation"))["data"]["conversation_id"])
@@ -33,9 +37,9 @@ async def test_replies_beyond_the_per_user_limit_get_rate_limit_across_processes
     assert refused["data"]["code"] == "RATE_LIMIT" and refused["data"]["message_id"] == "c3"
     assert "AI_MAX_CONCURRENT_PER_USER" in refused["data"]["error"]
     for conv in (first, second):
-        await on_a.expect("chat", lambda f, c=conv: is_done(f) and f["data"]["conversation_id"] == c)
-    await on_b.send(ai("three again", message_id="c4"))
-    assert (await on_b.expect("chat", is_done))["data"]["model_used"] == "chinwag-offline"
+        await on_a.expect("chat", lambda f, c=conv: done_in(f, c))
+    third = await confirmed(on_b, ai("three again", message_id="c4"))
+    assert (await on_b.expect("chat", lambda f: done_in(f, third)))["data"]["tokens_used"] > 0
     titles = [c["title"] for c in (await a.get("/api/v1/conversations", user)).json()[
         "conversations"]]
     assert "three" not in titles  # the refused request created nothing
