@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -62,10 +63,31 @@ class Assistant:
         self.config = config
         self._running: dict[int, _Reply] = {}
         self._leases: asyncio.Task[None] | None = None
+        self._cancels = f"ai-cancel:{admission.config.node_id}"  # this process's channel
 
     async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
         """Check and reserve a reply (raises the error that refuses it)."""
+        await self._listen()
         return await self.admission.admit(who, data, room_id)
+
+    async def _listen(self) -> None:
+        """Hear cancels sent from other processes, before this one runs any reply."""
+        hub = self.events.hub
+        if self._cancels in hub.listeners:
+            return
+        hub.listeners[self._cancels] = self._on_cancel
+        try:
+            await hub.broker.subscribe(self._cancels)
+        except Exception:
+            del hub.listeners[self._cancels]  # try again with the next reply
+            raise
+
+    def _on_cancel(self, payload: bytes) -> None:
+        try:
+            request = json.loads(payload)
+            self._cancel_here(str(request["username"]), int(request["conversation_id"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropping a malformed AI cancel request")
 
     async def release(self, plan: Plan) -> None:
         """Give back the reservation of a plan that will not be started."""
@@ -79,9 +101,21 @@ class Assistant:
         if self._leases is None or self._leases.done():
             self._leases = asyncio.create_task(self._renew_leases())
 
-    def cancel(self, who: Identity, conversation_id: int) -> bool:
+    async def cancel(self, who: Identity, conversation_id: int) -> bool:
+        """Stop the caller's reply in that conversation, wherever it runs: False when
+        none is running."""
+        if self._cancel_here(who.username, conversation_id):
+            return True
+        running = await self.store.budgets.running_in(conversation_id, datetime.now(UTC))
+        if running is None or running[0] != who.username:
+            return False
+        request = json.dumps({"username": who.username, "conversation_id": conversation_id})
+        await self.events.hub.broker.publish(f"ai-cancel:{running[1]}", request.encode())
+        return True
+
+    def _cancel_here(self, username: str, conversation_id: int) -> bool:
         reply = self._running.get(conversation_id)
-        if reply is None or reply.plan.who.username != who.username:
+        if reply is None or reply.plan.who.username != username:
             return False
         reply.cancelled = True
         if reply.task is not None:

@@ -54,6 +54,8 @@ class Hub:
         self.by_user: dict[str, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
         self.control: ControlHandler | None = None
+        #: Channels of other parts of core (not rooms or users): channel -> handler.
+        self.listeners: dict[str, Callable[[bytes], None]] = {}
         self.frames_out = 0  # deliveries handed to outboxes (for stats)
         self.emptied = asyncio.Event()
         self._broker_down = False  # the last publish failed (log the outage once)
@@ -148,6 +150,10 @@ class Hub:
     # ---- receiving ------------------------------------------------------------
 
     def on_message(self, channel: str, payload: bytes) -> None:
+        listener = self.listeners.get(channel)
+        if listener is not None:
+            listener(payload)
+            return
         try:
             env = Envelope.unpack(payload)
         except Exception:

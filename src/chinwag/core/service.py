@@ -326,8 +326,8 @@ class ChatService:
         session.send(event("sync", {"rooms": done, "complete": True}))
 
     async def _cancel(self, session: Session, msg: m.Cancel) -> None:
-        if self.assistant is None or not self.assistant.cancel(session.identity,
-                                                               msg.data.conversation_id):
+        if self.assistant is None or not await self.assistant.cancel(session.identity,
+                                                                     msg.data.conversation_id):
             raise NotFound(f"no reply is being written in conversation "
                            f"{msg.data.conversation_id}", conversation_id=msg.data.conversation_id)
 
