@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from chinwag.ai.base import ChatTurn, trim_context
 from chinwag.ai.catalog import Catalog
@@ -21,7 +22,7 @@ from chinwag.protocol.errors import (
     NotFound,
     RateLimited,
 )
-from chinwag.protocol.messages import ChatData
+from chinwag.protocol.messages import AiOptions
 from chinwag.store.base import Budget, Claim, ConversationRecord, Store, Usage, Windows
 
 
@@ -48,6 +49,14 @@ class Plan:
     temperature: float | None
     prompt_tokens: int
     reply_id: int
+    parent_id: int | None  # the last turn the model sees before the new message
+    answer_to: int | None = None  # the user turn the reply answers, once stored
+
+
+#: Which turns come before the new message: the conversation's active branch, or the
+#: branch ending at a given turn (``None``: no earlier turns).
+Before = int | None | Literal["latest"]
+LATEST: Literal["latest"] = "latest"
 
 
 def windows(now: datetime | None = None) -> Windows:
@@ -96,23 +105,28 @@ class Admission:
         await self.store.budgets.set_override(username, None if empty else budget)
         return await self.budget_of(username)
 
-    async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
-        """Raise the error that refuses the reply, or reserve it and return its plan
-        (creating the conversation when ``data`` names none)."""
-        conv = await self._existing(who, data.conversation_id)
+    async def admit(self, who: Identity, data: AiOptions, message: str,
+                    conversation_id: int | None, room_id: str | None,
+                    before: Before = LATEST) -> Plan:
+        """Raise the error that refuses the reply to ``message``, or reserve it and
+        return its plan (creating the conversation when ``conversation_id`` is None).
+        The model sees the turns of the branch ``before`` names, then ``message``."""
+        conv = await self.conversation(who, conversation_id)
         head = [ChatTurn("system", data.system_prompt)] if data.system_prompt else []
-        needed = count_prompt_tokens([*head, ChatTurn("user", data.message)])
+        needed = count_prompt_tokens([*head, ChatTurn("user", message)])
         if needed > self.config.context_tokens:
             raise InvalidMessage(
                 f"the message and system prompt are about {needed} tokens; the limit is "
                 f"AI_CONTEXT_TOKENS={self.config.context_tokens}",
                 details=[{"field": "message", "error": "too long",
                           "limit": self.config.context_tokens, "tokens": needed}])
-        history = await self.store.conversations.turns(conv.id) if conv else []
+        history = []
+        if conv is not None and before is not None:
+            history = await self.store.conversations.branch(
+                conv.id, None if isinstance(before, str) else before)
         earlier = [ChatTurn(t.role, t.content) for t in history  # type: ignore[arg-type]
                    if t.role in ("user", "assistant")]
-        turns = trim_context(data.system_prompt, earlier, data.message,
-                             self.config.context_tokens)
+        turns = trim_context(data.system_prompt, earlier, message, self.config.context_tokens)
         model, fell_back = self.catalog.choose(data.model_preference)
         models = self.catalog.chain(model)
         caps = {m: min(data.max_tokens or self.catalog.max_output(m),
@@ -124,14 +138,15 @@ class Admission:
                       self.config.node_id)
         reply_id = await self._reserve(claim)
         if conv is None:
-            title = " ".join(data.message.split())[:80] or "conversation"
+            title = " ".join(message.split())[:80] or "conversation"
             conv = await self.store.conversations.create(who.username, title, room_id)
             await self.store.budgets.attach(reply_id, conv.id)
         return Plan(who, conv, room_id, turns, models, fell_back, caps, data.temperature,
-                    prompt, reply_id)
+                    prompt, reply_id, history[-1].id if history else None)
 
-    async def _existing(self, who: Identity, conversation_id: int | None
-                        ) -> ConversationRecord | None:
+    async def conversation(self, who: Identity, conversation_id: int | None
+                           ) -> ConversationRecord | None:
+        """The caller's conversation of that id (None for None): NOT_FOUND, FORBIDDEN."""
         if conversation_id is None:
             return None
         conv = await self.store.conversations.get(conversation_id)

@@ -18,13 +18,13 @@ from typing import Any
 
 from chinwag.ai.base import GenerationParams, TextDelta, UsageReport
 from chinwag.ai.tokens import count_tokens
-from chinwag.core.ai_admission import Admission, Plan
+from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
 from chinwag.protocol.codec import encode, error_event, event, utc_now
 from chinwag.protocol.errors import AIProviderError, ChatError
-from chinwag.protocol.messages import ChatData
+from chinwag.protocol.messages import AiOptions
 from chinwag.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -65,10 +65,13 @@ class Assistant:
         self._leases: asyncio.Task[None] | None = None
         self._cancels = f"ai-cancel:{admission.config.node_id}"  # this process's channel
 
-    async def admit(self, who: Identity, data: ChatData, room_id: str | None) -> Plan:
-        """Check and reserve a reply (raises the error that refuses it)."""
+    async def admit(self, who: Identity, data: AiOptions, message: str,
+                    conversation_id: int | None, room_id: str | None,
+                    before: Before = LATEST) -> Plan:
+        """Check and reserve a reply (raises the error that refuses it); by default it
+        continues the conversation's active branch (see ``Admission.admit``)."""
         await self._listen()
-        return await self.admission.admit(who, data, room_id)
+        return await self.admission.admit(who, data, message, conversation_id, room_id, before)
 
     async def _listen(self) -> None:
         """Hear cancels sent from other processes, before this one runs any reply."""
@@ -230,7 +233,8 @@ class Assistant:
             if not content:
                 return
         turn = await self.store.conversations.add_turn(
-            conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost)
+            conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost,
+            parent_id=plan.answer_to)
         summary: dict[str, Any] = {
             "role": "assistant", "streaming": False, "done": True,
             "conversation_id": conv.id, "tokens_used": tokens, "model_used": out.model,

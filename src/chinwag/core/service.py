@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chinwag.broker.base import Broker, BrokerUnavailable
+from chinwag.core import ai_branches
 from chinwag.core.ai_admission import Plan
 from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
@@ -78,6 +79,7 @@ class ChatService:
             "leave_room": self._leave_room, "delete_room": self._delete_room,
             "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
             "cancel": self._cancel, "file_upload": self._file_upload,
+            "regenerate": self._ai_branch, "edit": self._ai_branch,
         }
 
     # ---- service life cycle -------------------------------------------------
@@ -331,6 +333,14 @@ class ChatService:
             raise NotFound(f"no reply is being written in conversation "
                            f"{msg.data.conversation_id}", conversation_id=msg.data.conversation_id)
 
+    async def _ai_branch(self, session: Session, msg: m.Regenerate | m.Edit) -> None:
+        if self.assistant is None:
+            raise NotImplementedYet("AI replies are not configured on this server")
+        if isinstance(msg, m.Regenerate):
+            await ai_branches.regenerate(self.assistant, self.store, session, msg)
+        else:
+            await ai_branches.edit(self.assistant, self.store, session, msg)
+
     # ---- chat -------------------------------------------------------------------
 
     async def _chat(self, session: Session, msg: m.Chat) -> None:
@@ -357,7 +367,8 @@ class ChatService:
                 raise NotImplementedYet("AI replies are not configured on this server")
             if await self.store.rooms.member(room_id, who.username) is None:
                 raise NotInRoom(f"you are not a member of room '{room_id}'")
-            plan = await self.assistant.admit(who, data, room_id)
+            plan = await self.assistant.admit(who, data, data.message, data.conversation_id,
+                                              room_id)
         try:
             await self._room_chat_store(session, msg, plan)
         except BaseException:
@@ -388,9 +399,10 @@ class ChatService:
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
         if plan is not None and self.assistant is not None:
-            await self.store.conversations.add_turn(plan.conv.id, "user", data.message,
-                                                    username=who.username,
-                                                    client_message_id=msg.message_id)
+            turn = await self.store.conversations.add_turn(
+                plan.conv.id, "user", data.message, username=who.username,
+                client_message_id=msg.message_id, parent_id=plan.parent_id)
+            plan.answer_to = turn.id
             self.assistant.start(plan)
 
     async def _prior(self, room_id: str, username: str, client_id: str) -> EventRecord | None:
@@ -408,11 +420,12 @@ class ChatService:
                     "conversation_id": prior.conversation_id, "status": "delivered",
                     "duplicate": True, "timestamp": utc_now()}))
                 return
-        plan = await self.assistant.admit(who, data, None)
+        plan = await self.assistant.admit(who, data, data.message, data.conversation_id, None)
         try:
-            turn = await self.store.conversations.add_turn(plan.conv.id, "user", data.message,
-                                                           username=who.username,
-                                                           client_message_id=msg.message_id)
+            turn = await self.store.conversations.add_turn(
+                plan.conv.id, "user", data.message, username=who.username,
+                client_message_id=msg.message_id, parent_id=plan.parent_id)
+            plan.answer_to = turn.id
         except BaseException:
             await self.assistant.release(plan)
             raise

@@ -63,14 +63,34 @@ class Empty(_Frozen):
     pass
 
 
-class ChatData(_Frozen):
-    message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-    conversation_id: int | None = None
+#: A database id (BIGINT): larger values cannot name anything.
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+AiText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+
+
+class AiOptions(_Frozen):
+    """How an AI reply is to be written (chat, regenerate, edit)."""
+
     model_preference: Annotated[str, StringConstraints(max_length=128)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class ChatData(AiOptions):
+    message: AiText
+    conversation_id: int | None = None
     ai: bool = True
+
+
+class RegenerateData(AiOptions):
+    conversation_id: DbId
+
+
+class EditData(AiOptions):
+    conversation_id: DbId
+    turn_id: DbId
+    message: AiText
 
 
 class JoinRoomData(_Frozen):
@@ -182,6 +202,16 @@ class Cancel(Envelope):
     data: CancelData
 
 
+class Regenerate(Envelope):
+    type: Literal["regenerate"]
+    data: RegenerateData
+
+
+class Edit(Envelope):
+    type: Literal["edit"]
+    data: EditData
+
+
 class RefreshToken(Envelope):
     type: Literal["refresh_token"]
     data: RefreshTokenData
@@ -194,7 +224,7 @@ class FileUpload(Envelope):
 
 ClientMessage = Annotated[
     Ping | Chat | JoinRoom | LeaveRoom | DeleteRoom | Typing | ReadReceipt | Sync | Cancel
-    | RefreshToken | FileUpload,
+    | RefreshToken | FileUpload | Regenerate | Edit,
     Field(discriminator="type"),
 ]
 
@@ -202,5 +232,5 @@ ClientMessage = Annotated[
 ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"})
 CLIENT_TYPES = frozenset(
     {"ping", "chat", "join_room", "leave_room", "delete_room", "typing", "read_receipt", "sync",
-     "cancel", "refresh_token", "file_upload"}
+     "cancel", "refresh_token", "file_upload", "regenerate", "edit"}
 )

@@ -81,6 +81,7 @@ class TurnRecord:
     cost_usd: float
     client_message_id: str | None
     created_at: datetime
+    parent_id: int | None = None  # the turn this one follows on its branch
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +168,22 @@ class ConversationStore(Protocol):
     async def add_turn(self, conversation_id: int, role: str, content: str, *,
                        username: str | None = None, model: str | None = None,
                        tokens_used: int = 0, cost_usd: float = 0.0,
-                       client_message_id: str | None = None) -> TurnRecord: ...
+                       client_message_id: str | None = None,
+                       parent_id: int | None = None) -> TurnRecord: ...
     async def turns(self, conversation_id: int, limit: int = 200) -> list[TurnRecord]:
-        """The newest ``limit`` turns, oldest first."""
+        """The newest ``limit`` turns of every branch, oldest first."""
+
+    async def turn(self, turn_id: int) -> TurnRecord | None: ...
+    async def branch(self, conversation_id: int, leaf_id: int | None = None,
+                     limit: int = 1000) -> list[TurnRecord]:
+        """The turns from the root to ``leaf_id`` (default: the newest turn, which ends
+        the active branch), oldest first; at most the ``limit`` nearest the leaf. Empty
+        when the leaf is not a turn of that conversation."""
+
+    async def siblings(self, conversation_id: int, turns: list[TurnRecord]
+                       ) -> dict[int, list[int]]:
+        """For each of ``turns``: the ids of the turns sharing its parent (itself
+        included), oldest first."""
 
     async def find_turn(self, username: str, client_message_id: str) -> TurnRecord | None: ...
 

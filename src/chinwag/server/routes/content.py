@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from chinwag.protocol.codec import iso
@@ -22,18 +22,27 @@ async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, who: UserDep,
-                                rt: RuntimeDep) -> dict[str, Any]:
+async def conversation_messages(conversation_id: int, who: UserDep, rt: RuntimeDep,
+                                leaf: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
+                                ) -> dict[str, Any]:
+    """The active branch (the one ending in the newest turn), or with ``leaf`` the
+    branch ending at that turn; each turn lists its ``siblings`` (itself included)."""
     conv = await rt.store.conversations.get(conversation_id)
     if conv is None:
         raise NotFound(f"conversation {conversation_id} does not exist")
     if conv.owner != who.username:
         raise Forbidden(f"conversation {conversation_id} belongs to someone else")
-    turns = await rt.store.conversations.turns(conversation_id, limit=1000)
-    return {"conversation_id": conversation_id, "messages": [
-        {"id": t.id, "role": t.role, "content": t.content, "username": t.username,
-         "model_used": t.model, "tokens_used": t.tokens_used, "cost_usd": t.cost_usd,
-         "message_id": t.client_message_id, "timestamp": iso(t.created_at)} for t in turns]}
+    turns = await rt.store.conversations.branch(conversation_id, leaf)
+    if leaf is not None and not turns:
+        raise NotFound(f"conversation {conversation_id} has no turn {leaf}")
+    siblings = await rt.store.conversations.siblings(conversation_id, turns)
+    return {"conversation_id": conversation_id, "leaf": turns[-1].id if turns else None,
+            "messages": [
+                {"id": t.id, "parent_id": t.parent_id, "role": t.role, "content": t.content,
+                 "username": t.username, "model_used": t.model, "tokens_used": t.tokens_used,
+                 "cost_usd": t.cost_usd, "message_id": t.client_message_id,
+                 "created_at": iso(t.created_at), "timestamp": iso(t.created_at),
+                 "siblings": siblings[t.id]} for t in turns]}
 
 
 @router.get("/api/v1/files/{file_id}")

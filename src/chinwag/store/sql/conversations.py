@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from chinwag.store.base import ConversationRecord, FileRecord, TurnRecord
 from chinwag.store.sql.database import Database
@@ -13,7 +14,16 @@ def _conv(row: Conversation) -> ConversationRecord:
 
 def _turn(row: ConversationTurn) -> TurnRecord:
     return TurnRecord(row.id, row.conversation_id, row.role, row.content, row.username, row.model,
-                      row.tokens_used, row.cost_usd, row.client_message_id, row.created_at)
+                      row.tokens_used, row.cost_usd, row.client_message_id, row.created_at,
+                      row.parent_id)
+
+
+async def _links(s: AsyncSession, conversation_id: int) -> list[tuple[int, int | None]]:
+    """(turn id, parent id) of every turn of the conversation, oldest first."""
+    rows = await s.execute(select(ConversationTurn.id, ConversationTurn.parent_id)
+                           .where(ConversationTurn.conversation_id == conversation_id)
+                           .order_by(ConversationTurn.id))
+    return list(rows.tuples().all())
 
 
 class SqlConversations:
@@ -41,11 +51,13 @@ class SqlConversations:
     async def add_turn(self, conversation_id: int, role: str, content: str, *,
                        username: str | None = None, model: str | None = None,
                        tokens_used: int = 0, cost_usd: float = 0.0,
-                       client_message_id: str | None = None) -> TurnRecord:
+                       client_message_id: str | None = None,
+                       parent_id: int | None = None) -> TurnRecord:
         async with self._db.write() as s:
             row = ConversationTurn(conversation_id=conversation_id, role=role, content=content,
                                    username=username, model=model, tokens_used=tokens_used,
-                                   cost_usd=cost_usd, client_message_id=client_message_id)
+                                   cost_usd=cost_usd, client_message_id=client_message_id,
+                                   parent_id=parent_id)
             s.add(row)
             await s.flush()
             return _turn(row)
@@ -56,6 +68,41 @@ class SqlConversations:
                 ConversationTurn.conversation_id == conversation_id)
                 .order_by(ConversationTurn.id.desc()).limit(limit))
             return [_turn(r) for r in reversed(list(rows))]
+
+    async def turn(self, turn_id: int) -> TurnRecord | None:
+        async with self._db.read() as s:
+            row = await s.get(ConversationTurn, turn_id)
+            return _turn(row) if row else None
+
+    async def branch(self, conversation_id: int, leaf_id: int | None = None,
+                     limit: int = 1000) -> list[TurnRecord]:
+        async with self._db.read() as s:
+            # The tree's shape is small (two ids per turn); the branch is walked here,
+            # then only its turns are read whole.
+            links = dict(await _links(s, conversation_id))
+            if leaf_id is None:
+                leaf_id = max(links, default=None)
+            path: list[int] = []
+            while leaf_id is not None and leaf_id in links and len(path) < limit:
+                path.append(leaf_id)
+                leaf_id = links[leaf_id]
+            if not path:
+                return []
+            rows = await s.scalars(select(ConversationTurn).where(ConversationTurn.id.in_(path))
+                                   .order_by(ConversationTurn.id))
+            by_id = {r.id: _turn(r) for r in rows}
+        return [by_id[i] for i in reversed(path)]
+
+    async def siblings(self, conversation_id: int, turns: list[TurnRecord]
+                       ) -> dict[int, list[int]]:
+        parents = {t.parent_id for t in turns}
+        async with self._db.read() as s:
+            rows = await _links(s, conversation_id)
+        children: dict[int | None, list[int]] = {}
+        for turn_id, parent in rows:
+            if parent in parents:
+                children.setdefault(parent, []).append(turn_id)
+        return {t.id: children.get(t.parent_id, [t.id]) for t in turns}
 
     async def find_turn(self, username: str, client_message_id: str) -> TurnRecord | None:
         async with self._db.read() as s:

@@ -102,7 +102,10 @@ class ConversationTurn(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     client_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    __table_args__ = (Index("ix_turns_client_id", "username", "client_message_id"),)
+    # The turn this one follows: regenerate and edit add siblings, never delete.
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    __table_args__ = (Index("ix_turns_client_id", "username", "client_message_id"),
+                      Index("ix_turns_parent", "conversation_id", "parent_id"))
 
 
 class StoredFile(Base):

@@ -1,4 +1,4 @@
-"""AI replies' budget reservations and per-user budget overrides
+"""AI replies' budget reservations, per-user budget overrides, conversation branches
 
 Revision ID: 0005
 Revises: 0002
@@ -40,9 +40,20 @@ def upgrade() -> None:
         sa.Column('usd_per_month', sa.Float(), nullable=True),
         sa.PrimaryKeyConstraint('username'),
     )
+    with op.batch_alter_table('conversation_turns') as batch_op:
+        batch_op.add_column(sa.Column('parent_id', sa.BigInteger(), nullable=True))
+        batch_op.create_index('ix_turns_parent', ['conversation_id', 'parent_id'])
+    # Conversations so far are single branches: each turn follows the one before it.
+    op.execute(
+        "UPDATE conversation_turns SET parent_id = (SELECT max(t.id) FROM conversation_turns t"
+        " WHERE t.conversation_id = conversation_turns.conversation_id"
+        " AND t.id < conversation_turns.id)")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('conversation_turns') as batch_op:
+        batch_op.drop_index('ix_turns_parent')
+        batch_op.drop_column('parent_id')
     op.drop_table('ai_budgets')
     op.drop_index('ix_ai_replies_conversation', table_name='ai_replies')
     op.drop_index('ix_ai_replies_user_time', table_name='ai_replies')
