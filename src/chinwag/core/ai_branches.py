@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from chinwag.core.assistant import Assistant
 from chinwag.core.session import Session
+from chinwag.protocol import frames
 from chinwag.protocol import messages as m
-from chinwag.protocol.codec import event, utc_now
 from chinwag.protocol.errors import InvalidMessage, NotFound, NotInRoom
 from chinwag.store.base import ConversationRecord, Store
 
@@ -28,7 +28,7 @@ async def regenerate(assistant: Assistant, store: Store, session: Session,
     plan = await assistant.admit(who, data, question.content, conv.id, room_id,
                                  before=question.parent_id)
     plan.answer_to = question.id
-    _confirm(session, msg.message_id, question.id, conv.id)
+    session.send(frames.ai_confirmation(msg.message_id, question.id, conv.id))
     assistant.start(plan)
 
 
@@ -38,7 +38,8 @@ async def edit(assistant: Assistant, store: Store, session: Session, msg: m.Edit
     if msg.message_id is not None:
         prior = await store.conversations.find_turn(who.username, msg.message_id)
         if prior is not None:
-            _confirm(session, msg.message_id, prior.id, prior.conversation_id, duplicate=True)
+            session.send(frames.ai_confirmation(msg.message_id, prior.id, prior.conversation_id,
+                                                duplicate=True))
             return
     turn = await store.conversations.turn(data.turn_id)
     if turn is None or turn.conversation_id != conv.id:
@@ -57,7 +58,7 @@ async def edit(assistant: Assistant, store: Store, session: Session, msg: m.Edit
         await assistant.release(plan)
         raise
     plan.answer_to = edited.id
-    _confirm(session, msg.message_id, edited.id, conv.id)
+    session.send(frames.ai_confirmation(msg.message_id, edited.id, conv.id))
     assistant.start(plan)
 
 
@@ -74,12 +75,3 @@ async def _room_of(store: Store, session: Session, conv: ConversationRecord) -> 
         raise NotInRoom(f"you are not a member of room '{conv.room_id}', where conversation "
                         f"{conv.id} is held")
     return conv.room_id
-
-
-def _confirm(session: Session, message_id: str | None, turn_id: int, conversation_id: int,
-             duplicate: bool = False) -> None:
-    data = {"message_id": message_id, "server_message_id": turn_id,
-            "conversation_id": conversation_id, "status": "delivered", "timestamp": utc_now()}
-    if duplicate:
-        data["duplicate"] = True
-    session.send(event("delivery_confirmation", data))

@@ -22,7 +22,8 @@ from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
-from chinwag.protocol.codec import encode, error_event, event, utc_now
+from chinwag.protocol import frames
+from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import AIProviderError, ChatError
 from chinwag.protocol.messages import AiOptions
 from chinwag.store.base import Store
@@ -195,11 +196,9 @@ class Assistant:
                 elif isinstance(item, TextDelta):
                     out.parts.append(item.text)
                     out.completion_tokens += count_tokens(item.text)
-                    chunk = event("chat", {
-                        "role": "assistant", "content": item.text, "streaming": True,
-                        "conversation_id": plan.conv.id, "timestamp": utc_now()}, plan.room_id)
+                    chunk = encode(frames.ai_chunk(item.text, plan.conv.id, plan.room_id))
                     await self.events.hub.publish_chunk(plan.room_id, plan.who.username,
-                                                        plan.conv.id, encode(chunk))
+                                                        plan.conv.id, chunk)
         except asyncio.CancelledError:
             if not reply.cancelled:
                 raise
@@ -227,7 +226,7 @@ class Assistant:
         hub, conv, who = self.events.hub, plan.conv, plan.who
         content = "".join(out.parts)
         if out.failure is not None:
-            await hub.send_user(who.username, encode(error_event(
+            await hub.send_user(who.username, encode(frames.error(
                 out.failure.code.value, out.failure.message, conversation_id=conv.id,
                 tokens_used=tokens)))
             if not content:
@@ -247,14 +246,14 @@ class Assistant:
         if out.failure is not None:
             summary["error"] = out.failure.code.value
         if plan.room_id is None:
-            live = {**summary, "content": "", "message_id": turn.id, "timestamp": utc_now()}
-            await hub.send_user(who.username, encode(event("chat", live)))
+            live = {**summary, "content": "", "message_id": turn.id,
+                    "timestamp": frames.utc_now()}
+            await hub.send_user(who.username, encode(frames.ai_done(live)))
             return
         stored = {**summary, "content": content, "username": ASSISTANT,
-                  "reply_to": who.username, "timestamp": utc_now()}
+                  "reply_to": who.username, "timestamp": frames.utc_now()}
         await self.events.append_ai(plan.room_id, stored)
 
     async def _typing(self, room_id: str, on: bool) -> None:
-        text = encode(event("typing", {"user_id": ASSISTANT, "username": ASSISTANT,
-                                       "is_typing": on, "room_id": room_id}, room_id))
+        text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
         await self.events.hub.publish_ephemeral(room_id, text)

@@ -1,5 +1,5 @@
-"""Building the AI half from the settings: providers, the model catalog, admission
-and the assistant. Every problem is a SettingsError naming the setting."""
+"""Building the AI half from the settings: providers, the model catalog and what
+the service's assistant is made of. Every problem is a SettingsError naming the setting."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from chinwag.ai.catalog import Catalog, parse_model_max_tokens, parse_routes
 from chinwag.ai.offline import OFFLINE_MODEL
 from chinwag.ai.pricing import PriceTable
 from chinwag.ai.registry import build_provider
-from chinwag.core.ai_admission import Admission, AdmissionConfig
-from chinwag.core.assistant import Assistant, AssistantConfig
-from chinwag.core.service import ChatService
+from chinwag.core.ai_admission import AdmissionConfig
+from chinwag.core.assistant import AssistantConfig
+from chinwag.core.service import AISetup
 from chinwag.settings import Settings, SettingsError
-from chinwag.store.base import Budget, Store
+from chinwag.store.base import Budget
 
 
 def create_catalog(settings: Settings) -> Catalog:
@@ -43,13 +43,10 @@ def create_catalog(settings: Settings) -> Catalog:
         raise SettingsError(f"invalid setting {exc}") from None
 
 
-def create_assistant(settings: Settings, catalog: Catalog, store: Store,
-                     service: ChatService) -> Assistant:
-    admission = Admission(catalog, store, AdmissionConfig(
+def ai_setup(settings: Settings, catalog: Catalog, node_id: str) -> AISetup:
+    return AISetup(catalog, AdmissionConfig(
         context_tokens=settings.ai_context_tokens,
         max_concurrent_per_user=settings.ai_max_concurrent_per_user,
         budget=Budget(settings.ai_budget_tokens_per_day, settings.ai_budget_usd_per_month),
         lease_seconds=max(60.0, 3 * settings.ai_timeout),
-        node_id=service.node_id))
-    return Assistant(admission, store, service.events, service.stats,
-                     AssistantConfig(settings.ai_timeout))
+        node_id=node_id), AssistantConfig(settings.ai_timeout))

@@ -22,7 +22,7 @@ from chinwag.core.uploads import UploadManager
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
-from chinwag.server.ai_setup import create_assistant, create_catalog
+from chinwag.server.ai_setup import ai_setup, create_catalog
 from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
 from chinwag.server.deps import Runtime
 from chinwag.server.routes import ai, auth, content, ops, rooms
@@ -67,16 +67,16 @@ def create_app(settings: Settings) -> FastAPI:
         heartbeat_interval=settings.websocket_heartbeat_interval,
         single_process=not settings.uses_redis,
     )
-    service = ChatService(store, broker, limits, node_id)
     catalog = create_catalog(settings)
-    service.assistant = create_assistant(settings, catalog, store, service)
     storage = UploadStorage(settings.upload_dir, settings.temp_dir)
     scanner = create_scanner(settings)
-    uploads = service.uploads = UploadManager(
+    uploads = UploadManager(
         storage, scanner, max_file_size=settings.max_file_size,
         max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
         max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
+    service = ChatService(store, broker, limits, node_id,
+                          ai=ai_setup(settings, catalog, node_id), uploads=uploads)
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
