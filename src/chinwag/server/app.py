@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
     ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
                                                    settings.ai_context_tokens))
-    service = ChatService(store, broker, limits, node_id, ai=ai, uploads=uploads)
+    service = ChatService(store, broker, broker, limits, node_id, ai=ai, uploads=uploads)
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
