@@ -60,13 +60,14 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
-    from chinwag.server.transport import DirectWebSocketProtocol, protocol_with_deadline
+    from chinwag.server.direct_write import DirectWebSocketProtocol
+    from chinwag.server.transport import protocol_with_deadline
 
     return dict(
         host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
         ws=DirectWebSocketProtocol,
         ws_ping_interval=settings.websocket_heartbeat_interval,
-        ws_ping_timeout=settings.websocket_heartbeat_interval,
+        ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
         log_config=None, timeout_graceful_shutdown=10, lifespan="on",
     )

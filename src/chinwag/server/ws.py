@@ -26,7 +26,7 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
-from chinwag.server.transport import DIRECT_EXTENSION
+from chinwag.server.direct_write import DIRECT_EXTENSION
 
 log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
