@@ -68,6 +68,10 @@ def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=settings.websocket_heartbeat_interval,
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
+        # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
+        # (uvicorn alone would trust 127.0.0.1).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None, timeout_graceful_shutdown=10, lifespan="on",
     )
 
@@ -86,7 +90,7 @@ def _worker(host: str, port: int, sock: socket.socket) -> None:
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:
-    from chinwag.server.auth import hash_password
+    from chinwag.server.auth import Passwords
     from chinwag.store.sql import SqlStore
 
     password = password or os.environ.get("CHINWAG_ADMIN_PASSWORD") or getpass.getpass(
@@ -97,11 +101,13 @@ def _create_admin(settings: Settings, username: str, password: str | None) -> in
 
     async def run() -> None:
         store = SqlStore(settings.effective_database_url)
+        passwords = Passwords(1)
         try:
             await store.start()
-            await store.users.upsert_admin(username, await hash_password(password))
+            await store.users.upsert_admin(username, await passwords.hash(password))
         finally:
             await store.close()
+            passwords.close()
 
     asyncio.run(run())
     print(f"admin '{username}' is ready")

@@ -5,6 +5,7 @@ can shrink it."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     login_max_failures: int = Field(5, ge=1)
     login_lockout_seconds: float = Field(60.0, gt=0)
+    register_rate_limit_requests: int = Field(10, ge=1)
+    register_rate_limit_window: float = Field(3600.0, gt=0)
+    password_hash_workers: int = Field(2, ge=1)
+
+    # HTTP
+    http_rate_limit_requests: int = Field(600, ge=1)
+    http_rate_limit_window: float = Field(60.0, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
 
     # WebSocket
     websocket_max_connections: int = Field(1000, ge=1)
@@ -88,11 +97,22 @@ class Settings(BaseSettings):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("ws_allowed_origins", "ai_models", mode="before")
+    @field_validator("ws_allowed_origins", "ai_models", "forwarded_allow_ips", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [item.strip().rstrip("/") for item in v.split(",") if item.strip()]
+        return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"'{item}' is not an IP address, a network or *") from None
         return v
 
     @field_validator("ai_prices")
