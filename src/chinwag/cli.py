@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from functools import partial
+from multiprocessing.queues import Queue
 from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
@@ -51,7 +52,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
         config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                                 **_uvicorn_options(settings, host, port))
-        return run_workers(workers, config.bind_socket, partial(_worker, host, port))
+        return run_workers(workers, config.bind_socket, partial(_worker, host, port),
+                           f"http://{host}:{port}")
     from chinwag.server.app import create_app
 
     config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
@@ -76,17 +78,18 @@ def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
     )
 
 
-def _worker(host: str, port: int, sock: socket.socket) -> None:
+def _worker(host: str, port: int, sock: socket.socket, ready: Queue[int]) -> None:
     """One worker process of ``serve --workers N`` (a fresh interpreter: it reads the
     settings from the environment it inherited)."""
-    import uvicorn
+    from chinwag.server.workers import WorkerServer, detach_from_terminal
 
-    from chinwag.server.transport import ChinwagServer
+    detach_from_terminal()
+    import uvicorn
 
     settings = load_settings()
     config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                             **_uvicorn_options(settings, host, port))
-    ChinwagServer(config).run(sockets=[sock])
+    WorkerServer(config, ready).run(sockets=[sock])
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:
