@@ -14,19 +14,31 @@ from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
 
+SETTINGS_HELP = ("Settings (DATABASE_URL, BROKER_URL, JWT_SECRET, limits, AI …) come from "
+                 "environment variables or a .env file in the working directory; the "
+                 "README's settings table lists each with its default.")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    helpful = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter,
+               "epilog": SETTINGS_HELP}
+    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server",
+                                     **helpful)  # type: ignore[arg-type]
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the server", **helpful)  # type: ignore[arg-type]
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the port (needs BROKER_URL=redis://…)")
-    admin = sub.add_parser("create-admin", help="create an admin user or reset its password")
+    admin = sub.add_parser("create-admin", help="create an admin user or reset its password",
+                           **helpful)  # type: ignore[arg-type]
     admin.add_argument("username")
-    admin.add_argument("--password", help="read from the terminal when omitted")
+    admin.add_argument("--password", help="read from the terminal (or "
+                       "CHINWAG_ADMIN_PASSWORD) when omitted")
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     try:
         settings = load_settings()
         if args.command == "serve":

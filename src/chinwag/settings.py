@@ -139,10 +139,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.max_chunk_size > self.max_file_size:
             raise ValueError("MAX_CHUNK_SIZE must not exceed MAX_FILE_SIZE")
-        # A chunk travels base64-encoded inside one frame: it must fit the frame limit.
-        if 4 * -(-self.max_chunk_size // 3) + 1024 > self.ws_max_message_size:
-            raise ValueError("MAX_CHUNK_SIZE (base64-encoded, plus the frame around it) "
-                             "must fit in WS_MAX_MESSAGE_SIZE")
+        # A chunk travels base64-encoded (4/3 of its size) inside one frame.
+        needed = 4 * -(-self.max_chunk_size // 3) + 1024
+        if needed > self.ws_max_message_size:
+            raise ValueError(
+                f"MAX_CHUNK_SIZE={self.max_chunk_size} cannot work with WS_MAX_MESSAGE_SIZE="
+                f"{self.ws_max_message_size}: a chunk travels base64-encoded in one frame, "
+                f"which needs WS_MAX_MESSAGE_SIZE >= {needed} (or MAX_CHUNK_SIZE <= "
+                f"{(self.ws_max_message_size - 1024) // 4 * 3})")
         return self
 
     @property
@@ -167,6 +171,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "SETTINGS"
-            problems.append(f"{name}: {err['msg']}")
+            if err["loc"]:
+                problems.append(f"{str(err['loc'][0]).upper()}: {err['msg']}")
+            else:  # a combination of settings: the message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
         raise SettingsError("invalid setting " + "; ".join(problems)) from None
