@@ -17,7 +17,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.test_cluster import REDIS_URL, cluster_env
+from tests.e2e.test_cluster import REDIS_URL, cluster_env, eventually
+from tests.e2e.test_cluster_faults import PrivateRedis, private_redis  # noqa: F401 - fixture
 from tests.support import ADMIN, PASSWORD, Server, require_service
 
 LOGIN = "/api/v1/auth/login"
@@ -220,3 +221,21 @@ async def test_forwarded_proto_counts_for_the_origin_check_only_from_a_listed_pr
     assert await _origin_check(trusted, **{"X-Forwarded-Proto": "https"}) == 101
     untrusted = await start_server()
     assert await _origin_check(untrusted, **{"X-Forwarded-Proto": "https"}) == 403
+
+
+async def test_logins_are_refused_not_unthrottled_while_redis_is_away(
+        private_redis: PrivateRedis, start_server) -> None:  # noqa: F811 - the fixture
+    srv = await start_server(BROKER_URL=private_redis.url,
+                             REDIS_KEY_PREFIX=f"t{uuid.uuid4().hex[:10]}:")
+    assert (await srv.login(ADMIN[0], ADMIN[1])).status_code == 200
+    await private_redis.kill()
+    r = await srv.login(ADMIN[0], ADMIN[1])
+    assert r.status_code == 503 and r.json()["code"] == "RATE_LIMIT", r.text
+    assert int(r.headers["Retry-After"]) >= 1
+    assert (await srv.get("/api/v1/auth/me")).status_code == 401  # the general limit lets go
+    await private_redis.start()
+    await eventually(lambda: _logs_in(srv), within=20, what="logins after Redis returned")
+
+
+async def _logs_in(srv: Server) -> bool:
+    return (await srv.login(ADMIN[0], ADMIN[1])).status_code == 200
