@@ -176,6 +176,8 @@ def test_empty_text_file_is_fine_but_empty_binary_is_not(tmp_path: Path) -> None
         ("trailing. . ", "trailing"),
         ("photo.png", "photo.png"),
         ("résumé.pdf", "résumé.pdf"),
+        ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.txt", "x.txt"),  # fullwidth ../../
+        ("a\uff3cb\uff1ac.\uff54\uff58\uff54", "b_c.txt"),  # fullwidth \ : and txt
     ],
 )
 def test_sanitize_filename(raw: str, clean: str) -> None:

@@ -108,13 +108,15 @@ _MAX_NAME_BYTES = 255
 def sanitize_filename(name: str) -> str:
     """A display name safe to store, show and put in ``Content-Disposition``.
 
-    Keeps only the last path component (``/`` and ``\\`` both count), drops control
+    Normalises to NFKC first, so compatibility forms (a fullwidth ``／`` or ``．``)
+    are sanitised as the characters they stand for. Then keeps only the last path
+    component (``/`` and ``\\`` both count), drops control
     and bidi-format characters, leading dots and spaces, trailing dots and spaces,
     replaces characters Windows forbids, and caps the name at 255 UTF-8 bytes
     (keeping the extension). Never returns an empty string. The result is metadata
     only: storage never uses it in a path.
     """
-    text = unicodedata.normalize("NFC", name).replace("\\", "/")
+    text = unicodedata.normalize("NFKC", name).replace("\\", "/")
     text = text.rsplit("/", 1)[-1]
     text = "".join(ch for ch in text if unicodedata.category(ch) not in {"Cc", "Cf", "Zl", "Zp"})
     text = _UNSAFE_CHARS.sub("_", text)
