@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, StringConstraints
 
-from chinwag.protocol.messages import RoomId, RoomType
+from chinwag.protocol.messages import DB_INT_MAX, RoomId, RoomType
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(prefix="/api/v1/ws", tags=["rooms"])
@@ -66,7 +66,7 @@ async def remove_member(room_id: RoomId, username: str, who: UserDep, rt: Runtim
 
 @router.get("/rooms/{room_id}/messages")
 async def history(room_id: RoomId, who: UserDep, rt: RuntimeDep,
-                  before_seq: Annotated[int | None, Query(ge=1)] = None,
+                  before_seq: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     await rt.service.rooms.visible(who, room_id)
     events = await rt.service.events.history(room_id, before_seq, limit)
