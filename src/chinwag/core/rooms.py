@@ -17,6 +17,11 @@ from chinwag.protocol.errors import Conflict, Forbidden, InvalidMessage, NotFoun
 from chinwag.store.base import RoomRecord, Store
 
 ROOM_TYPES = ("private", "shared", "group")
+PRIVATE_MEMBERS = 2  # the creator and one other
+
+
+def _capacity(room: RoomRecord) -> int | None:
+    return PRIVATE_MEMBERS if room.room_type == "private" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,7 @@ class Rooms:
     def __init__(self, store: Store, events: Events) -> None:
         self.store = store
         self.events = events
+        self.max_rooms_per_user: int | None = None  # rooms a non-admin may own at once
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
                      room_type: str | None) -> RoomRecord:
@@ -38,7 +44,9 @@ class Rooms:
         if kind not in ROOM_TYPES:
             raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
                                  details=[{"field": "room_type", "error": "invalid"}])
-        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username)
+        limit = None if actor.is_admin else self.max_rooms_per_user
+        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username,
+                                             max_owned=limit)
 
     async def get(self, room_id: str) -> RoomRecord:
         room = await self.store.rooms.get(room_id)
@@ -68,9 +76,12 @@ class Rooms:
             return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
-        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
-            raise Forbidden(f"private room '{room_id}' already has two members")
-        if not await self.store.rooms.add_member(room_id, actor.username):
+        try:
+            added = await self.store.rooms.add_member(room_id, actor.username,
+                                                      max_members=_capacity(room))
+        except Conflict:
+            raise Forbidden(f"private room '{room_id}' already has two members") from None
+        if not added:
             # Joined concurrently through another connection: one membership, one event.
             member = await self.store.rooms.member(room_id, actor.username)
             seq = member.delivered_seq if member else room.last_seq
@@ -99,9 +110,14 @@ class Rooms:
             raise NotFound(f"user '{username}' does not exist")
         if await self.store.rooms.member(room_id, username) is not None:
             raise Conflict(f"'{username}' is already a member of '{room_id}'")
-        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
-            raise Conflict(f"private room '{room_id}' already has two members")
-        await self.store.rooms.add_member(room_id, username)
+        try:
+            added = await self.store.rooms.add_member(room_id, username,
+                                                      max_members=_capacity(room))
+        except Conflict:
+            raise Conflict(f"private room '{room_id}' already has two members",
+                           details={"max_members": PRIVATE_MEMBERS}) from None
+        if not added:  # added concurrently by another call
+            raise Conflict(f"'{username}' is already a member of '{room_id}'")
         seq = await self.events.membership(room_id, username, "joined")
         await self.events.hub.control_user(username, "subscribe", room_id, seq)
 

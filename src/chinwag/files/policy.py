@@ -108,7 +108,7 @@ _MAX_NAME_BYTES = 255
 def sanitize_filename(name: str) -> str:
     """A display name safe to store, show and put in ``Content-Disposition``.
 
-    Normalises to NFKC first, so compatibility forms (a fullwidth ``／`` or ``．``)
+    Normalises to NFKC first, so compatibility forms (fullwidth U+FF0F solidus, U+FF0E stop)
     are sanitised as the characters they stand for. Then keeps only the last path
     component (``/`` and ``\\`` both count), drops control
     and bidi-format characters, leading dots and spaces, trailing dots and spaces,

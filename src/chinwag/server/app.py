@@ -70,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         single_process=not settings.uses_redis,
     )
     service = ChatService(store, broker, limits, node_id)
+    service.rooms.max_rooms_per_user = settings.max_rooms_per_user
     try:
         prices = PriceTable.from_json(settings.ai_prices)
     except ValueError as exc:

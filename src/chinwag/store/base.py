@@ -105,14 +105,21 @@ class UserStore(Protocol):
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
-        """Create the room with its owner as first member. Raises Conflict if it exists."""
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None) -> RoomRecord:
+        """Create the room with its owner as first member. Raises Conflict if it exists,
+        RoomLimit if ``owner`` already owns ``max_owned`` rooms (counted in the
+        transaction that creates, so concurrent creates cannot overshoot it)."""
 
     async def get(self, room_id: str) -> RoomRecord | None: ...
     async def delete(self, room_id: str) -> bool: ...
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         """True when the user was not a member before. The new member starts with
-        delivered/read cursors at the room's current seq (no backlog before joining)."""
+        delivered/read cursors at the room's current seq (no backlog before joining).
+        With ``max_members`` a room that already has that many raises Conflict; the
+        count is checked in the transaction that adds, so concurrent adds cannot
+        overshoot it."""
 
     async def remove_member(self, room_id: str, username: str) -> bool: ...
     async def members(self, room_id: str) -> list[str]: ...

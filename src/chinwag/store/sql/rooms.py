@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from chinwag.protocol.errors import Conflict
+from chinwag.protocol.errors import Conflict, RoomLimit
 from chinwag.store.base import MemberRecord, RoomRecord
 from chinwag.store.sql.database import Database, stored_time
-from chinwag.store.sql.tables import Room, RoomMember
+from chinwag.store.sql.tables import Room, RoomMember, User
 
 _ROOMS_OF = (
     select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner, Room.created_at,
@@ -24,13 +25,20 @@ def _member(row: RoomMember) -> MemberRecord:
     return MemberRecord(row.username, row.joined_at, row.delivered_seq, row.read_seq)
 
 
+class _Unchanged(Exception):
+    """Nothing to add (no such room, or already a member): roll back."""
+
+
 class SqlRooms:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None) -> RoomRecord:
         try:
             async with self._db.write() as s:
+                if max_owned is not None:
+                    await self._check_owned(s, owner, max_owned)
                 row = Room(room_id=room_id, room_name=room_name, room_type=room_type, owner=owner,
                            last_seq=0)
                 s.add(row)
@@ -39,6 +47,17 @@ class SqlRooms:
                 return room_record(row)
         except IntegrityError:
             raise Conflict(f"room '{room_id}' exists") from None
+
+    @staticmethod
+    async def _check_owned(s: AsyncSession, owner: str, max_owned: int) -> None:
+        # The owner's user row lock (PostgreSQL; SQLite writers are serialised anyway)
+        # queues the same owner's concurrent creates behind this count.
+        await s.execute(select(User.id).where(User.username == owner).with_for_update())
+        owned = await s.scalar(select(func.count()).select_from(Room)
+                               .where(Room.owner == owner))
+        if (owned or 0) >= max_owned:
+            raise RoomLimit(f"you own {max_owned} rooms, the most allowed; delete one first",
+                            details={"max_rooms": max_owned})
 
     async def get(self, room_id: str) -> RoomRecord | None:
         async with self._db.read() as s:
@@ -54,24 +73,38 @@ class SqlRooms:
             await s.execute(delete(Room).where(Room.id == pk))
             return True
 
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         try:
-            return await self._add_member(room_id, username)
+            return await self._add_member(room_id, username, max_members)
+        except _Unchanged:
+            return False
         except IntegrityError:  # the same user joined concurrently from elsewhere
             return False
 
-    async def _add_member(self, room_id: str, username: str) -> bool:
+    async def _add_member(self, room_id: str, username: str, max_members: int | None) -> bool:
         async with self._db.write() as s:
-            room = await s.scalar(select(Room).where(Room.room_id == room_id))
-            if room is None:
-                return False
+            # Bumping the version first takes the room row's write lock, so concurrent
+            # adds queue here and the member count below cannot change until commit.
+            row = (await s.execute(
+                update(Room).where(Room.room_id == room_id)
+                .values(members_version=Room.members_version + 1)
+                .returning(Room.id, Room.last_seq))).first()
+            if row is None:
+                raise _Unchanged
+            pk, last_seq = row
             exists = await s.scalar(select(RoomMember.username).where(
-                RoomMember.room_pk == room.id, RoomMember.username == username))
+                RoomMember.room_pk == pk, RoomMember.username == username))
             if exists is not None:
-                return False
-            s.add(RoomMember(room_pk=room.id, username=username,
-                             delivered_seq=room.last_seq, read_seq=room.last_seq))
-            room.members_version += 1
+                raise _Unchanged  # rolls the version bump back
+            if max_members is not None:
+                count = await s.scalar(select(func.count()).select_from(RoomMember)
+                                       .where(RoomMember.room_pk == pk))
+                if (count or 0) >= max_members:
+                    raise Conflict(f"room '{room_id}' already has {max_members} members",
+                                   details={"max_members": max_members})
+            s.add(RoomMember(room_pk=pk, username=username,
+                             delivered_seq=last_seq, read_seq=last_seq))
             return True
 
     async def remove_member(self, room_id: str, username: str) -> bool:
