@@ -8,14 +8,18 @@ routes alike, so both enforce the same rules (SPEC §4):
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
+from chinwag.core.visibility import VISIBILITIES, default_for, visible_after
 from chinwag.protocol.codec import iso
 from chinwag.protocol.errors import Conflict, Forbidden, InvalidMessage, NotFound, NotInRoom
 from chinwag.store.base import RoomRecord, Store
 
+log = logging.getLogger(__name__)
 ROOM_TYPES = ("private", "shared", "group")
 PRIVATE_MEMBERS = 2  # the creator and one other
 
@@ -37,16 +41,20 @@ class Rooms:
         self.store = store
         self.events = events
         self.max_rooms_per_user: int | None = None  # rooms a non-admin may own at once
+        # Deletes a published file by its stored name (set where uploads are served).
+        self.unpublish: Callable[[str], Awaitable[None]] | None = None
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
-                     room_type: str | None) -> RoomRecord:
+                     room_type: str | None, history_visibility: str | None = None
+                     ) -> RoomRecord:
         kind = room_type or "private"
         if kind not in ROOM_TYPES:
             raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
                                  details=[{"field": "room_type", "error": "invalid"}])
+        visibility = _checked_visibility(history_visibility or default_for(kind))
         limit = None if actor.is_admin else self.max_rooms_per_user
         return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username,
-                                             max_owned=limit)
+                                             max_owned=limit, history_visibility=visibility)
 
     async def get(self, room_id: str) -> RoomRecord:
         room = await self.store.rooms.get(room_id)
@@ -62,13 +70,27 @@ class Rooms:
                 raise Forbidden(f"you are not a member of room '{room_id}'")
         return room
 
+    async def history_floor(self, actor: Identity, room: RoomRecord) -> int:
+        """The seq after which ``actor`` may read ``room``'s history (visibility.py)."""
+        member = await self.store.rooms.member(room.room_id, actor.username)
+        return visible_after(room, member, actor.is_admin)
+
+    async def set_history_visibility(self, actor: Identity, room_id: str,
+                                     value: str) -> RoomRecord:
+        room = await self.get(room_id)
+        self._owner_or_admin(actor, room)
+        await self.store.rooms.set_history_visibility(room_id, _checked_visibility(value))
+        return await self.get(room_id)
+
     async def join(self, actor: Identity, room_id: str, room_name: str | None = None,
-                   room_type: str | None = None) -> Joined:
+                   room_type: str | None = None, history_visibility: str | None = None
+                   ) -> Joined:
         """Join (creating an unknown room). Members simply re-subscribe."""
         room = await self.store.rooms.get(room_id)
         if room is None:
             try:
-                room = await self.create(actor, room_id, room_name, room_type)
+                room = await self.create(actor, room_id, room_name, room_type,
+                                         history_visibility)
             except Conflict:  # created concurrently by someone else
                 room = await self.get(room_id)
         member = await self.store.rooms.member(room_id, actor.username)
@@ -100,8 +122,20 @@ class Rooms:
     async def delete(self, actor: Identity, room_id: str) -> None:
         room = await self.get(room_id)
         self._owner_or_admin(actor, room)
-        await self.store.rooms.delete(room_id)
+        stored = await self.store.rooms.delete_with_files(room_id)
+        if stored is None:
+            raise NotFound(f"room '{room_id}' does not exist")
         await self.events.room_deleted(room_id)
+        for name in stored:  # their records went with the room: nothing serves them now
+            await self._unpublish(name)
+
+    async def _unpublish(self, stored_name: str) -> None:
+        if self.unpublish is None:
+            return
+        try:
+            await self.unpublish(stored_name)
+        except Exception:
+            log.exception("cannot delete the file %s of a deleted room", stored_name)
 
     async def add_member(self, actor: Identity, room_id: str, username: str) -> None:
         room = await self.get(room_id)
@@ -132,7 +166,8 @@ class Rooms:
     async def describe(self, room: RoomRecord) -> dict[str, object]:
         return {
             "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
-            "owner": room.owner, "members": await self.store.rooms.members(room.room_id),
+            "history_visibility": room.history_visibility, "owner": room.owner,
+            "members": await self.store.rooms.members(room.room_id),
             "participants": await self.events.presence.participants(room.room_id),
             "created_at": iso(room.created_at),
         }
@@ -141,3 +176,10 @@ class Rooms:
     def _owner_or_admin(actor: Identity, room: RoomRecord) -> None:
         if actor.username != room.owner and not actor.is_admin:
             raise Forbidden(f"only the owner of '{room.room_id}' or an admin may do that")
+
+
+def _checked_visibility(value: str) -> str:
+    if value not in VISIBILITIES:
+        raise InvalidMessage(f"history_visibility must be one of {', '.join(VISIBILITIES)}",
+                             details=[{"field": "history_visibility", "error": "invalid"}])
+    return value

@@ -20,6 +20,7 @@ from pydantic import (
 RoomId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 RoomType = Literal["private", "shared", "group"]
+HistoryVisibility = Literal["joined", "shared"]
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: The database's integer range (BIGINT): every integer that reaches a query is
 #: bounded by it, so an out-of-range number is INVALID_MESSAGE, never a driver error.
@@ -81,6 +82,7 @@ class ChatData(_Frozen):
 class JoinRoomData(_Frozen):
     room_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     room_type: RoomType | None = None
+    history_visibility: HistoryVisibility | None = None  # used only when creating
 
 
 class TypingData(_Frozen):

@@ -88,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
                                   AssistantConfig(default_model, settings.ai_timeout,
                                                   settings.ai_context_tokens))
     storage = UploadStorage(settings.upload_dir, settings.temp_dir)
+    service.rooms.unpublish = storage.delete_published
     scanner = create_scanner(settings)
     uploads = service.uploads = UploadManager(
         storage, scanner, max_file_size=settings.max_file_size,
