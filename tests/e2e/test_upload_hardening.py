@@ -4,6 +4,8 @@ nothing cost a frame of the rate limit."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,6 +16,8 @@ from tests.e2e.test_uploads import (
     Payload,
     answer,
     chunk_frame,
+    fails,
+    finalize_frame,
     published,
     put,
     send,
@@ -71,3 +75,17 @@ async def test_repeated_chunks_count_towards_the_frame_rate_limit(tight: Server,
     acks = await send_chunks(client, file_id, payload, [1, 2])
     assert acks[-1]["received_chunks"] == 3
 
+
+async def test_a_zip_with_more_members_than_clamd_scans_is_refused(server: Server,
+                                                                   name) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(10_001):  # clamd's default MaxFiles is 10,000
+            archive.writestr(f"{i}.txt", b"")
+    payload = Payload.of(buffer.getvalue())
+    client = await server.connect(await server.user(name()))
+    file_id = await start(client, "many.zip", payload)
+    await send_chunks(client, file_id, payload)
+    error = await fails(client, finalize_frame(file_id, payload.sha256),
+                        "FILE_TYPE_NOT_ALLOWED")
+    assert error["details"] == {"extension": "zip"}
