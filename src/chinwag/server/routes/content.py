@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
-from chinwag.protocol.codec import iso
 from chinwag.protocol.errors import Forbidden, NotFound
+from chinwag.protocol.frames import iso
 from chinwag.protocol.messages import DB_INT_MAX
 from chinwag.server.deps import RuntimeDep, UserDep
 
