@@ -275,7 +275,7 @@ class ChatService:
     async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
         assert msg.room_id is not None
         joined = await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                       msg.data.room_type)
+                                       msg.data.room_type, msg.data.history_visibility)
         for s in list(self.hub.by_user.get(session.username, ())):
             if msg.room_id not in s.rooms:
                 start = joined.seq if joined.new_member else (

@@ -93,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
     ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
                                                    settings.ai_context_tokens))
     service = ChatService(store, broker, broker, limits, node_id, ai=ai, uploads=uploads)
+    service.rooms.max_rooms_per_user = settings.max_rooms_per_user
+    service.rooms.unpublish = storage.delete_published
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
