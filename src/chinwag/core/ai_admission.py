@@ -65,6 +65,10 @@ def windows(now: datetime | None = None) -> Windows:
     return Windows(day, day.replace(day=1), now)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _next_month(start: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
@@ -111,7 +115,7 @@ class Admission:
         """Raise the error that refuses the reply to ``message``, or reserve it and
         return its plan (creating the conversation when ``conversation_id`` is None).
         The model sees the turns of the branch ``before`` names, then ``message``."""
-        conv = await self.conversation(who, conversation_id)
+        conv = await self.conversation(who, conversation_id, room_id)
         head = [ChatTurn("system", data.system_prompt)] if data.system_prompt else []
         needed = count_prompt_tokens([*head, ChatTurn("user", message)])
         if needed > self.config.context_tokens:
@@ -144,9 +148,13 @@ class Admission:
         return Plan(who, conv, room_id, turns, models, fell_back, caps, data.temperature,
                     prompt, reply_id, history[-1].id if history else None)
 
-    async def conversation(self, who: Identity, conversation_id: int | None
-                           ) -> ConversationRecord | None:
-        """The caller's conversation of that id (None for None): NOT_FOUND, FORBIDDEN."""
+    async def conversation(self, who: Identity, conversation_id: int | None,
+                           room_id: str | Literal["its own"] | None) -> ConversationRecord | None:
+        """The caller's conversation of that id (None for None): NOT_FOUND; someone
+        else's is FORBIDDEN, and so is one that started in another room than
+        ``room_id`` (or outside rooms, or in a deleted room of the same id): its turns
+        never feed a reply elsewhere. ``"its own"`` accepts the conversation's room
+        while that room lives."""
         if conversation_id is None:
             return None
         conv = await self.store.conversations.get(conversation_id)
@@ -154,7 +162,20 @@ class Admission:
             raise NotFound(f"conversation {conversation_id} does not exist")
         if conv.owner != who.username:
             raise Forbidden(f"conversation {conversation_id} belongs to someone else")
+        same_room = room_id == "its own" or conv.room_id == room_id
+        if not same_room or not await self._room_outlived(conv):
+            raise Forbidden(f"conversation {conversation_id} belongs to "
+                            + (f"room '{conv.room_id}'" if conv.room_id else "no room")
+                            + "; start a new conversation here")
         return conv
+
+    async def _room_outlived(self, conv: ConversationRecord) -> bool:
+        """The conversation's room is the row it started in, not a later one that took
+        its id after a delete."""
+        if conv.room_id is None:
+            return True
+        room = await self.store.rooms.get(conv.room_id)
+        return room is not None and _utc(room.created_at) <= _utc(conv.created_at)
 
     async def _reserve(self, claim: Claim) -> int:
         budget = await self.budget_of(claim.username)

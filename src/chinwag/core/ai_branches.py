@@ -64,7 +64,8 @@ async def edit(assistant: Assistant, store: Store, session: Session, msg: m.Edit
 
 async def _owned(assistant: Assistant, session: Session,
                  conversation_id: int) -> ConversationRecord:
-    conv = await assistant.admission.conversation(session.identity, conversation_id)
+    conv = await assistant.admission.conversation(session.identity, conversation_id,
+                                                  "its own")
     assert conv is not None
     return conv
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse
 
 from chinwag.protocol.errors import Forbidden, NotFound
 from chinwag.protocol.frames import iso
+from chinwag.protocol.messages import DB_INT_MAX
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["content"])
@@ -22,8 +23,9 @@ async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, who: UserDep, rt: RuntimeDep,
-                                leaf: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
+async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+                                who: UserDep, rt: RuntimeDep,
+                                leaf: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None
                                 ) -> dict[str, Any]:
     """The active branch (the one ending in the newest turn), or with ``leaf`` the
     branch ending at that turn; each turn lists its ``siblings`` (itself included)."""
