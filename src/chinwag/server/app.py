@@ -27,7 +27,7 @@ from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.routes import auth, content, ops, rooms, search
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
 from chinwag.store.sql import SqlStore
@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(rooms.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    app.include_router(search.router)
 
     @app.exception_handler(ChatError)
     async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
