@@ -29,7 +29,7 @@ from chinwag.core.stats import NodeStats
 from chinwag.protocol.codec import encode, error_event, event, utc_now
 from chinwag.protocol.errors import AIProviderError, ChatError, Forbidden, NotFound
 from chinwag.protocol.messages import ChatData
-from chinwag.store.base import ConversationRecord, Store
+from chinwag.store.base import ConversationRecord, Store, conversation_title
 
 log = logging.getLogger(__name__)
 ASSISTANT = "assistant"
@@ -66,8 +66,8 @@ class Assistant:
         """The conversation a chat belongs to: a new one for ``None``; someone else's is
         FORBIDDEN."""
         if conversation_id is None:
-            title = " ".join(first_message.split())[:80] or "conversation"
-            return await self.store.conversations.create(who.username, title, room_id)
+            return await self.store.conversations.create(
+                who.username, conversation_title(first_message), room_id)
         conv = await self.store.conversations.get(conversation_id)
         if conv is None:
             raise NotFound(f"conversation {conversation_id} does not exist")

@@ -180,6 +180,11 @@ class FileStore(Protocol):
     async def get(self, file_id: str) -> FileRecord | None: ...
 
 
+def conversation_title(first_message: str) -> str:
+    """A conversation's title: its first message, on one line, shortened."""
+    return " ".join(first_message.split())[:80] or "conversation"
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
     """A room event to append (its seq is assigned when it is stored)."""

@@ -16,10 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from chinwag.protocol.errors import NotFound
-from chinwag.store.base import Changed, EventRecord, MentionRecord, NewEvent, Rewrite
+from chinwag.store.base import (
+    Changed,
+    EventRecord,
+    MentionRecord,
+    NewEvent,
+    Rewrite,
+    conversation_title,
+)
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.events import _record
 from chinwag.store.sql.tables import (
+    Conversation,
     ConversationTurn,
     MessageMention,
     Room,
@@ -108,10 +116,16 @@ class SqlMessages:
         conversation, text = old.get("conversation_id"), old.get("content")
         if conversation is None or text is None or new.get("content") == text:
             return
+        replacement = new.get("content") or ""
         await c.execute(update(ConversationTurn).where(
             ConversationTurn.conversation_id == conversation,
             ConversationTurn.role == old.get("role", "user"),
-            ConversationTurn.content == text).values(content=new.get("content") or ""))
+            ConversationTurn.content == text).values(content=replacement))
+        # A conversation is named after its first message.
+        await c.execute(update(Conversation).where(
+            Conversation.id == conversation,
+            Conversation.title == conversation_title(text)).values(
+                title=conversation_title(replacement) if replacement else "deleted message"))
 
     async def _erase_traces(self, c: AsyncConnection, room_pk: int, message_id: int) -> None:
         edits = (await c.execute(select(RoomEvent.id, RoomEvent.data).where(
