@@ -7,7 +7,7 @@ on SQLite FTS5 and PostgreSQL tsvector + GIN.
 The data set is written straight into the tables with SQL (the migrations make the
 schema and its search index first, as chinwag does at start-up): one big room of 40%
 of the messages and many rooms of 1,000, the searching user a member of the big room
-and of half the small ones. Each message is 6-14 words drawn from a 50,000-word
+and of half the small ones (another user of three small rooms only). Each message is 6-14 words drawn from a 50,000-word
 vocabulary with a Zipf distribution (like real text: a few words in most messages,
 most words in few). Queries run through the real ``SqlSearch`` in this process,
 20 results a page, for words of four frequencies, over all the user's rooms and
@@ -39,6 +39,8 @@ from chinwag.store.sql import SqlStore  # noqa: E402
 VOCABULARY = 50_000
 SMALL_ROOM = 1_000
 USER = "searcher"
+FEW = "newcomer"  # a member of three small rooms only
+FEW_ROOMS = (1, 3, 5)
 PAGE = 20
 # word rank (1 = most frequent) for each query kind
 KINDS = {"common (rank 5)": 5, "medium (rank 500)": 500, "rare (rank 20000)": 20_000}
@@ -100,7 +102,8 @@ def load_sqlite(path: Path, total: int, vocab: list[str]) -> None:
                        [(r + 1, f"room{r}", f"room{r}", now) for r in range(n_rooms)])
         db.executemany("INSERT INTO room_members (room_pk, username, joined_at, delivered_seq, "
                        "read_seq) VALUES (?, ?, ?, 0, 0)",
-                       [(r + 1, USER, now) for r in range(n_rooms) if r % 2 == 0])
+                       [(r + 1, USER, now) for r in range(n_rooms) if r % 2 == 0]
+                       + [(r + 1, FEW, now) for r in FEW_ROOMS])
         db.executemany("INSERT INTO room_events (room_pk, seq, type, data, sender, created_at) "
                        "VALUES (?, ?, 'chat', ?, ?, ?)",
                        ((room + 1, seq, chat_json(text, seq), f"u{seq % 50}", now)
@@ -128,7 +131,8 @@ async def load_postgres(url: str, total: int, vocab: list[str]) -> None:
                                     for r in range(n_rooms)])
         await conn.copy_records_to_table("room_members", columns=[
             "room_pk", "username", "joined_at", "delivered_seq", "read_seq"],
-            records=[(r + 1, USER, now, 0, 0) for r in range(n_rooms) if r % 2 == 0])
+            records=[(r + 1, USER, now, 0, 0) for r in range(n_rooms) if r % 2 == 0]
+            + [(r + 1, FEW, now, 0, 0) for r in FEW_ROOMS])
         await conn.copy_records_to_table("room_events", columns=[
             "room_pk", "seq", "type", "data", "sender", "created_at"],
             records=((room + 1, seq, "chat", chat_json(text, seq), f"u{seq % 50}", now)
@@ -151,18 +155,20 @@ async def measure(url: str, vocab: list[str], queries: int,
                   total: int) -> dict[str, tuple[float, float, float]]:
     store = SqlStore(url)
     small = f"room{2 * max(1, (rooms_for(total) - 1) // 4)}"  # a small room the user is in
-    scopes = {"all rooms": None, "big room": "room0", f"small room ({small})": small}
+    scopes = {"all rooms": (USER, None), "big room": (USER, "room0"),
+              f"small room ({small})": (USER, small),
+              "all rooms of a user in 3 small": (FEW, None)}
     out: dict[str, tuple[float, float, float]] = {}
     rng = random.Random(3)
     try:
         for kind, rank in KINDS.items():
-            for scope, room in scopes.items():
+            for scope, (user, room) in scopes.items():
                 times, hits = [], []
                 for i in range(queries):
                     # neighbours of the rank, so each query is a different word
                     word = vocab[min(len(vocab) - 1, rank - 1 + rng.randint(0, rank // 5 + 2))]
                     start = time.perf_counter()
-                    found = await store.search.search(USER, [word], room, None, PAGE)
+                    found = await store.search.search(user, [word], room, None, PAGE)
                     times.append((time.perf_counter() - start) * 1000)
                     hits.append(len(found))
                     if i == 0:  # the first query of a cell also warms the cache
@@ -230,11 +236,11 @@ async def main() -> None:
     print(f"\nsearch latency, ms ({args.messages:,} messages, {args.queries} queries per "
           f"cell, {PAGE} per page; hits = mean results returned)")
     header = "".join(f" {b + ' p50':>12} {b + ' p99':>12} {'hits':>5}" for b in results)
-    print(f"{'word / scope':<42}{header}")
+    print(f"{'word / scope':<50}{header}")
     for cell in next(iter(results.values())):
         row = "".join(f" {r[cell][0]:>12.2f} {r[cell][1]:>12.2f} {r[cell][2]:>5.1f}"
                       for r in results.values())
-        print(f"{cell:<42}{row}")
+        print(f"{cell:<50}{row}")
 
 
 if __name__ == "__main__":

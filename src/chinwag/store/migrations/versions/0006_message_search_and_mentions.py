@@ -22,35 +22,38 @@ branch_labels = None
 depends_on = None
 
 _SQLITE = [
-    "CREATE VIRTUAL TABLE room_events_fts USING fts5(content, content='', tokenize='unicode61')",
+    # ``room`` holds one word, r<room pk>, so that a search within a room is an AND
+    # of two lists of the index, whatever the room's size.
+    "CREATE VIRTUAL TABLE room_events_fts USING fts5(content, room, content='', "
+    "tokenize='unicode61')",
     # Every path that changes a chat's content (append, edit, tombstone, room
     # deletion) goes through room_events, so the index cannot drift from it.
     """CREATE TRIGGER room_events_fts_insert AFTER INSERT ON room_events
        WHEN new.type = 'chat' AND json_extract(new.data, '$.content') IS NOT NULL
        BEGIN
-         INSERT INTO room_events_fts(rowid, content)
-         VALUES (new.id, json_extract(new.data, '$.content'));
+         INSERT INTO room_events_fts(rowid, content, room)
+         VALUES (new.id, json_extract(new.data, '$.content'), 'r' || new.room_pk);
        END""",
     """CREATE TRIGGER room_events_fts_delete AFTER DELETE ON room_events
        WHEN old.type = 'chat' AND json_extract(old.data, '$.content') IS NOT NULL
        BEGIN
-         INSERT INTO room_events_fts(room_events_fts, rowid, content)
-         VALUES ('delete', old.id, json_extract(old.data, '$.content'));
+         INSERT INTO room_events_fts(room_events_fts, rowid, content, room)
+         VALUES ('delete', old.id, json_extract(old.data, '$.content'), 'r' || old.room_pk);
        END""",
     # One trigger, so the old words leave before the new ones come (the order of
     # several triggers on one event is not defined).
     """CREATE TRIGGER room_events_fts_update AFTER UPDATE OF data ON room_events
        WHEN old.type = 'chat' OR new.type = 'chat'
        BEGIN
-         INSERT INTO room_events_fts(room_events_fts, rowid, content)
-         SELECT 'delete', old.id, json_extract(old.data, '$.content')
+         INSERT INTO room_events_fts(room_events_fts, rowid, content, room)
+         SELECT 'delete', old.id, json_extract(old.data, '$.content'), 'r' || old.room_pk
          WHERE old.type = 'chat' AND json_extract(old.data, '$.content') IS NOT NULL;
-         INSERT INTO room_events_fts(rowid, content)
-         SELECT new.id, json_extract(new.data, '$.content')
+         INSERT INTO room_events_fts(rowid, content, room)
+         SELECT new.id, json_extract(new.data, '$.content'), 'r' || new.room_pk
          WHERE new.type = 'chat' AND json_extract(new.data, '$.content') IS NOT NULL;
        END""",
-    """INSERT INTO room_events_fts(rowid, content)
-       SELECT id, json_extract(data, '$.content') FROM room_events
+    """INSERT INTO room_events_fts(rowid, content, room)
+       SELECT id, json_extract(data, '$.content'), 'r' || room_pk FROM room_events
        WHERE type = 'chat' AND json_extract(data, '$.content') IS NOT NULL""",
     """CREATE INDEX ix_room_events_ref ON room_events (room_pk,
        coalesce(json_extract(data, '$.message_id'), json_extract(data, '$.reply_to')))""",
