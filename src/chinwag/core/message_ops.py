@@ -14,9 +14,11 @@ from typing import Any
 
 from chinwag.core.events import Events, confirmation, render
 from chinwag.core.session import Identity, Session
+from chinwag.protocol import frames
 from chinwag.protocol import messages as m
-from chinwag.protocol.codec import encode, event, iso, utc_now
+from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import Forbidden, InvalidMessage, NotFound, NotInRoom
+from chinwag.protocol.frames import iso, utc_now
 from chinwag.store.base import Changed, EventRecord, NewEvent, Rewrite, Store
 
 ASSISTANT = "assistant"
@@ -159,8 +161,7 @@ class MessageOps:
         if not names:
             return
         await self.store.messages.add_mentions(record, names, sender)
-        text = encode(event("mention", {"message_id": record.id, "seq": record.seq,
-                                        "by": sender}, record.room_id))
+        text = encode(frames.mention(record.room_id, record.id, record.seq, sender))
         for name in names:
             await self.events.hub.send_user(name, text)
 
@@ -226,14 +227,15 @@ class MessageOps:
                                                             change, erase=erase)
         record = changed.event
         if record is None:  # nothing to change: answered, nothing stored
-            session.send(event("delivery_confirmation", {
-                "message_id": change.client_message_id, "room_id": room_id,
-                "status": "delivered", "unchanged": True, "timestamp": utc_now()}, room_id))
+            session.send(frames.unchanged_confirmation(change.client_message_id, room_id))
             return
         if not changed.duplicate:
             await self.events.hub.publish_stored(room_id, record.seq, encode(render(record)))
-        session.send(confirmation(record, "delivered", duplicate=True)
-                     if changed.duplicate else confirmation(record, "delivered"))
+        session.send(confirmation(record, "delivered", **_duplicate(changed.duplicate)))
+
+
+def _duplicate(duplicate: bool) -> dict[str, Any]:
+    return {"duplicate": True} if duplicate else {}
 
 
 def _room(msg: m.EditMessage | m.DeleteMessage | m.React) -> str:
