@@ -28,11 +28,12 @@ _ROOM_PK = ("SELECT r.id FROM rooms r JOIN room_members m ON m.room_pk = r.id "
 _POSTGRES = (_SELECT + "FROM room_events e " + _MEMBER
              + "WHERE e.search_vector @@ plainto_tsquery('simple', :match) {filters} "
              "ORDER BY e.id DESC LIMIT :limit")
-# Within one room, seq order is id order. Naming the room by a subquery lets the
-# planner choose between the GIN index (rare words) and walking the room's
-# (room_pk, seq) index backwards until the page is full (common words in a big room).
+# Within one room, seq order is id order. Given the room's key as a value (and a
+# plan made for these values, not a generic one), the planner weighs the word's
+# frequency against the room's size: the GIN index for a rare word, or walking the
+# room's (room_pk, seq) index backwards until the page is full for a common one.
 _POSTGRES_ROOM = (_SELECT + "FROM room_events e " + _MEMBER
-                  + "WHERE e.room_pk = (SELECT id FROM rooms WHERE room_id = :room_id) "
+                  + "WHERE e.room_pk = :room_pk "
                   "AND e.search_vector @@ plainto_tsquery('simple', :match) {filters} "
                   "ORDER BY e.seq DESC LIMIT :limit")
 
@@ -63,18 +64,19 @@ class SqlSearch:
                                   "before_id": before_id, "limit": limit}
         filters = "AND e.id < :before_id " if before_id is not None else ""
         async with self._db.read() as s:
+            pks = [pk for (pk,) in await s.execute(
+                text(_ROOM_PKS if room_id is None else _ROOM_PK), params)]
+            if not pks:
+                return []  # not a member of any room (or of that one)
             if self._db.is_sqlite:
-                pks = [pk for (pk,) in await s.execute(
-                    text(_ROOM_PKS if room_id is None else _ROOM_PK), params)]
-                if not pks:
-                    return []
                 sql = _SQLITE
                 params["match"] = fts5_query(words, pks if len(pks) <= ROOMS_IN_QUERY else None)
                 if room_id is not None:
                     filters += "AND r.room_id = :room_id "
             else:
+                await s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
                 sql = _POSTGRES if room_id is None else _POSTGRES_ROOM
-                params["match"] = " ".join(words)
+                params.update(match=" ".join(words), room_pk=pks[0])
             rows = (await s.execute(text(sql.format(filters=filters)), params)).all()
         return [EventRecord(id, room, seq, type, stored_json(data), sender, client_id,
                             stored_time(created))

@@ -9,7 +9,8 @@ Revises: 0002
   GIN index. Both use simple lower-cased words (no stemming, no stop words).
 - ``ix_room_events_ref``: the message an event refers to (``data.message_id`` of an
   edit, delete or reaction, ``data.reply_to`` of a reply), so a message's edits and
-  replies are found without reading its room.
+  replies are found without reading its room. Partial: only events that refer to
+  something are in it (and the planners never take it for a plain room filter).
 - ``message_mentions``: who a chat mentions, for their unread mention counts.
 """
 
@@ -56,7 +57,9 @@ _SQLITE = [
        SELECT id, json_extract(data, '$.content'), 'r' || room_pk FROM room_events
        WHERE type = 'chat' AND json_extract(data, '$.content') IS NOT NULL""",
     """CREATE INDEX ix_room_events_ref ON room_events (room_pk,
-       coalesce(json_extract(data, '$.message_id'), json_extract(data, '$.reply_to')))""",
+       coalesce(json_extract(data, '$.message_id'), json_extract(data, '$.reply_to')))
+       WHERE coalesce(json_extract(data, '$.message_id'), json_extract(data, '$.reply_to'))
+       IS NOT NULL""",
 ]
 
 _POSTGRES = [
@@ -65,7 +68,8 @@ _POSTGRES = [
        END) STORED""",
     "CREATE INDEX ix_room_events_search ON room_events USING gin (search_vector)",
     """CREATE INDEX ix_room_events_ref ON room_events (room_pk,
-       (coalesce(data ->> 'message_id', data ->> 'reply_to')))""",
+       (coalesce(data ->> 'message_id', data ->> 'reply_to')))
+       WHERE coalesce(data ->> 'message_id', data ->> 'reply_to') IS NOT NULL""",
 ]
 
 
