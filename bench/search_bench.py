@@ -12,8 +12,9 @@ and of half the small ones (another user of three small rooms only). Each messag
 text: a few words in most messages, most words in few). Queries run through the real
 ``SqlSearch`` in this process, 20 results a page, for words of three frequencies,
 over all the user's rooms and within one room (the big one and a small one: the
-index, not the room's size, sets the cost). Prints p50/p99 in milliseconds per database; PostgreSQL needs
-127.0.0.1:5432 (a throwaway database is made and dropped)."""
+index, not the room's size, sets the cost). Prints p50/p99 in milliseconds per
+database; PostgreSQL needs 127.0.0.1:5432 (a throwaway database is made and
+dropped)."""
 
 from __future__ import annotations
 
