@@ -86,3 +86,19 @@ async def test_a_query_without_words_is_refused_clearly(server: Server, name) ->
     r = await server.get("/api/v1/search", alice, params={"q": "?!"})
     assert r.status_code == 422 and "word" in r.json()["detail"]
     assert (await server.get("/api/v1/search", params={"q": "x"})).status_code == 401
+
+
+async def test_search_in_a_joined_history_room_finds_nothing_from_before_one_joined(
+        server: Server, name) -> None:
+    room, word = name("r"), name("w")
+    owner, bob = await server.user(name()), await server.user(name())
+    o = await server.connect(owner, room_id=room)  # private: history "joined"
+    await o.expect("join_room")
+    await say(o, room, f"{word} before bob")
+    added = await server.post(f"/api/v1/ws/rooms/{room}/members", owner,
+                              json={"username": bob.username})
+    assert added.status_code == 201, added.text
+    after = await say(o, room, f"{word} after bob")
+    found = await search(server, bob, q=word)
+    assert [r["message_id"] for r in found["results"]] == [after["data"]["server_message_id"]]
+    assert len((await search(server, owner, q=word))["results"]) == 2

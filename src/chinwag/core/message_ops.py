@@ -168,15 +168,16 @@ class MessageOps:
     # ---- reads --------------------------------------------------------------------
 
     async def history(self, room_id: str, before_seq: int | None, limit: int,
-                      reply_to: int | None = None) -> list[dict[str, Any]]:
-        """A page of the room's history, oldest first; with ``reply_to``, of the replies
-        to that message."""
+                      after_seq: int = 0, reply_to: int | None = None) -> list[dict[str, Any]]:
+        """A page of the room's history after ``after_seq`` (the reader's history
+        floor), oldest first; with ``reply_to``, of the replies to that message."""
         if reply_to is None:
-            records = await self.store.events.before(room_id, before_seq, limit)
+            records = await self.store.events.before(room_id, before_seq, limit, after_seq)
         elif await self.store.messages.get(room_id, reply_to) is None:
             raise NotFound(f"no message {reply_to} in room '{room_id}'")
         else:
-            records = await self.store.messages.replies(room_id, reply_to, before_seq, limit)
+            records = await self.store.messages.replies(room_id, reply_to, before_seq, limit,
+                                                        after_seq)
         return [history_item(r) for r in records]
 
     async def search(self, who: Identity, query: str, room_id: str | None,

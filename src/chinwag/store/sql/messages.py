@@ -148,9 +148,10 @@ class SqlMessages:
             return _record(row, room_id) if row else None
 
     async def replies(self, room_id: str, message_id: int, before_seq: int | None,
-                      limit: int) -> list[EventRecord]:
+                      limit: int, after_seq: int = 0) -> list[EventRecord]:
         query = select(RoomEvent).join(Room).where(
-            Room.room_id == room_id, RoomEvent.type == "chat", self._refers_to(message_id))
+            Room.room_id == room_id, RoomEvent.type == "chat", self._refers_to(message_id),
+            RoomEvent.seq > after_seq)
         if before_seq is not None:
             query = query.where(RoomEvent.seq < before_seq)
         async with self._db.read() as s:

@@ -15,8 +15,11 @@ from chinwag.store.sql.database import Database, stored_json, stored_time
 
 _SELECT = ("SELECT e.id, r.room_id, e.seq, e.type, e.data, e.sender, e.client_message_id, "
            "e.created_at ")
+# Membership, and the room's history visibility: in a "joined" room a member finds
+# only what was said since they joined (core/visibility.py).
 _MEMBER = ("JOIN room_members m ON m.room_pk = e.room_pk AND m.username = :username "
-           "JOIN rooms r ON r.id = e.room_pk ")
+           "JOIN rooms r ON r.id = e.room_pk "
+           "AND (r.history_visibility <> 'joined' OR e.seq > m.joined_seq) ")
 
 # FTS5 hands out its matches in rowid order, newest first here, so the join stops at
 # the limit instead of reading every match.
