@@ -81,16 +81,18 @@ class Server:
     env: dict[str, str]
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: list[str] | None = None  # default: chinwag serve --port PORT
+    prefix: str = ""  # where chinwag is mounted in a host app ("/chat")
     clients: list[ChatClient] = field(default_factory=list)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def log(self) -> str:
@@ -98,9 +100,10 @@ class Server:
 
     async def start(self) -> None:
         log = open(self.workdir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chinwag", "serve", "--port", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        command = self.command or [sys.executable, "-m", "chinwag", "serve",
+                                   "--port", str(self.port)]
+        self.proc = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)
         log.close()
         deadline = asyncio.get_running_loop().time() + 30
         while True:
@@ -206,10 +209,17 @@ class ServerFactory:
         return env
 
     async def start(self, workdir: Path | None = None, port: int | None = None,
+                    command: list[str] | None = None, prefix: str = "",
                     **settings: Any) -> Server:
+        """Start chinwag (or ``command``, a host app with chinwag under ``prefix``,
+        which finds its port in ``PORT``)."""
         workdir = workdir or self.tmp / f"srv{len(self.servers)}"
         workdir.mkdir(parents=True, exist_ok=True)
-        srv = Server(port or free_port(), self.env(workdir, **settings), workdir)
+        port = port or free_port()
+        if command is not None:
+            settings.setdefault("PORT", port)
+        srv = Server(port, self.env(workdir, **settings), workdir, command=command,
+                     prefix=prefix)
         self.servers.append(srv)
         await srv.start()
         return srv
