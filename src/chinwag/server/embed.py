@@ -5,7 +5,7 @@ its own, so without this its database and broker would never start)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,7 +33,7 @@ def mount_chinwag(host: Starlette, path: str = "/chat",
     host_lifespan = host.router.lifespan_context
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[Mapping[str, Any] | None]:
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
         async with chinwag_lifespan(chat), host_lifespan(app) as state:
             yield state
 
