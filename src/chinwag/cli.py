@@ -1,4 +1,4 @@
-"""Command line: ``chinwag serve`` and ``chinwag create-admin``."""
+"""Command line: ``chinwag serve``, ``chinwag create-admin`` and ``chinwag chat``."""
 
 from __future__ import annotations
 
@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     admin = sub.add_parser("create-admin", help="create an admin user or reset its password")
     admin.add_argument("username")
     admin.add_argument("--password", help="read from the terminal when omitted")
+    from chinwag_client import terminal
+
+    chat = sub.add_parser("chat", help="interactive terminal chat with a chinwag server")
+    terminal.add_arguments(chat)
     args = parser.parse_args(argv)
+    if args.command == "chat":
+        return terminal.run(args)
     try:
         settings = load_settings()
         if args.command == "serve":

@@ -46,8 +46,9 @@ class AskStream:
     def __aiter__(self) -> AsyncIterator[str]:
         return self._run()
 
-    def _watch(self, frame: Frame) -> None:
-        """Called with every frame received: keep those of this reply."""
+    def _watch(self, frame: Frame) -> bool:
+        """Called with every frame received: keep those of this reply (a roomless
+        reply is the asker's alone, so it is not handed to ``events()`` as well)."""
         data = frame.get("data") or {}
         kind = frame.get("type")
         if self.conversation_id is None:
@@ -55,17 +56,20 @@ class AskStream:
                     and data.get("message_id") == self.message_id):
                 self.conversation_id = data.get("conversation_id")
                 self.turn_id = data.get("server_message_id")
+                return True
             elif (kind == "chat" and data.get("role") == "user"
                   and frame.get("room_id") == self.room_id
                   and data.get("client_message_id") == self.message_id
                   and data.get("username") == self.client.username):
                 self.conversation_id = data.get("conversation_id")
-            return
+            return False
         if data.get("conversation_id") != self.conversation_id:
-            return
+            return False
         if (kind == "chat" and data.get("role") == "assistant"
                 and frame.get("room_id") == self.room_id) or kind == "error":
             self._frames.put_nowait(frame)
+            return self.room_id is None
+        return False
 
     async def _run(self) -> AsyncIterator[str]:
         from chinwag_client.client import _confirms

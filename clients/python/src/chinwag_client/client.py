@@ -69,7 +69,7 @@ class Client:
         self.rooms: set[str] = set()
         self.connections = 0  # how many times a connection was opened (1 = never dropped)
         self._pending: dict[str, _Pending] = {}
-        self._listeners: list[Callable[[Frame], None]] = []
+        self._listeners: list[Callable[[Frame], bool]] = []
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
@@ -228,9 +228,10 @@ class Client:
         finally:
             self._pending.pop(mid, None)
 
-    def listen(self, listener: Callable[[Frame], None]) -> Callable[[], None]:
-        """Call ``listener`` with every frame received (before ordering); returns the
-        function that stops it."""
+    def listen(self, listener: Callable[[Frame], bool]) -> Callable[[], None]:
+        """Call ``listener`` with every frame received (before ordering); a frame it
+        returns True for is its own and not handed to ``events()`` (unless stored).
+        Returns the function that stops it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -345,9 +346,10 @@ class Client:
         kind = frame.get("type")
         raw_data = frame.get("data")
         data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+        claimed = False
         for listener in list(self._listeners):
-            listener(frame)
-        answered = await self._answer(frame, kind, data)
+            claimed = listener(frame) or claimed
+        answered = await self._answer(frame, kind, data) or claimed
         if kind in _INTERNAL:
             return
         if kind == "sync" and data.get("complete"):
