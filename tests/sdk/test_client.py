@@ -68,3 +68,37 @@ async def test_a_wrong_password_is_a_sign_in_error(start_server: Callable[..., A
     with pytest.raises(SignInError):
         async with Client(srv.base, "dave", "not-the-password"):
             pass
+
+
+async def test_too_many_connections_backs_off_and_connects_when_a_slot_frees(
+        start_server: Callable[..., Any]) -> None:
+    srv: Server = await start_server(WEBSOCKET_MAX_CONNECTIONS_PER_USER=1)
+    jack = await srv.user("jack")
+    other_device = await srv.connect(jack)
+    client = Client(srv.base, "jack", PASSWORD, backoff=Backoff(base=0.05, cap=0.4))
+    starting = asyncio.create_task(client.start())
+    try:
+        async with asyncio.timeout(10):
+            while 1013 not in client.close_codes:
+                await asyncio.sleep(0.02)
+        assert not client.connected
+        await other_device.close()
+        async with asyncio.timeout(10):
+            await starting
+        assert client.connected
+    finally:
+        await client.close()
+
+
+async def test_a_refused_token_signs_in_again(start_server: Callable[..., Any]) -> None:
+    srv: Server = await start_server()
+    await srv.user("kate")
+    async with Client(srv.base, "kate", PASSWORD, backoff=FAST) as kate:
+        await kate.join("keys")
+        await srv.stop()
+        srv.env["JWT_SECRET"] = "rotated-secret-" + "y" * 32  # every token is now invalid
+        await srv.start()
+        async with asyncio.timeout(20):
+            confirmation = await kate.send("keys", "after the rotation")
+        assert confirmation.seq is not None
+        assert 4401 in kate.close_codes and kate.connected

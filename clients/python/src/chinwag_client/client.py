@@ -68,6 +68,7 @@ class Client:
         self.order = RoomOrder()
         self.rooms: set[str] = set()
         self.connections = 0  # how many times a connection was opened (1 = never dropped)
+        self.close_codes: list[int | None] = []  # how each connection attempt ended
         self._pending: dict[str, _Pending] = {}
         self._listeners: list[Callable[[Frame], bool]] = []
         self._events: asyncio.Queue[Any] = asyncio.Queue()
@@ -249,6 +250,7 @@ class Client:
         try:
             while True:
                 code, was_open = await self._connect_once(sign_in=code == AUTH_FAILED)
+                self.close_codes.append(code)
                 attempt = self.backoff.next_attempt(attempt, code, was_open)
                 delay = 0.0 if was_open and attempt == 0 else self.backoff.delay(attempt)
                 log.info("chinwag connection ended (%s); reconnecting in %.2f s", code, delay)
