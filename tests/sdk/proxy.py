@@ -15,6 +15,7 @@ class CuttingProxy:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._down_until = 0.0
 
     @property
     def base(self) -> str:
@@ -34,8 +35,10 @@ class CuttingProxy:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def cut(self, *, count: bool = True) -> None:
-        """Abort every connection now (a reset, as when a network path dies)."""
+    def cut(self, *, count: bool = True, hold: float = 0.0) -> None:
+        """Abort every connection now (a reset, as when a network path dies); with
+        ``hold``, refuse new ones for that many seconds (the network stays down)."""
+        self._down_until = asyncio.get_running_loop().time() + hold
         if count and self._links:
             self.cuts += 1
         for a, b in list(self._links):
@@ -56,6 +59,9 @@ class CuttingProxy:
         task.add_done_callback(self._tasks.discard)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if asyncio.get_running_loop().time() < self._down_until:
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -157,3 +157,24 @@ async def test_an_upload_cut_off_midway_resumes_and_completes(
     assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == digest
     assert calls[-1] == (path.stat().st_size, path.stat().st_size)
     assert [s for s, _ in calls] == sorted(s for s, _ in calls)
+
+
+async def test_a_private_ai_reply_cut_off_midway_still_arrives_whole(
+        start_server: Callable[..., Any]) -> None:
+    srv: Server = await start_server(OFFLINE_TOKEN_DELAY=0.05)
+    await srv.user("jill")
+    async with CuttingProxy(srv.port) as proxy:
+        async with Client(proxy.base, "jill", PASSWORD, backoff=FAST) as jill:
+            stream = jill.ask_stream("tell me a long story")
+            chunks = 0
+            async with asyncio.timeout(60):
+                async for _ in stream:
+                    chunks += 1
+                    if chunks == 3:
+                        proxy.cut(hold=1.0)  # chunks written meanwhile are lost
+            assert jill.connections >= 2 and stream.reply is not None
+            r = await jill.http.get(
+                f"/api/v1/conversations/{stream.reply.conversation_id}/messages",
+                headers=await jill.credentials.auth_headers())
+    stored = [m for m in r.json()["messages"] if m["role"] == "assistant"]
+    assert stream.reply.text == stored[-1]["content"] and stream.reply.tokens_used > 0

@@ -77,8 +77,8 @@ class AskStream:
         client = self.client
         stop = client.listen(self._watch)
         try:
-            await client.request(self.frame, lambda f: _confirms(f, self.message_id))
             connections = client.connections
+            await client.request(self.frame, lambda f: _confirms(f, self.message_id))
             parts: list[str] = []
             while True:
                 try:
@@ -100,11 +100,14 @@ class AskStream:
                     parts.append(content)
                     yield content
                     continue
+                if not content and self.room_id is None and client.connections != connections:
+                    # Chunks may have been lost in the drop: the stored text is whole.
+                    stored = await self._from_history()
+                    content = str((stored or {}).get("data", {}).get("content") or "")
                 so_far = "".join(parts)
                 if content.startswith(so_far) and len(content) > len(so_far):
                     yield content[len(so_far):]  # chunks missed while the connection was down
-                    so_far = content
-                self.reply = _reply(data, so_far, frame, self.conversation_id)
+                self.reply = _reply(data, content or so_far, frame, self.conversation_id)
                 return
         finally:
             stop()
