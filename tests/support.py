@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from chinwag.client import ChatClient
+from chinwag_client import Backoff, Client
 
 PASSWORD = "correct-horse-battery"
 ADMIN = ("admin", "admin-password-123")
@@ -84,6 +85,7 @@ class Server:
     command: list[str] | None = None  # default: chinwag serve --port PORT
     prefix: str = ""  # where chinwag is mounted in a host app ("/chat")
     clients: list[ChatClient] = field(default_factory=list)
+    sdk_clients: list[Client] = field(default_factory=list)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     @property
@@ -129,6 +131,8 @@ class Server:
         return self.proc.returncode
 
     async def close(self) -> None:
+        for sdk in self.sdk_clients:
+            await sdk.close()
         for client in self.clients:
             await client.close()
         await self.stop()
@@ -168,6 +172,16 @@ class Server:
         """Connect and take the ``connect`` frame."""
         client = await self.raw_connect(user, token, **query)
         await client.expect("connect")
+        return client
+
+    async def sdk(self, username: str, password: str = PASSWORD,
+                  backoff: Backoff | None = None) -> Client:
+        """A started SDK client (``chinwag_client.Client``) of an existing user, with
+        quick reconnects; closed with the server."""
+        client = Client(self.base, username, password,
+                        backoff=backoff or Backoff(base=0.05, cap=0.5))
+        await client.start()
+        self.sdk_clients.append(client)
         return client
 
     async def raw_connect(self, user: User | None, token: str | None = None,

@@ -48,18 +48,18 @@ async def test_ask_returns_the_reply_and_ask_stream_yields_its_chunks(
         start_server: Callable[..., Any]) -> None:
     srv: Server = await start_server()
     await srv.user("carol")
-    async with Client(srv.base, "carol", PASSWORD) as carol:
-        reply = await carol.ask("What is chinwag?")
-        assert reply.text and reply.tokens_used > 0 and reply.model_used
-        assert reply.conversation_id > 0 and reply.cost_usd == 0.0
-        stream = carol.ask_stream("And again?", conversation_id=reply.conversation_id)
-        chunks = [chunk async for chunk in stream]
-        assert len(chunks) > 1
-        assert stream.reply is not None and stream.reply.text == "".join(chunks)
-        assert stream.reply.conversation_id == reply.conversation_id
-        await carol.join("ai-room")
-        in_room = await carol.ask("Hello room", room_id="ai-room")
-        assert in_room.seq is not None and in_room.room_id == "ai-room" and in_room.text
+    carol = await srv.sdk("carol")
+    reply = await carol.ask("What is chinwag?")
+    assert reply.text and reply.tokens_used > 0 and reply.model_used
+    assert reply.conversation_id > 0 and reply.cost_usd == 0.0
+    stream = carol.ask_stream("And again?", conversation_id=reply.conversation_id)
+    chunks = [chunk async for chunk in stream]
+    assert len(chunks) > 1
+    assert stream.reply is not None and stream.reply.text == "".join(chunks)
+    assert stream.reply.conversation_id == reply.conversation_id
+    await carol.join("ai-room")
+    in_room = await carol.ask("Hello room", room_id="ai-room")
+    assert in_room.seq is not None and in_room.room_id == "ai-room" and in_room.text
 
 
 async def test_a_wrong_password_is_a_sign_in_error(start_server: Callable[..., Any]) -> None:
