@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.protocol import State
 
 from chinwag_client import ai, uploads
 from chinwag_client.auth import Credentials
@@ -238,7 +239,7 @@ class Client:
 
     async def _transmit(self, frame: Frame) -> None:
         ws = self._ws
-        if ws is None:
+        if ws is None or ws.state is not State.OPEN:
             return  # sent again (or failed) when the next connection opens
         with contextlib.suppress(ConnectionClosed):
             await ws.send(dumps(frame))
