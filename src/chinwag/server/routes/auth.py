@@ -62,6 +62,8 @@ async def login(request: Request, rt: RuntimeDep) -> TokenOut:
         rt.throttle.failed(form.username, f"ip:{client}")
         raise AuthFailed("wrong username or password")
     rt.throttle.succeeded(form.username)
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     who = Identity(user.id, user.username, user.is_admin)
     return TokenOut(access_token=rt.tokens.access_token(who), expires_in=rt.tokens.access_ttl)
 
