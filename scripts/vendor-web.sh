@@ -32,6 +32,8 @@ cp "$work/redoc/bundles/redoc.standalone.js" "$STATIC/docs/"
 sed -i '/^\/\/# sourceMappingURL=/d' "$STATIC/vendor/"*.js \
   "$STATIC/docs/"*.js
 sed -i 's#/\*\# sourceMappingURL=[^*]*\*/##' "$STATIC/docs/swagger-ui.css"
+# ReDoc fetches its "powered by" logo from its CDN: nothing loads from another host.
+sed -i 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:,#' "$STATIC/docs/redoc.standalone.js"
 for pkg in marked dompurify swagger-ui-dist redoc; do
   printf '%s %s %s\n' "$pkg" "$(node -p "require('$work/$pkg/package.json').version")" \
     "$(node -p "require('$work/$pkg/package.json').license")"
