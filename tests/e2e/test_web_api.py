@@ -15,8 +15,11 @@ pytestmark = pytest.mark.storage
 
 
 async def _room(srv: Server, owner: Any, room_id: str, room_type: str = "shared") -> None:
-    r = await srv.post("/api/v1/ws/rooms", owner,
-                       json={"room_id": room_id, "room_name": room_id.title(), "room_type": room_type})
+    r = await srv.post(
+        "/api/v1/ws/rooms",
+        owner,
+        json={"room_id": room_id, "room_name": room_id.title(), "room_type": room_type},
+    )
     assert r.status_code == 201, r.text
 
 
@@ -24,8 +27,14 @@ async def _say(srv: Server, user: Any, room_id: str, text: str) -> int:
     ws = await srv.connect(user)
     await ws.send({"type": "join_room", "room_id": room_id})
     await ws.expect("join_room")
-    await ws.send({"type": "chat", "room_id": room_id, "message_id": text,
-                   "data": {"message": text, "ai": False}})
+    await ws.send(
+        {
+            "type": "chat",
+            "room_id": room_id,
+            "message_id": text,
+            "data": {"message": text, "ai": False},
+        }
+    )
     done = await ws.expect("delivery_confirmation")
     await ws.close()
     return int(done["data"]["seq"])
@@ -56,7 +65,8 @@ async def test_my_rooms_carry_unread_last_seq_and_last_message(server: Server, n
 
 
 async def test_shared_scope_lists_only_shared_rooms_and_whether_the_caller_is_in(
-        server: Server, name) -> None:
+    server: Server, name
+) -> None:
     alice, bob = await server.user(name("a")), await server.user(name("b"))
     shared, group = name("s"), name("g")
     await _room(server, alice, shared)
@@ -83,18 +93,24 @@ async def test_user_search_by_prefix_ignores_case_and_needs_a_token(server: Serv
     assert (await server.get("/api/v1/users?prefix=a")).status_code == 401
 
 
-async def test_admin_endpoints_refuse_others_and_list_users_with_spend(server: Server,
-                                                                       name) -> None:
+async def test_admin_endpoints_refuse_others_and_list_users_with_spend(
+    server: Server, name
+) -> None:
     bob = await server.user(name("b"))
     assert (await server.get("/api/v1/admin/users", bob)).status_code == 403
-    r = await server.http.patch(server.base + f"/api/v1/admin/users/{bob.username}",
-                                headers=bob.auth, json={"disabled": True})
+    r = await server.http.patch(
+        server.base + f"/api/v1/admin/users/{bob.username}",
+        headers=bob.auth,
+        json={"disabled": True},
+    )
     assert r.status_code == 403
     ws = await server.connect(bob)
     await ws.send({"type": "chat", "message_id": "q1", "data": {"message": "hi AI"}})
     await ws.expect("chat", lambda f: f["data"].get("done") is True)
     admin = await server.admin()
-    users = {u["username"]: u for u in (await server.get("/api/v1/admin/users", admin)).json()["users"]}
+    users = {
+        u["username"]: u for u in (await server.get("/api/v1/admin/users", admin)).json()["users"]
+    }
     assert users[bob.username]["ai"]["tokens_used"] > 0
     assert users[bob.username]["online"] is True
     assert users[bob.username]["budget"] == {"tokens_per_day": None, "usd_per_month": None}
@@ -105,8 +121,9 @@ async def test_admin_endpoints_refuse_others_and_list_users_with_spend(server: S
 async def test_budget_override_is_stored_replaced_and_cleared(server: Server, name) -> None:
     bob, admin = await server.user(name("b")), await server.admin()
     url = server.base + f"/api/v1/admin/users/{bob.username}"
-    r = await server.http.patch(url, headers=admin.auth,
-                                json={"budget": {"tokens_per_day": 500, "usd_per_month": 2.5}})
+    r = await server.http.patch(
+        url, headers=admin.auth, json={"budget": {"tokens_per_day": 500, "usd_per_month": 2.5}}
+    )
     assert r.json()["budget"] == {"tokens_per_day": 500, "usd_per_month": 2.5}
     r = await server.http.patch(url, headers=admin.auth, json={"is_admin": True})
     assert r.json()["budget"]["tokens_per_day"] == 500 and r.json()["is_admin"] is True
@@ -116,16 +133,21 @@ async def test_budget_override_is_stored_replaced_and_cleared(server: Server, na
     assert r.status_code == 422 and "tokens_per_day" in r.json()["detail"]
     r = await server.http.patch(url, headers=admin.auth, json={"colour": "red"})
     assert r.status_code == 422
-    r = await server.http.patch(server.base + "/api/v1/admin/users/nobody-here",
-                                headers=admin.auth, json={"disabled": True})
+    r = await server.http.patch(
+        server.base + "/api/v1/admin/users/nobody-here", headers=admin.auth, json={"disabled": True}
+    )
     assert r.status_code == 404
-    r = await server.http.patch(server.base + f"/api/v1/admin/users/{admin.username}",
-                                headers=admin.auth, json={"disabled": True})
+    r = await server.http.patch(
+        server.base + f"/api/v1/admin/users/{admin.username}",
+        headers=admin.auth,
+        json={"disabled": True},
+    )
     assert r.status_code == 403
 
 
 async def test_disabling_a_user_refuses_their_tokens_and_closes_their_sockets_with_4401(
-        server: Server, name) -> None:
+    server: Server, name
+) -> None:
     bob, admin = await server.user(name("b")), await server.admin()
     ws = await server.connect(bob)
     url = server.base + f"/api/v1/admin/users/{bob.username}"
@@ -146,13 +168,15 @@ async def test_disabling_a_user_refuses_their_tokens_and_closes_their_sockets_wi
 
 
 async def test_disabling_closes_the_users_sockets_on_every_process(
-        pg_url: str, start_server: Callable[..., Any], name) -> None:
+    pg_url: str, start_server: Callable[..., Any], name
+) -> None:
     a, b = await start_cluster(start_server, 2, cluster_env(pg_url))
     bob = await a.user(name("b"))
     on_b = await b.connect(bob)
     admin = await a.admin()
-    r = await a.http.patch(a.base + f"/api/v1/admin/users/{bob.username}",
-                           headers=admin.auth, json={"disabled": True})
+    r = await a.http.patch(
+        a.base + f"/api/v1/admin/users/{bob.username}", headers=admin.auth, json={"disabled": True}
+    )
     assert r.status_code == 200
     assert await on_b.wait_closed() == 4401
     assert (await b.get("/api/v1/auth/me", bob)).status_code == 401

@@ -23,17 +23,22 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
+def _chromium_present() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
     try:
         from playwright.async_api import async_playwright
     except ImportError:
         _missing("playwright is not installed (pip install -e '.[dev]')")
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+    if not _chromium_present():
         _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu"])
+        b = await p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             yield b
         finally:
@@ -48,8 +53,12 @@ async def new_page(browser: Any) -> AsyncIterator[Callable[..., Awaitable[Any]]]
     errors: list[str] = []
 
     async def make(base_url: str, **options: Any) -> Any:
-        context = await browser.new_context(base_url=base_url, accept_downloads=True,
-                                            viewport={"width": 1200, "height": 800}, **options)
+        context = await browser.new_context(
+            base_url=base_url,
+            accept_downloads=True,
+            viewport={"width": 1200, "height": 800},
+            **options,
+        )
         contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(15_000)

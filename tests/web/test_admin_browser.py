@@ -14,7 +14,8 @@ NewPage = Callable[..., Awaitable[Any]]
 
 
 async def test_a_non_admin_is_refused_the_admin_page(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     page = await new_page(srv.base)
     await sign_up(page, name("bob"))
@@ -25,7 +26,8 @@ async def test_a_non_admin_is_refused_the_admin_page(
 
 
 async def test_admin_sees_numbers_move_and_disabling_a_user_signs_their_page_out(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     admin, bob = await new_page(srv.base), await new_page(srv.base)
     b_name = name("bob")
@@ -41,8 +43,9 @@ async def test_admin_sees_numbers_move_and_disabling_a_user_signs_their_page_out
     await send(bob, "making numbers move")
     await expect(received).not_to_have_text(str(before))
     assert int(await received.inner_text()) > before
-    await expect(admin.get_by_role("img", name="Chart of messages and connections")
-                 .locator("polyline")).to_have_count(2)
+    await expect(
+        admin.get_by_role("img", name="Chart of messages and connections").locator("polyline")
+    ).to_have_count(2)
     users = admin.get_by_role("table", name="Users")
     await expect(users.get_by_role("cell", name=b_name, exact=True)).to_be_visible()
 

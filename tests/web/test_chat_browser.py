@@ -13,7 +13,8 @@ NewPage = Callable[..., Awaitable[Any]]
 
 
 async def test_two_people_chat_both_ways_with_typing_and_read_state(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     alice, bob = await new_page(srv.base), await new_page(srv.base)
     a_name, b_name, room = name("alice"), name("bob"), name("Lobby ")
@@ -39,7 +40,8 @@ async def test_two_people_chat_both_ways_with_typing_and_read_state(
 
 
 async def test_unread_count_shows_for_a_room_that_is_not_open(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     alice, bob = await new_page(srv.base), await new_page(srv.base)
     room = name("Side ")
@@ -55,7 +57,8 @@ async def test_unread_count_shows_for_a_room_that_is_not_open(
 
 
 async def test_html_and_script_in_a_message_run_nothing(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     alice, bob = await new_page(srv.base), await new_page(srv.base)
     room = name("Safe ")
@@ -64,8 +67,10 @@ async def test_html_and_script_in_a_message_run_nothing(
     await sign_up(bob, name("bob"))
     await join_room(bob, room)
     await choose_model(alice, "No AI")
-    evil = ('<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> '
-            '[link](javascript:window.pwned=3) <svg onload="window.pwned=4"></svg>')
+    evil = (
+        '<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script> '
+        '[link](javascript:window.pwned=3) <svg onload="window.pwned=4"></svg>'
+    )
     await send(alice, evil)
     for page in (alice, bob):
         shown = message(page, "<img src=x")
@@ -77,7 +82,8 @@ async def test_html_and_script_in_a_message_run_nothing(
 
 
 async def test_ai_reply_streams_with_tokens_model_and_cost_and_stop_stops_it(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY="0.05")
     page = await new_page(srv.base)
     await sign_up(page, name("alice"))
@@ -99,4 +105,6 @@ async def test_ai_reply_streams_with_tokens_model_and_cost_and_stop_stops_it(
     # the conversation is listed and reopens with both turns
     await page.get_by_role("button", name="New AI chat").click()
     await page.get_by_role("list", name="AI conversations").get_by_role("button").first.click()
-    await expect(log(page).get_by_role("listitem").filter(has_text="a short one")).not_to_have_count(0)
+    await expect(
+        log(page).get_by_role("listitem").filter(has_text="a short one")
+    ).not_to_have_count(0)

@@ -10,11 +10,13 @@ CLIENT = "/static/js/chinwag-client.js"
 
 
 async def test_backoff_is_full_jitter_capped_and_seq_tracker_accepts_each_seq_once(
-        start_server: Any, new_page: NewPage) -> None:
+    start_server: Any, new_page: NewPage
+) -> None:
     srv = await start_server()
     page = await new_page(srv.base)
     await page.goto("/health")  # same origin, no app running
-    result = await page.evaluate("""async (url) => {
+    result = await page.evaluate(
+        """async (url) => {
         const m = await import(url);
         const t = new m.SeqTracker();
         return {
@@ -24,19 +26,27 @@ async def test_backoff_is_full_jitter_capped_and_seq_tracker_accepts_each_seq_on
           accepts: [t.accept('r', 1), t.accept('r', 1), t.accept('r', 3), t.accept('r', 2),
                     t.accept('other', 1)],
         };
-    }""", CLIENT)
-    assert result == {"low": 0, "high": 4000, "capped": 15000,
-                      "accepts": [True, False, True, False, True]}
+    }""",
+        CLIENT,
+    )
+    assert result == {
+        "low": 0,
+        "high": 4000,
+        "capped": 15000,
+        "accepts": [True, False, True, False, True],
+    }
 
 
 async def test_a_message_sent_across_a_drop_is_stored_once_and_every_event_handed_over_once(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     user = await srv.user(name("dev"))
     room = name("room")
     page = await new_page(srv.base)
     await page.goto("/health")
-    result = await page.evaluate("""async ([url, username, password, room]) => {
+    result = await page.evaluate(
+        """async ([url, username, password, room]) => {
         const { ChinwagClient } = await import(url);
         const c = new ChinwagClient({ storage: null, backoff: { base: 50, cap: 200 } });
         const seen = [];
@@ -51,9 +61,11 @@ async def test_a_message_sent_across_a_drop_is_stored_once_and_every_event_hande
         const confirmed = await two.confirmed;         // resent after the reconnect
         const three = await c.send(room, "three").confirmed;
         const page = await c.history(room);
-        return { seen, seqs: [confirmed.seq, three.seq],
-                 stored: page.messages.filter((m) => m.type === "chat").map((m) => m.data.content) };
-    }""", [CLIENT, user.username, "correct-horse-battery", room])
+        const chats = page.messages.filter((m) => m.type === "chat");
+        return { seen, seqs: [confirmed.seq, three.seq], stored: chats.map((m) => m.data.content) };
+    }""",
+        [CLIENT, user.username, "correct-horse-battery", room],
+    )
     assert result["stored"] == ["one", "two", "three"]
     assert result["seen"] == sorted(set(result["seen"]))  # once each, in order
     assert set(result["seqs"]) <= set(result["seen"])

@@ -11,7 +11,8 @@ NewPage = Callable[..., Awaitable[Any]]
 
 
 async def test_docs_and_redoc_render_with_every_other_host_unreachable(
-        start_server: Any, new_page: NewPage) -> None:
+    start_server: Any, new_page: NewPage
+) -> None:
     srv = await start_server()
     page = await new_page(srv.base)
     outside: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import string
@@ -18,7 +19,8 @@ NewPage = Callable[..., Awaitable[Any]]
 
 
 async def test_5mb_upload_shows_progress_to_100_and_the_other_user_downloads_the_same_bytes(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str], tmp_path: Path) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str], tmp_path: Path
+) -> None:
     srv = await start_server()
     alice, bob = await new_page(srv.base), await new_page(srv.base)
     room = name("Files ")
@@ -45,20 +47,24 @@ async def test_5mb_upload_shows_progress_to_100_and_the_other_user_downloads_the
     async with bob.expect_download() as info:
         await link.click()
     download = await info.value
-    got = Path(await download.path()).read_bytes()
+    got = await asyncio.to_thread(Path(await download.path()).read_bytes)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(payload).hexdigest()
 
 
 async def test_image_upload_shows_a_preview(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str], tmp_path: Path) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str], tmp_path: Path
+) -> None:
     srv = await start_server()
     page = await new_page(srv.base)
     await sign_up(page, name("alice"))
     await create_room(page, name("Pics "), "group")
     png = tmp_path / "dot.png"
-    png.write_bytes(bytes.fromhex(
-        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-        "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef0000000049454e44ae426082"))
+    png.write_bytes(
+        bytes.fromhex(
+            "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+            "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef0000000049454e44ae426082"
+        )
+    )
     await page.get_by_label("Attach file").set_input_files(str(png))
     preview = page.get_by_role("img", name="Preview of dot.png")
     await expect(preview).to_be_visible()
@@ -66,7 +72,8 @@ async def test_image_upload_shows_a_preview(
 
 
 async def test_after_a_server_restart_both_pages_reconnect_and_show_a_message_sent_meanwhile_once(
-        start_server: Any, new_page: NewPage, name: Callable[[str], str]) -> None:
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
     srv = await start_server()
     alice, bob = await new_page(srv.base), await new_page(srv.base)
     room = name("Steady ")
@@ -87,8 +94,14 @@ async def test_after_a_server_restart_both_pages_reconnect_and_show_a_message_se
     ws = await srv.connect(carol)
     await ws.send({"type": "join_room", "room_id": room_id, "data": {"room_type": "shared"}})
     await ws.expect("join_room")
-    await ws.send({"type": "chat", "room_id": room_id, "message_id": "m1",
-                   "data": {"message": "sent while you were away", "ai": False}})
+    await ws.send(
+        {
+            "type": "chat",
+            "room_id": room_id,
+            "message_id": "m1",
+            "data": {"message": "sent while you were away", "ai": False},
+        }
+    )
     await ws.expect("delivery_confirmation")
 
     for page in (alice, bob):

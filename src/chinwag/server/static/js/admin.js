@@ -42,23 +42,21 @@ function renderChart() {
   const rates = samples.map((s, i) => (i === 0 ? 0 : Math.max(0, s.messages - samples[i - 1].messages)));
   const conns = samples.map((s) => s.connections);
   const top = Math.max(1, ...rates, ...conns);
+  // The x axis spans what has been sampled so far, up to the last 5 minutes.
+  const step = (W - 2 * pad) / Math.max(1, samples.length - 1);
   const line = (values, color) => {
     const p = document.createElementNS(ns, "polyline");
-    const step = (W - 2 * pad) / Math.max(1, WINDOW_SAMPLES - 1);
-    const offset = WINDOW_SAMPLES - values.length;
     p.setAttribute("points", values.map((v, i) =>
-      `${(pad + (offset + i) * step).toFixed(1)},${(H - pad - (v / top) * (H - 2 * pad)).toFixed(1)}`).join(" "));
+      `${(pad + i * step).toFixed(1)},${(H - pad - (v / top) * (H - 2 * pad)).toFixed(1)}`).join(" "));
     p.setAttribute("fill", "none");
     p.setAttribute("stroke", color);
     p.setAttribute("stroke-width", "2");
     p.setAttribute("vector-effect", "non-scaling-stroke");
     return p;
   };
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", "8"); label.setAttribute("y", "16");
-  label.setAttribute("font-size", "12"); label.setAttribute("fill", "#687083");
-  label.textContent = `max ${top}`;
-  svg.replaceChildren(label, line(rates, "#2f5bd3"), line(conns, "#1f7a45"));
+  svg.replaceChildren(line(rates, "#2f5bd3"), line(conns, "#1f7a45"));
+  const seconds = Math.round((samples.at(-1).t - samples[0].t) / 1000);
+  $("chart-scale").textContent = `top of the chart: ${top} · span: ${seconds} s`;
 }
 
 function budgetText(b) {

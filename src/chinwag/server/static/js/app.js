@@ -116,6 +116,11 @@ async function refreshRooms() {
   renderRooms();
 }
 
+let roomsFrame = 0;
+function renderRoomsSoon() {
+  if (!roomsFrame) roomsFrame = requestAnimationFrame(() => { roomsFrame = 0; renderRooms(); });
+}
+
 function renderRooms() {
   const mine = $("my-rooms");
   mine.replaceChildren(...[...state.rooms.values()].map((r) => {
@@ -377,7 +382,7 @@ client.addEventListener("room-event", (e) => {
   } else if (summary && (ev.type === "chat" || ev.type === "file_upload")
              && ev.data.username !== client.user.username) {
     summary.unread = (summary.unread ?? 0) + 1;
-    renderRooms();
+    renderRoomsSoon(); // a backlog of thousands arrives at connect: draw once per frame
   } else if (!summary && ev.type === "presence") {
     refreshRooms(); // added to a room by its owner
   }
