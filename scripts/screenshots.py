@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -71,8 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     url = args.url.rstrip("/")
     OUT.mkdir(parents=True, exist_ok=True)
-    picture = OUT.parent.parent / "build" / "sunrise.png"
-    picture.parent.mkdir(exist_ok=True)
+    picture = Path(tempfile.mkdtemp()) / "sunrise.png"
     picture.write_bytes(png(320, 180))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -105,15 +105,15 @@ def main() -> None:
         alice.wait_for_timeout(300)
         alice.screenshot(path=str(OUT / "app.png"))
 
-        admin = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        admin = browser.new_context(viewport={"width": 1280, "height": 1180}).new_page()
         name, password = args.admin.split(":", 1)
         admin.goto(url + "/admin")
         admin.get_by_label("Username").fill(name)
         admin.get_by_label("Password").fill(password)
         admin.get_by_role("button", name="Sign in").click()
-        for i in range(12):
+        for i in range(24):
             send(bob if i % 2 else alice, f"message {i}")
-            admin.wait_for_timeout(700)
+            admin.wait_for_timeout(250 if i % 4 else 2200)
         admin.screenshot(path=str(OUT / "admin.png"), full_page=True)
         browser.close()
     print(f"wrote {OUT / 'app.png'} and {OUT / 'admin.png'}")
