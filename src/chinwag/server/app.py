@@ -19,8 +19,8 @@ from chinwag.ai.pricing import PriceTable
 from chinwag.ai.registry import build_provider
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
-from chinwag.core.assistant import Assistant, AssistantConfig
-from chinwag.core.service import ChatService, Limits
+from chinwag.core.assistant import AssistantConfig
+from chinwag.core.service import AISetup, ChatService, Limits
 from chinwag.core.uploads import UploadManager
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import UploadStorage
@@ -69,7 +69,6 @@ def create_app(settings: Settings) -> FastAPI:
         heartbeat_interval=settings.websocket_heartbeat_interval,
         single_process=not settings.uses_redis,
     )
-    service = ChatService(store, broker, limits, node_id)
     try:
         prices = PriceTable.from_json(settings.ai_prices)
     except ValueError as exc:
@@ -83,16 +82,16 @@ def create_app(settings: Settings) -> FastAPI:
     if not provider.serves(default_model):
         raise SettingsError(f"invalid setting DEFAULT_MODEL: the {settings.ai_provider} "
                             f"provider does not serve '{default_model}'")
-    service.assistant = Assistant(provider, prices, store, service.events, service.stats,
-                                  AssistantConfig(default_model, settings.ai_timeout,
-                                                  settings.ai_context_tokens))
     storage = UploadStorage(settings.upload_dir, settings.temp_dir)
     scanner = create_scanner(settings)
-    uploads = service.uploads = UploadManager(
+    uploads = UploadManager(
         storage, scanner, max_file_size=settings.max_file_size,
         max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
         max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
+    ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
+                                                   settings.ai_context_tokens))
+    service = ChatService(store, broker, limits, node_id, ai=ai, uploads=uploads)
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from chinwag.protocol.codec import iso
 from chinwag.protocol.errors import Forbidden, NotFound
+from chinwag.protocol.frames import iso
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["content"])
