@@ -203,3 +203,26 @@ async def test_docs_and_redoc_load_every_asset_from_this_server(server: Server) 
         for url in urls:
             assert (await server.get(url)).status_code == 200, url
         assert "fonts.googleapis" not in html and "cdn.jsdelivr" not in html
+
+
+async def test_receipts_give_each_members_cursors_to_those_who_may_see_the_room(
+    server: Server, name
+) -> None:
+    alice, bob = await server.user(name("a")), await server.user(name("b"))
+    room = name("g")
+    await _room(server, alice, room, "group")
+    r = await server.post(
+        f"/api/v1/ws/rooms/{room}/members", alice, json={"username": bob.username}
+    )
+    assert r.status_code == 201, r.text
+    seq = await _say(server, alice, room, "hello")
+    ws = await server.connect(bob)
+    await ws.send({"type": "read_receipt", "room_id": room, "data": {"seq": seq}})
+    await ws.send({"type": "ping"})
+    await ws.expect("pong")
+    r = await server.get(f"/api/v1/ws/rooms/{room}/receipts", alice)
+    cursors = {m["username"]: m for m in r.json()["members"]}
+    assert cursors[bob.username]["read_seq"] == seq
+    assert cursors[bob.username]["delivered_seq"] >= seq
+    outsider = await server.user(name("c"))
+    assert (await server.get(f"/api/v1/ws/rooms/{room}/receipts", outsider)).status_code == 403

@@ -108,3 +108,21 @@ async def test_ai_reply_streams_with_tokens_model_and_cost_and_stop_stops_it(
     await expect(
         log(page).get_by_role("listitem").filter(has_text="a short one")
     ).not_to_have_count(0)
+
+
+async def test_read_state_of_older_messages_shows_after_a_reload(
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
+    srv = await start_server()
+    alice, bob = await new_page(srv.base), await new_page(srv.base)
+    b_name, room = name("bob"), name("Old ")
+    await sign_up(alice, name("alice"))
+    await create_room(alice, room, "shared")
+    await sign_up(bob, b_name)
+    await join_room(bob, room)
+    await choose_model(alice, "No AI")
+    await send(alice, "read me later")
+    await expect(message(alice, "read me later").get_by_text(f"read by {b_name}")).to_be_visible()
+    await alice.reload()
+    await alice.get_by_role("button", name=room.strip()).click()
+    await expect(message(alice, "read me later").get_by_text(f"read by {b_name}")).to_be_visible()

@@ -233,6 +233,9 @@ class DirectoryStore(Protocol):
     async def rooms(self, room_type: str | None, limit: int) -> list[tuple[RoomRecord, int]]:
         """Rooms (of one type, or all) with their member counts, by room id."""
 
+    async def cursors(self, room_id: str) -> list[MemberRecord]:
+        """Every member of the room with their delivered and read cursors."""
+
     async def spend(self) -> dict[str, UserSpend]:
         """AI tokens and cost per user (the owner of each conversation), all time."""
 

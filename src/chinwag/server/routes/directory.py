@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from chinwag.protocol.codec import iso
+from chinwag.protocol.messages import RoomId
 from chinwag.server.deps import RuntimeDep, UserDep
 from chinwag.store.base import EventRecord, RoomRecord
 
@@ -40,6 +41,17 @@ class RoomListItem(BaseModel):
 class RoomList(BaseModel):
     scope: str
     rooms: list[RoomListItem]
+
+
+class MemberCursor(BaseModel):
+    username: str
+    delivered_seq: int
+    read_seq: int
+
+
+class Receipts(BaseModel):
+    room_id: str
+    members: list[MemberCursor]
 
 
 class UserList(BaseModel):
@@ -115,3 +127,14 @@ async def find_users(
     """Usernames starting with ``prefix`` (case-insensitive; disabled accounts left
     out), for adding members to a room."""
     return UserList(users=await rt.store.users.with_prefix(prefix, limit))
+
+
+@router.get("/api/v1/ws/rooms/{room_id}/receipts", response_model=Receipts)
+async def receipts(room_id: RoomId, who: UserDep, rt: RuntimeDep) -> Receipts:
+    """How far each member has received and read the room (everything up to their
+    ``delivered_seq`` / ``read_seq``): the delivered and read state of older messages,
+    which the live ``delivery_confirmation`` frames only report as they happen."""
+    await rt.service.rooms.visible(who, room_id)
+    return Receipts(room_id=room_id, members=[
+        MemberCursor(username=m.username, delivered_seq=m.delivered_seq, read_seq=m.read_seq)
+        for m in await rt.store.directory.cursors(room_id)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, or_, select, tuple_
 
-from chinwag.store.base import EventRecord, RoomRecord, RoomSummary, UserSpend
+from chinwag.store.base import EventRecord, MemberRecord, RoomRecord, RoomSummary, UserSpend
 from chinwag.store.sql.database import Database, stored_time
 from chinwag.store.sql.rooms import room_record
 from chinwag.store.sql.tables import Conversation, ConversationTurn, Room, RoomEvent, RoomMember
@@ -99,6 +99,13 @@ class SqlDirectory:
             query = query.where(Room.room_type == room_type)
         async with self._db.read() as s:
             return [(room_record(room), int(n)) for room, n in (await s.execute(query)).all()]
+
+    async def cursors(self, room_id: str) -> list[MemberRecord]:
+        async with self._db.read() as s:
+            rows = await s.scalars(select(RoomMember).join(Room).where(Room.room_id == room_id)
+                                   .order_by(RoomMember.username))
+            return [MemberRecord(r.username, stored_time(r.joined_at), int(r.delivered_seq),
+                                 int(r.read_seq)) for r in rows]
 
     async def spend(self) -> dict[str, UserSpend]:
         async with self._db.read() as s:

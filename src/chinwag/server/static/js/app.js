@@ -235,6 +235,7 @@ function resetRoomView(title, sub) {
 async function openRoom(roomId) {
   const summary = state.rooms.get(roomId);
   state.view = { kind: "room", room: roomId };
+  state.cursors = null;
   resetRoomView(summary?.room_name ?? roomId, "");
   if (summary) summary.unread = 0;
   renderRooms();
@@ -247,7 +248,15 @@ async function openRoom(roomId) {
   state.olderCursor = page.next_before_seq;
   list.scrollToBottom();
   markRead();
+  await applyReceipts(roomId);
   $("message").focus();
+}
+
+async function applyReceipts(roomId) {
+  const r = await client.api(`/api/v1/ws/rooms/${encodeURIComponent(roomId)}/receipts`).catch(() => null);
+  if (!r || state.view?.room !== roomId) return;
+  state.cursors = r.members;
+  list.applyCursors(r.members);
 }
 
 async function refreshRoomInfo() {
@@ -348,6 +357,7 @@ $("messages").addEventListener("scroll", async () => {
     for (const ev of [...page.messages].reverse()) list.addEvent(ev, { prepend: true });
     root.scrollTop += root.scrollHeight - before; // keep what was on screen in place
     state.olderCursor = page.next_before_seq;
+    if (state.cursors) list.applyCursors(state.cursors);
   } finally { state.loadingOlder = false; }
 });
 

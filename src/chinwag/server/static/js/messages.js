@@ -165,6 +165,22 @@ export class MessageList {
     status.textContent = next === "read" ? `read by ${[...readers].join(", ")}` : "delivered";
   }
 
+  /** Delivered/read state of my older messages from the members' cursors
+   * (GET /rooms/{id}/receipts); live receipts then move it on. */
+  applyCursors(members) {
+    const others = members.filter((m) => m.username !== this.hooks.me());
+    if (!others.length) return;
+    for (const [id, li] of this.byClientId) {
+      const seq = Number(li.dataset.seq);
+      if (!seq) continue;
+      const readers = others.filter((m) => m.read_seq >= seq);
+      for (const m of readers) this.receipt({ message_id: id, status: "read", recipient: m.username });
+      if (!readers.length && others.every((m) => m.delivered_seq >= seq)) {
+        this.receipt({ message_id: id, status: "delivered" });
+      }
+    }
+  }
+
   file(d) {
     const li = el("li", { class: `msg file${d.username === this.hooks.me() ? " mine" : ""}` },
       el("div", { class: "meta" }, el("strong", { class: "author", text: d.username ?? "?" }),
