@@ -126,3 +126,28 @@ async def test_read_state_of_older_messages_shows_after_a_reload(
     await alice.reload()
     await alice.get_by_role("button", name=room.strip()).click()
     await expect(message(alice, "read me later").get_by_text(f"read by {b_name}")).to_be_visible()
+
+
+async def test_sign_up_and_sending_work_from_the_keyboard_alone(
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
+    srv = await start_server()
+    page = await new_page(srv.base)
+    await page.goto("/")
+    await expect(page.get_by_label("Username")).to_be_focused()
+    await page.keyboard.type(name("kim"))
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_label("Password")).to_be_focused()
+    await page.keyboard.type("correct-horse-battery")
+    await page.keyboard.press("Tab")  # Sign in
+    await page.keyboard.press("Tab")  # Sign up
+    await expect(page.get_by_role("button", name="Sign up")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("status")).to_have_text("connected")
+    await page.get_by_role("button", name="New AI chat").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("textbox", name="Message")).to_be_visible()
+    await page.get_by_role("textbox", name="Message").focus()
+    await page.keyboard.type("typed, not clicked")
+    await page.keyboard.press("Enter")
+    await expect(message(page, "typed, not clicked")).not_to_have_count(0)

@@ -476,6 +476,12 @@ $("message").addEventListener("input", () => {
   clearTimeout(typingIdle);
   typingIdle = setTimeout(() => { client.typing(room, false); typingSent = 0; }, 4000);
 });
+$("message").addEventListener("blur", () => {
+  if (state.view?.kind !== "room" || !typingSent) return;
+  clearTimeout(typingIdle);
+  client.typing(state.view.room, false);
+  typingSent = 0;
+});
 $("message").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); }
 });
