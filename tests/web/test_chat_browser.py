@@ -151,3 +151,29 @@ async def test_sign_up_and_sending_work_from_the_keyboard_alone(
     await page.keyboard.type("typed, not clicked")
     await page.keyboard.press("Enter")
     await expect(message(page, "typed, not clicked")).not_to_have_count(0)
+
+
+async def test_owner_adds_and_removes_a_member_who_sees_the_room_come_and_go(
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
+    srv = await start_server()
+    alice, bob = await new_page(srv.base), await new_page(srv.base)
+    b_name, room = name("bob"), name("Crew ")
+    await sign_up(bob, b_name)
+    await sign_up(alice, name("alice"))
+    await create_room(alice, room, "group")
+    await alice.get_by_role("button", name="Members").click()
+    await alice.get_by_label("Add member").fill(b_name[:5])
+    await expect(alice.locator(f'#user-suggestions option[value="{b_name}"]')).to_be_attached()
+    await alice.get_by_label("Add member").fill(b_name)
+    await alice.get_by_role("button", name="Add member").click()
+    await expect(alice.get_by_role("button", name=f"Remove {b_name}")).to_be_visible()
+    await choose_model(alice, "No AI")
+    await send(alice, "welcome aboard")  # the room's events now reach bob's page
+    my_rooms = bob.get_by_role("list", name="My rooms")
+    await expect(my_rooms.get_by_role("button", name=room.strip())).to_be_visible()
+    await alice.get_by_role("button", name=f"Remove {b_name}").click()
+    await expect(alice.get_by_role("button", name=f"Remove {b_name}")).to_have_count(0)
+    await my_rooms.get_by_role("button", name=room.strip()).click()
+    await expect(bob.get_by_role("alert")).to_contain_text("not a member")
+    await expect(my_rooms.get_by_role("button", name=room.strip())).to_have_count(0)

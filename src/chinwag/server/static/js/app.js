@@ -116,6 +116,15 @@ async function refreshRooms() {
   renderRooms();
 }
 
+let roomsRefresh = null;
+function refreshRoomsSoon() {
+  clearTimeout(roomsRefresh);
+  roomsRefresh = setTimeout(() => refreshRooms().catch(() => {}), 200);
+}
+// Being added to or removed from a room over HTTP sends the member no frame: the
+// lists are read again whenever the page comes back into view.
+window.addEventListener("focus", () => { if (client.user) refreshRoomsSoon(); });
+
 let roomsFrame = 0;
 function renderRoomsSoon() {
   if (!roomsFrame) roomsFrame = requestAnimationFrame(() => { roomsFrame = 0; renderRooms(); });
@@ -233,6 +242,17 @@ function resetRoomView(title, sub) {
 }
 
 async function openRoom(roomId) {
+  try {
+    await showRoom(roomId);
+  } catch (e) {
+    if (state.view?.room !== roomId) return;
+    closeView(); // removed from it, or it was deleted, since the list was read
+    showError(e.message);
+    refreshRoomsSoon();
+  }
+}
+
+async function showRoom(roomId) {
   const summary = state.rooms.get(roomId);
   state.view = { kind: "room", room: roomId };
   state.cursors = null;
@@ -393,8 +413,8 @@ client.addEventListener("room-event", (e) => {
              && ev.data.username !== client.user.username) {
     summary.unread = (summary.unread ?? 0) + 1;
     renderRoomsSoon(); // a backlog of thousands arrives at connect: draw once per frame
-  } else if (!summary && ev.type === "presence") {
-    refreshRooms(); // added to a room by its owner
+  } else if (!summary) {
+    refreshRoomsSoon(); // added to a room by its owner: its events start arriving
   }
 });
 
