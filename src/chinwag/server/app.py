@@ -27,7 +27,7 @@ from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.routes import admin, auth, content, directory, ops, rooms, web
 from chinwag.server.throttles import AddressLimit, HttpRateLimit, LimitStore, LoginThrottle
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
@@ -133,14 +133,18 @@ def create_app(settings: Settings) -> FastAPI:
             passwords.close()
 
     app = ChinwagApp(title="chinwag", version="0.1.0", lifespan=lifespan,
-                  description="Real-time chat over WebSockets, with rooms and AI replies.")
+                     description="Real-time chat over WebSockets, with rooms and AI replies.",
+                     docs_url=None, redoc_url=None)  # served offline by routes.web
     app.state.runtime = runtime
     app.add_middleware(HttpRateLimit, limit=AddressLimit(
         limit_store, settings.http_rate_limit_requests, settings.http_rate_limit_window, "HTTP"))
     app.include_router(auth.router)
+    app.include_router(directory.router)  # before rooms: GET /ws/rooms is not /ws/rooms/{id}
     app.include_router(rooms.router)
+    app.include_router(admin.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    web.mount(app)
 
     @app.exception_handler(ChatError)
     async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
