@@ -1,7 +1,7 @@
 """message search index, references between events, mentions
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0004
 
 - Full-text search over chat content: on SQLite a contentless FTS5 table kept in
   step with ``room_events`` by triggers (insert, update of data, delete, and the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
