@@ -197,6 +197,8 @@ async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
     assert a.pending("mention") == []
     unread = (await server.get("/api/v1/mentions", bob)).json()
     assert unread["unread"] == {room: 1}
+    listed = (await server.get("/api/v1/ws/rooms", bob)).json()["rooms"]
+    assert [r["mentions"] for r in listed if r["room_id"] == room] == [1]
     assert unread["mentions"][0]["unread"] is True
     await b.send({"type": "read_receipt", "room_id": room,
                   "data": {"seq": to_carol["data"]["seq"]}})
