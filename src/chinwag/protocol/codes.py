@@ -39,3 +39,4 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4008  # you fell too far behind: reconnect, then sync from the last seq
     AUTH_FAILED = 4401  # token bad or expired: get a new token before reconnecting
     FORBIDDEN_ORIGIN = 4403  # this Origin is not allowed: do not reconnect
+    PING_TIMEOUT = 4408  # nothing heard from you for two heartbeat intervals: reconnect

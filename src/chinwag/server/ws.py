@@ -26,7 +26,7 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
-from chinwag.server.transport import DIRECT_EXTENSION
+from chinwag.server.direct_write import DIRECT_EXTENSION
 
 log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -62,8 +62,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     try:
         claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
-        if await rt.store.users.get(claims.identity.username) is None:
+        user = await rt.store.users.get(claims.identity.username)
+        if user is None:
             raise AuthFailed("the user no longer exists")
+        if user.disabled:
+            raise AuthFailed("this account has been disabled")
         session = await rt.service.open(claims.identity, claims.expires_at)
     except AuthFailed as exc:
         await _refuse(ws, exc, CloseCode.AUTH_FAILED)

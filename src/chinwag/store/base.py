@@ -18,6 +18,9 @@ class UserRecord:
     password_hash: str
     is_admin: bool
     created_at: datetime
+    disabled: bool = False
+    budget_tokens_per_day: int | None = None  # per-user override; None: the default
+    budget_usd_per_month: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,48 @@ class UserStore(Protocol):
 
     async def get(self, username: str) -> UserRecord | None: ...
     async def upsert_admin(self, username: str, password_hash: str) -> UserRecord: ...
+    async def list_all(self, limit: int = 1000) -> list[UserRecord]:
+        """Every user, by name."""
+
+    async def with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Usernames starting with ``prefix`` (case-insensitive), by name."""
+
+    async def update(self, username: str, changes: UserChanges) -> UserRecord | None:
+        """Apply the fields of ``changes`` that are set; None when the user does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A user's AI budget override; a None field means "the server's default"."""
+
+    tokens_per_day: int | None = None
+    usd_per_month: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """An admin's change to an account; a None field stays as it is
+    (``budget=Budget()`` returns the user to the default budget)."""
+
+    disabled: bool | None = None
+    is_admin: bool | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One of a user's rooms as their room list shows it."""
+
+    room: RoomRecord
+    read_seq: int
+    unread: int  # chat messages from others after the user's read cursor
+    last_message: EventRecord | None  # the newest chat in the room
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpend:
+    tokens_used: int
+    cost_usd: float
 
 
 class RoomStore(Protocol):
@@ -196,6 +241,22 @@ class FileStore(Protocol):
     async def get(self, file_id: str) -> FileRecord | None: ...
 
 
+class DirectoryStore(Protocol):
+    """Read-only overviews for the room list and the admin page."""
+
+    async def summaries(self, username: str) -> list[RoomSummary]:
+        """The user's rooms, each with its unread count and newest chat message."""
+
+    async def rooms(self, room_type: str | None, limit: int) -> list[tuple[RoomRecord, int]]:
+        """Rooms (of one type, or all) with their member counts, by room id."""
+
+    async def cursors(self, room_id: str) -> list[MemberRecord]:
+        """Every member of the room with their delivered and read cursors."""
+
+    async def spend(self) -> dict[str, UserSpend]:
+        """AI tokens and cost per user (the owner of each conversation), all time."""
+
+
 class Store(Protocol):
     @property
     def users(self) -> UserStore: ...
@@ -207,6 +268,8 @@ class Store(Protocol):
     def conversations(self) -> ConversationStore: ...
     @property
     def files(self) -> FileStore: ...
+    @property
+    def directory(self) -> DirectoryStore: ...
 
     async def healthy(self) -> bool: ...
     async def close(self) -> None: ...

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +40,11 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # A disabled user's tokens are refused and their sockets closed (admin action).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Per-user overrides of AI_BUDGET_TOKENS_PER_DAY / AI_BUDGET_USD_PER_MONTH (NULL: default).
+    budget_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Room(Base):
