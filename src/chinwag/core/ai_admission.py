@@ -23,7 +23,15 @@ from chinwag.protocol.errors import (
     RateLimited,
 )
 from chinwag.protocol.messages import AiOptions
-from chinwag.store.base import Budget, Claim, ConversationRecord, Store, Usage, Windows
+from chinwag.store.base import (
+    Budget,
+    Claim,
+    ConversationRecord,
+    Store,
+    Usage,
+    Windows,
+    conversation_title,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,34 +88,18 @@ class Admission:
         self.config = config
 
     async def budget_of(self, username: str) -> Budget:
-        override = await self.store.budgets.override(username)
+        """The user's budget: the admin's override (on the user's row) field by field,
+        else the defaults."""
+        user = await self.store.users.get(username)
         default = self.config.budget
-        if override is None:
+        if user is None:
             return default
-        return Budget(override.tokens_per_day if override.tokens_per_day is not None
-                      else default.tokens_per_day,
-                      override.usd_per_month if override.usd_per_month is not None
-                      else default.usd_per_month)
+        tokens, usd = user.budget_tokens_per_day, user.budget_usd_per_month
+        return Budget(tokens if tokens is not None else default.tokens_per_day,
+                      usd if usd is not None else default.usd_per_month)
 
     async def usage(self, username: str) -> tuple[Usage, Budget]:
         return await self.store.budgets.usage(username, windows()), await self.budget_of(username)
-
-    async def set_budget(self, username: str, budget: Budget | None) -> Budget:
-        """An admin's override of one user's budget (``None``, or a field ``None``:
-        the default applies); returns the user's budget as it applies now. Raises
-        InvalidMessage for a negative or non-finite limit, NotFound for no such user."""
-        if budget is not None:
-            for name, value in (("tokens_per_day", budget.tokens_per_day),
-                                ("usd_per_month", budget.usd_per_month)):
-                if value is not None and not 0 <= value < float("inf"):
-                    raise InvalidMessage(f"budget.{name} must be a finite number >= 0",
-                                         details=[{"field": f"budget.{name}",
-                                                   "error": "must be >= 0"}])
-        if await self.store.users.get(username) is None:
-            raise NotFound(f"user '{username}' does not exist")
-        empty = budget is None or (budget.tokens_per_day is None and budget.usd_per_month is None)
-        await self.store.budgets.set_override(username, None if empty else budget)
-        return await self.budget_of(username)
 
     async def admit(self, who: Identity, data: AiOptions, message: str,
                     conversation_id: int | None, room_id: str | None,
@@ -142,8 +134,8 @@ class Admission:
                       self.config.node_id)
         reply_id = await self._reserve(claim)
         if conv is None:
-            title = " ".join(message.split())[:80] or "conversation"
-            conv = await self.store.conversations.create(who.username, title, room_id)
+            conv = await self.store.conversations.create(who.username,
+                                                         conversation_title(message), room_id)
             await self.store.budgets.attach(reply_id, conv.id)
         return Plan(who, conv, room_id, turns, models, fell_back, caps, data.temperature,
                     prompt, reply_id, history[-1].id if history else None)

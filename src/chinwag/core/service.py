@@ -19,6 +19,7 @@ from chinwag.core.ai_admission import Admission, AdmissionConfig, Plan
 from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
+from chinwag.core.message_ops import MessageOps, asks_assistant
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
@@ -31,7 +32,7 @@ from chinwag.core.uploads import UploadManager
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
-from chinwag.protocol.codes import CloseCode
+from chinwag.protocol.codes import CloseCode, ErrorCode
 from chinwag.protocol.errors import (
     ChatError,
     InvalidMessage,
@@ -43,6 +44,7 @@ from chinwag.protocol.errors import (
 from chinwag.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
+SIGN_OUT = "sign_out"  # control command: close the user's connections (no room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,7 @@ class ChatService:
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
+        self.message_ops = MessageOps(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
         self.assistant = Assistant(Admission(ai.catalog, store, ai.admission), store,
                                    self.events, self.stats, ai.config)
@@ -95,6 +98,8 @@ class ChatService:
             "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
             "cancel": self._cancel, "file_upload": self._upload_frames.handle,
             "regenerate": self._ai_branch, "edit": self._ai_branch,
+            "edit_message": self.message_ops.edit, "delete_message": self.message_ops.delete,
+            "react": self.message_ops.react,
         }
 
     # ---- service life cycle -------------------------------------------------
@@ -246,10 +251,20 @@ class ChatService:
                                                  report=False)
                 session.flushed[room_id] = cursor.seq
 
+    async def sign_out(self, username: str, reason: str) -> None:
+        """Close every connection of ``username``, on every process, with 4401
+        (an admin disabled the account: its tokens no longer work)."""
+        await self.hub.control_user(username, SIGN_OUT, "", 0)
+        log.info("signed out every connection of '%s': %s", username, reason)
+
     # ---- the hub's delegate ---------------------------------------------------
 
     async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
-        if command == "subscribe" and room_id not in session.rooms:
+        if command == SIGN_OUT:
+            session.send(frames.error(ErrorCode.AUTH_FAILED.value,
+                                      "this account has been disabled"))
+            session.request_close(CloseCode.AUTH_FAILED, "account disabled")
+        elif command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
             await self._unsubscribe(session, room_id)
@@ -361,8 +376,9 @@ class ChatService:
             await self._ai_chat(session, msg)
 
     async def _room_chat(self, session: Session, msg: m.Chat) -> None:
-        who, data, room_id = session.identity, msg.data, msg.room_id
+        who, data, room_id = session.identity, asks_assistant(msg.data), msg.room_id
         assert room_id is not None
+        reply = await self.message_ops.reply_fields(room_id, data.reply_to)
         plan = None
         if data.ai and msg.message_id is not None:
             # Checked first so a retry does not open a second conversation.
@@ -375,19 +391,20 @@ class ChatService:
             plan = await self.assistant.admit(who, data, data.message, data.conversation_id,
                                               room_id)
         try:
-            await self._room_chat_store(session, msg, plan)
+            await self._room_chat_store(session, msg, plan, reply)
         except BaseException:
             if plan is not None:
                 await self.assistant.release(plan)
             raise
 
-    async def _room_chat_store(self, session: Session, msg: m.Chat, plan: Plan | None) -> None:
+    async def _room_chat_store(self, session: Session, msg: m.Chat, plan: Plan | None,
+                               reply: dict[str, Any]) -> None:
         who, data, room_id = session.identity, msg.data, msg.room_id
         assert room_id is not None
         payload = {"role": "user", "content": data.message, "username": who.username,
                    "user_id": who.user_id, "client_message_id": msg.message_id,
                    "conversation_id": plan.conv.id if plan else data.conversation_id,
-                   "timestamp": frames.utc_now()}
+                   "timestamp": frames.utc_now(), **reply}
         appended = await self.events.append(
             room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
             require_member=True)
@@ -403,6 +420,7 @@ class ChatService:
         members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
+        await self.message_ops.notify_mentions(record, members)
         if plan is not None:
             turn = await self.store.conversations.add_turn(
                 plan.conv.id, "user", data.message, username=who.username,

@@ -69,7 +69,9 @@ class Empty(_Frozen):
     pass
 
 
-AiText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+ServerMessageId = Annotated[int, Field(ge=1)]
+AiText = MessageText
 
 
 class AiOptions(_Frozen):
@@ -85,6 +87,23 @@ class ChatData(AiOptions):
     message: AiText
     conversation_id: DbId | None = None
     ai: bool = True
+    reply_to: ServerMessageId | None = None  # a message of the same room
+
+
+class EditMessageData(_Frozen):
+    message_id: ServerMessageId
+    content: MessageText
+
+
+class DeleteMessageData(_Frozen):
+    message_id: ServerMessageId
+
+
+class ReactData(_Frozen):
+    message_id: ServerMessageId
+    # An emoji (a ZWJ sequence is one) or a :short_code:; no spaces.
+    emoji: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^\S+$")]
+    on: bool = True
 
 
 class RegenerateData(AiOptions):
@@ -227,15 +246,32 @@ class FileUpload(ClientFrame):
     data: UploadData
 
 
+class EditMessage(ClientFrame):
+    type: Literal["edit_message"]
+    data: EditMessageData
+
+
+class DeleteMessage(ClientFrame):
+    type: Literal["delete_message"]
+    data: DeleteMessageData
+
+
+class React(ClientFrame):
+    type: Literal["react"]
+    data: ReactData
+
+
 ClientMessage = Annotated[
     Ping | Chat | JoinRoom | LeaveRoom | DeleteRoom | Typing | ReadReceipt | Sync | Cancel
-    | RefreshToken | FileUpload | Regenerate | Edit,
+    | RefreshToken | FileUpload | EditMessage | DeleteMessage | React | Regenerate | Edit,
     Field(discriminator="type"),
 ]
 
 #: Types that act on one room and so need a room_id.
-ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"})
+MESSAGE_OPS = frozenset({"edit_message", "delete_message", "react"})
+ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"}
+                       | MESSAGE_OPS)
 CLIENT_TYPES = frozenset(
     {"ping", "chat", "join_room", "leave_room", "delete_room", "typing", "read_receipt", "sync",
-     "cancel", "refresh_token", "file_upload", "regenerate", "edit"}
+     "cancel", "refresh_token", "file_upload", "regenerate", "edit"} | MESSAGE_OPS
 )

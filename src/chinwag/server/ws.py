@@ -62,8 +62,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     try:
         claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
-        if await rt.store.users.get(claims.identity.username) is None:
+        user = await rt.store.users.get(claims.identity.username)
+        if user is None:
             raise AuthFailed("the user no longer exists")
+        if user.disabled:
+            raise AuthFailed("this account has been disabled")
         session = await rt.service.open(claims.identity, claims.expires_at)
     except AuthFailed as exc:
         await _refuse(ws, exc, CloseCode.AUTH_FAILED)
@@ -104,7 +107,7 @@ def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
     """An upload chunk not received before: the only frame free of the rate limit."""
     return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
             and rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
-                                     frame.data.chunk_index))
+                                                frame.data.chunk_index))
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:

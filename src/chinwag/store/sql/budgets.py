@@ -10,14 +10,12 @@ from __future__ import annotations
 import zlib
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, and_, case, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from chinwag.store.base import Budget, Claim, Refusal, Usage, Windows
 from chinwag.store.sql.database import Database
-from chinwag.store.sql.tables import AiBudget, AiReply
+from chinwag.store.sql.tables import AiReply
 
 R = AiReply
 # Spent in a window: a running (or orphaned) reply its reservation, a finished one its bill.
@@ -118,20 +116,3 @@ class SqlBudgets:
                 mine, _live(windows.now)))).one()
         return Usage(int(tokens), round(float(usd), 8), int(held[1]), round(float(held[2]), 8),
                      int(held[0]))
-
-    async def override(self, username: str) -> Budget | None:
-        async with self._db.engine.connect() as c:
-            row = (await c.execute(select(AiBudget.tokens_per_day, AiBudget.usd_per_month)
-                                   .where(AiBudget.username == username))).first()
-        return Budget(row[0], row[1]) if row else None
-
-    async def set_override(self, username: str, budget: Budget | None) -> None:
-        async with self._db.write_conn() as c:
-            if budget is None:
-                await c.execute(delete(AiBudget).where(AiBudget.username == username))
-                return
-            upsert = sqlite_insert if self._db.is_sqlite else pg_insert
-            values = {"tokens_per_day": budget.tokens_per_day,
-                      "usd_per_month": budget.usd_per_month}
-            await c.execute(upsert(AiBudget).values(username=username, **values)
-                            .on_conflict_do_update(index_elements=["username"], set_=values))

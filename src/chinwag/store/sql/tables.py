@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +40,11 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # A disabled user's tokens are refused and their sockets closed (admin action).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Per-user overrides of AI_BUDGET_TOKENS_PER_DAY / AI_BUDGET_USD_PER_MONTH (NULL: default).
+    budget_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Room(Base):
@@ -83,6 +89,23 @@ class RoomEvent(Base):
         UniqueConstraint("room_pk", "seq", name="uq_room_events_seq"),
         UniqueConstraint("room_pk", "sender", "client_message_id", name="uq_room_events_client_id"),
     )
+    # Beside these columns (migration 0006, not mapped here because they differ by
+    # database): the search index (SQLite: the FTS5 table room_events_fts and its
+    # triggers; PostgreSQL: the generated column search_vector with a GIN index) and
+    # the expression index ix_room_events_ref on the message an event refers to.
+
+
+class MessageMention(Base):
+    """A chat that names a member with ``@username``."""
+
+    __tablename__ = "message_mentions"
+    event_id: Mapped[int] = mapped_column(ForeignKey("room_events.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_pk: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_message_mentions_user", "username", "room_pk", "seq"),)
 
 
 class Conversation(Base):
@@ -153,11 +176,3 @@ class AiReply(Base):
     __table_args__ = (Index("ix_ai_replies_user_time", "username", "created_at"),
                       Index("ix_ai_replies_conversation", "conversation_id", "running"))
 
-
-class AiBudget(Base):
-    """An admin's per-user override of the AI budget settings (NULL: the default)."""
-
-    __tablename__ = "ai_budgets"
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)

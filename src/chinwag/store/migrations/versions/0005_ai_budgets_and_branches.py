@@ -1,14 +1,14 @@
-"""AI replies' budget reservations, per-user budget overrides, conversation branches
+"""AI replies' budget reservations, conversation branches
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
@@ -33,13 +33,6 @@ def upgrade() -> None:
     )
     op.create_index('ix_ai_replies_user_time', 'ai_replies', ['username', 'created_at'])
     op.create_index('ix_ai_replies_conversation', 'ai_replies', ['conversation_id', 'running'])
-    op.create_table(
-        'ai_budgets',
-        sa.Column('username', sa.String(length=64), nullable=False),
-        sa.Column('tokens_per_day', sa.BigInteger(), nullable=True),
-        sa.Column('usd_per_month', sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint('username'),
-    )
     with op.batch_alter_table('conversation_turns') as batch_op:
         batch_op.add_column(sa.Column('parent_id', sa.BigInteger(), nullable=True))
         batch_op.create_index('ix_turns_parent', ['conversation_id', 'parent_id'])
@@ -54,7 +47,6 @@ def downgrade() -> None:
     with op.batch_alter_table('conversation_turns') as batch_op:
         batch_op.drop_index('ix_turns_parent')
         batch_op.drop_column('parent_id')
-    op.drop_table('ai_budgets')
     op.drop_index('ix_ai_replies_conversation', table_name='ai_replies')
     op.drop_index('ix_ai_replies_user_time', table_name='ai_replies')
     op.drop_table('ai_replies')
