@@ -1,4 +1,4 @@
-"""Command line: ``chinwag serve`` and ``chinwag create-admin``."""
+"""Command line: ``chinwag serve``, ``chinwag create-admin`` and ``chinwag chat``."""
 
 from __future__ import annotations
 
@@ -35,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("username")
     admin.add_argument("--password", help="read from the terminal (or "
                        "CHINWAG_ADMIN_PASSWORD) when omitted")
+    from chinwag_client import terminal
+
+    chat = sub.add_parser("chat", help="interactive terminal chat with a chinwag server")
+    terminal.add_arguments(chat)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "chat":
+        return terminal.run(args)
     try:
         settings = load_settings()
         if args.command == "serve":
@@ -74,13 +80,14 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
-    from chinwag.server.transport import DirectWebSocketProtocol, protocol_with_deadline
+    from chinwag.server.direct_write import DirectWebSocketProtocol
+    from chinwag.server.transport import protocol_with_deadline
 
     return dict(
         host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
         ws=DirectWebSocketProtocol,
         ws_ping_interval=settings.websocket_heartbeat_interval,
-        ws_ping_timeout=settings.websocket_heartbeat_interval,
+        ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
         # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
         # (uvicorn alone would trust 127.0.0.1).

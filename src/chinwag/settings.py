@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     upload_timeout: float = Field(3600.0, gt=0)
     max_uploads_per_user: int = Field(3, ge=1)
     max_temp_bytes_per_user: int = Field(200 * 1024 * 1024, ge=1)
+    max_rooms_per_user: int = Field(100, ge=1)  # rooms a (non-admin) user may own at once
     clamd_socket: str | None = None
     clamd_host: str | None = None
     clamd_port: int = Field(3310, ge=1, le=65535)

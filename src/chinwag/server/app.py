@@ -27,7 +27,7 @@ from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.routes import admin, auth, content, directory, ops, rooms, web
 from chinwag.server.throttles import AddressLimit, HttpRateLimit, LimitStore, LoginThrottle
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
@@ -92,7 +92,9 @@ def create_app(settings: Settings) -> FastAPI:
         max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
     ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
                                                    settings.ai_context_tokens))
-    service = ChatService(store, broker, limits, node_id, ai=ai, uploads=uploads)
+    service = ChatService(store, broker, broker, limits, node_id, ai=ai, uploads=uploads)
+    service.rooms.max_rooms_per_user = settings.max_rooms_per_user
+    service.rooms.unpublish = storage.delete_published
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
@@ -131,14 +133,18 @@ def create_app(settings: Settings) -> FastAPI:
             passwords.close()
 
     app = ChinwagApp(title="chinwag", version="0.1.0", lifespan=lifespan,
-                  description="Real-time chat over WebSockets, with rooms and AI replies.")
+                     description="Real-time chat over WebSockets, with rooms and AI replies.",
+                     docs_url=None, redoc_url=None)  # served offline by routes.web
     app.state.runtime = runtime
     app.add_middleware(HttpRateLimit, limit=AddressLimit(
         limit_store, settings.http_rate_limit_requests, settings.http_rate_limit_window, "HTTP"))
     app.include_router(auth.router)
+    app.include_router(directory.router)  # before rooms: GET /ws/rooms is not /ws/rooms/{id}
     app.include_router(rooms.router)
+    app.include_router(admin.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    web.mount(app)
 
     @app.exception_handler(ChatError)
     async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
@@ -166,13 +172,23 @@ def create_app(settings: Settings) -> FastAPI:
 WS_PATH = "/api/v1/ws/ws"
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point: under ``Mount("/chat", app)`` a request
+    for ``/chat/api/v1/ws/ws`` has ``root_path`` ``/chat`` and is ``/api/v1/ws/ws`` here."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        return path[len(root):]
+    return path
+
+
 class ChinwagApp(FastAPI):
     """FastAPI for HTTP; the WebSocket endpoint is called directly. A connection
     lives for hours, and every layer of the routing and middleware stack it would
     otherwise sit in costs memory per idle socket (measured: ~8 KB)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+        if scope["type"] == "websocket" and route_path(scope) == WS_PATH:
             scope["app"] = self
             await websocket_endpoint(WebSocket(scope, receive, send))
             return

@@ -65,6 +65,8 @@ async def current_user(rt: Annotated[Runtime, Depends(runtime)],
     user = await rt.store.users.get(claims.identity.username)
     if user is None:
         raise AuthFailed("the user no longer exists")
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     return Identity(user.id, user.username, user.is_admin)
 
 

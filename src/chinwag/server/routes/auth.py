@@ -64,6 +64,8 @@ async def login(request: Request, rt: RuntimeDep) -> TokenOut:
         await rt.login_throttle.failed(form.username, address)
         raise AuthFailed("wrong username or password")
     await rt.login_throttle.succeeded(form.username, address)
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     who = Identity(user.id, user.username, user.is_admin)
     return TokenOut(access_token=rt.tokens.access_token(who), expires_in=rt.tokens.access_ttl)
 
