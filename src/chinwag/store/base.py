@@ -32,6 +32,7 @@ class RoomRecord:
     owner: str
     created_at: datetime
     last_seq: int
+    history_visibility: str = "shared"  # "joined" or "shared" (see core/visibility.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class MemberRecord:
     joined_at: datetime
     delivered_seq: int
     read_seq: int
+    joined_seq: int = 0  # the room's last seq when this membership began
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,14 +152,28 @@ class UserSpend:
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
-        """Create the room with its owner as first member. Raises Conflict if it exists."""
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None,
+                     history_visibility: str = "shared") -> RoomRecord:
+        """Create the room with its owner as first member. Raises Conflict if it exists,
+        RoomLimit if ``owner`` already owns ``max_owned`` rooms (counted in the
+        transaction that creates, so concurrent creates cannot overshoot it)."""
 
     async def get(self, room_id: str) -> RoomRecord | None: ...
     async def delete(self, room_id: str) -> bool: ...
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def delete_with_files(self, room_id: str) -> list[str] | None:
+        """Delete the room with everything in it; the ``stored_name`` of each file that
+        was shared in it (read in the deleting transaction, so none is missed), or
+        None when there was no such room."""
+
+    async def set_history_visibility(self, room_id: str, value: str) -> bool: ...
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         """True when the user was not a member before. The new member starts with
-        delivered/read cursors at the room's current seq (no backlog before joining)."""
+        delivered/read cursors and ``joined_seq`` at the room's current seq.
+        With ``max_members`` a room that already has that many raises Conflict; the
+        count is checked in the transaction that adds, so concurrent adds cannot
+        overshoot it."""
 
     async def remove_member(self, room_id: str, username: str) -> bool: ...
     async def members(self, room_id: str) -> list[str]: ...
@@ -195,8 +211,9 @@ class EventStore(Protocol):
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
         """Events with seq > after_seq, oldest first."""
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
-        """The ``limit`` newest events with seq < before_seq, oldest first."""
+    async def before(self, room_id: str, before_seq: int | None, limit: int,
+                     after_seq: int = 0) -> list[EventRecord]:
+        """The ``limit`` newest events with after_seq < seq < before_seq, oldest first."""
 
     async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
                             exclude_sender: str) -> list[EventRecord]:
