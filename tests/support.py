@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from chinwag.client import ChatClient
+from chinwag_client import Backoff, Client
 
 PASSWORD = "correct-horse-battery"
 ADMIN = ("admin", "admin-password-123")
@@ -81,16 +82,19 @@ class Server:
     env: dict[str, str]
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: list[str] | None = None  # default: chinwag serve --port PORT
+    prefix: str = ""  # where chinwag is mounted in a host app ("/chat")
     clients: list[ChatClient] = field(default_factory=list)
+    sdk_clients: list[Client] = field(default_factory=list)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def log(self) -> str:
@@ -98,9 +102,10 @@ class Server:
 
     async def start(self) -> None:
         log = open(self.workdir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chinwag", "serve", "--port", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        command = self.command or [sys.executable, "-m", "chinwag", "serve",
+                                   "--port", str(self.port)]
+        self.proc = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)
         log.close()
         deadline = asyncio.get_running_loop().time() + 30
         while True:
@@ -126,6 +131,8 @@ class Server:
         return self.proc.returncode
 
     async def close(self) -> None:
+        for sdk in self.sdk_clients:
+            await sdk.close()
         for client in self.clients:
             await client.close()
         await self.stop()
@@ -165,6 +172,16 @@ class Server:
         """Connect and take the ``connect`` frame."""
         client = await self.raw_connect(user, token, **query)
         await client.expect("connect")
+        return client
+
+    async def sdk(self, username: str, password: str = PASSWORD,
+                  backoff: Backoff | None = None) -> Client:
+        """A started SDK client (``chinwag_client.Client``) of an existing user, with
+        quick reconnects; closed with the server."""
+        client = Client(self.base, username, password,
+                        backoff=backoff or Backoff(base=0.05, cap=0.5))
+        await client.start()
+        self.sdk_clients.append(client)
         return client
 
     async def raw_connect(self, user: User | None, token: str | None = None,
@@ -209,10 +226,17 @@ class ServerFactory:
         return env
 
     async def start(self, workdir: Path | None = None, port: int | None = None,
+                    command: list[str] | None = None, prefix: str = "",
                     **settings: Any) -> Server:
+        """Start chinwag (or ``command``, a host app with chinwag under ``prefix``,
+        which finds its port in ``PORT``)."""
         workdir = workdir or self.tmp / f"srv{len(self.servers)}"
         workdir.mkdir(parents=True, exist_ok=True)
-        srv = Server(port or free_port(), self.env(workdir, **settings), workdir)
+        port = port or free_port()
+        if command is not None:
+            settings.setdefault("PORT", port)
+        srv = Server(port, self.env(workdir, **settings), workdir, command=command,
+                     prefix=prefix)
         self.servers.append(srv)
         await srv.start()
         return srv

@@ -1,4 +1,4 @@
-"""Command line: ``chinwag serve`` and ``chinwag create-admin``."""
+"""Command line: ``chinwag serve``, ``chinwag create-admin`` and ``chinwag chat``."""
 
 from __future__ import annotations
 
@@ -35,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("username")
     admin.add_argument("--password", help="read from the terminal (or "
                        "CHINWAG_ADMIN_PASSWORD) when omitted")
+    from chinwag_client import terminal
+
+    chat = sub.add_parser("chat", help="interactive terminal chat with a chinwag server")
+    terminal.add_arguments(chat)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "chat":
+        return terminal.run(args)
     try:
         settings = load_settings()
         if args.command == "serve":

@@ -27,7 +27,7 @@ from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import admin, auth, content, directory, ops, rooms, web
+from chinwag.server.routes import admin, auth, content, directory, ops, rooms, search, web
 from chinwag.server.throttles import AddressLimit, HttpRateLimit, LimitStore, LoginThrottle
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
@@ -144,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    app.include_router(search.router)
     web.mount(app)
 
     @app.exception_handler(ChatError)
@@ -172,13 +173,23 @@ def create_app(settings: Settings) -> FastAPI:
 WS_PATH = "/api/v1/ws/ws"
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point: under ``Mount("/chat", app)`` a request
+    for ``/chat/api/v1/ws/ws`` has ``root_path`` ``/chat`` and is ``/api/v1/ws/ws`` here."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        return path[len(root):]
+    return path
+
+
 class ChinwagApp(FastAPI):
     """FastAPI for HTTP; the WebSocket endpoint is called directly. A connection
     lives for hours, and every layer of the routing and middleware stack it would
     otherwise sit in costs memory per idle socket (measured: ~8 KB)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+        if scope["type"] == "websocket" and route_path(scope) == WS_PATH:
             scope["app"] = self
             await websocket_endpoint(WebSocket(scope, receive, send))
             return

@@ -1,14 +1,14 @@
 """user admin controls: disabled accounts and per-user AI budget overrides
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0003"
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
