@@ -207,7 +207,8 @@ class ServerFactory:
         self.servers: list[Server] = []
 
     def env(self, workdir: Path, **settings: Any) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBSOCKET_", "WS_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("WEBSOCKET_", "WS_", "FORWARDED_"))}
         env.update({
             "DATA_DIR": str(workdir / "data"),
             "UPLOAD_DIR": str(workdir / "uploads"),
@@ -216,6 +217,8 @@ class ServerFactory:
             "ADMIN_USERNAME": ADMIN[0],
             "ADMIN_PASSWORD": ADMIN[1],
             "WS_RATE_LIMIT_REQUESTS": "100000",
+            "HTTP_RATE_LIMIT_REQUESTS": "100000",
+            "REGISTER_RATE_LIMIT_REQUESTS": "100000",
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
         })

@@ -6,6 +6,7 @@ offline queue ("events after seq N"). Implementations live in ``store.sql``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +19,9 @@ class UserRecord:
     password_hash: str
     is_admin: bool
     created_at: datetime
+    disabled: bool = False
+    budget_tokens_per_day: int | None = None  # per-user override; None: the default
+    budget_usd_per_month: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,7 @@ class RoomRecord:
     owner: str
     created_at: datetime
     last_seq: int
+    history_visibility: str = "shared"  # "joined" or "shared" (see core/visibility.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,7 @@ class MemberRecord:
     joined_at: datetime
     delivered_seq: int
     read_seq: int
+    joined_seq: int = 0  # the room's last seq when this membership began
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +108,73 @@ class UserStore(Protocol):
 
     async def get(self, username: str) -> UserRecord | None: ...
     async def upsert_admin(self, username: str, password_hash: str) -> UserRecord: ...
+    async def list_all(self, limit: int = 1000) -> list[UserRecord]:
+        """Every user, by name."""
+
+    async def with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Usernames starting with ``prefix`` (case-insensitive), by name."""
+
+    async def update(self, username: str, changes: UserChanges) -> UserRecord | None:
+        """Apply the fields of ``changes`` that are set; None when the user does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A user's AI budget override; a None field means "the server's default"."""
+
+    tokens_per_day: int | None = None
+    usd_per_month: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """An admin's change to an account; a None field stays as it is
+    (``budget=Budget()`` returns the user to the default budget)."""
+
+    disabled: bool | None = None
+    is_admin: bool | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One of a user's rooms as their room list shows it."""
+
+    room: RoomRecord
+    read_seq: int
+    unread: int  # chat messages from others after the user's read cursor
+    last_message: EventRecord | None  # the newest chat in the room
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpend:
+    tokens_used: int
+    cost_usd: float
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
-        """Create the room with its owner as first member. Raises Conflict if it exists."""
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None,
+                     history_visibility: str = "shared") -> RoomRecord:
+        """Create the room with its owner as first member. Raises Conflict if it exists,
+        RoomLimit if ``owner`` already owns ``max_owned`` rooms (counted in the
+        transaction that creates, so concurrent creates cannot overshoot it)."""
 
     async def get(self, room_id: str) -> RoomRecord | None: ...
     async def delete(self, room_id: str) -> bool: ...
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def delete_with_files(self, room_id: str) -> list[str] | None:
+        """Delete the room with everything in it; the ``stored_name`` of each file that
+        was shared in it (read in the deleting transaction, so none is missed), or
+        None when there was no such room."""
+
+    async def set_history_visibility(self, room_id: str, value: str) -> bool: ...
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         """True when the user was not a member before. The new member starts with
-        delivered/read cursors at the room's current seq (no backlog before joining)."""
+        delivered/read cursors and ``joined_seq`` at the room's current seq.
+        With ``max_members`` a room that already has that many raises Conflict; the
+        count is checked in the transaction that adds, so concurrent adds cannot
+        overshoot it."""
 
     async def remove_member(self, room_id: str, username: str) -> bool: ...
     async def members(self, room_id: str) -> list[str]: ...
@@ -150,8 +212,9 @@ class EventStore(Protocol):
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
         """Events with seq > after_seq, oldest first."""
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
-        """The ``limit`` newest events with seq < before_seq, oldest first."""
+    async def before(self, room_id: str, before_seq: int | None, limit: int,
+                     after_seq: int = 0) -> list[EventRecord]:
+        """The ``limit`` newest events with after_seq < seq < before_seq, oldest first."""
 
     async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
                             exclude_sender: str) -> list[EventRecord]:
@@ -179,6 +242,96 @@ class FileStore(Protocol):
     async def get(self, file_id: str) -> FileRecord | None: ...
 
 
+def conversation_title(first_message: str) -> str:
+    """A conversation's title: its first message, on one line, shortened."""
+    return " ".join(first_message.split())[:80] or "conversation"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A room event to append (its seq is assigned when it is stored)."""
+
+    type: str
+    data: dict[str, Any]
+    sender: str | None = None
+    client_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The outcome of ``MessageStore.change``."""
+
+    message: EventRecord  # the message as it is now stored
+    event: EventRecord | None  # the event recording the change; None: nothing changed
+    duplicate: bool = False  # the client id was used before: ``event`` is that first one
+
+
+@dataclass(frozen=True, slots=True)
+class MentionRecord:
+    room_id: str
+    seq: int
+    message_id: int
+    by: str
+    unread: bool  # beyond the member's read cursor
+
+
+#: Computes a message's new payload from its stored one; None leaves it as it is.
+#: Runs inside the change's transaction, so it sees the latest state; it may raise a
+#: ChatError (the message was deleted meanwhile, say) to abandon the change.
+Rewrite = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+class MessageStore(Protocol):
+    """Chat messages as things people act on: edit, delete, react, reply, mention."""
+
+    async def get(self, room_id: str, message_id: int) -> EventRecord | None:
+        """The chat event with that server id in that room, or None."""
+
+    async def change(self, room_id: str, message_id: int, rewrite: Rewrite, event: NewEvent,
+                     *, erase: bool = False) -> Changed:
+        """In one transaction: rewrite the message and, if it changed, append ``event``
+        under the room's next seq. A conversation turn holding the old text follows
+        it. With ``erase`` nothing of the old text stays: earlier edit events lose
+        their content, the message's mentions go, its search entry goes (the index
+        follows the stored content). Raises NotFound for an unknown message."""
+
+    async def replies(self, room_id: str, message_id: int, before_seq: int | None,
+                      limit: int, after_seq: int = 0) -> list[EventRecord]:
+        """The ``limit`` newest chats with after_seq < seq < before_seq whose
+        ``reply_to`` is that message, oldest first."""
+
+    async def add_mentions(self, message: EventRecord, usernames: list[str], by: str) -> None: ...
+    async def mentions(self, username: str, limit: int) -> list[MentionRecord]:
+        """The newest mentions of ``username`` in rooms they belong to, newest first."""
+
+    async def unread_mentions(self, username: str) -> dict[str, int]:
+        """Per room, mentions of ``username`` beyond their read cursor."""
+
+
+class SearchIndex(Protocol):
+    async def search(self, username: str, words: list[str], room_id: str | None,
+                     before_id: int | None, limit: int) -> list[EventRecord]:
+        """Chats containing every word (whole words, case-insensitive) in the rooms
+        ``username`` is a member of (or only ``room_id``), newest first, with ids
+        below ``before_id``."""
+
+
+class DirectoryStore(Protocol):
+    """Read-only overviews for the room list and the admin page."""
+
+    async def summaries(self, username: str) -> list[RoomSummary]:
+        """The user's rooms, each with its unread count and newest chat message."""
+
+    async def rooms(self, room_type: str | None, limit: int) -> list[tuple[RoomRecord, int]]:
+        """Rooms (of one type, or all) with their member counts, by room id."""
+
+    async def cursors(self, room_id: str) -> list[MemberRecord]:
+        """Every member of the room with their delivered and read cursors."""
+
+    async def spend(self) -> dict[str, UserSpend]:
+        """AI tokens and cost per user (the owner of each conversation), all time."""
+
+
 class Store(Protocol):
     @property
     def users(self) -> UserStore: ...
@@ -190,6 +343,12 @@ class Store(Protocol):
     def conversations(self) -> ConversationStore: ...
     @property
     def files(self) -> FileStore: ...
+    @property
+    def messages(self) -> MessageStore: ...
+    @property
+    def search(self) -> SearchIndex: ...
+    @property
+    def directory(self) -> DirectoryStore: ...
 
     async def healthy(self) -> bool: ...
     async def close(self) -> None: ...

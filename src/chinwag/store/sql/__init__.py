@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from chinwag.store.sql.conversations import SqlConversations, SqlFiles
 from chinwag.store.sql.database import Database
+from chinwag.store.sql.directory import SqlDirectory
 from chinwag.store.sql.events import SqlEvents
+from chinwag.store.sql.messages import SqlMessages
 from chinwag.store.sql.rooms import SqlRooms
+from chinwag.store.sql.search import SqlSearch
 from chinwag.store.sql.users import SqlUsers
 
 
@@ -17,6 +20,9 @@ class SqlStore:
         self.events = SqlEvents(self.db)
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
+        self.messages = SqlMessages(self.db)
+        self.search = SqlSearch(self.db)
+        self.directory = SqlDirectory(self.db)
 
     async def start(self) -> None:
         await self.db.migrate()
