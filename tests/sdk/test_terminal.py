@@ -67,7 +67,8 @@ async def test_chat_asks_for_the_password_when_it_is_not_in_the_environment(
         await expect(child, r"password for carol:")
         child.sendline(PASSWORD)
         await expect(child, r"joined den")
-        child.sendeof()
+        await expect(child, r"\[den\] carol>")  # the prompt is reading keys now
+        child.sendcontrol("d")
         await expect(child, pexpect.EOF)
         child.close()
         assert child.exitstatus == 0
