@@ -156,7 +156,7 @@ class ChatService:
         self.stats.active_connections = len(self.hub.sessions)
         self.stats.messages_sent = self.hub.frames_out
         if self.uploads is not None:
-            self.stats.uploads_in_progress = self.uploads.in_progress
+            self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
             await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
             await self.broker.put(f"stats:{self.node_id}",
@@ -422,7 +422,7 @@ class ChatService:
             reply = await self.uploads.chunk(who.username, data.file_id, data.chunk_index,
                                              data.total_chunks, data.chunk_data)
         elif isinstance(data, m.UploadStatus):
-            reply = self.uploads.status(who.username, data.file_id)
+            reply = await self.uploads.status(who.username, data.file_id)
         else:
             await self._finalize(session, data, msg.message_id)
             return
@@ -436,7 +436,7 @@ class ChatService:
         left meanwhile is deleted again."""
         assert self.uploads is not None
         username = session.username
-        room_id = self.uploads.room_of(username, data.file_id)
+        room_id = await self.uploads.room_of(username, data.file_id)
         if room_id is not None and await self.store.rooms.member(room_id, username) is None:
             raise NotInRoom(f"you are no longer a member of room '{room_id}'")
         done = await self.uploads.finalize(username, data.file_id, data.checksum)

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
@@ -101,15 +102,15 @@ class RefreshTokenData(_Frozen):
 class UploadInit(_Frozen):
     upload_type: Literal["init"]
     file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    file_size: Annotated[int, Field(ge=0)]
+    file_size: Annotated[StrictInt, Field(ge=0)]
     mime_type: Annotated[str, StringConstraints(max_length=255)] | None = None
 
 
 class UploadChunk(_Frozen):
     upload_type: Literal["chunk"]
     file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    chunk_index: Annotated[int, Field(ge=0)]
-    total_chunks: Annotated[int, Field(ge=1)] | None = None
+    chunk_index: Annotated[StrictInt, Field(ge=0)]
+    total_chunks: Annotated[StrictInt, Field(ge=1)] | None = None
     chunk_data: str
 
 

@@ -21,9 +21,10 @@ from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
 from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.service import ChatService, Limits
-from chinwag.core.uploads import UploadManager
+from chinwag.core.uploads import UploadLimits, UploadManager
+from chinwag.files.s3 import S3Location, S3Storage, make_client
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
 from chinwag.server.deps import Runtime
@@ -51,6 +52,14 @@ def create_scanner(settings: Settings) -> Scanner:
         raise SettingsError("invalid setting VIRUS_SCAN_ENABLED: needs CLAMD_SOCKET or CLAMD_HOST")
     return ClamdScanner(settings.clamd_socket, settings.clamd_host, settings.clamd_port,
                         settings.clamd_timeout, max_concurrent=settings.clamd_max_concurrent)
+
+
+def create_storage(settings: Settings) -> LocalStorage | S3Storage:
+    if settings.file_storage_url is None:
+        return LocalStorage(settings.upload_dir, settings.temp_dir)
+    client = make_client(settings.s3_endpoint_url, settings.s3_region,
+                         settings.s3_access_key_id, settings.s3_secret_access_key)
+    return S3Storage(client, S3Location.parse(settings.file_storage_url), settings.temp_dir)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -86,13 +95,14 @@ def create_app(settings: Settings) -> FastAPI:
     service.assistant = Assistant(provider, prices, store, service.events, service.stats,
                                   AssistantConfig(default_model, settings.ai_timeout,
                                                   settings.ai_context_tokens))
-    storage = UploadStorage(settings.upload_dir, settings.temp_dir)
+    storage = create_storage(settings)
     scanner = create_scanner(settings)
-    uploads = service.uploads = UploadManager(
-        storage, scanner, max_file_size=settings.max_file_size,
-        max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
+    service.uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(
+        max_file_size=settings.max_file_size, max_chunk_size=settings.max_chunk_size,
+        upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
-        max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
+        max_temp_bytes_per_user=settings.max_temp_bytes_per_user,
+        finalize_lease=settings.upload_finalize_lease))
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
@@ -104,7 +114,10 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.start()
-        await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
+        if isinstance(storage, S3Storage):
+            await storage.start()
+        else:
+            await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
         if settings.admin_username and settings.admin_password:
             await store.users.upsert_admin(settings.admin_username,
                                            await hash_password(settings.admin_password))
@@ -118,7 +131,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await runtime.close_sockets()
             await service.stop()
-            await uploads.close()
             await provider.aclose()
             await broker.close()
             await store.close()

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from chinwag.core.service import ChatService
 from chinwag.core.session import Identity
+from chinwag.files.s3 import S3Storage
 from chinwag.files.scanner import Scanner
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import AuthFailed, Forbidden
 from chinwag.server.auth import ACCESS, LoginThrottle, Tokens
 from chinwag.settings import Settings
@@ -30,7 +31,7 @@ class Runtime:
     service: ChatService
     tokens: Tokens
     throttle: LoginThrottle
-    storage: UploadStorage
+    storage: LocalStorage | S3Storage
     scanner: Scanner
     registry: CollectorRegistry
     sockets: set[object] = field(default_factory=set)  # open WebSocket connections
