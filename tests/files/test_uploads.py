@@ -16,7 +16,6 @@ from chinwag.core.uploads import FinalizedUpload, UploadLimits, UploadManager
 from chinwag.files.scanner import ClamdScanner, Scanner
 from chinwag.files.storage import LocalStorage
 from chinwag.protocol.codes import ErrorCode
-from chinwag.store.sql import SqlStore
 from chinwag.protocol.errors import (
     ChatError,
     ChecksumMismatch,
@@ -31,6 +30,7 @@ from chinwag.protocol.errors import (
     UploadNotFound,
     VirusDetected,
 )
+from chinwag.store.sql import SqlStore
 from tests.clamd_fixture import Clamd
 
 CHUNK = 1000
