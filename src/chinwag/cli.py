@@ -6,9 +6,8 @@ import argparse
 import asyncio
 import getpass
 import os
-import socket
+import signal
 import sys
-from functools import partial
 from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
@@ -40,7 +39,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from chinwag.server.logs import configure_logging
-    from chinwag.server.transport import ChinwagServer
 
     configure_logging(settings.log_level, settings.log_format, settings.debug)
     if workers > 1:
@@ -49,13 +47,21 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
                                 "processes can share rooms")
         from chinwag.server.workers import run_workers
 
-        config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
-                                **_uvicorn_options(settings, host, port))
-        return run_workers(workers, config.bind_socket, partial(_worker, host, port))
+        # Each worker is a fresh interpreter: it reads the settings from the
+        # environment it inherited (app_from_env).
+        return run_workers(uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
+                                          workers=workers,
+                                          **_uvicorn_options(settings, host, port)))
     from chinwag.server.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
-    ChinwagServer(config).run()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings),
+                                           **_uvicorn_options(settings, host, port)))
+    # uvicorn re-raises the signal that stopped it, to the handler that was there
+    # before: SIGTERM's default would end the process with -15 and SIGINT's would
+    # print a KeyboardInterrupt, after a shutdown that was clean. Exit 0 instead.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
     return 0
 
 
@@ -68,21 +74,10 @@ def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=settings.websocket_heartbeat_interval,
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
-        log_config=None, timeout_graceful_shutdown=10, lifespan="on",
+        log_config=None, lifespan="on",
+        # Connections close within seconds (1012); the AI replies get DRAIN_TIMEOUT.
+        timeout_graceful_shutdown=min(10.0, settings.drain_timeout),
     )
-
-
-def _worker(host: str, port: int, sock: socket.socket) -> None:
-    """One worker process of ``serve --workers N`` (a fresh interpreter: it reads the
-    settings from the environment it inherited)."""
-    import uvicorn
-
-    from chinwag.server.transport import ChinwagServer
-
-    settings = load_settings()
-    config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
-                            **_uvicorn_options(settings, host, port))
-    ChinwagServer(config).run(sockets=[sock])
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:

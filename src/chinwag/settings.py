@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     ws_rate_limit_window: float = Field(60.0, gt=0)
     typing_timeout: float = Field(10.0, gt=0)
     presence_ttl: float = Field(30.0, gt=0)
+    drain_timeout: float = Field(30.0, gt=0)
 
     # Files
     max_file_size: int = Field(50 * 1024 * 1024, ge=1)

@@ -117,9 +117,9 @@ class ChatService:
             return
 
     async def close_all(self, timeout: float = 5.0) -> None:
-        """Close every connection with 1001 (server going away) and wait for them."""
+        """Close every connection with 1012 (service restart) and wait for them."""
         for session in list(self.hub.sessions.values()):
-            session.request_close(CloseCode.GOING_AWAY, "server shutting down")
+            session.request_close(CloseCode.SERVICE_RESTART, "server restarting")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self.hub.sessions:

@@ -94,7 +94,8 @@ def create_app(settings: Settings) -> FastAPI:
                             f"provider does not serve '{default_model}'")
     service.assistant = Assistant(provider, prices, store, service.events, service.stats,
                                   AssistantConfig(default_model, settings.ai_timeout,
-                                                  settings.ai_context_tokens))
+                                                  settings.ai_context_tokens,
+                                                  settings.drain_timeout))
     storage = create_storage(settings)
     scanner = create_scanner(settings)
     service.uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(

@@ -3,17 +3,23 @@
 - A TCP connection that has not finished its HTTP request (the WebSocket handshake
   included) within the handshake timeout is dropped: uvicorn alone would keep a
   half-open handshake forever.
-- On shutdown every WebSocket is closed with 1001 (going away) before uvicorn's own
-  shutdown, which would use 1012.
+- On shutdown (SIGTERM or SIGINT, in a single process or a worker of
+  ``uvicorn.supervisors.Multiprocess``) uvicorn asks every connection's protocol to
+  shut down. A chat connection then closes the chinwag way: what its outbox holds
+  is flushed, then the close frame with 1012 goes out (uvicorn alone would write
+  the close frame at once, ahead of queued frames). uvicorn waits for those
+  sockets; the app's lifespan shutdown then lets running AI replies finish.
+
+Both protocol factories are importable objects (a class, a ``functools.partial``),
+so a config holding them pickles into the supervisor's worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import functools
+from collections.abc import Callable
 from typing import Any
-
-import uvicorn
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -24,7 +30,10 @@ HANDSHAKE_TIMEOUT = 10.0
 
 
 class DeadlineHttpProtocol(_Base):
-    handshake_timeout = HANDSHAKE_TIMEOUT
+    def __init__(self, *args: Any, handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handshake_timeout = handshake_timeout
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -51,31 +60,8 @@ class DeadlineHttpProtocol(_Base):
             self.transport.close()
 
 
-def protocol_with_deadline(timeout: float) -> type[DeadlineHttpProtocol]:
-    return type("DeadlineHttp", (DeadlineHttpProtocol,), {"handshake_timeout": timeout})
-
-
-class ChinwagServer(uvicorn.Server):
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        app = getattr(self.config, "loaded_app", None)
-        runtime = _find_runtime(app)
-        if runtime is not None:
-            await runtime.close_sockets()
-        await super().shutdown(sockets)
-
-
-def _find_runtime(app: Any) -> Any:
-    # Walk uvicorn's middleware wrappers down to the FastAPI app.
-    for _ in range(10):
-        if app is None:
-            return None
-        state = getattr(app, "state", None)
-        if state is not None and hasattr(state, "runtime"):
-            return state.runtime
-        app = getattr(app, "app", None)
-    return None
+def protocol_with_deadline(timeout: float) -> Callable[..., DeadlineHttpProtocol]:
+    return functools.partial(DeadlineHttpProtocol, handshake_timeout=timeout)
 
 
 # ---- the fan-out fast path ----------------------------------------------------
@@ -88,6 +74,9 @@ from websockets.protocol import State  # noqa: E402
 from chinwag.core.outbox import OutFrame  # noqa: E402
 
 DIRECT_EXTENSION = "chinwag.direct_write"
+#: ASGI scope extension: ``register(callback)``; uvicorn's shutdown then calls
+#: ``callback`` instead of closing the socket itself.
+SHUTDOWN_EXTENSION = "chinwag.on_shutdown"
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -133,6 +122,7 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     the handshake, a close frame from the peer) instead of five checks per write."""
 
     direct_ok = False
+    on_shutdown: Callable[[], None] | None = None
     # uvicorn's own flags, turned into inputs of direct_ok; the others are ours.
     close_sent = _DirectInput()
     disconnected = _DirectInput()
@@ -159,7 +149,22 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     async def run_asgi(self) -> None:
         extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         extensions[DIRECT_EXTENSION] = self.write_frame
+        extensions[SHUTDOWN_EXTENSION] = self._register_shutdown
         await super().run_asgi()
+
+    def _register_shutdown(self, callback: Callable[[], None]) -> None:
+        self.on_shutdown = callback
+
+    def shutdown(self) -> None:
+        """uvicorn is stopping: let the chat connection close itself (flush, then
+        1012); uvicorn waits for the socket and force-closes it after its graceful
+        timeout."""
+        callback, self.on_shutdown = self.on_shutdown, None
+        if callback is None or self.close_sent or self.disconnected:
+            super().shutdown()
+            return
+        self.stop_keepalive()
+        callback()
 
     async def send(self, message: Any) -> None:
         await super().send(message)

@@ -26,7 +26,7 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
-from chinwag.server.transport import DIRECT_EXTENSION
+from chinwag.server.transport import DIRECT_EXTENSION, SHUTDOWN_EXTENSION
 
 log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -125,7 +125,10 @@ class Connection:
         self._reading = False
         self._interrupted = False
         self.query_error: ChatError | None = None
-        session.direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
+        extensions = ws.scope.get("extensions", {})
+        session.direct = extensions.get(DIRECT_EXTENSION)
+        if (register := extensions.get(SHUTDOWN_EXTENSION)) is not None:
+            register(self._server_stopping)
         session.on_queued = self._start_writer
         session.on_close = self._interrupt
 
@@ -156,6 +159,11 @@ class Connection:
             await self._close_socket()
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
+
+    def _server_stopping(self) -> None:
+        """The process is stopping (SIGTERM, SIGINT, a rolling restart): close at once
+        with 1012 so the client reconnects to another process."""
+        self.session.request_close(CloseCode.SERVICE_RESTART, "server restarting")
 
     def _interrupt(self) -> None:
         """A close was requested (slow reader, token expiry, shutdown): stop reading.
