@@ -31,10 +31,13 @@ class Store:
         self.reads.append(after)
         return [(seq, text) for seq, text in sorted(self.events.items()) if seq > after]
 
+    async def control(self, _session: Session, _command: str, _room: str, _seq: int) -> None:
+        raise AssertionError("no membership commands in these tests")
+
 
 async def joined_session(store: Store, grace: float) -> tuple[Hub, Session]:
     broker = MemoryBroker()
-    hub = Hub(broker, store.fetch_after, reorder_grace=grace)
+    hub = Hub(broker, store, reorder_grace=grace)
     await broker.start(hub.on_message, hub.resync_all)
     session = Session(Identity(1, "alice"), outbox_capacity=64,
                       limiter=SlidingWindow(100, 1), token_expires_at=time.time() + 60)

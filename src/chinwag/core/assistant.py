@@ -26,7 +26,8 @@ from chinwag.ai.tokens import count_prompt_tokens, count_tokens
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
-from chinwag.protocol.codec import encode, error_event, event, utc_now
+from chinwag.protocol import frames
+from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import AIProviderError, ChatError, Forbidden, NotFound
 from chinwag.protocol.messages import ChatData
 from chinwag.store.base import ConversationRecord, Store
@@ -141,10 +142,8 @@ class Assistant:
                 elif isinstance(item, TextDelta):
                     parts.append(item.text)
                     completion_tokens += count_tokens(item.text)
-                    chunk = event("chat", {
-                        "role": "assistant", "content": item.text, "streaming": True,
-                        "conversation_id": conv.id, "timestamp": utc_now()}, room_id)
-                    await hub.publish_chunk(room_id, who.username, conv.id, encode(chunk))
+                    chunk = encode(frames.ai_chunk(item.text, conv.id, room_id))
+                    await hub.publish_chunk(room_id, who.username, conv.id, chunk)
         except asyncio.CancelledError:
             if not reply.cancelled:
                 raise
@@ -177,7 +176,7 @@ class Assistant:
         self.stats.ai_cost_usd += cost
         hub = self.events.hub
         if failure is not None:
-            await hub.send_user(who.username, encode(error_event(
+            await hub.send_user(who.username, encode(frames.error(
                 failure.code.value, failure.message, conversation_id=conv.id,
                 tokens_used=tokens)))
             if not content:
@@ -196,14 +195,14 @@ class Assistant:
         if failure is not None:
             summary["error"] = failure.code.value
         if room_id is None:
-            live = {**summary, "content": "", "message_id": turn.id, "timestamp": utc_now()}
-            await hub.send_user(who.username, encode(event("chat", live)))
+            live = {**summary, "content": "", "message_id": turn.id,
+                    "timestamp": frames.utc_now()}
+            await hub.send_user(who.username, encode(frames.ai_done(live)))
             return
         stored = {**summary, "content": content, "username": ASSISTANT,
-                  "reply_to": who.username, "timestamp": utc_now()}
+                  "reply_to": who.username, "timestamp": frames.utc_now()}
         await self.events.append_ai(room_id, stored)
 
     async def _typing(self, room_id: str, on: bool) -> None:
-        text = encode(event("typing", {"user_id": ASSISTANT, "username": ASSISTANT,
-                                       "is_typing": on, "room_id": room_id}, room_id))
+        text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
         await self.events.hub.publish_ephemeral(room_id, text)

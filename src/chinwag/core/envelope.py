@@ -38,9 +38,19 @@ class Envelope:
         return cls(h["k"], body.decode(), h.get("r"), h.get("q"), h.get("x"), h.get("y"))
 
 
+ROOM = "room"  # channel scopes: room:<room id>, user:<username>
+USER = "user"
+
+
 def room_channel(room_id: str) -> str:
-    return f"room:{room_id}"
+    return f"{ROOM}:{room_id}"
 
 
 def user_channel(username: str) -> str:
-    return f"user:{username}"
+    return f"{USER}:{username}"
+
+
+def parse_channel(channel: str) -> tuple[str, str]:
+    """(scope, name) of a channel made by ``room_channel`` or ``user_channel``."""
+    scope, _, name = channel.partition(":")
+    return scope, name

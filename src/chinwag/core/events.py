@@ -9,12 +9,11 @@ from typing import Any
 
 from chinwag.core.hub import Hub
 from chinwag.core.presence import Presence
+from chinwag.core.sequencer import PAGE
 from chinwag.core.session import Session
-from chinwag.protocol.codec import encode, event, utc_now
-from chinwag.protocol.errors import NotInRoom
+from chinwag.protocol import frames
+from chinwag.protocol.codec import encode
 from chinwag.store.base import Appended, EventRecord, Store
-
-PAGE = 500
 
 
 def render(record: EventRecord) -> dict[str, Any]:
@@ -22,7 +21,7 @@ def render(record: EventRecord) -> dict[str, Any]:
     data = record.data
     if record.type == "chat":
         data = {**data, "message_id": record.id}
-    return event(record.type, data, record.room_id, record.seq)
+    return frames.stored(record.type, data, record.room_id, record.seq)
 
 
 def hidden_from(record: EventRecord, username: str) -> bool:
@@ -72,14 +71,15 @@ class Events:
         await self.hub.publish_stored(room_id, record.seq, encode(live))
         return record
 
-    async def membership(self, room_id: str, username: str, status: str) -> int:
+    async def membership(self, room_id: str, username: str,
+                         status: frames.PresenceStatus) -> int:
         appended = await self.append(
-            room_id, "presence", {"room_id": room_id, "username": username, "status": status},
+            room_id, "presence", frames.presence_data(room_id, username, status),
             exclude=username)
         return appended.event.seq
 
     async def room_deleted(self, room_id: str) -> None:
-        text = encode(event("room_deleted", {"room_id": room_id}, room_id))
+        text = encode(frames.room_deleted(room_id))
         await self.hub.control_room(room_id, "deleted", text)
 
     async def fetch_after(self, session: Session, room_id: str,
@@ -101,11 +101,9 @@ class Events:
                 return last
 
     async def sync(self, session: Session, rooms: dict[str, int]) -> dict[str, int]:
-        """Replay each named room after the given seq (duplicates carry their seq)."""
+        """Replay each named room after the given seq (duplicates carry their seq);
+        the caller has checked the membership of each."""
         done: dict[str, int] = {}
-        for room_id in rooms:
-            if await self.store.rooms.member(room_id, session.username) is None:
-                raise NotInRoom(f"you are not a member of room '{room_id}'", room_id=room_id)
         for room_id, after in rooms.items():
             done[room_id] = await self.replay(session, room_id, after)
         return done
@@ -121,15 +119,15 @@ class Events:
             await self._receipt(chat, "delivered", username)
 
     async def mark_read(self, username: str, room_id: str, upto: int) -> None:
-        if await self.store.rooms.member(room_id, username) is None:
-            raise NotInRoom(f"you are not a member of room '{room_id}'")
+        """``username`` (a member) has read up to ``upto``: receipts to the senders."""
         old = await self.store.rooms.advance_read(room_id, username, upto)
         if old is None:
             return
         for chat in await self.store.events.chats_between(room_id, old, upto, username):
             await self._receipt(chat, "read", username)
 
-    async def _receipt(self, chat: EventRecord, status: str, recipient: str) -> None:
+    async def _receipt(self, chat: EventRecord, status: frames.ConfirmationStatus,
+                       recipient: str) -> None:
         if chat.sender is None or chat.data.get("role") != "user":
             return
         await self.hub.send_user(chat.sender, encode(confirmation(
@@ -140,11 +138,8 @@ class Events:
         return [render(r) for r in await self.store.events.before(room_id, before_seq, limit)]
 
 
-def confirmation(chat: EventRecord, status: str, **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "message_id": chat.client_message_id, "server_message_id": chat.id,
-        "room_id": chat.room_id, "seq": chat.seq, "status": status, "timestamp": utc_now(),
-    }
-    data.update(extra)
-    return event("delivery_confirmation", data, chat.room_id)
-
+def confirmation(chat: EventRecord, status: frames.ConfirmationStatus,
+                 **extra: Any) -> frames.Frame:
+    """The delivery confirmation of a stored room chat."""
+    return frames.room_confirmation(chat.client_message_id, chat.id, chat.room_id, chat.seq,
+                                    status, **extra)

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Protocol
 
 from chinwag.broker.base import Broker, BrokerUnavailable
 from chinwag.core.envelope import (
@@ -26,34 +25,43 @@ from chinwag.core.envelope import (
     CONTROL,
     DIRECT,
     EPHEMERAL,
+    ROOM,
     STORED,
     Envelope,
+    parse_channel,
     room_channel,
     user_channel,
 )
 from chinwag.core.outbox import Kind, OutFrame
-from chinwag.core.session import RoomCursor, Session
+from chinwag.core.sequencer import DONE, RETRY, RoomSequence
+from chinwag.core.session import Session
 
 log = logging.getLogger(__name__)
 
-#: Reads stored events after a seq for one session: [(seq, frame text or None to skip)].
-FetchAfter = Callable[[Session, str, int], Awaitable[list[tuple[int, str | None]]]]
-#: Runs a membership command that arrived on a user channel (subscribe, unsubscribe…).
-ControlHandler = Callable[[Session, str, tuple[str, int]], Coroutine[Any, Any, None]]
+class HubDelegate(Protocol):
+    """What the hub needs from the service that owns it: store reads for gap filling
+    and the membership commands that arrive on a user's channel."""
+
+    async def fetch_after(self, session: Session, room_id: str,
+                          after_seq: int) -> list[tuple[int, str | None]]:
+        """Stored events of ``room_id`` after ``after_seq`` as ``session`` sees them:
+        [(seq, frame text, or None for an event it must skip)], at most PAGE."""
+
+    async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
+        """Run ``subscribe`` / ``unsubscribe`` of ``room_id`` (from ``seq``) for ``session``."""
 
 
 class Hub:
-    def __init__(self, broker: Broker, fetch_after: FetchAfter,
+    def __init__(self, broker: Broker, delegate: HubDelegate,
                  reorder_grace: float = 0.25) -> None:
         self.broker = broker
-        self._fetch_after = fetch_after
+        self._delegate = delegate
         self.reorder_grace = reorder_grace
         # (session id, room) -> set on every stored event arriving while that gap waits
         self._reordering: dict[tuple[str, str], asyncio.Event] = {}
         self.sessions: dict[str, Session] = {}
         self.by_user: dict[str, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
-        self.control: ControlHandler | None = None
         self.frames_out = 0  # deliveries handed to outboxes (for stats)
         self.emptied = asyncio.Event()
         self._broker_down = False  # the last publish failed (log the outage once)
@@ -84,7 +92,7 @@ class Hub:
         ``after_seq`` (the offline queue), then live ones, in order."""
         if room_id in session.rooms:
             return
-        session.rooms[room_id] = RoomCursor(after_seq)
+        session.rooms[room_id] = RoomSequence(after_seq, session.outbox.capacity)
         members = self.rooms.setdefault(room_id, set())
         members.add(session)
         if len(members) == 1:
@@ -153,10 +161,11 @@ class Hub:
         except Exception:
             log.exception("dropping malformed broker message on %s", channel)
             return
-        if channel.startswith("room:"):
+        scope, name = parse_channel(channel)
+        if scope == ROOM:
             self._to_room(env)
         else:
-            self._to_user(channel[5:], env)
+            self._to_user(name, env)
 
     def _to_room(self, env: Envelope) -> None:
         assert env.room_id is not None
@@ -206,8 +215,8 @@ class Hub:
     def _to_user(self, username: str, env: Envelope) -> None:
         for s in list(self.by_user.get(username, ())):
             if env.kind == CONTROL:
-                if self.control is not None and env.room_id is not None and env.seq is not None:
-                    s.spawn(self.control(s, env.text, (env.room_id, env.seq)))
+                if env.room_id is not None and env.seq is not None:
+                    s.spawn(self._delegate.control(s, env.text, env.room_id, env.seq))
             elif env.kind == CHUNK:
                 s.send_chunk(env.key, env.text)
             else:
@@ -217,21 +226,20 @@ class Hub:
     def resync_all(self) -> None:
         """The broker may have lost messages: every session re-reads its rooms."""
         for s in list(self.sessions.values()):
-            for room_id, cursor in s.rooms.items():
+            for room_id, sequence in s.rooms.items():
                 waiting = self._reordering.pop((s.id, room_id), None)
                 if waiting is not None:
                     waiting.set()  # stop waiting for the broker: read the store now
-                elif not cursor.catching_up:
-                    cursor.catching_up = True
+                elif sequence.begin_catch_up():
                     s.spawn(self._catch_up(s, room_id))
 
     # ---- gap filling ------------------------------------------------------------
 
     def _start_catch_up(self, session: Session, room_id: str, *, reorder: bool = False) -> None:
-        cursor = session.rooms.get(room_id)
-        if cursor is None:
+        sequence = session.rooms.get(room_id)
+        if sequence is None:
             return
-        cursor.catching_up = True
+        sequence.begin_catch_up()  # already begun when a live event found the gap
         arrived = None
         if reorder:  # registered now, so arrivals and resyncs before the task runs count
             arrived = asyncio.Event()
@@ -260,40 +268,35 @@ class Hub:
 
     async def _catch_up(self, session: Session, room_id: str,
                         arrived: asyncio.Event | None = None) -> None:
-        stalls = 0
+        """Fill the room's gap: the sequence decides, this reads, sends and waits."""
+        sequence = session.rooms.get(room_id)
+        if sequence is None:
+            return
         try:
             if arrived is not None and await self._reordered(session, room_id, arrived):
                 return
-            while True:
-                cursor = session.rooms.get(room_id)
-                if cursor is None:
+            while session.rooms.get(room_id) is sequence:
+                page = await self._delegate.fetch_after(session, room_id, sequence.seq)
+                for seq, text in sequence.fresh(page):
+                    if session.rooms.get(room_id) is not sequence:
+                        return  # left the room meanwhile
+                    sequence.advance(seq)
+                    if text:
+                        await session.send_paced(text, (room_id, seq))
+                        self.frames_out += 1
+                outcome = sequence.page_done(len(page))
+                session.send_released(room_id, outcome.released)
+                if outcome.skipped is not None:
+                    log.warning("%s: seq %s..%s never became readable; skipped", room_id,
+                                *outcome.skipped)
+                if outcome.step == DONE:
                     return
-                batch = await self._fetch_after(session, room_id, cursor.seq)
-                cursor = session.rooms.get(room_id)
-                if cursor is None:
-                    return
-                for seq, text in batch:
-                    if seq > cursor.seq:
-                        cursor.seq = seq
-                        if text:
-                            await session.send_paced(text, (room_id, seq))
-                            self.frames_out += 1
-                if len(batch) < 500 and session.take_pending(room_id):
-                    return
-                if not batch:
-                    # The event we wait for is committed (it was published after its
-                    # commit) but not yet visible here; try again shortly. If it never
-                    # shows (the room was deleted meanwhile), stop waiting for it.
-                    stalls += 1
-                    if stalls > 200 and cursor.pending:
-                        log.warning("%s: seq %s never became readable; skipping to %s",
-                                    room_id, cursor.seq + 1, min(cursor.pending))
-                        cursor.seq = min(cursor.pending) - 1
+                if outcome.step == RETRY:
+                    # Committed (it was published after its commit) but not yet
+                    # visible here: look again shortly.
                     await asyncio.sleep(0.01)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("catch-up of %s for %s failed", room_id, session.username)
-            cursor = session.rooms.get(room_id)
-            if cursor is not None:
-                cursor.catching_up = False
+            sequence.abort()

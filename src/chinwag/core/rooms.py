@@ -9,12 +9,20 @@ routes alike, so both enforce the same rules (SPEC §4):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
-from chinwag.protocol.codec import iso
-from chinwag.protocol.errors import Conflict, Forbidden, InvalidMessage, NotFound, NotInRoom
-from chinwag.store.base import RoomRecord, Store
+from chinwag.protocol.errors import (
+    ChatError,
+    Conflict,
+    Forbidden,
+    InvalidMessage,
+    NotFound,
+    NotInRoom,
+)
+from chinwag.protocol.frames import iso
+from chinwag.store.base import MemberRecord, RoomRecord, Store
 
 ROOM_TYPES = ("private", "shared", "group")
 
@@ -46,12 +54,21 @@ class Rooms:
             raise NotFound(f"room '{room_id}' does not exist")
         return room
 
+    async def require_member(self, room_id: str, username: str, /, *,
+                             refusal: type[ChatError] = NotInRoom, why: str | None = None,
+                             **extra: Any) -> MemberRecord:
+        """The membership of ``username``, or ``refusal`` (NOT_IN_ROOM unless the caller
+        names another error or wording). The one check-and-raise for membership."""
+        member = await self.store.rooms.member(room_id, username)
+        if member is None:
+            raise refusal(why or NotInRoom.of(room_id).message, **extra)
+        return member
+
     async def visible(self, actor: Identity, room_id: str) -> RoomRecord:
         """The room if ``actor`` may see it: anyone for shared rooms, members otherwise."""
         room = await self.get(room_id)
         if room.room_type != "shared" and not actor.is_admin:
-            if await self.store.rooms.member(room_id, actor.username) is None:
-                raise Forbidden(f"you are not a member of room '{room_id}'")
+            await self.require_member(room_id, actor.username, refusal=Forbidden)
         return room
 
     async def join(self, actor: Identity, room_id: str, room_name: str | None = None,
@@ -81,7 +98,7 @@ class Rooms:
     async def leave(self, actor: Identity, room_id: str) -> int:
         await self.get(room_id)
         if not await self.store.rooms.remove_member(room_id, actor.username):
-            raise NotInRoom(f"you are not a member of room '{room_id}'")
+            raise NotInRoom.of(room_id)
         seq = await self.events.membership(room_id, actor.username, "left")
         await self.events.hub.control_user(actor.username, "unsubscribe", room_id, seq)
         return seq

@@ -10,11 +10,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from chinwag.ai.base import Provider
+from chinwag.ai.pricing import PriceTable
 from chinwag.broker.base import Broker, BrokerUnavailable
-from chinwag.core.assistant import Assistant
+from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
 from chinwag.core.outbox import Kind, OutFrame
@@ -24,20 +25,21 @@ from chinwag.core.rooms import Rooms
 from chinwag.core.session import Identity, Session
 from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
+from chinwag.core.upload_frames import UploadFrames
 from chinwag.core.uploads import UploadManager
+from chinwag.protocol import frames
 from chinwag.protocol import messages as m
-from chinwag.protocol.codec import encode, error_event, event, utc_now
+from chinwag.protocol.codec import encode
 from chinwag.protocol.codes import CloseCode
 from chinwag.protocol.errors import (
     ChatError,
-    Forbidden,
     InvalidMessage,
     NotFound,
     NotImplementedYet,
     NotInRoom,
     TooManyConnections,
 )
-from chinwag.store.base import EventRecord, FileRecord, Store
+from chinwag.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +58,40 @@ class Limits:
     single_process: bool = False  # the broker is in-process: no other node exists
 
 
+@dataclass(frozen=True, slots=True)
+class AISetup:
+    """What the service's AI runner is built from."""
+    provider: Provider
+    prices: PriceTable
+    config: AssistantConfig
+
+
 class ChatService:
-    def __init__(self, store: Store, broker: Broker, limits: Limits, node_id: str) -> None:
+    """Built in one step with everything it serves; it is also the hub's delegate
+    (store reads for gap filling, membership commands from a user's channel)."""
+
+    def __init__(self, store: Store, broker: Broker, limits: Limits, node_id: str, *,
+                 ai: AISetup, uploads: UploadManager) -> None:
         self.store = store
         self.broker = broker
         self.limits = limits
         self.node_id = node_id
         self.stats = NodeStats()
-        self.hub = Hub(broker, self._fetch_after)
+        self.hub = Hub(broker, self)
         self.presence = Presence(broker, self.hub, limits.presence_ttl, limits.single_process)
-        self.hub.control = self._control
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
-        self.assistant: Assistant | None = None
-        self.uploads: UploadManager | None = None
+        self.assistant = Assistant(ai.provider, ai.prices, store, self.events, self.stats,
+                                   ai.config)
+        self.uploads = uploads
+        self._upload_frames = UploadFrames(uploads, self.rooms, self.events, store, self.stats)
         self._background: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
             "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
             "leave_room": self._leave_room, "delete_room": self._delete_room,
             "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
-            "cancel": self._cancel, "file_upload": self._file_upload,
+            "cancel": self._cancel, "file_upload": self._upload_frames.handle,
         }
 
     # ---- service life cycle -------------------------------------------------
@@ -101,8 +116,7 @@ class ChatService:
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.assistant is not None:
-            await self.assistant.close()
+        await self.assistant.close()
         self.typing.close()
 
     async def _start_broker_later(self) -> None:
@@ -140,7 +154,7 @@ class ChatService:
 
     async def _heartbeat(self) -> None:
         """The guide's ``system`` heartbeat to every connection, framed once."""
-        text = encode(event("system", {"heartbeat": True, "server_time": utc_now()}))
+        text = encode(frames.heartbeat())
         frame = OutFrame(text)
         for session in list(self.hub.sessions.values()):
             session.send_text(text, Kind.EPHEMERAL, frame)
@@ -149,14 +163,12 @@ class ChatService:
         """Periodic clean-up: persist delivery cursors, drop abandoned uploads."""
         for session in list(self.hub.sessions.values()):
             await self._flush_cursors(session)
-        if self.uploads is not None:
-            await self.uploads.expire()
+        await self.uploads.expire()
 
     async def publish_stats(self) -> None:
         self.stats.active_connections = len(self.hub.sessions)
         self.stats.messages_sent = self.hub.frames_out
-        if self.uploads is not None:
-            self.stats.uploads_in_progress = await self.uploads.in_progress()
+        self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
             await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
             await self.broker.put(f"stats:{self.node_id}",
@@ -183,9 +195,7 @@ class ChatService:
         """Send ``connect``, subscribe the session to its rooms with everything it
         missed, announce it online, then auto-join the room from the query."""
         self.stats.total_connections += 1
-        session.send(event("connect", {
-            "connection_id": session.id, "status": "connected", "server_time": utc_now(),
-            "user_id": session.identity.user_id, "username": session.username}))
+        session.send(frames.connect(session.id, session.identity.user_id, session.username))
         await self.hub.add(session)
         first = await self.presence.connect(session)
         for room, member in await self.store.rooms.rooms_of(session.username):
@@ -196,7 +206,7 @@ class ChatService:
             try:
                 await self.handle(session, auto_join)
             except ChatError as exc:  # answered like a join_room frame; the socket stays
-                session.send(error_event(exc.code.value, exc.message, details=exc.details))
+                session.send(frames.error(exc.code.value, exc.message, details=exc.details))
 
     async def close(self, session: Session) -> None:
         await session.cancel_tasks()
@@ -233,8 +243,9 @@ class ChatService:
                                                  report=False)
                 session.flushed[room_id] = cursor.seq
 
-    async def _control(self, session: Session, command: str, args: tuple[str, int]) -> None:
-        room_id, seq = args
+    # ---- the hub's delegate ---------------------------------------------------
+
+    async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
         if command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
@@ -243,8 +254,8 @@ class ChatService:
                        for s in self.hub.rooms.get(room_id, ())):
                 await self.typing.stop(room_id, session.username)
 
-    async def _fetch_after(self, session: Session, room_id: str,
-                           after_seq: int) -> list[tuple[int, str | None]]:
+    async def fetch_after(self, session: Session, room_id: str,
+                          after_seq: int) -> list[tuple[int, str | None]]:
         return await self.events.fetch_after(session, room_id, after_seq)
 
     # ---- frames ---------------------------------------------------------------
@@ -258,7 +269,7 @@ class ChatService:
         await handler(session, message)
 
     async def _ping(self, session: Session, msg: m.Ping) -> None:
-        session.send(event("pong", {"server_time": utc_now()}))
+        session.send(frames.pong())
 
     async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
         assert msg.room_id is not None
@@ -272,10 +283,9 @@ class ChatService:
         if joined.new_member:  # the user's connections on other processes follow
             await self.hub.control_user(session.username, "subscribe", msg.room_id, joined.seq)
         room = joined.room
-        session.send(event("join_room", {
-            "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
-            "participants": await self.presence.participants(room.room_id),
-            "members": joined.members, "joined_at": utc_now()}, room.room_id))
+        session.send(frames.joined_room(room.room_id, room.room_name, room.room_type,
+                                        await self.presence.participants(room.room_id),
+                                        joined.members))
 
     async def _member_seq(self, room_id: str, username: str) -> int:
         member = await self.store.rooms.member(room_id, username)
@@ -287,14 +297,13 @@ class ChatService:
         await self.rooms.leave(session.identity, msg.room_id)
         for s in list(self.hub.by_user.get(session.username, ())):
             await self._unsubscribe(s, msg.room_id)
-        session.send(event("leave_room", {"room_id": msg.room_id, "left_at": utc_now()},
-                           msg.room_id))
+        session.send(frames.left_room(msg.room_id))
 
     async def _delete_room(self, session: Session, msg: m.DeleteRoom) -> None:
         assert msg.room_id is not None
         await self.rooms.delete(session.identity, msg.room_id)
         if msg.room_id not in session.rooms:  # not a participant: answer directly
-            session.send(event("room_deleted", {"room_id": msg.room_id}, msg.room_id))
+            session.send(frames.room_deleted(msg.room_id))
 
     async def _typing(self, session: Session, msg: m.Typing) -> None:
         assert msg.room_id is not None
@@ -307,26 +316,27 @@ class ChatService:
 
     async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
                                on: bool) -> None:
-        text = encode(event("typing", {"user_id": user_id, "username": username,
-                                       "is_typing": on, "room_id": room_id}, room_id))
+        text = encode(frames.typing(room_id, username, user_id, on))
         await self.hub.publish_ephemeral(room_id, text, exclude=username)
 
-    async def _announce_presence(self, room_id: str, username: str, status: str) -> None:
-        text = encode(event("presence", {"room_id": room_id, "username": username,
-                                         "status": status}, room_id))
+    async def _announce_presence(self, room_id: str, username: str,
+                                 status: frames.PresenceStatus) -> None:
+        text = encode(frames.presence(room_id, username, status))
         await self.hub.publish_ephemeral(room_id, text, exclude=username)
 
     async def _read_receipt(self, session: Session, msg: m.ReadReceipt) -> None:
         assert msg.room_id is not None
+        await self.rooms.require_member(msg.room_id, session.username)
         await self.events.mark_read(session.username, msg.room_id, msg.data.seq)
 
     async def _sync(self, session: Session, msg: m.Sync) -> None:
+        for room_id in msg.data.rooms:
+            await self.rooms.require_member(room_id, session.username, room_id=room_id)
         done = await self.events.sync(session, dict(msg.data.rooms))
-        session.send(event("sync", {"rooms": done, "complete": True}))
+        session.send(frames.synced(done))
 
     async def _cancel(self, session: Session, msg: m.Cancel) -> None:
-        if self.assistant is None or not self.assistant.cancel(session.identity,
-                                                               msg.data.conversation_id):
+        if not self.assistant.cancel(session.identity, msg.data.conversation_id):
             raise NotFound(f"no reply is being written in conversation "
                            f"{msg.data.conversation_id}", conversation_id=msg.data.conversation_id)
 
@@ -352,16 +362,13 @@ class ChatService:
                 session.send(confirmation(prior, "delivered", queued_for=[], duplicate=True))
                 return
         if data.ai:
-            if self.assistant is None:
-                raise NotImplementedYet("AI replies are not configured on this server")
-            if await self.store.rooms.member(room_id, who.username) is None:
-                raise NotInRoom(f"you are not a member of room '{room_id}'")
+            await self.rooms.require_member(room_id, who.username)
             conv = await self.assistant.conversation(who, data.conversation_id, data.message,
                                                      room_id)
         payload = {"role": "user", "content": data.message, "username": who.username,
                    "user_id": who.user_id, "client_message_id": msg.message_id,
                    "conversation_id": conv.id if conv else data.conversation_id,
-                   "timestamp": utc_now()}
+                   "timestamp": frames.utc_now()}
         appended = await self.events.append(
             room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
             require_member=True)
@@ -375,7 +382,7 @@ class ChatService:
         members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
-        if conv is not None and self.assistant is not None:
+        if conv is not None:
             await self.store.conversations.add_turn(conv.id, "user", data.message,
                                                     username=who.username,
                                                     client_message_id=msg.message_id)
@@ -386,85 +393,15 @@ class ChatService:
 
     async def _ai_chat(self, session: Session, msg: m.Chat) -> None:
         who, data = session.identity, msg.data
-        if self.assistant is None:
-            raise NotImplementedYet("AI replies are not configured on this server")
         if msg.message_id is not None:
             prior = await self.store.conversations.find_turn(who.username, msg.message_id)
             if prior is not None:
-                session.send(event("delivery_confirmation", {
-                    "message_id": msg.message_id, "server_message_id": prior.id,
-                    "conversation_id": prior.conversation_id, "status": "delivered",
-                    "duplicate": True, "timestamp": utc_now()}))
+                session.send(frames.ai_confirmation(msg.message_id, prior.id,
+                                                    prior.conversation_id, duplicate=True))
                 return
         conv = await self.assistant.conversation(who, data.conversation_id, data.message, None)
         turn = await self.store.conversations.add_turn(conv.id, "user", data.message,
                                                        username=who.username,
                                                        client_message_id=msg.message_id)
-        session.send(event("delivery_confirmation", {
-            "message_id": msg.message_id, "server_message_id": turn.id,
-            "conversation_id": conv.id, "status": "delivered", "timestamp": utc_now()}))
+        session.send(frames.ai_confirmation(msg.message_id, turn.id, conv.id))
         self.assistant.start(who, conv, data, None)
-
-    # ---- files --------------------------------------------------------------------
-
-    async def _file_upload(self, session: Session, msg: m.FileUpload) -> None:
-        if self.uploads is None:
-            raise NotImplementedYet("file uploads are not configured on this server")
-        who, data = session.identity, msg.data
-        if isinstance(data, m.UploadInit):
-            if msg.room_id is not None:
-                await self.rooms.get(msg.room_id)
-                if await self.store.rooms.member(msg.room_id, who.username) is None:
-                    raise NotInRoom(f"you are not a member of room '{msg.room_id}'")
-            reply = await self.uploads.init(who.username, data.file_name, data.file_size,
-                                            data.mime_type, msg.room_id)
-        elif isinstance(data, m.UploadChunk):
-            reply = await self.uploads.chunk(who.username, data.file_id, data.chunk_index,
-                                             data.total_chunks, data.chunk_data)
-        elif isinstance(data, m.UploadStatus):
-            reply = await self.uploads.status(who.username, data.file_id)
-        else:
-            await self._finalize(session, data, msg.message_id)
-            return
-        session.send(event("file_upload", _with_id(reply, msg.message_id)))
-
-    async def _finalize(self, session: Session, data: m.UploadFinalize,
-                        message_id: str | None = None) -> None:
-        """Verify, scan and publish; then record the file and, for a room upload, share
-        it as a stored room event (the uploader's answer too). Nothing is recorded or
-        shared unless every step passed; a file published for a room its uploader
-        left meanwhile is deleted again."""
-        assert self.uploads is not None
-        username = session.username
-        room_id = await self.uploads.room_of(username, data.file_id)
-        if room_id is not None and await self.store.rooms.member(room_id, username) is None:
-            raise NotInRoom(f"you are no longer a member of room '{room_id}'")
-        done = await self.uploads.finalize(username, data.file_id, data.checksum)
-        try:
-            if room_id is not None and await self.store.rooms.member(room_id, username) is None:
-                raise Forbidden(f"you left room '{room_id}' while the file was checked")
-            await self.store.files.add(FileRecord(
-                done.file_id, done.owner, done.room_id, done.file_name, done.file_size,
-                done.mime_type, done.checksum, done.stored_name, _now()))
-        except BaseException:
-            await self.uploads.unpublish(done.stored_name)
-            raise
-        self.stats.uploads_completed += 1
-        complete = {"upload_type": "complete", "file_id": done.file_id,
-                    "file_name": done.file_name, "file_size": done.file_size,
-                    "mime_type": done.mime_type, "checksum": done.checksum,
-                    "url": f"/api/v1/files/{done.file_id}", "username": username,
-                    "user_id": session.identity.user_id, "timestamp": utc_now()}
-        if room_id is None:
-            session.send(event("file_upload", _with_id(complete, message_id)))
-            return
-        await self.events.append(room_id, "file_upload", complete, sender=username)
-
-
-def _with_id(reply: dict[str, Any], message_id: str | None) -> dict[str, Any]:
-    return {**reply, "message_id": message_id} if message_id is not None else reply
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-

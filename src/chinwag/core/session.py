@@ -1,21 +1,18 @@
-"""One WebSocket connection as the domain sees it.
-
-Invariant: stored room events reach the client exactly once and in seq order.
-``cursors[room]`` is the last seq handed to the outbox; anything at or below it is
-a duplicate and dropped; anything beyond ``cursor + 1`` means an event is missing
-(published out of order, or lost by the broker), so it waits in ``pending`` while
-the hub fills the gap from the store."""
+"""One WebSocket connection as the domain sees it: identity, bounded outbox, rate
+limiter and, per room, a ``RoomSequence`` (core/sequencer.py) that decides what of
+each stored event to send; the session only sends what it is told to."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chinwag.core.outbox import Kind, Outbox, OutFrame
 from chinwag.core.ratelimit import SlidingWindow
+from chinwag.core.sequencer import DELIVER, FILL_GAP, RoomSequence
 from chinwag.protocol.codec import encode
 from chinwag.protocol.codes import CloseCode
 
@@ -27,13 +24,6 @@ class Identity:
     is_admin: bool = False
 
 
-@dataclass(slots=True)
-class RoomCursor:
-    seq: int
-    pending: dict[int, str] = field(default_factory=dict)
-    catching_up: bool = False
-
-
 class Session:
     def __init__(self, identity: Identity, *, outbox_capacity: int, limiter: SlidingWindow,
                  token_expires_at: float) -> None:
@@ -43,7 +33,7 @@ class Session:
         self.outbox = Outbox(outbox_capacity)
         self.limiter = limiter
         self.token_expires_at = token_expires_at
-        self.rooms: dict[str, RoomCursor] = {}
+        self.rooms: dict[str, RoomSequence] = {}
         self.close_code: int | None = None
         self.close_reason = ""
         self.tasks: set[asyncio.Task[None]] = set()
@@ -95,16 +85,12 @@ class Session:
         """Hand over stored event ``seq`` of ``room_id`` (``text`` None: advance the
         cursor without sending, for events this user must not see). Returns True
         when a gap was found and the caller must fill it from the store."""
-        cursor = self.rooms.get(room_id)
-        if cursor is None or seq <= cursor.seq:
+        sequence = self.rooms.get(room_id)
+        if sequence is None:
             return False
-        if cursor.catching_up or seq != cursor.seq + 1:
-            cursor.pending[seq] = text or ""
-            if cursor.catching_up:
-                return False
-            cursor.catching_up = True
-            return True
-        cursor.seq = seq
+        verdict = sequence.offer(seq, text)
+        if verdict != DELIVER:
+            return verdict == FILL_GAP
         if text:
             # send_text inlined: this runs once per recipient of every room event.
             direct = self.direct
@@ -113,24 +99,20 @@ class Session:
                 self._queued(self.outbox.put(text, Kind.STORED, (room_id, seq)))
         return False
 
+    def send_released(self, room_id: str, released: list[tuple[int, str]]) -> None:
+        """Send held events the room's sequence released, in order."""
+        for seq, text in released:
+            self.send_text(text, tag=(room_id, seq))
+
     def take_pending(self, room_id: str) -> bool:
-        """After a store read, release pending events that are now in order.
-        Returns True when the gap is closed (catch-up finished)."""
-        cursor = self.rooms.get(room_id)
-        if cursor is None:
+        """Release held events of ``room_id`` now in order; True when its gap is
+        closed (catch-up finished)."""
+        sequence = self.rooms.get(room_id)
+        if sequence is None:
             return True
-        for seq in sorted(cursor.pending):
-            if seq <= cursor.seq:
-                del cursor.pending[seq]
-            elif seq == cursor.seq + 1:
-                text = cursor.pending.pop(seq)
-                cursor.seq = seq
-                if text:
-                    self.send_text(text, tag=(room_id, seq))
-            else:
-                return False
-        cursor.catching_up = False
-        return True
+        released, closed = sequence.release()
+        self.send_released(room_id, released)
+        return closed
 
     # ---- life cycle -------------------------------------------------------
 
@@ -143,7 +125,7 @@ class Session:
     def _slow_reason(self) -> str:
         # The last seq that really left (or will leave) for the client, per room.
         lost = self.outbox.lost_from
-        last = {room: min(c.seq, lost.get(room, c.seq + 1) - 1) for room, c in self.rooms.items()}
+        last = {room: s.resume_after(lost.get(room)) for room, s in self.rooms.items()}
         reason = encode({"reason": "slow consumer", "last_seq": last})
         return reason if len(reason.encode()) <= 120 else "slow consumer: resume with sync"
 

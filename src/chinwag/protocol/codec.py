@@ -1,18 +1,23 @@
-"""Decode client frames into typed messages; encode server events to JSON text.
+"""Decode client frames into typed messages; encode server frames (built by
+``frames``) to JSON text.
 
 Pure: no I/O, no event loop. Every rejection is a ChatError with the code SPEC §8
 names, so the endpoint can answer it and keep the connection."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from chinwag.protocol.errors import ChatError, InvalidJson, InvalidMessage, UnknownType
+from chinwag.protocol.frames import error as error_event
+from chinwag.protocol.frames import event, iso, iso_from_timestamp, utc_now
 from chinwag.protocol.messages import CLIENT_TYPES, ROOM_TYPES, ClientMessage
+
+# The frame builders live in ``frames``; these names stay importable from here.
+__all__ = ["decode", "encode", "error_event", "event", "iso", "iso_from_timestamp", "utc_now"]
 
 _UPLOAD_TAGS = frozenset({"init", "chunk", "finalize", "status"})
 _adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
@@ -75,39 +80,3 @@ def _detail(field: str, error: str) -> dict[str, str]:
 def encode(event: dict[str, Any]) -> str:
     """A server event as the JSON text of one frame."""
     return orjson.dumps(event).decode()
-
-
-def event(kind: str, data: dict[str, Any], room_id: str | None = None,
-          seq: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": kind, "data": data}
-    if room_id is not None:
-        out["room_id"] = room_id
-    if seq is not None:
-        out["seq"] = seq
-    return out
-
-
-def error_event(code: str, message: str, *, message_id: str | None = None,
-                details: Any = None, **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"error": message, "code": code}
-    if message_id is not None:
-        data["message_id"] = message_id
-    if details is not None:
-        data["details"] = details
-    data.update({k: v for k, v in extra.items() if v is not None})
-    return {"type": "error", "data": data}
-
-
-def utc_now() -> str:
-    """Now as ISO 8601 UTC with milliseconds and ``Z``."""
-    return iso(datetime.now(UTC))
-
-
-def iso(moment: datetime) -> str:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_from_timestamp(seconds: float) -> str:
-    return iso(datetime.fromtimestamp(seconds, UTC))

@@ -65,6 +65,11 @@ class NotInRoom(ChatError):
     code = ErrorCode.NOT_IN_ROOM
     http_status = 403
 
+    @classmethod
+    def of(cls, room_id: str, **extra: Any) -> NotInRoom:
+        """The one wording of "not a member" (WebSocket handlers, HTTP, the store)."""
+        return cls(f"you are not a member of room '{room_id}'", **extra)
+
 
 class TooManyConnections(ChatError):
     code = ErrorCode.TOO_MANY_CONNECTIONS

@@ -28,7 +28,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Envelope(_Frozen):
+class ClientFrame(_Frozen):
     room_id: RoomId | None = None
     message_id: ClientMessageId | None = None
 
@@ -138,57 +138,57 @@ UploadData = Annotated[
 # ---- frames ----------------------------------------------------------------
 
 
-class Ping(Envelope):
+class Ping(ClientFrame):
     type: Literal["ping"]
     data: dict[str, Any] | None = None
 
 
-class Chat(Envelope):
+class Chat(ClientFrame):
     type: Literal["chat"]
     data: ChatData
 
 
-class JoinRoom(Envelope):
+class JoinRoom(ClientFrame):
     type: Literal["join_room"]
     data: JoinRoomData = JoinRoomData()
 
 
-class LeaveRoom(Envelope):
+class LeaveRoom(ClientFrame):
     type: Literal["leave_room"]
     data: Empty = Empty()
 
 
-class DeleteRoom(Envelope):
+class DeleteRoom(ClientFrame):
     type: Literal["delete_room"]
     data: Empty = Empty()
 
 
-class Typing(Envelope):
+class Typing(ClientFrame):
     type: Literal["typing"]
     data: TypingData
 
 
-class ReadReceipt(Envelope):
+class ReadReceipt(ClientFrame):
     type: Literal["read_receipt"]
     data: ReadReceiptData
 
 
-class Sync(Envelope):
+class Sync(ClientFrame):
     type: Literal["sync"]
     data: SyncData
 
 
-class Cancel(Envelope):
+class Cancel(ClientFrame):
     type: Literal["cancel"]
     data: CancelData
 
 
-class RefreshToken(Envelope):
+class RefreshToken(ClientFrame):
     type: Literal["refresh_token"]
     data: RefreshTokenData
 
 
-class FileUpload(Envelope):
+class FileUpload(ClientFrame):
     type: Literal["file_upload"]
     data: UploadData
 

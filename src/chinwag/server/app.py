@@ -19,8 +19,8 @@ from chinwag.ai.pricing import PriceTable
 from chinwag.ai.registry import build_provider
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
-from chinwag.core.assistant import Assistant, AssistantConfig
-from chinwag.core.service import ChatService, Limits
+from chinwag.core.assistant import AssistantConfig
+from chinwag.core.service import AISetup, ChatService, Limits
 from chinwag.core.uploads import UploadLimits, UploadManager
 from chinwag.files.s3 import S3Location, S3Storage, make_client
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
@@ -78,7 +78,6 @@ def create_app(settings: Settings) -> FastAPI:
         heartbeat_interval=settings.websocket_heartbeat_interval,
         single_process=not settings.uses_redis,
     )
-    service = ChatService(store, broker, limits, node_id)
     try:
         prices = PriceTable.from_json(settings.ai_prices)
     except ValueError as exc:
@@ -92,18 +91,18 @@ def create_app(settings: Settings) -> FastAPI:
     if not provider.serves(default_model):
         raise SettingsError(f"invalid setting DEFAULT_MODEL: the {settings.ai_provider} "
                             f"provider does not serve '{default_model}'")
-    service.assistant = Assistant(provider, prices, store, service.events, service.stats,
-                                  AssistantConfig(default_model, settings.ai_timeout,
-                                                  settings.ai_context_tokens,
-                                                  settings.drain_timeout))
     storage = create_storage(settings)
     scanner = create_scanner(settings)
-    service.uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(
+    uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(
         max_file_size=settings.max_file_size, max_chunk_size=settings.max_chunk_size,
         upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
         max_temp_bytes_per_user=settings.max_temp_bytes_per_user,
         finalize_lease=settings.upload_finalize_lease))
+    ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
+                                                   settings.ai_context_tokens,
+                                                   settings.drain_timeout))
+    service = ChatService(store, broker, limits, node_id, ai=ai, uploads=uploads)
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()

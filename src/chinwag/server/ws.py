@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from chinwag.core.session import Session
-from chinwag.protocol import codec
+from chinwag.protocol import codec, frames
 from chinwag.protocol.codes import CloseCode, ErrorCode
 from chinwag.protocol.errors import (
     AuthFailed,
@@ -106,7 +106,7 @@ def _is_chunk(frame: object) -> bool:
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
     with contextlib.suppress(Exception):
-        await ws.send_text(codec.encode(codec.error_event(exc.code.value, exc.message)))
+        await ws.send_text(codec.encode(frames.error(exc.code.value, exc.message)))
         await ws.close(code=code, reason=exc.message[:120])
 
 
@@ -254,15 +254,15 @@ class Connection:
             return False
         self.rt.service.stats.rejected_frames += 1
         message_id = getattr(frame, "message_id", None)
-        self.session.send(codec.error_event(
+        self.session.send(frames.error(
             ErrorCode.RATE_LIMIT.value, "rate limit exceeded", message_id=message_id,
             retry_after=retry))
         return True
 
     def _send_error(self, exc: ChatError, message_id: str | None) -> None:
         message_id = message_id or exc.message_id
-        self.session.send(codec.error_event(exc.code.value, exc.message, message_id=message_id,
-                                            details=exc.details, **exc.extra))
+        self.session.send(frames.error(exc.code.value, exc.message, message_id=message_id,
+                                       details=exc.details, **exc.extra))
 
     def _refresh(self, frame: RefreshToken) -> None:
         claims = self.rt.tokens.verify(frame.data.token, WEBSOCKET)
@@ -270,8 +270,7 @@ class Connection:
             raise AuthFailed("the token belongs to another user")
         self.session.token_expires_at = claims.expires_at
         self._arm_expiry()
-        self.session.send(codec.event("refresh_token", {
-            "expires_at": codec.iso_from_timestamp(claims.expires_at)}))
+        self.session.send(frames.token_refreshed(claims.expires_at))
 
     def _arm_expiry(self) -> None:
         """Close with 4401 when the token expires (re-armed by refresh_token)."""
@@ -283,6 +282,6 @@ class Connection:
 
     def _expired(self) -> None:
         session = self.session
-        session.send(codec.error_event(ErrorCode.AUTH_FAILED.value,
-                                       "the token has expired; reconnect with a new one"))
+        session.send(frames.error(ErrorCode.AUTH_FAILED.value,
+                                  "the token has expired; reconnect with a new one"))
         session.request_close(CloseCode.AUTH_FAILED, "token expired")

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from chinwag.core.session import Identity
-from chinwag.protocol.codec import iso
 from chinwag.protocol.errors import AuthFailed, InvalidMessage
+from chinwag.protocol.frames import iso
 from chinwag.server.auth import hash_password, verify_password
 from chinwag.server.deps import RuntimeDep, UserDep
 

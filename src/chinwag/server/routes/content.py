@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from chinwag.files.storage import LocalStorage
-from chinwag.protocol.codec import iso
 from chinwag.protocol.errors import Forbidden, NotFound, UploadNotFound
+from chinwag.protocol.frames import iso
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["content"])

@@ -110,7 +110,7 @@ class SqlEvents:
         nothing, so there is nothing of this transaction to see)."""
         if not await self._db.rows(_ROOM_EXISTS, {"room_id": room_id}):
             return NotFound(f"room '{room_id}' does not exist")
-        return NotInRoom(f"you are not a member of room '{room_id}'")
+        return NotInRoom.of(room_id)
 
     async def find(self, room_id: str, sender: str, client_message_id: str) -> EventRecord | None:
         async with self._db.read() as s:
