@@ -2,6 +2,8 @@
 
 Each test runs against:
 * ``memory``: the in-process broker;
+* ``memory-twins``: its two halves, ``MemoryPubSub`` and ``MemoryState``, as separate
+  objects (each interface's in-memory twin on its own);
 * ``redis``: RedisBroker against the machine's Redis (sharded pub/sub on Redis >= 7);
 * ``redis-plain``: the same, forced onto plain PUBLISH/SUBSCRIBE (the Redis < 7 path).
 
@@ -23,7 +25,7 @@ from redis.asyncio import Redis
 
 from chinwag.broker import redis as redis_broker
 from chinwag.broker.base import Broker
-from chinwag.broker.memory import MemoryBroker
+from chinwag.broker.memory import MemoryBroker, MemoryPubSub, MemoryState
 from chinwag.broker.redis import RedisBroker
 
 REDIS_URL = os.environ.get("CHINWAG_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -98,7 +100,19 @@ async def delete_prefixed(url: str, prefix: str) -> None:
         await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis", "redis-plain"])
+class Twins(MemoryPubSub):
+    """A Broker made of the two in-memory twins: pub/sub here, state delegated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        state = MemoryState()
+        self.set_add, self.set_remove = state.set_add, state.set_remove
+        self.set_members, self.set_count = state.set_members, state.set_count
+        self.set_add_many, self.put, self.get_many = (state.set_add_many, state.put,
+                                                      state.get_many)
+
+
+@pytest.fixture(params=["memory", "memory-twins", "redis", "redis-plain"])
 def impl(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -106,7 +120,7 @@ def impl(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NodeFactory]:
     """Start brokers of ``impl`` (as many as the test asks for) sharing one namespace."""
-    if impl != "memory":
+    if not impl.startswith("memory"):
         problem = await redis_problem(REDIS_URL)
         if problem is not None:
             message = f"Redis at {REDIS_URL} is unreachable ({problem})"
@@ -122,6 +136,8 @@ async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         broker: Broker
         if impl == "memory":
             broker = MemoryBroker()
+        elif impl == "memory-twins":
+            broker = Twins()
         else:
             broker = RedisBroker(REDIS_URL, node_id=f"test-{len(nodes)}", key_prefix=prefix)
         node = Node(broker, Inbox())
@@ -132,7 +148,7 @@ async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     yield factory
     for node in nodes:
         await node.broker.close()
-    if impl != "memory":
+    if not impl.startswith("memory"):
         await delete_prefixed(REDIS_URL, prefix)
 
 
@@ -200,7 +216,7 @@ async def test_resubscribe_after_unsubscribe_delivers_again(node: Node) -> None:
 
 
 async def test_two_nodes_see_each_others_publishes(impl: str, new_node: NodeFactory) -> None:
-    if impl == "memory":
+    if impl.startswith("memory"):
         pytest.skip("memory broker is per process by design: two instances share nothing")
     one, two = await new_node(), await new_node()
     for node in (one, two):

@@ -11,10 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -22,9 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, joined
 from tests.e2e.test_ai import ai, is_done
-from tests.e2e.test_cluster import SERVE, _answers, cluster_env, eventually, start_cluster
+from tests.e2e.test_cluster import cluster_env, start_cluster
 from tests.e2e.test_cluster_faults import chats, first_seen, stored_chats
-from tests.support import ADMIN, Server, ServerFactory, User, free_port
+from tests.support import Server, User
 
 DRAIN_TIMEOUT = 20
 QUESTION = " ".join(f"word{i}" for i in range(40))
@@ -173,29 +171,3 @@ async def test_rolling_restart_of_every_process_under_traffic_loses_and_duplicat
                 await asyncio.sleep(0.05)
         assert reader.received() == expected
 
-
-async def test_sighup_replaces_every_worker_and_their_clients_reconnect(
-        pg_url: str, tmp_path: Path, name: Callable[[str], str]) -> None:
-    port = free_port()
-    srv = Server(port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url)), tmp_path)
-    subprocess.run([*SERVE[:-1], "create-admin", ADMIN[0], "--password", ADMIN[1]],
-                   cwd=tmp_path, env=srv.env, capture_output=True, check=True, timeout=30)
-    with (tmp_path / "server.log").open("ab") as log:
-        srv.proc = subprocess.Popen([*SERVE, "--workers", "2", "--port", str(port)],
-                                    cwd=tmp_path, env=srv.env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-    try:
-        await eventually(lambda: _answers(srv), within=30, what="/health on the workers")
-        user = await srv.user(name("u"))
-        clients = [await srv.connect(user) for _ in range(4)]  # on both workers
-        srv.proc.send_signal(signal.SIGHUP)
-        for client in clients:  # every old worker drained
-            assert await client.wait_closed(timeout=60) == 1012
-        assert srv.proc.poll() is None  # the supervisor stays
-        back = await srv.connect(user)  # a new worker answers
-        await back.send({"type": "ping", "data": {}})
-        await back.expect("pong")
-        assert "Received SIGHUP, restarting processes" in srv.log
-    finally:
-        await srv.close()
-    assert srv.proc.returncode == 0, srv.log

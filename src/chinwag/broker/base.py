@@ -1,9 +1,14 @@
-"""The broker moves opaque bytes between processes; it never sees rooms or models.
+"""What processes share besides the database, as two small interfaces:
 
-Besides publish/subscribe it keeps small *expiring sets* (presence: who is
-connected where) and *expiring values* (per-node stats snapshots). An entry lives
-only while its owner keeps refreshing it, so a process that dies without running
-any clean-up disappears from every set within its TTL.
+- ``PubSub`` moves opaque bytes between processes on channel names; it never sees
+  rooms or models;
+- ``ExpiringState`` keeps small *expiring sets* (presence: who is connected where)
+  and *expiring values* (per-node stats snapshots). An entry lives only while its
+  owner keeps refreshing it, so a process that dies without running any clean-up
+  disappears from every set within its TTL.
+
+Each has an in-memory twin (``memory.py``); one Redis class implements both
+(``Broker``), since one connection pool serves them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ class BrokerUnavailable(Exception):
     """
 
 
-class Broker(Protocol):
+class PubSub(Protocol):
     async def start(self, on_message: OnMessage, on_resync: OnResync) -> None:
         """Connect and start delivering messages of subscribed channels to ``on_message``."""
 
@@ -44,6 +49,11 @@ class Broker(Protocol):
     async def unsubscribe(self, channel: str) -> None:
         """Stop receiving ``channel``. Idempotent."""
 
+    async def healthy(self) -> bool:
+        """True when the broker can be reached now."""
+
+
+class ExpiringState(Protocol):
     async def set_add(self, key: str, member: str, ttl: float) -> None:
         """Add or refresh ``member`` in the expiring set ``key`` for ``ttl`` seconds."""
 
@@ -66,5 +76,6 @@ class Broker(Protocol):
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
         """Values of ``keys`` (None where missing or expired)."""
 
-    async def healthy(self) -> bool:
-        """True when the broker can be reached now."""
+
+class Broker(PubSub, ExpiringState, Protocol):
+    """Both interfaces in one object (the Redis broker, the in-memory one)."""

@@ -1,4 +1,5 @@
-"""In-process broker: the default for a single process. Nothing leaves the process."""
+"""In-process twins of the broker interfaces: the default for a single process.
+Nothing leaves the process."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from collections.abc import Sequence
 from chinwag.broker.base import OnMessage, OnResync
 
 
-class MemoryBroker:
+class MemoryPubSub:
+    """``PubSub`` within one process: a publish calls the subscriber at once."""
+
     def __init__(self) -> None:
         self._on_message: OnMessage | None = None
         self._channels: set[str] = set()
-        self._sets: dict[str, dict[str, float]] = {}
-        self._values: dict[str, tuple[bytes, float]] = {}
 
     async def start(self, on_message: OnMessage, on_resync: OnResync) -> None:
         self._on_message = on_message
@@ -31,6 +32,17 @@ class MemoryBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
+
+    async def healthy(self) -> bool:
+        return True
+
+
+class MemoryState:
+    """``ExpiringState`` in this process's memory, expiring by the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, dict[str, float]] = {}
+        self._values: dict[str, tuple[bytes, float]] = {}
 
     async def set_add(self, key: str, member: str, ttl: float) -> None:
         self._sets.setdefault(key, {})[member] = time.monotonic() + ttl
@@ -69,5 +81,10 @@ class MemoryBroker:
             out.append(item[0] if item is not None and item[1] > now else None)
         return out
 
-    async def healthy(self) -> bool:
-        return True
+
+class MemoryBroker(MemoryPubSub, MemoryState):
+    """Both twins in one object, as ``create_app`` uses them."""
+
+    def __init__(self) -> None:
+        MemoryPubSub.__init__(self)
+        MemoryState.__init__(self)

@@ -20,9 +20,8 @@ Invariants:
   per outage. Nothing is replayed: callers recover from the store.
 
 Sharded pub/sub (SPUBLISH/SSUBSCRIBE) is used when the server is Redis 7 or newer,
-plain PUBLISH/SUBSCRIBE otherwise (decided again on every new link). Expiring sets
-are sorted sets scored by expiry time in Redis server milliseconds (``TIME`` inside a
-script), so nodes with skewed clocks agree. Requires Redis >= 5.
+plain PUBLISH/SUBSCRIBE otherwise (decided again on every new link). The expiring
+sets and values are in ``redis_state.py``. Requires Redis >= 5.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import re
 import time
@@ -44,55 +42,17 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from chinwag.broker.base import BrokerUnavailable, OnMessage, OnResync
+from chinwag.broker.redis_state import DOWN, SET_ADD_BATCH, RedisExpiringState
+
+__all__ = ["SET_ADD_BATCH", "RedisBroker", "RedisTimings"]
 
 log = logging.getLogger(__name__)
 
 #: Sharded pub/sub exists from this Redis major version on.
 SHARDED_SINCE_MAJOR = 7
-
-# What makes an operation fail: Redis unreachable, too slow, or refusing the command.
-_DOWN = (RedisError, OSError, TimeoutError)
-
-# KEYS[1] = set key; ARGV[1] = ttl in ms, ARGV[2..] = members (one or many: a presence
-# refresh adds a whole set in one call). The key lives as long as its longest-lived
-# member, so a short TTL never cuts a longer one short.
-_SET_ADD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expiry = now + tonumber(ARGV[1])
-local scored = {}
-for i = 2, #ARGV do
-  scored[#scored + 1] = expiry
-  scored[#scored + 1] = ARGV[i]
-end
-redis.call('ZADD', KEYS[1], unpack(scored))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
-return 1
-"""
-
-# KEYS[1] = set key. Trims what has run out, returns the rest.
-_SET_MEMBERS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
-"""
-
-# KEYS[1] = set key. How many members have not run out (O(log n): nothing is sent).
-_SET_COUNT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-"""
-
-#: ``set_add_many`` adds at most this many members of one set per script call (Lua's
-#: ``unpack`` has a stack limit; a bounded call also keeps Redis responsive).
-SET_ADD_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +149,13 @@ class _Link:
                 if fut is not None and not fut.done():
                     fut.set_result(None)
         self._acks.clear()
-        with contextlib.suppress(*_DOWN):
+        with contextlib.suppress(*DOWN):
             await self.conn.disconnect(nowait=True)
 
 
-class RedisBroker:
-    """The :class:`~chinwag.broker.base.Broker` over Redis, for several processes.
+class RedisBroker(RedisExpiringState):
+    """The :class:`~chinwag.broker.base.Broker` over Redis, for several processes:
+    pub/sub here, the expiring sets and values in ``RedisExpiringState``.
 
     ``node_id`` names this process's connections in ``CLIENT LIST``; ``key_prefix``
     goes in front of every channel and key, so several deployments (or tests) can
@@ -232,9 +193,7 @@ class RedisBroker:
         if self._pool.connection_kwargs.get("protocol") != 2:
             raise ValueError("RedisBroker speaks RESP2: remove 'protocol' from the Redis URL")
         self._client = Redis(connection_pool=self._pool)
-        self._set_add = self._client.register_script(_SET_ADD)
-        self._set_members = self._client.register_script(_SET_MEMBERS)
-        self._set_count = self._client.register_script(_SET_COUNT)
+        self._register_scripts()
 
         self._wanted: set[str] = set()
         self._link: _Link | None = None
@@ -258,7 +217,7 @@ class RedisBroker:
         self._on_resync = on_resync
         try:
             link = await self._open_link()
-        except _DOWN as exc:
+        except DOWN as exc:
             raise BrokerUnavailable(f"cannot reach Redis: {exc}") from exc
         self._reader = asyncio.create_task(self._run(link), name="chinwag-redis-reader")
         with contextlib.suppress(TimeoutError):
@@ -278,9 +237,9 @@ class RedisBroker:
             await link.close()
         self._wanted.clear()
         self._on_message = self._on_resync = None
-        with contextlib.suppress(*_DOWN):
+        with contextlib.suppress(*DOWN):
             await self._client.aclose()
-        with contextlib.suppress(*_DOWN):
+        with contextlib.suppress(*DOWN):
             await self._pool.aclose()
 
     # -- publish / subscribe ---------------------------------------------------
@@ -303,7 +262,7 @@ class RedisBroker:
             return
         try:
             futures = await link.subscribe([self._channel(channel)], resubscribe=False)
-        except _DOWN:
+        except DOWN:
             return  # the reader notices, reconnects and subscribes _wanted
         try:
             async with asyncio.timeout(self._timings.op_timeout):
@@ -317,51 +276,8 @@ class RedisBroker:
         link = self._link
         if link is None:
             return
-        with contextlib.suppress(*_DOWN):
+        with contextlib.suppress(*DOWN):
             await link.unsubscribe(self._channel(channel))
-
-    # -- expiring sets and values ----------------------------------------------
-
-    async def set_add(self, key: str, member: str, ttl: float) -> None:
-        async with self._guard("set_add"):
-            await self._set_add(keys=[self._set_key(key)], args=[_ms(ttl), member])
-
-    async def set_remove(self, key: str, member: str) -> None:
-        async with self._guard("set_remove"):
-            await self._client.zrem(self._set_key(key), member)
-
-    async def set_members(self, key: str) -> list[str]:
-        async with self._guard("set_members"):
-            raw = await self._set_members(keys=[self._set_key(key)])
-        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
-
-    async def set_count(self, key: str) -> int:
-        async with self._guard("set_count"):
-            return int(await self._set_count(keys=[self._set_key(key)]))
-
-    async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
-        """``set_add`` grouped by set: one script call (and round trip) per set and
-        ``SET_ADD_BATCH`` members, each bounded in time like a single command."""
-        by_key: dict[str, list[str]] = {}
-        for key, member in entries:
-            by_key.setdefault(key, []).append(member)
-        ms = _ms(ttl)
-        for key, members in by_key.items():
-            for start in range(0, len(members), SET_ADD_BATCH):
-                async with self._guard("set_add_many"):
-                    await self._set_add(keys=[self._set_key(key)],
-                                        args=[ms, *members[start : start + SET_ADD_BATCH]])
-
-    async def put(self, key: str, value: bytes, ttl: float) -> None:
-        async with self._guard("put"):
-            await self._client.set(self._value_key(key), value, px=_ms(ttl))
-
-    async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        if not keys:
-            return []
-        async with self._guard("get_many"):
-            values = await self._client.mget([self._value_key(k) for k in keys])
-        return [v if isinstance(v, bytes) else None for v in values]
 
     async def healthy(self) -> bool:
         """PING answered within ``op_timeout`` and, once started, the pub/sub link is up."""
@@ -399,7 +315,7 @@ class RedisBroker:
         except BaseException:
             if self._link is not None and self._link.conn is conn:
                 self._link = None
-            with contextlib.suppress(*_DOWN):
+            with contextlib.suppress(*DOWN):
                 await conn.disconnect(nowait=True)
             raise
         if link.resubscribing == 0:
@@ -419,7 +335,7 @@ class RedisBroker:
                 delay = min(delay * 2, self._timings.backoff_max)
                 try:
                     link = await self._open_link()
-                except _DOWN as exc:
+                except DOWN as exc:
                     log.debug("Redis reconnect failed: %s", exc)
                     continue
                 except Exception:
@@ -428,7 +344,7 @@ class RedisBroker:
                 log.info("Redis pub/sub connected again after %.2fs", time.monotonic() - lost_at)
             try:
                 await self._pump(link)  # returns only by raising
-            except _DOWN as exc:
+            except DOWN as exc:
                 log.warning("Redis pub/sub connection lost (%s); reconnecting", exc)
             except Exception:
                 log.exception("unexpected error on the Redis pub/sub link; reconnecting")
@@ -498,21 +414,11 @@ class RedisBroker:
         try:
             async with asyncio.timeout(2 * self._timings.op_timeout):
                 yield
-        except _DOWN as exc:
+        except DOWN as exc:
             raise BrokerUnavailable(f"{what}: {exc or type(exc).__name__}") from exc
 
     def _channel(self, channel: str) -> bytes:
         return self._prefix_b + channel.encode()
-
-    def _set_key(self, key: str) -> str:
-        return f"{self._prefix}set:{key}"
-
-    def _value_key(self, key: str) -> str:
-        return f"{self._prefix}val:{key}"
-
-
-def _ms(ttl: float) -> int:
-    return max(1, math.ceil(ttl * 1000))
 
 
 def _major_version(info: object) -> int:

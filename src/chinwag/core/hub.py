@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from chinwag.broker.base import Broker, BrokerUnavailable
+from chinwag.broker.base import BrokerUnavailable, PubSub
 from chinwag.core.envelope import (
     CHUNK,
     CONTROL,
@@ -52,7 +52,7 @@ class HubDelegate(Protocol):
 
 
 class Hub:
-    def __init__(self, broker: Broker, delegate: HubDelegate,
+    def __init__(self, broker: PubSub, delegate: HubDelegate,
                  reorder_grace: float = 0.25) -> None:
         self.broker = broker
         self._delegate = delegate

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from chinwag.broker.base import Broker, BrokerUnavailable
+from chinwag.broker.base import BrokerUnavailable, ExpiringState
 from chinwag.core.hub import Hub
 from chinwag.core.session import Session
 
@@ -32,7 +32,8 @@ def _usernames(entries: list[str]) -> set[str]:
 
 
 class Presence:
-    def __init__(self, broker: Broker, hub: Hub, ttl: float, single_process: bool = False) -> None:
+    def __init__(self, broker: ExpiringState, hub: Hub, ttl: float,
+                 single_process: bool = False) -> None:
         self.broker = broker
         self.hub = hub
         self.ttl = ttl

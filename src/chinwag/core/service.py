@@ -14,7 +14,7 @@ from typing import Any
 
 from chinwag.ai.base import Provider
 from chinwag.ai.pricing import PriceTable
-from chinwag.broker.base import Broker, BrokerUnavailable
+from chinwag.broker.base import BrokerUnavailable, ExpiringState, PubSub
 from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
@@ -30,7 +30,7 @@ from chinwag.core.uploads import UploadManager
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
-from chinwag.protocol.codes import CloseCode
+from chinwag.protocol.codes import CloseCode, ErrorCode
 from chinwag.protocol.errors import (
     ChatError,
     InvalidMessage,
@@ -42,6 +42,7 @@ from chinwag.protocol.errors import (
 from chinwag.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
+SIGN_OUT = "sign_out"  # control command: close the user's connections (no room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +71,16 @@ class ChatService:
     """Built in one step with everything it serves; it is also the hub's delegate
     (store reads for gap filling, membership commands from a user's channel)."""
 
-    def __init__(self, store: Store, broker: Broker, limits: Limits, node_id: str, *,
-                 ai: AISetup, uploads: UploadManager) -> None:
+    def __init__(self, store: Store, pubsub: PubSub, state: ExpiringState, limits: Limits,
+                 node_id: str, *, ai: AISetup, uploads: UploadManager) -> None:
         self.store = store
-        self.broker = broker
+        self.pubsub = pubsub
+        self.state = state
         self.limits = limits
         self.node_id = node_id
         self.stats = NodeStats()
-        self.hub = Hub(broker, self)
-        self.presence = Presence(broker, self.hub, limits.presence_ttl, limits.single_process)
+        self.hub = Hub(pubsub, self)
+        self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
@@ -99,7 +101,7 @@ class ChatService:
     async def start(self) -> None:
         self._background = []
         try:
-            await self.broker.start(self.hub.on_message, self.hub.resync_all)
+            await self.pubsub.start(self.hub.on_message, self.hub.resync_all)
         except BrokerUnavailable as exc:
             log.warning("broker unreachable at start-up (%s): serving this process's "
                         "connections and retrying", exc)
@@ -123,7 +125,7 @@ class ChatService:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self.broker.start(self.hub.on_message, self.hub.resync_all)
+                await self.pubsub.start(self.hub.on_message, self.hub.resync_all)
             except BrokerUnavailable:
                 continue
             log.info("broker reachable again")
@@ -170,8 +172,8 @@ class ChatService:
         self.stats.messages_sent = self.hub.frames_out
         self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
-            await self.broker.set_add("nodes", self.node_id, self.limits.presence_ttl)
-            await self.broker.put(f"stats:{self.node_id}",
+            await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
+            await self.state.put(f"stats:{self.node_id}",
                                   encode(self.stats.snapshot()).encode(),
                                   self.limits.presence_ttl)
         except BrokerUnavailable:
@@ -243,10 +245,20 @@ class ChatService:
                                                  report=False)
                 session.flushed[room_id] = cursor.seq
 
+    async def sign_out(self, username: str, reason: str) -> None:
+        """Close every connection of ``username``, on every process, with 4401
+        (an admin disabled the account: its tokens no longer work)."""
+        await self.hub.control_user(username, SIGN_OUT, "", 0)
+        log.info("signed out every connection of '%s': %s", username, reason)
+
     # ---- the hub's delegate ---------------------------------------------------
 
     async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
-        if command == "subscribe" and room_id not in session.rooms:
+        if command == SIGN_OUT:
+            session.send(frames.error(ErrorCode.AUTH_FAILED.value,
+                                      "this account has been disabled"))
+            session.request_close(CloseCode.AUTH_FAILED, "account disabled")
+        elif command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
             await self._unsubscribe(session, room_id)
@@ -274,7 +286,7 @@ class ChatService:
     async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
         assert msg.room_id is not None
         joined = await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                       msg.data.room_type)
+                                       msg.data.room_type, msg.data.history_visibility)
         for s in list(self.hub.by_user.get(session.username, ())):
             if msg.room_id not in s.rooms:
                 start = joined.seq if joined.new_member else (

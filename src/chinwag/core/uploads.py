@@ -268,6 +268,16 @@ class UploadManager:
                                mime_type=policy.mime_for(upload.extension), checksum=checksum,
                                stored_name=stored_name)
 
+    async def is_new_chunk(self, owner: str, file_id: str, chunk_index: int) -> bool:
+        """True when ``chunk`` would write bytes: the owner's upload is in progress and
+        that chunk has not been received. Only such chunks are free of the frame rate
+        limit; a repeat writes nothing and costs a frame like any other."""
+        upload = await self._state.get(file_id)
+        return (upload is not None and upload.owner == owner
+                and upload.finalizing_since is None
+                and 0 <= chunk_index < upload.total_chunks
+                and not await self._state.has_chunk(file_id, chunk_index))
+
     async def room_of(self, owner: str, file_id: str) -> str | None:
         """The room an upload in progress is for (UPLOAD_NOT_FOUND if unknown)."""
         return (await self._lookup(owner, file_id)).room_id

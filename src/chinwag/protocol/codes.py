@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     INCOMPLETE_UPLOAD = "INCOMPLETE_UPLOAD"  # send the missing chunks named in details
     UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"  # start a new upload
     UPLOAD_LIMIT = "UPLOAD_LIMIT"  # too many uploads or bytes in flight; finish one first
+    ROOM_LIMIT = "ROOM_LIMIT"  # the user owns as many rooms as allowed; delete one first
     STORAGE_ERROR = "STORAGE_ERROR"  # the server could not write the file; retry later
     VIRUS_DETECTED = "VIRUS_DETECTED"  # the scanner rejected the file; do not retry
     SCAN_UNAVAILABLE = "SCAN_UNAVAILABLE"  # the scanner is unavailable; retry later
@@ -38,3 +39,4 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4008  # you fell too far behind: reconnect, then sync from the last seq
     AUTH_FAILED = 4401  # token bad or expired: get a new token before reconnecting
     FORBIDDEN_ORIGIN = 4403  # this Origin is not allowed: do not reconnect
+    PING_TIMEOUT = 4408  # nothing heard from you for two heartbeat intervals: reconnect

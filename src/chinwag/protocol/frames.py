@@ -28,8 +28,9 @@ def iso_from_timestamp(seconds: float) -> str:
     return iso(datetime.fromtimestamp(seconds, UTC))
 
 
-def event(kind: str, data: dict[str, Any], room_id: str | None = None,
-          seq: int | None = None) -> Frame:
+def event(
+    kind: str, data: dict[str, Any], room_id: str | None = None, seq: int | None = None
+) -> Frame:
     """The common shape: ``type``, ``data`` and, for room frames, ``room_id``/``seq``."""
     out: Frame = {"type": kind, "data": data}
     if room_id is not None:
@@ -39,8 +40,9 @@ def event(kind: str, data: dict[str, Any], room_id: str | None = None,
     return out
 
 
-def error(code: str, message: str, *, message_id: str | None = None,
-          details: Any = None, **extra: Any) -> Frame:
+def error(
+    code: str, message: str, *, message_id: str | None = None, details: Any = None, **extra: Any
+) -> Frame:
     data: dict[str, Any] = {"error": message, "code": code}
     if message_id is not None:
         data["message_id"] = message_id
@@ -54,9 +56,16 @@ def error(code: str, message: str, *, message_id: str | None = None,
 
 
 def connect(connection_id: str, user_id: int, username: str) -> Frame:
-    return event("connect", {"connection_id": connection_id, "status": "connected",
-                             "server_time": utc_now(), "user_id": user_id,
-                             "username": username})
+    return event(
+        "connect",
+        {
+            "connection_id": connection_id,
+            "status": "connected",
+            "server_time": utc_now(),
+            "user_id": user_id,
+            "username": username,
+        },
+    )
 
 
 def pong() -> Frame:
@@ -68,11 +77,21 @@ def heartbeat() -> Frame:
     return event("system", {"heartbeat": True, "server_time": utc_now()})
 
 
-def joined_room(room_id: str, room_name: str, room_type: str, participants: list[str],
-                members: list[str]) -> Frame:
-    return event("join_room", {"room_id": room_id, "room_name": room_name,
-                               "room_type": room_type, "participants": participants,
-                               "members": members, "joined_at": utc_now()}, room_id)
+def joined_room(
+    room_id: str, room_name: str, room_type: str, participants: list[str], members: list[str]
+) -> Frame:
+    return event(
+        "join_room",
+        {
+            "room_id": room_id,
+            "room_name": room_name,
+            "room_type": room_type,
+            "participants": participants,
+            "members": members,
+            "joined_at": utc_now(),
+        },
+        room_id,
+    )
 
 
 def left_room(room_id: str) -> Frame:
@@ -91,23 +110,38 @@ def token_refreshed(expires_at: float) -> Frame:
     return event("refresh_token", {"expires_at": iso_from_timestamp(expires_at)})
 
 
-def room_confirmation(message_id: str | None, server_message_id: int, room_id: str, seq: int,
-                      status: ConfirmationStatus, **extra: Any) -> Frame:
+def room_confirmation(
+    message_id: str | None,
+    server_message_id: int,
+    room_id: str,
+    seq: int,
+    status: ConfirmationStatus,
+    **extra: Any,
+) -> Frame:
     """A room chat was stored (``delivered`` to the sender, with ``queued_for``), or
     reached / was read by ``recipient``."""
     data: dict[str, Any] = {
-        "message_id": message_id, "server_message_id": server_message_id,
-        "room_id": room_id, "seq": seq, "status": status, "timestamp": utc_now(),
+        "message_id": message_id,
+        "server_message_id": server_message_id,
+        "room_id": room_id,
+        "seq": seq,
+        "status": status,
+        "timestamp": utc_now(),
     }
     data.update(extra)
     return event("delivery_confirmation", data, room_id)
 
 
-def ai_confirmation(message_id: str | None, server_message_id: int, conversation_id: int,
-                    *, duplicate: bool = False) -> Frame:
+def ai_confirmation(
+    message_id: str | None, server_message_id: int, conversation_id: int, *, duplicate: bool = False
+) -> Frame:
     """A roomless chat to the AI was stored as a conversation turn."""
-    data: dict[str, Any] = {"message_id": message_id, "server_message_id": server_message_id,
-                            "conversation_id": conversation_id, "status": "delivered"}
+    data: dict[str, Any] = {
+        "message_id": message_id,
+        "server_message_id": server_message_id,
+        "conversation_id": conversation_id,
+        "status": "delivered",
+    }
     if duplicate:
         data["duplicate"] = True
     data["timestamp"] = utc_now()
@@ -115,8 +149,9 @@ def ai_confirmation(message_id: str | None, server_message_id: int, conversation
 
 
 def file_upload(reply: dict[str, Any], message_id: str | None = None) -> Frame:
-    return event("file_upload", {**reply, "message_id": message_id}
-                 if message_id is not None else reply)
+    return event(
+        "file_upload", {**reply, "message_id": message_id} if message_id is not None else reply
+    )
 
 
 # ---- room broadcasts ----------------------------------------------------------------
@@ -131,8 +166,11 @@ def presence(room_id: str, username: str, status: PresenceStatus) -> Frame:
 
 
 def typing(room_id: str, username: str, user_id: int | str, is_typing: bool) -> Frame:
-    return event("typing", {"user_id": user_id, "username": username,
-                            "is_typing": is_typing, "room_id": room_id}, room_id)
+    return event(
+        "typing",
+        {"user_id": user_id, "username": username, "is_typing": is_typing, "room_id": room_id},
+        room_id,
+    )
 
 
 def stored(kind: str, data: dict[str, Any], room_id: str, seq: int) -> Frame:
@@ -144,8 +182,17 @@ def stored(kind: str, data: dict[str, Any], room_id: str, seq: int) -> Frame:
 
 
 def ai_chunk(content: str, conversation_id: int, room_id: str | None) -> Frame:
-    return event("chat", {"role": "assistant", "content": content, "streaming": True,
-                          "conversation_id": conversation_id, "timestamp": utc_now()}, room_id)
+    return event(
+        "chat",
+        {
+            "role": "assistant",
+            "content": content,
+            "streaming": True,
+            "conversation_id": conversation_id,
+            "timestamp": utc_now(),
+        },
+        room_id,
+    )
 
 
 def ai_done(summary: dict[str, Any], room_id: str | None = None) -> Frame:

@@ -17,7 +17,8 @@ from chinwag.files.s3 import S3Storage
 from chinwag.files.scanner import Scanner
 from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import AuthFailed, Forbidden
-from chinwag.server.auth import ACCESS, LoginThrottle, Tokens
+from chinwag.server.auth import ACCESS, Passwords, Tokens
+from chinwag.server.throttles import AddressLimit, LoginThrottle
 from chinwag.settings import Settings
 from chinwag.store.base import Store
 
@@ -30,7 +31,9 @@ class Runtime:
     store: Store
     service: ChatService
     tokens: Tokens
-    throttle: LoginThrottle
+    passwords: Passwords
+    login_throttle: LoginThrottle
+    register_limit: AddressLimit
     storage: LocalStorage | S3Storage
     scanner: Scanner
     registry: CollectorRegistry
@@ -38,7 +41,7 @@ class Runtime:
     sockets_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close_sockets(self, timeout: float = 5.0) -> None:
-        """Close every WebSocket with 1001 and wait until their close frames are out."""
+        """Close every WebSocket with 1012 and wait until their close frames are out."""
         await self.service.close_all(timeout)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -63,6 +66,8 @@ async def current_user(rt: Annotated[Runtime, Depends(runtime)],
     user = await rt.store.users.get(claims.identity.username)
     if user is None:
         raise AuthFailed("the user no longer exists")
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     return Identity(user.id, user.username, user.is_admin)
 
 

@@ -26,7 +26,7 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.messages import FileUpload, JoinRoom, RefreshToken, UploadChunk
 from chinwag.server.auth import WEBSOCKET
 from chinwag.server.deps import Runtime
-from chinwag.server.transport import DIRECT_EXTENSION, SHUTDOWN_EXTENSION
+from chinwag.server.direct_write import DIRECT_EXTENSION
 
 log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
@@ -62,8 +62,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     try:
         claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
-        if await rt.store.users.get(claims.identity.username) is None:
+        user = await rt.store.users.get(claims.identity.username)
+        if user is None:
             raise AuthFailed("the user no longer exists")
+        if user.disabled:
+            raise AuthFailed("this account has been disabled")
         session = await rt.service.open(claims.identity, claims.expires_at)
     except AuthFailed as exc:
         await _refuse(ws, exc, CloseCode.AUTH_FAILED)
@@ -100,8 +103,11 @@ def _forget_handshake(ws: WebSocket) -> None:
         ws.__dict__.pop(cached, None)
 
 
-def _is_chunk(frame: object) -> bool:
-    return isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
+async def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
+    """An upload chunk not received before: the only frame free of the rate limit."""
+    return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
+            and await rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
+                                                      frame.data.chunk_index))
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
@@ -127,8 +133,6 @@ class Connection:
         self.query_error: ChatError | None = None
         extensions = ws.scope.get("extensions", {})
         session.direct = extensions.get(DIRECT_EXTENSION)
-        if (register := extensions.get(SHUTDOWN_EXTENSION)) is not None:
-            register(self._server_stopping)
         session.on_queued = self._start_writer
         session.on_close = self._interrupt
 
@@ -159,11 +163,6 @@ class Connection:
             await self._close_socket()
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
-
-    def _server_stopping(self) -> None:
-        """The process is stopping (SIGTERM, SIGINT, a rolling restart): close at once
-        with 1012 so the client reconnects to another process."""
-        self.session.request_close(CloseCode.SERVICE_RESTART, "server restarting")
 
     def _interrupt(self) -> None:
         """A close was requested (slow reader, token expiry, shutdown): stop reading.
@@ -226,7 +225,8 @@ class Connection:
                     continue
                 self._send_error(exc, None)
                 continue
-            if self._limited(frame):
+            free = await _writes_a_chunk(frame, session, self.rt)
+            if not free and self._limited(frame):
                 continue
             try:
                 if isinstance(frame, RefreshToken):
@@ -234,9 +234,9 @@ class Connection:
                 else:
                     await service.handle(session, frame)
             except ChatError as exc:
-                # Upload chunks skip the rate limit only while they are useful: a
+                # New upload chunks skip the rate limit only while they are useful: a
                 # failing one counts, so a flood of bad chunks is limited too.
-                if _is_chunk(frame) and (retry := session.limiter.check()):
+                if free and (retry := session.limiter.check()):
                     self._send_error(RateLimited("rate limit exceeded", retry_after=retry),
                                      frame.message_id)
                     continue
@@ -246,9 +246,7 @@ class Connection:
                 self._send_error(ChatError("internal error"), frame.message_id)
 
     def _limited(self, frame: object) -> bool:
-        """Apply the frame rate limit (upload chunks have their own bounds)."""
-        if _is_chunk(frame):
-            return False
+        """Apply the frame rate limit."""
         retry = self.session.limiter.check()
         if retry == 0:
             return False

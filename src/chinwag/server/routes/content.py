@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import Forbidden, NotFound, UploadNotFound
 from chinwag.protocol.frames import iso
+from chinwag.protocol.messages import DB_INT_MAX
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["content"])
@@ -24,7 +25,8 @@ async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, who: UserDep,
+async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+                                who: UserDep,
                                 rt: RuntimeDep) -> dict[str, Any]:
     conv = await rt.store.conversations.get(conversation_id)
     if conv is None:

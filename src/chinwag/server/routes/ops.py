@@ -21,7 +21,7 @@ router = APIRouter(tags=["operations"])
 @router.get("/health")
 async def health(rt: RuntimeDep) -> JSONResponse:
     db_ok = await rt.store.healthy()
-    broker_ok = await rt.service.broker.healthy()
+    broker_ok = await rt.service.pubsub.healthy()
     body: dict[str, Any] = {
         "status": "ok",
         "websocket": {"status": "ok", "active_connections": len(rt.service.hub.sessions)},
@@ -47,8 +47,8 @@ async def collect_stats(rt: RuntimeDep) -> dict[str, Any]:
     service = rt.service
     await service.publish_stats()
     try:
-        nodes = await service.broker.set_members("nodes")
-        raw = await service.broker.get_many([f"stats:{n}" for n in nodes])
+        nodes = await service.state.set_members("nodes")
+        raw = await service.state.get_many([f"stats:{n}" for n in nodes])
     except BrokerUnavailable:
         raw = []  # only this node's numbers while the broker is away
     snaps = [orjson.loads(r) for r in raw if r is not None] or [service.stats.snapshot()]

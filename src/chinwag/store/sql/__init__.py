@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chinwag.store.sql.conversations import SqlConversations, SqlFiles
 from chinwag.store.sql.database import Database
+from chinwag.store.sql.directory import SqlDirectory
 from chinwag.store.sql.events import SqlEvents
 from chinwag.store.sql.rooms import SqlRooms
 from chinwag.store.sql.uploads import SqlUploads
@@ -19,6 +20,7 @@ class SqlStore:
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
         self.uploads = SqlUploads(self.db)
+        self.directory = SqlDirectory(self.db)
 
     async def start(self) -> None:
         await self.db.migrate()

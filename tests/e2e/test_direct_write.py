@@ -1,0 +1,104 @@
+"""The direct-write fast path against the installed uvicorn: it reaches into uvicorn's
+sansio WebSocket protocol, so an upgrade that moves those internals must fail here,
+loudly, instead of silently turning every broadcast into a lost frame or a slow one.
+A real listening socket, the real protocol class, a real websockets client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.asyncio.client import connect
+
+from chinwag.core.outbox import OutFrame
+from chinwag.server.direct_write import (
+    DIRECT_EXTENSION,
+    RELIED_ON_ATTRIBUTES,
+    RELIED_ON_METHODS,
+    DirectWebSocketProtocol,
+)
+
+
+class Endpoint:
+    """An ASGI app that accepts, then hands its protocol object to the test."""
+
+    def __init__(self) -> None:
+        self.protocol: asyncio.Future[DirectWebSocketProtocol] = asyncio.Future()
+        self.accepted_write: bool | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "websocket"
+        await receive()
+        await send({"type": "websocket.accept"})
+        write = scope["extensions"][DIRECT_EXTENSION]
+        self.accepted_write = write(OutFrame("written directly"))
+        self.protocol.set_result(write.__self__)
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[tuple[Endpoint, int]]:
+    app = Endpoint()
+    config = uvicorn.Config(app, ws=DirectWebSocketProtocol, ws_per_message_deflate=False,
+                            ws_ping_interval=None, lifespan="off", log_config=None)
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: DirectWebSocketProtocol(config, state, {}), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield app, port
+    finally:
+        server.close()
+        for conn in list(state.connections):
+            conn.transport.abort()
+        await server.wait_closed()
+
+
+async def test_uvicorn_still_has_every_internal_the_direct_path_uses(endpoint) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/") as ws:
+        protocol = await asyncio.wait_for(app.protocol, 5)
+        # Set by uvicorn itself (close_sent and disconnected land in our descriptors'
+        # slots), and defined by uvicorn's class, not only by ours.
+        own = vars(protocol)
+        missing = [n for n in RELIED_ON_ATTRIBUTES if n not in own and f"_{n}" not in own]
+        missing += [n for n in RELIED_ON_METHODS if not hasattr(WebSocketsSansIOProtocol, n)]
+        assert not missing, (
+            f"uvicorn {uvicorn.__version__} no longer has {missing} on its sansio WebSocket "
+            "protocol: server/direct_write.py relies on them (fix it before upgrading)")
+        assert protocol.conn.state.name == "OPEN"
+        await ws.close()
+
+
+async def test_a_direct_write_reaches_the_client_as_one_text_frame(endpoint) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert await asyncio.wait_for(ws.recv(), 5) == "written directly"
+        assert app.accepted_write is True
+        protocol = await app.protocol
+        assert protocol.request is None and protocol.response is None  # freed at accept
+
+
+async def test_flow_control_and_a_peer_close_turn_direct_writes_off(endpoint) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/") as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        protocol = await app.protocol
+        assert protocol.direct_ok
+        protocol.pause_writing()  # what asyncio calls above the high-water mark
+        assert not protocol.direct_ok and not protocol.write_frame(OutFrame("x"))
+        protocol.resume_writing()
+        assert protocol.direct_ok
+        await ws.close()
+    async with asyncio.timeout(5):
+        while protocol.direct_ok:  # the peer's close frame was handled
+            await asyncio.sleep(0.01)
+    assert not protocol.write_frame(OutFrame("after close"))
