@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import signal
 import socket
 import sys
 from functools import partial
@@ -75,6 +76,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from chinwag.server.app import create_app
 
     config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
+    # uvicorn re-raises the signal that stopped it, to the handler that was there
+    # before: SIGTERM's default would end the process with -15 and SIGINT's would
+    # print a KeyboardInterrupt, after a shutdown that was clean. Exit 0 instead.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     ChinwagServer(config).run()
     return 0
 

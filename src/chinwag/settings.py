@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chinwag.ai.catalog import default_model_for, parse_model_max_tokens, parse_routes
 from chinwag.ai.pricing import PriceTable
+from chinwag.files.s3 import S3Location
+
+S3_MAX_PARTS = 10_000
 
 
 class SettingsError(Exception):
@@ -59,6 +62,7 @@ class Settings(BaseSettings):
     ws_rate_limit_window: float = Field(60.0, gt=0)
     typing_timeout: float = Field(10.0, gt=0)
     presence_ttl: float = Field(30.0, gt=0)
+    drain_timeout: float = Field(30.0, gt=0)
 
     # Files
     max_file_size: int = Field(50 * 1024 * 1024, ge=1)
@@ -69,6 +73,13 @@ class Settings(BaseSettings):
     upload_timeout: float = Field(3600.0, gt=0)
     max_uploads_per_user: int = Field(3, ge=1)
     max_temp_bytes_per_user: int = Field(200 * 1024 * 1024, ge=1)
+    upload_finalize_lease: float = Field(600.0, gt=0)
+    file_storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_min_part_size: int = Field(5 * 1024 * 1024, ge=1)
     max_rooms_per_user: int = Field(100, ge=1)  # rooms a (non-admin) user may own at once
     clamd_socket: str | None = None
     clamd_host: str | None = None
@@ -152,6 +163,13 @@ class Settings(BaseSettings):
             raise ValueError("must be memory:// or redis://host:port[/db]")
         return v
 
+    @field_validator("file_storage_url")
+    @classmethod
+    def _storage_scheme(cls, v: str | None) -> str | None:
+        if v is not None:
+            S3Location.parse(v)  # raises ValueError naming the form
+        return v
+
     @field_validator("database_url")
     @classmethod
     def _db_scheme(cls, v: str | None) -> str | None:
@@ -171,6 +189,14 @@ class Settings(BaseSettings):
                 f"{self.ws_max_message_size}: a chunk travels base64-encoded in one frame, "
                 f"which needs WS_MAX_MESSAGE_SIZE >= {needed} (or MAX_CHUNK_SIZE <= "
                 f"{(self.ws_max_message_size - 1024) // 4 * 3})")
+        if self.file_storage_url is not None:
+            # S3 refuses a multipart upload whose parts (but the last) are smaller.
+            if self.max_chunk_size < min(self.s3_min_part_size, self.max_file_size):
+                raise ValueError(f"MAX_CHUNK_SIZE must be at least S3_MIN_PART_SIZE "
+                                 f"({self.s3_min_part_size}) with FILE_STORAGE_URL=s3://…")
+            if -(-self.max_file_size // self.max_chunk_size) > S3_MAX_PARTS:
+                raise ValueError(f"MAX_FILE_SIZE / MAX_CHUNK_SIZE must not exceed "
+                                 f"{S3_MAX_PARTS} (S3's most parts per upload)")
         return self
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import jwt
@@ -140,9 +141,11 @@ async def test_half_open_handshake_is_dropped(start_server) -> None:
     writer.close()
 
 
-async def test_sigterm_closes_every_socket_with_1001(start_server, name) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_sigterm_or_sigint_closes_every_socket_with_1012_and_exits_0(
+        start_server, name, sig: int) -> None:
     srv = await start_server()
     clients = [await srv.connect(await srv.user(name())) for _ in range(3)]
-    await srv.stop()
+    assert await srv.stop(sig) == 0
     for client in clients:
-        assert await client.wait_closed() == 1001
+        assert await client.wait_closed() == 1012

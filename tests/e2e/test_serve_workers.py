@@ -91,23 +91,23 @@ async def _clients(srv: Server, count: int) -> list[Any]:
     return [await srv.connect(user) for _ in range(count)]
 
 
-async def test_ctrl_c_to_the_parent_closes_every_socket_with_1001(workers) -> None:
+async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(workers) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
     os.kill(srv.proc.pid, signal.SIGINT)
     codes = [await client.wait_closed(timeout=20) for client in clients]
-    assert codes == [1001] * 4, srv.log
+    assert codes == [1012] * 4, srv.log
     assert await _exit_code(srv) == 0, srv.log
 
 
-async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1001(workers) -> None:
+async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(workers) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
     os.killpg(srv.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     codes = [await client.wait_closed(timeout=20) for client in clients]
-    assert codes == [1001] * 4, srv.log
+    assert codes == [1012] * 4, srv.log
     assert await _exit_code(srv) == 0, srv.log
     assert "Traceback" not in srv.log, srv.log
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
+from chinwag.store.sql import SqlStore
 from tests.clamd_fixture import eicar_bytes
 
 from .fake_clamd import FakeServer, Handler
@@ -26,8 +27,19 @@ def eicar() -> bytes:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> UploadStorage:
-    return UploadStorage(tmp_path / "uploads", tmp_path / "tmp")
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "uploads", tmp_path / "tmp")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """A migrated SQLite database: where upload state lives."""
+    sql = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'chinwag.db'}")
+    await sql.start()
+    try:
+        yield sql
+    finally:
+        await sql.close()
 
 
 @pytest.fixture

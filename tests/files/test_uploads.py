@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from chinwag.core.uploads import FinalizedUpload, UploadManager
+from chinwag.core.uploads import FinalizedUpload, UploadLimits, UploadManager
 from chinwag.files.scanner import ClamdScanner, Scanner
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
 from chinwag.protocol.codes import ErrorCode
 from chinwag.protocol.errors import (
     ChatError,
@@ -30,6 +30,7 @@ from chinwag.protocol.errors import (
     UploadNotFound,
     VirusDetected,
 )
+from chinwag.store.sql import SqlStore
 from tests.clamd_fixture import Clamd
 
 CHUNK = 1000
@@ -75,7 +76,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def scanner(storage: UploadStorage) -> FakeScanner:
+def scanner(storage: LocalStorage) -> FakeScanner:
     return FakeScanner(storage.upload_dir)
 
 
@@ -83,7 +84,7 @@ MakeManager = Callable[..., UploadManager]
 
 
 @pytest.fixture
-def make_manager(storage: UploadStorage, clock: Clock) -> MakeManager:
+def make_manager(store: SqlStore, storage: LocalStorage, clock: Clock) -> MakeManager:
     def make(scanner: Scanner, **overrides: int | float) -> UploadManager:
         settings: dict[str, int | float] = {
             "max_file_size": 50 * 1024 * 1024,
@@ -93,16 +94,14 @@ def make_manager(storage: UploadStorage, clock: Clock) -> MakeManager:
             "max_temp_bytes_per_user": 100 * 1024 * 1024,
         }
         settings.update(overrides)
-        return UploadManager(
-            storage,
-            scanner,
+        limits = UploadLimits(
             max_file_size=int(settings["max_file_size"]),
             max_chunk_size=int(settings["max_chunk_size"]),
             upload_timeout=float(settings["upload_timeout"]),
             max_uploads_per_user=int(settings["max_uploads_per_user"]),
             max_temp_bytes_per_user=int(settings["max_temp_bytes_per_user"]),
-            clock=clock,
         )
+        return UploadManager(store.uploads, storage, scanner, limits, clock=clock)
 
     return make
 
@@ -160,11 +159,11 @@ async def test_init_reply_matches_the_spec(manager: UploadManager) -> None:
         "chunk_size": CHUNK,
         "total_chunks": 3,
     }
-    assert manager.in_progress == 1
+    assert await manager.in_progress() == 1
 
 
 async def test_out_of_order_duplicate_chunks_then_finalize_publishes_the_file(
-    manager: UploadManager, storage: UploadStorage, scanner: FakeScanner
+    manager: UploadManager, storage: LocalStorage, scanner: FakeScanner
 ) -> None:
     file_id = await start(manager, PNG, name="../../holiday\u202e.png")
     parts = pieces(PNG)
@@ -182,7 +181,7 @@ async def test_out_of_order_duplicate_chunks_then_finalize_publishes_the_file(
     }
     assert replies[0]["progress"] == pytest.approx(33.33)
 
-    done = await manager.finalize(ALICE, file_id, "sha256:" + sha(PNG).upper())
+    done = await manager.finalize(ALICE, file_id, sha(PNG))
     assert done == FinalizedUpload(
         file_id=file_id,
         owner=ALICE,
@@ -195,12 +194,12 @@ async def test_out_of_order_duplicate_chunks_then_finalize_publishes_the_file(
     )
     with storage.open_published(done.stored_name) as f:
         assert f.read() == PNG
-    assert manager.in_progress == 0 and manager.completed == 1
+    assert await manager.in_progress() == 0 and manager.completed == 1
     assert list(storage.temp_dir.iterdir()) == []
 
 
 async def test_scan_runs_on_the_temp_file_before_anything_is_published(
-    manager: UploadManager, storage: UploadStorage, scanner: FakeScanner
+    manager: UploadManager, storage: LocalStorage, scanner: FakeScanner
 ) -> None:
     done = await upload(manager, PNG)
     assert len(scanner.scanned) == 1
@@ -234,7 +233,7 @@ async def test_status_lists_received_indexes_to_resume_after_a_reconnect(
     parts = pieces(PNG)
     await manager.chunk(ALICE, file_id, 2, 3, b64(parts[2]))
     # The connection drops here; the upload is keyed by owner, not by connection.
-    status = manager.status(ALICE, file_id)
+    status = await manager.status(ALICE, file_id)
     assert status["upload_type"] == "status"
     assert status["received_chunks"] == [2]
     assert status["total_chunks"] == 3
@@ -252,7 +251,7 @@ async def test_file_over_the_size_limit_is_file_too_large(make_manager: MakeMana
     with pytest.raises(FileTooLarge) as caught:
         await manager.init(ALICE, "big.png", 1001, None, None)
     assert caught.value.code is ErrorCode.FILE_TOO_LARGE
-    assert manager.in_progress == 0
+    assert await manager.in_progress() == 0
 
 
 @pytest.mark.parametrize("name", ["setup.exe", "script.sh", "passwd", "../../etc/passwd"])
@@ -261,12 +260,7 @@ async def test_extension_outside_the_list_is_file_type_not_allowed(
 ) -> None:
     with pytest.raises(FileTypeNotAllowed):
         await manager.init(ALICE, name, 10, None, None)
-    assert manager.in_progress == 0
-
-
-async def test_negative_size_is_invalid_message(manager: UploadManager) -> None:
-    with pytest.raises(InvalidMessage):
-        await manager.init(ALICE, "a.txt", -1, None, None)
+    assert await manager.in_progress() == 0
 
 
 async def test_too_many_uploads_per_user_is_upload_limit_and_others_are_unaffected(
@@ -316,7 +310,7 @@ async def test_decoded_chunk_over_the_chunk_size_is_chunk_too_large(
         await manager.chunk(ALICE, file_id, 0, 3, "A" * 10_000_000)
 
 
-@pytest.mark.parametrize(("index", "total"), [(3, 3), (-1, 3), (0, 4), (0, 0)])
+@pytest.mark.parametrize(("index", "total"), [(3, 3), (0, 4), (0, 0)])
 async def test_index_out_of_range_or_wrong_total_is_invalid_message(
     manager: UploadManager, index: int, total: int
 ) -> None:
@@ -338,7 +332,7 @@ async def test_chunk_of_the_wrong_size_is_invalid_message(
 
 
 async def test_duplicate_chunk_is_accepted_and_the_first_copy_kept(
-    manager: UploadManager, storage: UploadStorage
+    manager: UploadManager, storage: LocalStorage
 ) -> None:
     file_id = await start(manager, PNG)
     parts = pieces(PNG)
@@ -352,20 +346,20 @@ async def test_duplicate_chunk_is_accepted_and_the_first_copy_kept(
 
 
 async def test_disk_failure_is_storage_error_and_forgets_the_upload(
-    manager: UploadManager, storage: UploadStorage, monkeypatch: pytest.MonkeyPatch
+    manager: UploadManager, storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file_id = await start(manager, PNG)
 
-    async def full(upload_id: str, offset: int, data: bytes) -> None:
-        await storage.discard(upload_id)
+    async def full(upload_id: str, handle: str, index: int, offset: int, data: bytes) -> str:
+        await storage.discard(upload_id, handle)
         raise StorageError("disk full")
 
     monkeypatch.setattr(storage, "write_chunk", full)
     with pytest.raises(StorageError):
         await manager.chunk(ALICE, file_id, 0, 3, b64(pieces(PNG)[0]))
-    assert manager.in_progress == 0
+    assert await manager.in_progress() == 0
     with pytest.raises(UploadNotFound):
-        manager.status(ALICE, file_id)
+        await manager.status(ALICE, file_id)
 
 
 # ---- ownership ------------------------------------------------------------------------
@@ -376,12 +370,12 @@ async def test_someone_elses_upload_is_not_found_everywhere(manager: UploadManag
     with pytest.raises(UploadNotFound):
         await manager.chunk(BOB, file_id, 0, 3, b64(pieces(PNG)[0]))
     with pytest.raises(UploadNotFound):
-        manager.status(BOB, file_id)
+        await manager.status(BOB, file_id)
     with pytest.raises(UploadNotFound):
         await manager.finalize(BOB, file_id, sha(PNG))
     with pytest.raises(UploadNotFound):
         await manager.abort(BOB, file_id)
-    assert manager.status(ALICE, file_id)["received_chunks"] == []
+    assert (await manager.status(ALICE, file_id))["received_chunks"] == []
 
 
 @pytest.mark.parametrize("file_id", ["no-such-upload", "00000000-0000-0000-0000-000000000000"])
@@ -412,35 +406,26 @@ async def test_missing_chunks_are_incomplete_upload_with_their_indexes(
 
 
 async def test_checksum_mismatch_discards_the_upload(
-    manager: UploadManager, storage: UploadStorage
+    manager: UploadManager, storage: LocalStorage
 ) -> None:
     file_id = await start(manager, PNG)
     await send_all(manager, file_id, PNG)
     with pytest.raises(ChecksumMismatch):
         await manager.finalize(ALICE, file_id, sha(b"something else"))
     with pytest.raises(UploadNotFound):
-        manager.status(ALICE, file_id)
+        await manager.status(ALICE, file_id)
     assert list(storage.temp_dir.iterdir()) == []
     assert list(storage.upload_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("checksum", ["", "abc", "z" * 64, "md5:" + "0" * 64])
-async def test_malformed_checksum_is_invalid_message(manager: UploadManager, checksum: str) -> None:
-    file_id = await start(manager, PNG)
-    await send_all(manager, file_id, PNG)
-    with pytest.raises(InvalidMessage):
-        await manager.finalize(ALICE, file_id, checksum)
-    assert manager.status(ALICE, file_id)["received_chunks"] == [0, 1, 2]
-
-
 async def test_png_that_is_really_an_executable_is_file_type_not_allowed(
-    manager: UploadManager, storage: UploadStorage, scanner: FakeScanner
+    manager: UploadManager, storage: LocalStorage, scanner: FakeScanner
 ) -> None:
     elf = b"\x7fELF\x02\x01\x01" + bytes(2000)
     with pytest.raises(FileTypeNotAllowed):
         await upload(manager, elf, name="cat.png")
     assert scanner.scanned == []
-    assert manager.in_progress == 0
+    assert await manager.in_progress() == 0
     assert list(storage.temp_dir.iterdir()) == []
     assert list(storage.upload_dir.iterdir()) == []
 
@@ -473,18 +458,18 @@ async def test_zip_member_declaring_more_than_the_upload_limit_is_file_type_not_
 
 
 async def test_virus_detected_deletes_the_file(
-    manager: UploadManager, storage: UploadStorage, scanner: FakeScanner
+    manager: UploadManager, storage: LocalStorage, scanner: FakeScanner
 ) -> None:
     scanner.error = VirusDetected("the virus scan rejected this file")
     with pytest.raises(VirusDetected):
         await upload(manager, PNG)
-    assert manager.in_progress == 0
+    assert await manager.in_progress() == 0
     assert list(storage.temp_dir.iterdir()) == []
     assert list(storage.upload_dir.iterdir()) == []
 
 
 async def test_scan_unavailable_publishes_nothing_and_finalize_can_be_retried(
-    manager: UploadManager, storage: UploadStorage, scanner: FakeScanner
+    manager: UploadManager, storage: LocalStorage, scanner: FakeScanner
 ) -> None:
     scanner.error = ScanUnavailable("the virus scanner is unavailable")
     file_id = await start(manager, PNG)
@@ -492,7 +477,7 @@ async def test_scan_unavailable_publishes_nothing_and_finalize_can_be_retried(
     with pytest.raises(ScanUnavailable):
         await manager.finalize(ALICE, file_id, sha(PNG))
     assert list(storage.upload_dir.iterdir()) == []
-    assert manager.status(ALICE, file_id)["received_chunks"] == [0, 1, 2]
+    assert (await manager.status(ALICE, file_id))["received_chunks"] == [0, 1, 2]
     scanner.error = None
     done = await manager.finalize(ALICE, file_id, sha(PNG))
     assert storage.published_path(done.stored_name).read_bytes() == PNG
@@ -518,18 +503,18 @@ async def test_a_second_finalize_during_the_scan_is_refused(
 
 
 async def test_publish_failure_is_storage_error_and_forgets_the_upload(
-    manager: UploadManager, storage: UploadStorage, monkeypatch: pytest.MonkeyPatch
+    manager: UploadManager, storage: LocalStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     file_id = await start(manager, PNG)
     await send_all(manager, file_id, PNG)
 
-    async def broken(upload_id: str) -> str:
+    async def broken(upload_id: str, handle: str) -> str:
         raise StorageError("disk full")
 
     monkeypatch.setattr(storage, "publish", broken)
     with pytest.raises(StorageError):
         await manager.finalize(ALICE, file_id, sha(PNG))
-    assert manager.in_progress == 0
+    assert await manager.in_progress() == 0
     assert list(storage.temp_dir.iterdir()) == []
 
 
@@ -537,16 +522,16 @@ async def test_publish_failure_is_storage_error_and_forgets_the_upload(
 
 
 async def test_idle_uploads_expire_and_their_temp_files_go(
-    manager: UploadManager, storage: UploadStorage, clock: Clock
+    manager: UploadManager, storage: LocalStorage, clock: Clock
 ) -> None:
     idle = await start(manager, PNG)
     clock.now += 3000
     active = await start(manager, PNG)
     clock.now += 601  # idle: 3601 s without activity; active: 601 s
     assert await manager.expire() == [idle]
-    assert manager.in_progress == 1
+    assert await manager.in_progress() == 1
     with pytest.raises(UploadNotFound):
-        manager.status(ALICE, idle)
+        await manager.status(ALICE, idle)
     assert [p.name for p in storage.temp_dir.iterdir()] == [storage.temp_path(active).name]
 
 
@@ -557,14 +542,15 @@ async def test_activity_keeps_an_upload_alive(manager: UploadManager, clock: Clo
         clock.now += 3000
         await manager.chunk(ALICE, file_id, index, 3, b64(parts[index]))
     clock.now += 3000
-    manager.status(ALICE, file_id)
+    await manager.status(ALICE, file_id)
     assert await manager.expire(clock.now + 3000) == []
     await manager.finalize(ALICE, file_id, sha(PNG))
 
 
 async def test_an_upload_being_scanned_does_not_expire(
-    manager: UploadManager, scanner: FakeScanner, clock: Clock
+    make_manager: MakeManager, scanner: FakeScanner, clock: Clock
 ) -> None:
+    manager = make_manager(scanner, upload_timeout=60)
     file_id = await start(manager, PNG)
     await send_all(manager, file_id, PNG)
     scanner.gate = asyncio.Event()
@@ -572,28 +558,66 @@ async def test_an_upload_being_scanned_does_not_expire(
     try:
         async with asyncio.timeout(5):
             await scanner.entered.wait()
-        assert await manager.expire(clock.now + 10_000) == []
+        # Idle past the timeout, but held by a finalize claimed within its lease.
+        assert await manager.expire(clock.now + 120) == []
     finally:
         scanner.gate.set()
         async with asyncio.timeout(5):
             await task
 
 
-async def test_close_discards_everything_in_progress(
-    manager: UploadManager, storage: UploadStorage
+async def test_a_restarted_manager_resumes_an_upload_where_it_stopped(
+    make_manager: MakeManager, scanner: FakeScanner
 ) -> None:
-    await start(manager, PNG)
-    await start(manager, PNG, owner=BOB)
-    await manager.close()
-    assert manager.in_progress == 0
-    assert list(storage.temp_dir.iterdir()) == []
+    first = make_manager(scanner)
+    file_id = await start(first, PNG)
+    parts = pieces(PNG)
+    await first.chunk(ALICE, file_id, 0, 3, b64(parts[0]))
+    # A new process (a new manager over the same database and directory) takes over.
+    second = make_manager(scanner)
+    assert (await second.status(ALICE, file_id))["received_chunks"] == [0]
+    for index in (1, 2):
+        await second.chunk(ALICE, file_id, index, 3, b64(parts[index]))
+    done = await second.finalize(ALICE, file_id, sha(PNG))
+    assert done.file_size == len(PNG)
+
+
+async def test_two_managers_racing_to_finalize_publish_and_scan_once(
+    make_manager: MakeManager, storage: LocalStorage, scanner: FakeScanner
+) -> None:
+    one, two = make_manager(scanner), make_manager(scanner)
+    file_id = await start(one, PNG)
+    await send_all(one, file_id, PNG)
+    results = await asyncio.gather(one.finalize(ALICE, file_id, sha(PNG)),
+                                   two.finalize(ALICE, file_id, sha(PNG)),
+                                   return_exceptions=True)
+    published = [r for r in results if isinstance(r, FinalizedUpload)]
+    refused = [r for r in results if isinstance(r, ChatError)]
+    assert len(published) == 1 and len(refused) == 1, results
+    assert isinstance(refused[0], (InvalidMessage, UploadNotFound))
+    assert len(scanner.scanned) == 1
+    assert [p.name for p in storage.upload_dir.iterdir() if p.is_file()] == [
+        published[0].stored_name]
+
+
+async def test_a_finalize_claim_left_by_a_dead_process_expires_after_the_lease(
+    make_manager: MakeManager, store: SqlStore, scanner: FakeScanner, clock: Clock
+) -> None:
+    manager = make_manager(scanner)
+    file_id = await start(manager, PNG)
+    await send_all(manager, file_id, PNG)
+    assert await store.uploads.claim(file_id, clock.now, clock.now - 600)  # then it died
+    with pytest.raises(InvalidMessage):
+        await manager.finalize(ALICE, file_id, sha(PNG))
+    clock.now += 601
+    assert (await manager.finalize(ALICE, file_id, sha(PNG))).file_id == file_id
 
 
 # ---- with a real clamd ---------------------------------------------------------------------
 
 
 async def test_real_clamd_rejects_eicar_and_nothing_is_published(
-    make_manager: MakeManager, storage: UploadStorage, clamd: Clamd, eicar: bytes
+    make_manager: MakeManager, storage: LocalStorage, clamd: Clamd, eicar: bytes
 ) -> None:
     manager = make_manager(ClamdScanner(socket_path=str(clamd.socket_path), timeout=30.0))
     with pytest.raises(VirusDetected):
@@ -605,7 +629,7 @@ async def test_real_clamd_rejects_eicar_and_nothing_is_published(
 
 
 async def test_zip_trap_oversized_member_passes_clamd_but_not_the_manager(
-    make_manager: MakeManager, storage: UploadStorage, clamd: Clamd, eicar: bytes, tmp_path: Path
+    make_manager: MakeManager, storage: LocalStorage, clamd: Clamd, eicar: bytes, tmp_path: Path
 ) -> None:
     # A 70 MB member (over clamd's MaxFileSize 64M) with EICAR at its end: clamd
     # scans the member only partly and answers OK, so the manager must refuse it.

@@ -46,6 +46,25 @@ def test_checksum_accepts_prefix_and_upper_case() -> None:
     assert msg.data.checksum == "ab" * 32
 
 
+def _upload(data: str) -> str:
+    return '{"type":"file_upload","data":{' + data + '}}'
+
+
+# The upload manager relies on these: it no longer checks types, signs or the
+# checksum's form itself.
+@pytest.mark.parametrize("data", [
+    '"upload_type":"init","file_name":"a.txt","file_size":-1',
+    '"upload_type":"chunk","file_id":"f","chunk_index":-1,"chunk_data":"eA=="',
+    '"upload_type":"chunk","file_id":"f","chunk_index":0,"chunk_data":5',
+    '"upload_type":"finalize","file_id":"f","checksum":""',
+    '"upload_type":"finalize","file_id":"f","checksum":"abc"',
+    '"upload_type":"finalize","file_id":"f","checksum":"' + "z" * 64 + '"',
+    '"upload_type":"finalize","file_id":"f","checksum":"md5:' + "0" * 64 + '"',
+])
+def test_upload_fields_of_the_wrong_type_sign_or_form_are_invalid_message(data: str) -> None:
+    assert code_of(_upload(data)) is ErrorCode.INVALID_MESSAGE
+
+
 @pytest.mark.parametrize(("frame", "code"), [
     ("", ErrorCode.INVALID_JSON),
     ("nul", ErrorCode.INVALID_JSON),

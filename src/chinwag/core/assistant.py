@@ -35,6 +35,7 @@ ASSISTANT = "assistant"
 @dataclass(frozen=True, slots=True)
 class AssistantConfig:
     timeout: float
+    drain_timeout: float = 30.0  # how long replies running at shutdown may go on
 
 
 @dataclass(slots=True)
@@ -131,10 +132,12 @@ class Assistant:
         return len(self._running)
 
     async def close(self) -> None:
-        """Wait for running replies (they finish and are stored), bounded by the timeout."""
+        """Wait for running replies (they finish and are stored), at most
+        ``drain_timeout`` seconds; then cancel what is left."""
         tasks = [r.task for r in self._running.values() if r.task is not None]
         if tasks:
-            await asyncio.wait(tasks, timeout=self.config.timeout)
+            log.info("waiting for %d AI replies to finish", len(tasks))
+            await asyncio.wait(tasks, timeout=self.config.drain_timeout)
         for task in tasks:
             task.cancel()
         if self._leases is not None:

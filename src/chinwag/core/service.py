@@ -139,9 +139,9 @@ class ChatService:
             return
 
     async def close_all(self, timeout: float = 5.0) -> None:
-        """Close every connection with 1001 (server going away) and wait for them."""
+        """Close every connection with 1012 (service restart) and wait for them."""
         for session in list(self.hub.sessions.values()):
-            session.request_close(CloseCode.GOING_AWAY, "server shutting down")
+            session.request_close(CloseCode.SERVICE_RESTART, "server restarting")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while self.hub.sessions:
@@ -176,7 +176,7 @@ class ChatService:
     async def publish_stats(self) -> None:
         self.stats.active_connections = len(self.hub.sessions)
         self.stats.messages_sent = self.hub.frames_out
-        self.stats.uploads_in_progress = self.uploads.in_progress
+        self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
             await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
             await self.state.put(f"stats:{self.node_id}",

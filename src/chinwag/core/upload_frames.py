@@ -40,7 +40,7 @@ class UploadFrames:
                 who.username, data.file_id, data.chunk_index, data.total_chunks, data.chunk_data
             )
         elif isinstance(data, m.UploadStatus):
-            reply = self.uploads.status(who.username, data.file_id)
+            reply = await self.uploads.status(who.username, data.file_id)
         else:
             await self._finalize(session, data, msg.message_id)
             return
@@ -54,7 +54,7 @@ class UploadFrames:
         shared unless every step passed; a file published for a room its uploader
         left meanwhile is deleted again."""
         username = session.username
-        room_id = self.uploads.room_of(username, data.file_id)
+        room_id = await self.uploads.room_of(username, data.file_id)
         if room_id is not None:
             await self.rooms.require_member(
                 room_id, username, why=f"you are no longer a member of room '{room_id}'"

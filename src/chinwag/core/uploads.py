@@ -1,20 +1,25 @@
-"""Chunked upload assembly: init -> chunk* -> finalize, per SPEC §7.
+"""Chunked upload assembly: init -> chunk* -> finalize, per SPEC §7 and §11.
 
 Invariants:
 
-- State lives in memory, keyed by ``file_id`` and owned by a user name, never by
-  a connection: an upload survives its owner's disconnect and can be resumed from
-  any of their connections until ``upload_timeout`` seconds pass without activity.
+- State lives in the database (``UploadStore``) and the bytes in a storage every
+  process reaches, keyed by ``file_id`` and owned by a user name, never by a
+  connection or a process: an upload survives its owner's disconnect and a restart,
+  and any process resumes it until ``upload_timeout`` seconds pass without activity.
 - Someone else's ``file_id`` is indistinguishable from an unknown one
   (UPLOAD_NOT_FOUND).
-- A file is published (reachable by name in ``upload_dir``) only after its
-  checksum, its content sniff, its archive members and the virus scan all passed.
-  Before that it exists only as a temporary file that nothing serves.
+- A file is published only after its checksum, its content sniff, its archive
+  members and the virus scan all passed. Before that nothing serves it.
+- Finalize runs once per upload across the cluster: it starts with a claim in the
+  database that one caller wins. A claim left by a process that died expires
+  after ``finalize_lease`` seconds.
 - Per-user limits count uploads in progress and the bytes they reserve (their
-  declared sizes), checked and reserved without an ``await`` in between.
+  declared sizes), checked and reserved in one transaction.
 
-The caller checks room membership; this module knows no rooms, sockets or
-database, and takes the storage and the scanner it is given.
+The frame models already guarantee the types and signs of every field (and a
+bare lower-case hex checksum); this module checks what depends on the upload.
+The caller checks room membership; this module knows no rooms or sockets, and
+takes the state store, the byte storage and the scanner it is given.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,6 +52,7 @@ from chinwag.protocol.errors import (
     UploadNotFound,
     VirusDetected,
 )
+from chinwag.store.base import UploadRecord, UploadStore
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +61,34 @@ MAX_LISTED_CHUNKS = 1000
 
 
 class Storage(Protocol):
-    """What the manager needs from ``chinwag.files.storage.UploadStorage``."""
+    """Where upload bytes live (``chinwag.files.storage.LocalStorage``,
+    ``chinwag.files.s3.S3Storage``). ``handle`` is what ``create`` returned;
+    ``write_chunk`` returns the token ``assembled`` needs for that chunk."""
 
-    async def create(self, upload_id: str, size: int, chunk_size: int) -> None: ...
-    async def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None: ...
-    async def digest(self, upload_id: str) -> str | None: ...
-    def temp_path(self, upload_id: str) -> Path: ...
-    async def publish(self, upload_id: str) -> str: ...
-    async def discard(self, upload_id: str) -> None: ...
-    async def sweep_temp(self, older_than: float) -> int: ...
+    async def create(self, upload_id: str, size: int) -> str: ...
+    async def write_chunk(self, upload_id: str, handle: str, index: int, offset: int,
+                          data: bytes) -> str: ...
+    def assembled(self, upload_id: str, handle: str,
+                  parts: list[str]) -> AbstractAsyncContextManager[Path]: ...
+    async def publish(self, upload_id: str, handle: str) -> str: ...
+    async def discard(self, upload_id: str, handle: str) -> None: ...
     async def delete_published(self, stored_name: str) -> None: ...
+    async def sweep_temp(self, older_than: float) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    max_file_size: int
+    max_chunk_size: int
+    upload_timeout: float
+    max_uploads_per_user: int
+    max_temp_bytes_per_user: int
+    finalize_lease: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class FinalizedUpload:
-    """A published file; ``stored_name`` is what ``UploadStorage.open_published`` takes."""
+    """A published file; ``stored_name`` is what the storage serves it by."""
 
     file_id: str
     owner: str
@@ -78,199 +100,124 @@ class FinalizedUpload:
     stored_name: str
 
 
-@dataclass(eq=False, slots=True)
-class _Upload:
-    file_id: str
-    owner: str
-    room_id: str | None
-    file_name: str
-    extension: str
-    file_size: int
-    total_chunks: int
-    last_active: float
-    received: set[int] = field(default_factory=set)
-    finalizing: bool = False
-
-
 class UploadManager:
     """Upload state machine. Public methods raise ``ChatError`` subclasses only
-    (plus StorageError from the disk, which also forgets the upload)."""
+    (StorageError from the storage also forgets the upload)."""
 
-    def __init__(
-        self,
-        storage: Storage,
-        scanner: Scanner,
-        *,
-        max_file_size: int,
-        max_chunk_size: int,
-        upload_timeout: float,
-        max_uploads_per_user: int,
-        max_temp_bytes_per_user: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if max_chunk_size < 1 or max_file_size < 0 or upload_timeout <= 0:
+    def __init__(self, state: UploadStore, storage: Storage, scanner: Scanner,
+                 limits: UploadLimits, clock: Callable[[], float] = time.time) -> None:
+        if limits.max_chunk_size < 1 or limits.max_file_size < 0 or limits.upload_timeout <= 0:
             raise ValueError("UploadManager: sizes and timeout must be positive")
+        self._state = state
         self._storage = storage
         self._scanner = scanner
-        self._max_file_size = max_file_size
-        self._chunk_size = max_chunk_size
-        self._timeout = upload_timeout
-        self._max_uploads = max_uploads_per_user
-        self._max_bytes = max_temp_bytes_per_user
+        self._limits = limits
         self._clock = clock
-        self._uploads: dict[str, _Upload] = {}
-        self._by_owner: dict[str, set[str]] = {}
         self._completed = 0
 
-    @property
-    def in_progress(self) -> int:
-        """Uploads initialised and neither finalized, discarded nor expired."""
-        return len(self._uploads)
+    async def in_progress(self) -> int:
+        """Uploads initialised and neither finalized, discarded nor expired (cluster-wide)."""
+        return await self._state.count()
 
     @property
     def completed(self) -> int:
-        """Uploads published since start."""
+        """Uploads this process published since start."""
         return self._completed
 
     # ---- the three steps ------------------------------------------------------
 
-    async def init(
-        self,
-        owner: str,
-        file_name: str,
-        file_size: int,
-        mime_type: str | None,
-        room_id: str | None,
-    ) -> dict[str, Any]:
+    async def init(self, owner: str, file_name: str, file_size: int, mime_type: str | None,
+                   room_id: str | None) -> dict[str, Any]:
         """Start an upload; return the SPEC's init reply data.
 
         ``mime_type`` (the client's claim) is ignored: the stored type follows the
         extension. Raises FILE_TOO_LARGE, FILE_TYPE_NOT_ALLOWED, UPLOAD_LIMIT,
-        INVALID_MESSAGE, STORAGE_ERROR.
+        STORAGE_ERROR.
         """
         del mime_type  # never trusted; see policy.mime_for
-        if isinstance(file_size, bool) or not isinstance(file_size, int) or file_size < 0:
-            raise InvalidMessage(
-                "file_size must be a non-negative integer", details={"field": "file_size"}
-            )
-        if file_size > self._max_file_size:
-            raise FileTooLarge(
-                f"the file is larger than {self._max_file_size} bytes",
-                details={"max_file_size": self._max_file_size},
-            )
+        limits = self._limits
+        if file_size > limits.max_file_size:
+            raise FileTooLarge(f"the file is larger than {limits.max_file_size} bytes",
+                               details={"max_file_size": limits.max_file_size})
         name = policy.sanitize_filename(file_name)
         extension = policy.check_extension(name)
-        mine = self._by_owner.get(owner, set())
-        if len(mine) >= self._max_uploads:
-            raise UploadLimit(
-                "too many uploads in progress; finish or abandon one first",
-                details={"max_uploads": self._max_uploads},
-            )
-        reserved = sum(self._uploads[f].file_size for f in mine)
-        if reserved + file_size > self._max_bytes:
-            raise UploadLimit(
-                "too many bytes in uploads in progress; finish one first",
-                details={"max_bytes": self._max_bytes, "reserved": reserved},
-            )
         file_id = str(uuid.uuid4())
-        total_chunks = -(-file_size // self._chunk_size)
-        upload = _Upload(
-            file_id=file_id,
-            owner=owner,
-            room_id=room_id,
-            file_name=name,
-            extension=extension,
-            file_size=file_size,
-            total_chunks=total_chunks,
-            last_active=self._clock(),
-        )
-        self._add(upload)  # reserve before the first await
+        chunk_size = limits.max_chunk_size
+        total_chunks = -(-file_size // chunk_size)
+        handle = await self._storage.create(file_id, file_size)
+        record = UploadRecord(file_id, owner, room_id, name, extension, file_size, chunk_size,
+                              total_chunks, handle, self._clock())
         try:
-            await self._storage.create(file_id, file_size, self._chunk_size)
+            reserved = await self._state.reserve(record, limits.max_uploads_per_user,
+                                                 limits.max_temp_bytes_per_user)
         except BaseException:
-            self._remove(upload)
+            await self._storage.discard(file_id, handle)
             raise
-        return {
-            "upload_type": "init",
-            "file_id": file_id,
-            "chunk_size": self._chunk_size,
-            "total_chunks": total_chunks,
-        }
+        if not reserved.inserted:
+            await self._storage.discard(file_id, handle)
+            if reserved.uploads >= limits.max_uploads_per_user:
+                raise UploadLimit("too many uploads in progress; finish or abandon one first",
+                                  details={"max_uploads": limits.max_uploads_per_user})
+            raise UploadLimit("too many bytes in uploads in progress; finish one first",
+                              details={"max_bytes": limits.max_temp_bytes_per_user,
+                                       "reserved": reserved.reserved_bytes})
+        return {"upload_type": "init", "file_id": file_id, "chunk_size": chunk_size,
+                "total_chunks": total_chunks}
 
-    async def chunk(
-        self,
-        owner: str,
-        file_id: str,
-        chunk_index: int,
-        total_chunks: int | None,
-        chunk_data_b64: str,
-    ) -> dict[str, Any]:
+    async def chunk(self, owner: str, file_id: str, chunk_index: int, total_chunks: int | None,
+                    chunk_data_b64: str) -> dict[str, Any]:
         """Store one chunk; return the SPEC's chunk reply data.
 
         Every chunk but the last is exactly ``chunk_size`` bytes, the last holds the
         rest. A chunk received before is accepted again without being rewritten.
         Raises UPLOAD_NOT_FOUND, INVALID_MESSAGE, CHUNK_TOO_LARGE, STORAGE_ERROR.
         """
-        upload = self._lookup(owner, file_id)
+        upload = await self._lookup(owner, file_id)
         if total_chunks is not None and total_chunks != upload.total_chunks:
-            raise InvalidMessage(
-                f"total_chunks must be {upload.total_chunks}",
-                details={"field": "total_chunks", "expected": upload.total_chunks},
-            )
-        if (
-            isinstance(chunk_index, bool)
-            or not isinstance(chunk_index, int)
-            or not 0 <= chunk_index < upload.total_chunks
-        ):
+            raise InvalidMessage(f"total_chunks must be {upload.total_chunks}",
+                                 details={"field": "total_chunks",
+                                          "expected": upload.total_chunks})
+        if chunk_index >= upload.total_chunks:
             raise InvalidMessage(
                 f"chunk_index must be between 0 and {upload.total_chunks - 1}",
-                details={"field": "chunk_index", "total_chunks": upload.total_chunks},
-            )
-        data = self._decode(chunk_data_b64)
-        expected = min(self._chunk_size, upload.file_size - chunk_index * self._chunk_size)
+                details={"field": "chunk_index", "total_chunks": upload.total_chunks})
+        data = self._decode(chunk_data_b64, upload.chunk_size)
+        offset = chunk_index * upload.chunk_size
+        expected = min(upload.chunk_size, upload.file_size - offset)
         if len(data) != expected:
             raise InvalidMessage(
                 f"chunk {chunk_index} must hold {expected} bytes, not {len(data)}",
-                details={"field": "chunk_data", "expected_size": expected},
-            )
-        upload.last_active = self._clock()
-        if chunk_index not in upload.received:
+                details={"field": "chunk_data", "expected_size": expected})
+        token = ""
+        if not await self._state.has_chunk(file_id, chunk_index):
             try:
-                await self._storage.write_chunk(file_id, chunk_index * self._chunk_size, data)
+                token = await self._storage.write_chunk(file_id, upload.handle, chunk_index,
+                                                        offset, data)
             except StorageError:
-                self._remove(upload)  # the storage already removed the temporary file
+                await self._forget(upload)
                 raise
-            upload.received.add(chunk_index)
-        received = len(upload.received)
-        return {
-            "upload_type": "chunk",
-            "file_id": file_id,
-            "chunk_index": chunk_index,
-            "received_chunks": received,
-            "total_chunks": upload.total_chunks,
-            "progress": _progress(received, upload.total_chunks),
-        }
+        # The first record of an index wins: a duplicate written meanwhile by
+        # another process carried the same index and, checked at finalize, the same bytes.
+        received = await self._state.record_chunk(file_id, chunk_index, token, self._clock())
+        return {"upload_type": "chunk", "file_id": file_id, "chunk_index": chunk_index,
+                "received_chunks": received, "total_chunks": upload.total_chunks,
+                "progress": _progress(received, upload.total_chunks)}
 
-    def status(self, owner: str, file_id: str) -> dict[str, Any]:
+    async def status(self, owner: str, file_id: str) -> dict[str, Any]:
         """What was received so far (to resume after a reconnect). Counts as activity."""
-        upload = self._lookup(owner, file_id)
-        upload.last_active = self._clock()
-        received = sorted(upload.received)
-        return {
-            "upload_type": "status",
-            "file_id": file_id,
-            "file_name": upload.file_name,
-            "file_size": upload.file_size,
-            "chunk_size": self._chunk_size,
-            "received_chunks": received,
-            "total_chunks": upload.total_chunks,
-            "progress": _progress(len(received), upload.total_chunks),
-        }
+        upload = await self._lookup(owner, file_id)
+        await self._state.touch(file_id, self._clock())
+        received = sorted(await self._state.chunks(file_id))
+        return {"upload_type": "status", "file_id": file_id, "file_name": upload.file_name,
+                "file_size": upload.file_size, "chunk_size": upload.chunk_size,
+                "received_chunks": received, "total_chunks": upload.total_chunks,
+                "progress": _progress(len(received), upload.total_chunks)}
 
     async def finalize(self, owner: str, file_id: str, checksum: str) -> FinalizedUpload:
-        """Verify, scan and publish the upload.
+        """Verify, scan and publish the upload; ``checksum`` is bare lower-case hex.
 
-        Order: completeness (INCOMPLETE_UPLOAD, upload kept), checksum
+        Order: completeness (INCOMPLETE_UPLOAD, upload kept), the claim
+        (INVALID_MESSAGE while another finalize of it runs anywhere), checksum
         (CHECKSUM_MISMATCH, upload discarded), content sniff and archive member
         sizes (FILE_TYPE_NOT_ALLOWED, discarded), virus scan (VIRUS_DETECTED,
         discarded; SCAN_UNAVAILABLE, kept unpublished so finalize can be retried
@@ -281,62 +228,59 @@ class UploadManager:
         FILE_TYPE_NOT_ALLOWED: clamd would scan such members only partly and answer
         OK, and retrying cannot help, so SCAN_UNAVAILABLE would mislead.
         """
-        upload = self._lookup(owner, file_id)
-        if upload.finalizing:
-            raise InvalidMessage(
-                "this upload is already being finalized", details={"field": "file_id"}
-            )
-        expected = _normalise_checksum(checksum)
-        missing = [i for i in range(upload.total_chunks) if i not in upload.received]
+        upload = await self._lookup(owner, file_id)
+        parts = await self._state.chunks(file_id)
+        missing = [i for i in range(upload.total_chunks) if i not in parts]
+        now = self._clock()
         if missing:
-            upload.last_active = self._clock()
-            raise IncompleteUpload(
-                f"{len(missing)} chunks are missing",
-                details={
-                    "missing_chunks": missing[:MAX_LISTED_CHUNKS],
-                    "missing_count": len(missing),
-                },
-            )
-        upload.finalizing = True
+            if not await self._state.touch(file_id, now):  # finalized meanwhile elsewhere
+                raise UploadNotFound("upload not found; start a new one")
+            raise IncompleteUpload(f"{len(missing)} chunks are missing",
+                                   details={"missing_chunks": missing[:MAX_LISTED_CHUNKS],
+                                            "missing_count": len(missing)})
+        if not await self._state.claim(file_id, now, now - self._limits.finalize_lease):
+            raise InvalidMessage("this upload is already being finalized",
+                                 details={"field": "file_id"})
         try:
-            digest = await self._storage.digest(file_id)
-            if digest != expected:
-                await self._drop(upload)
-                raise ChecksumMismatch(
-                    "the SHA-256 of the received bytes differs from the checksum; upload again",
-                    details={"expected": expected, "actual": digest},
-                )
-            await self._check_content(upload)
-            await self._scan(upload)
-            stored_name = await self._publish(upload)
-        finally:
-            upload.finalizing = False
-            upload.last_active = self._clock()
+            tokens = [parts[i] for i in range(upload.total_chunks)]
+            async with self._storage.assembled(file_id, upload.handle, tokens) as path:
+                digest = await asyncio.to_thread(_sha256, path)
+                if digest != checksum:
+                    raise ChecksumMismatch(
+                        "the SHA-256 of the received bytes differs from the checksum; "
+                        "upload again", details={"expected": checksum, "actual": digest})
+                await self._check_content(upload, path)
+                await self._scan(upload, path)
+            stored_name = await self._storage.publish(file_id, upload.handle)
+        except (ChecksumMismatch, FileTypeNotAllowed, VirusDetected, StorageError):
+            await self._forget(upload)
+            raise
+        except BaseException:
+            # SCAN_UNAVAILABLE, a cancelled caller …: keep the upload for a retry.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._state.release(file_id, self._clock()))
+            raise
+        await self._state.delete(file_id)
         self._completed += 1
         logger.info("upload %s by %s published as %s", file_id, owner, stored_name)
-        return FinalizedUpload(
-            file_id=file_id,
-            owner=owner,
-            room_id=upload.room_id,
-            file_name=upload.file_name,
-            file_size=upload.file_size,
-            mime_type=policy.mime_for(upload.extension),
-            checksum=expected,
-            stored_name=stored_name,
-        )
+        return FinalizedUpload(file_id=file_id, owner=owner, room_id=upload.room_id,
+                               file_name=upload.file_name, file_size=upload.file_size,
+                               mime_type=policy.mime_for(upload.extension), checksum=checksum,
+                               stored_name=stored_name)
 
-    def is_new_chunk(self, owner: str, file_id: str, chunk_index: int) -> bool:
+    async def is_new_chunk(self, owner: str, file_id: str, chunk_index: int) -> bool:
         """True when ``chunk`` would write bytes: the owner's upload is in progress and
         that chunk has not been received. Only such chunks are free of the frame rate
         limit; a repeat writes nothing and costs a frame like any other."""
-        upload = self._uploads.get(file_id)
-        return (upload is not None and upload.owner == owner and not upload.finalizing
+        upload = await self._state.get(file_id)
+        return (upload is not None and upload.owner == owner
+                and upload.finalizing_since is None
                 and 0 <= chunk_index < upload.total_chunks
-                and chunk_index not in upload.received)
+                and not await self._state.has_chunk(file_id, chunk_index))
 
-    def room_of(self, owner: str, file_id: str) -> str | None:
+    async def room_of(self, owner: str, file_id: str) -> str | None:
         """The room an upload in progress is for (UPLOAD_NOT_FOUND if unknown)."""
-        return self._lookup(owner, file_id).room_id
+        return (await self._lookup(owner, file_id)).room_id
 
     async def unpublish(self, stored_name: str) -> None:
         """Delete a file ``finalize`` published when the caller cannot record it (the
@@ -349,150 +293,98 @@ class UploadManager:
             self._completed -= 1
 
     async def abort(self, owner: str, file_id: str) -> None:
-        """Forget an upload and delete its temporary file (UPLOAD_NOT_FOUND if unknown)."""
-        upload = self._lookup(owner, file_id)
-        if upload.finalizing:
+        """Forget an upload and delete its bytes (UPLOAD_NOT_FOUND if unknown)."""
+        upload = await self._lookup(owner, file_id)
+        if upload.finalizing_since is not None:
             raise InvalidMessage("this upload is being finalized", details={"field": "file_id"})
-        await self._drop(upload)
+        await self._forget(upload)
 
     # ---- housekeeping -----------------------------------------------------------
 
     async def expire(self, now: float | None = None) -> list[str]:
-        """Remove uploads idle for more than ``upload_timeout`` seconds (by ``clock``),
-        deleting their temporary files. Returns the expired file_ids."""
+        """Remove uploads idle for more than ``upload_timeout`` seconds (by ``clock``)
+        and their bytes. Any process may run it: each upload expires once.
+        Returns the expired file_ids."""
         now = self._clock() if now is None else now
-        stale = [
-            u
-            for u in self._uploads.values()
-            if not u.finalizing and now - u.last_active > self._timeout
-        ]
+        stale = await self._state.take_expired(now - self._limits.upload_timeout,
+                                               now - self._limits.finalize_lease)
         for upload in stale:
             logger.info("upload %s by %s expired", upload.file_id, upload.owner)
-            await self._drop(upload)
+            await self._discard(upload)
         await self._sweep()
         return [u.file_id for u in stale]
 
     async def _sweep(self) -> None:
-        """Remove temporary files no upload of this process owns (left by a crash or a
-        restart). Twice the timeout: another process sharing TEMP_DIR keeps an upload
-        alive by ``status`` calls that do not touch its file."""
-        sweep = getattr(self._storage, "sweep_temp", None)
-        if sweep is None:
-            return
+        """Remove temporary files no upload record owns (left by a crash). Twice the
+        timeout: ``status`` keeps an upload alive without touching its file."""
         try:
-            removed = await sweep(2 * self._timeout)
+            removed = await self._storage.sweep_temp(2 * self._limits.upload_timeout)
         except OSError as exc:
             logger.warning("cannot sweep the temporary directory: %s", exc)
             return
         if removed:
             logger.info("removed %d abandoned temporary upload files", removed)
 
-    async def run_expiry(self, interval: float) -> None:
-        """Call ``expire`` every ``interval`` seconds until cancelled (run it in the
-        server's TaskGroup)."""
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.expire()
-            except Exception:
-                logger.exception("upload expiry failed")
-
-    async def close(self) -> None:
-        """Drop every upload in progress (state is in memory only)."""
-        for upload in list(self._uploads.values()):
-            await self._drop(upload)
-
     # ---- internals ----------------------------------------------------------------
 
-    def _lookup(self, owner: str, file_id: str) -> _Upload:
-        upload = self._uploads.get(file_id)
+    async def _lookup(self, owner: str, file_id: str) -> UploadRecord:
+        upload = await self._state.get(file_id)
         if upload is None or upload.owner != owner:
             raise UploadNotFound("upload not found; start a new one")
         return upload
 
-    def _add(self, upload: _Upload) -> None:
-        self._uploads[upload.file_id] = upload
-        self._by_owner.setdefault(upload.owner, set()).add(upload.file_id)
+    async def _forget(self, upload: UploadRecord) -> None:
+        if await self._state.delete(upload.file_id):
+            await self._discard(upload)
 
-    def _remove(self, upload: _Upload) -> None:
-        if self._uploads.get(upload.file_id) is upload:
-            del self._uploads[upload.file_id]
-        mine = self._by_owner.get(upload.owner)
-        if mine is not None:
-            mine.discard(upload.file_id)
-            if not mine:
-                del self._by_owner[upload.owner]
+    async def _discard(self, upload: UploadRecord) -> None:
+        try:
+            await self._storage.discard(upload.file_id, upload.handle)
+        except StorageError:
+            logger.warning("cannot remove the bytes of upload %s", upload.file_id)
 
-    async def _drop(self, upload: _Upload) -> None:
-        self._remove(upload)
-        await self._storage.discard(upload.file_id)
-
-    def _decode(self, chunk_data_b64: str) -> bytes:
-        if not isinstance(chunk_data_b64, str):
-            raise InvalidMessage(
-                "chunk_data must be a base64 string", details={"field": "chunk_data"}
-            )
+    @staticmethod
+    def _decode(chunk_data_b64: str, chunk_size: int) -> bytes:
         # Refuse oversized text before decoding it: 4 characters per 3 bytes.
-        if len(chunk_data_b64) > 4 * -(-self._chunk_size // 3):
-            raise ChunkTooLarge(
-                f"a chunk may hold at most {self._chunk_size} bytes",
-                details={"max_chunk_size": self._chunk_size},
-            )
+        if len(chunk_data_b64) > 4 * -(-chunk_size // 3):
+            raise ChunkTooLarge(f"a chunk may hold at most {chunk_size} bytes",
+                                details={"max_chunk_size": chunk_size})
         try:
             data = base64.b64decode(chunk_data_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidMessage(
-                "chunk_data is not valid base64", details={"field": "chunk_data"}
-            ) from exc
-        if len(data) > self._chunk_size:
-            raise ChunkTooLarge(
-                f"a chunk may hold at most {self._chunk_size} bytes",
-                details={"max_chunk_size": self._chunk_size},
-            )
+            raise InvalidMessage("chunk_data is not valid base64",
+                                 details={"field": "chunk_data"}) from exc
+        if len(data) > chunk_size:
+            raise ChunkTooLarge(f"a chunk may hold at most {chunk_size} bytes",
+                                details={"max_chunk_size": chunk_size})
         return data
 
-    async def _check_content(self, upload: _Upload) -> None:
-        path = self._storage.temp_path(upload.file_id)
-        ext = upload.extension
+    async def _check_content(self, upload: UploadRecord, path: Path) -> None:
+        ext, limit = upload.extension, self._limits.max_file_size
         ok = await asyncio.to_thread(policy.sniff_file, ext, path)
         reason = "the content does not match the file type"
         if ok and ext in policy.ZIP_EXTENSIONS:
-            ok = await asyncio.to_thread(policy.zip_declared_sizes_ok, path, self._max_file_size)
+            ok = await asyncio.to_thread(policy.zip_declared_sizes_ok, path, limit)
             reason = "the archive is unreadable or holds members too large to scan"
         elif ok and ext == "gz":
-            ok = await asyncio.to_thread(policy.gzip_declared_size_ok, path, self._max_file_size)
+            ok = await asyncio.to_thread(policy.gzip_declared_size_ok, path, limit)
             reason = "the archive holds content too large to scan"
         if not ok:
-            await self._drop(upload)
             raise FileTypeNotAllowed(reason, details={"extension": ext})
 
-    async def _scan(self, upload: _Upload) -> None:
+    async def _scan(self, upload: UploadRecord, path: Path) -> None:
         try:
-            await self._scanner.scan(self._storage.temp_path(upload.file_id))
+            await self._scanner.scan(path)
         except VirusDetected:
-            logger.warning("upload %s by %s rejected by the scanner", upload.file_id, upload.owner)
-            await self._drop(upload)
+            logger.warning("upload %s by %s rejected by the scanner", upload.file_id,
+                           upload.owner)
             raise
         # ScanUnavailable propagates with the upload kept: finalize may be retried.
 
-    async def _publish(self, upload: _Upload) -> str:
-        # Forget the upload first: whatever happens next, it cannot be finalized twice.
-        self._remove(upload)
-        try:
-            return await self._storage.publish(upload.file_id)
-        except BaseException:
-            await self._storage.discard(upload.file_id)
-            raise
 
-
-def _normalise_checksum(checksum: str) -> str:
-    value = checksum.strip().lower() if isinstance(checksum, str) else ""
-    value = value.removeprefix("sha256:")
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
-        raise InvalidMessage(
-            "checksum must be the SHA-256 of the file in hex", details={"field": "checksum"}
-        )
-    return value
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _progress(received: int, total: int) -> float:

@@ -1,155 +1,153 @@
-"""Where upload bytes live: one temporary file per upload, then a published file.
+"""Upload bytes in a local directory: one temporary file per upload, then a
+published file. Every process on the machine (or on a shared filesystem) reaches
+the same files, so any of them can take the next chunk of any upload.
 
 Invariants:
 
 - No client input ever reaches a path. Temporary files are named after the
-  upload's UUID, published files after a fresh ``uuid4().hex``; ``open_published``
-  refuses any other name.
-- Memory stays bounded whatever the file size: chunks are written where they
-  belong (``os.pwrite``) and the SHA-256 is advanced over the contiguous prefix
-  received so far, reading already-written later chunks back in bounded pieces.
+  upload's UUID, published files after a fresh ``uuid4().hex``; every method that
+  takes a stored name refuses any other.
+- Memory stays bounded whatever the file size: a chunk is written where it belongs
+  (``os.pwrite``) and flushed to disk before it is acknowledged, so a chunk the
+  database records as received survives a crash of the process.
 - Only ``publish`` puts a file in ``upload_dir``; everything else (in progress,
   unscanned, rejected) stays in ``temp_dir``, which is never served.
-- All file work runs in threads, one at a time per upload (a per-upload lock), so
-  a cancelled caller can never leave two writers on one file.
+- All file work runs in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
-import hashlib
 import logging
 import os
 import re
 import shutil
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from chinwag.protocol.errors import StorageError, UploadNotFound
-
-if TYPE_CHECKING:
-    from hashlib import _Hash
 
 logger = logging.getLogger(__name__)
 
 _STORED_NAME = re.compile(r"[0-9a-f]{32}")
-_READ_PIECE = 1 << 20  # bytes read back at a time while advancing the hash
-_STORAGE_FAILED = "the server could not store the file; try again later"
+STORAGE_FAILED = "the server could not store the file; try again later"
+#: Bytes read at a time when a published file is streamed.
+STREAM_PIECE = 1 << 16
 
 
-@dataclass(eq=False)
-class _TempFile:
-    path: Path
-    fd: int
-    size: int
-    chunk_size: int
-    hasher: _Hash = field(default_factory=hashlib.sha256)
-    hashed: int = 0  # bytes [0, hashed) are in the hasher
-    pending: dict[int, int] = field(default_factory=dict)  # written ranges past it: start -> end
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    closed: bool = False
+def upload_key(upload_id: str) -> str:
+    """The 32-hex-digit form of an upload id; UploadNotFound for anything not a UUID."""
+    try:
+        return uuid.UUID(upload_id).hex
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise UploadNotFound("upload not found") from exc
 
 
-class UploadStorage:
+def check_stored_name(stored_name: str) -> str:
+    """``stored_name`` if ``publish`` could have produced it, else UploadNotFound."""
+    if not _STORED_NAME.fullmatch(stored_name):
+        raise UploadNotFound("file not found")
+    return stored_name
+
+
+class LocalStorage:
     """Temporary files for uploads in progress and the published files.
 
     ``temp_dir`` and ``upload_dir`` should be on one filesystem so publishing is a
-    rename; otherwise ``publish`` falls back to a copy.
-    """
+    rename; otherwise ``publish`` falls back to a copy. The storage keeps no state
+    of its own: the database says which chunks arrived."""
 
     def __init__(self, upload_dir: Path, temp_dir: Path) -> None:
         self.upload_dir = Path(upload_dir)
         self.temp_dir = Path(temp_dir)
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, _TempFile] = {}
 
     # ---- uploads in progress -------------------------------------------------
 
-    async def create(self, upload_id: str, size: int, chunk_size: int) -> None:
-        """Create the empty temporary file for an upload of ``size`` bytes sent in
-        chunks of ``chunk_size`` (the last may be shorter). Raises StorageError."""
-        if size < 0 or chunk_size < 1:
-            raise ValueError("size must be >= 0 and chunk_size >= 1")
-        key = _key(upload_id)
-        if key in self._files:
-            raise ValueError(f"upload {upload_id} already exists")
-        path = self.temp_dir / f"{key}.part"
+    async def create(self, upload_id: str, size: int) -> str:
+        """Create the empty temporary file for an upload of ``size`` bytes. Returns
+        the handle to pass back (always empty here). Raises StorageError."""
+        if size < 0:
+            raise ValueError("size must be >= 0")
+        path = self.temp_path(upload_id, must_exist=False)
         try:
-            fd = await asyncio.to_thread(os.open, path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            await asyncio.to_thread(_create, path, size)
         except OSError as exc:
             logger.error("cannot create %s: %s", path, exc)
-            raise StorageError(_STORAGE_FAILED) from exc
-        self._files[key] = _TempFile(path=path, fd=fd, size=size, chunk_size=chunk_size)
+            raise StorageError(STORAGE_FAILED) from exc
+        return ""
 
-    async def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (a multiple of the chunk size).
+    async def write_chunk(self, upload_id: str, handle: str, index: int, offset: int,
+                          data: bytes) -> str:
+        """Write chunk ``index`` at ``offset`` and flush it to disk. Returns the
+        chunk's token (empty here). UploadNotFound if the upload was discarded; on
+        any other OSError (disk full …) the temporary file is removed and
+        StorageError raised."""
+        del handle, index
+        path = self.temp_path(upload_id, must_exist=False)
+        try:
+            await asyncio.to_thread(_write, path, offset, data)
+        except FileNotFoundError as exc:
+            raise UploadNotFound("upload not found") from exc
+        except OSError as exc:
+            logger.error("storage failure on upload %s: %s", upload_id, exc)
+            await asyncio.to_thread(_unlink, path)
+            raise StorageError(STORAGE_FAILED) from exc
+        return ""
 
-        Chunks may come in any order and more than once; a range already covered
-        by the hash is not written again. On an OSError (disk full …) the
-        temporary file is removed, the upload forgotten and StorageError raised.
-        """
-        tf = self._get(upload_id)
-        end = offset + len(data)
-        if offset < 0 or offset % tf.chunk_size or end > tf.size:
-            raise ValueError(f"bad chunk range [{offset}, {end}) for a {tf.size}-byte upload")
-        await self._run(upload_id, tf, _write_and_advance, tf, offset, data)
+    @contextlib.asynccontextmanager
+    async def assembled(self, upload_id: str, handle: str,
+                        parts: list[str]) -> AsyncIterator[Path]:
+        """The whole file, as a local path to hash, sniff and scan (never serve it)."""
+        del handle, parts
+        yield self.temp_path(upload_id)
 
-    async def digest(self, upload_id: str) -> str | None:
-        """Hex SHA-256 of the file once every byte was written, else None."""
-        tf = self._get(upload_id)
-        return await asyncio.to_thread(_digest, tf)
+    def temp_path(self, upload_id: str, *, must_exist: bool = True) -> Path:
+        """The temporary file of an upload (UploadNotFound if it does not exist)."""
+        path = self.temp_dir / f"{upload_key(upload_id)}.part"
+        if must_exist and not path.exists():
+            raise UploadNotFound("upload not found")
+        return path
 
-    def temp_path(self, upload_id: str) -> Path:
-        """The temporary file (for sniffing and scanning; never serve it)."""
-        return self._get(upload_id).path
-
-    async def publish(self, upload_id: str) -> str:
-        """Move the complete temporary file into ``upload_dir``; return its stored name.
-
-        The stored name is server-generated (32 hex digits). Raises StorageError
-        (temporary file removed) when the move fails.
-        """
-        tf = self._get(upload_id)
+    async def publish(self, upload_id: str, handle: str) -> str:
+        """Move the complete temporary file into ``upload_dir``; return its stored name
+        (server-generated, 32 hex digits). Raises StorageError (temporary file
+        removed) when the move fails."""
+        del handle
+        source = self.temp_path(upload_id)
         stored_name = uuid.uuid4().hex
-        await self._run(upload_id, tf, _publish, tf, self.upload_dir / stored_name)
-        self._files.pop(_key(upload_id), None)
+        try:
+            await asyncio.to_thread(_publish, source, self.upload_dir / stored_name)
+        except OSError as exc:
+            logger.error("cannot publish upload %s: %s", upload_id, exc)
+            await asyncio.to_thread(_unlink, source)
+            raise StorageError(STORAGE_FAILED) from exc
         return stored_name
 
-    async def discard(self, upload_id: str) -> None:
+    async def discard(self, upload_id: str, handle: str) -> None:
         """Remove the upload's temporary file. Idempotent."""
-        tf = self._files.pop(_key(upload_id), None)
-        if tf is not None:
-            await asyncio.to_thread(_close_and_unlink, tf)
-
-    async def close(self) -> None:
-        """Discard every upload in progress (their state lives only in memory)."""
-        for upload_id in list(self._files):
-            await self.discard(upload_id)
+        del handle
+        await asyncio.to_thread(_unlink, self.temp_path(upload_id, must_exist=False))
 
     async def sweep_temp(self, older_than: float) -> int:
         """Remove ``*.part`` files in ``temp_dir`` untouched for ``older_than``
-        seconds that belong to no upload of this process (left by a crash or a
-        restart). Safe on a directory shared by several processes as long as
-        ``older_than`` is at least the upload timeout. Returns how many were removed.
-        """
-        active = {tf.path for tf in self._files.values()}
-        return await asyncio.to_thread(_sweep, self.temp_dir, active, time.time() - older_than)
+        seconds (left behind when an upload's record went without its file). Safe
+        on a directory shared by several processes as long as ``older_than`` is
+        well above the upload timeout. Returns how many were removed."""
+        return await sweep_dir(self.temp_dir, "*.part", older_than)
 
     # ---- published files ------------------------------------------------------
 
     def published_path(self, stored_name: str) -> Path:
         """Path of a published file. Raises UploadNotFound for a name that is not
         one ``publish`` could have produced (path separators, dots …)."""
-        if not _STORED_NAME.fullmatch(stored_name):
-            raise UploadNotFound("file not found")
-        return self.upload_dir / stored_name
+        return self.upload_dir / check_stored_name(stored_name)
 
     def open_published(self, stored_name: str) -> BinaryIO:
         """Open a published file for reading (blocking; call it in a thread).
@@ -165,119 +163,61 @@ class UploadStorage:
         path = self.published_path(stored_name)
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
-    # ---- internals -------------------------------------------------------------
 
-    def _get(self, upload_id: str) -> _TempFile:
-        tf = self._files.get(_key(upload_id))
-        if tf is None:
-            raise UploadNotFound("upload not found")
-        return tf
-
-    async def _run(
-        self, upload_id: str, tf: _TempFile, fn: Callable[..., None], *args: object
-    ) -> None:
-        try:
-            await asyncio.to_thread(fn, *args)
-        except OSError as exc:
-            logger.error("storage failure on upload %s: %s", upload_id, exc)
-            self._files.pop(_key(upload_id), None)
-            await asyncio.to_thread(_close_and_unlink, tf)
-            raise StorageError(_STORAGE_FAILED) from exc
+# Everything below runs in a worker thread.
 
 
-def _key(upload_id: str) -> str:
+def _create(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        return uuid.UUID(upload_id).hex
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise UploadNotFound("upload not found") from exc
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
 
 
-# Everything below runs in a worker thread, under the temp file's lock.
-
-
-def _write_and_advance(tf: _TempFile, offset: int, data: bytes) -> None:
-    with tf.lock:
-        if tf.closed:
-            raise FileNotFoundError(errno.ENOENT, "upload was discarded", str(tf.path))
-        end = offset + len(data)
-        if end <= tf.hashed:
-            return  # a duplicate of bytes already hashed: keep the first copy
+def _write(path: Path, offset: int, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
         view = memoryview(data)
         written = 0
         while written < len(view):
-            written += os.pwrite(tf.fd, view[written:], offset + written)
-        if tf.pending.get(offset, -1) < end:
-            tf.pending[offset] = end
-        _advance(tf, data if offset == tf.hashed else None)
+            written += os.pwrite(fd, view[written:], offset + written)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
-def _advance(tf: _TempFile, fresh: bytes | None) -> None:
-    """Feed the hasher every contiguous pending range; ``fresh`` is the chunk that
-    starts at ``tf.hashed``, if the caller still holds it (saves reading it back)."""
-    while tf.hashed in tf.pending:
-        end = tf.pending.pop(tf.hashed)
-        if fresh is not None and tf.hashed + len(fresh) == end:
-            tf.hasher.update(fresh)
-            fresh = None
-        else:
-            pos = tf.hashed
-            while pos < end:
-                piece = os.pread(tf.fd, min(_READ_PIECE, end - pos), pos)
-                if not piece:
-                    raise OSError(errno.EIO, "short read from the temporary file", str(tf.path))
-                tf.hasher.update(piece)
-                pos += len(piece)
-        tf.hashed = end
-
-
-def _digest(tf: _TempFile) -> str | None:
-    with tf.lock:
-        if tf.closed or tf.hashed != tf.size:
-            return None
-        return tf.hasher.hexdigest()
-
-
-def _publish(tf: _TempFile, target: Path) -> None:
-    with tf.lock:
-        if tf.closed or tf.hashed != tf.size:
-            raise RuntimeError("publish of an incomplete or discarded upload")
-        os.fsync(tf.fd)
-        os.close(tf.fd)
-        tf.closed = True
+def _publish(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # Different filesystems: copy beside the target, then rename into place.
+        partial = target.with_name(f".{target.name}.partial")
         try:
-            os.replace(tf.path, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            # Different filesystems: copy beside the target, then rename into place.
-            partial = target.with_name(f".{target.name}.partial")
-            try:
-                shutil.copyfile(tf.path, partial)
-                os.replace(partial, target)
-            finally:
-                partial.unlink(missing_ok=True)
-            tf.path.unlink(missing_ok=True)
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        source.unlink(missing_ok=True)
 
 
-def _close_and_unlink(tf: _TempFile) -> None:
-    with tf.lock:
-        if not tf.closed:
-            tf.closed = True
-            try:
-                os.close(tf.fd)
-            except OSError:
-                pass
-        try:
-            tf.path.unlink(missing_ok=True)
-        except OSError as exc:
-            logger.error("cannot remove %s: %s", tf.path, exc)
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.error("cannot remove %s: %s", path, exc)
 
 
-def _sweep(temp_dir: Path, active: set[Path], cutoff: float) -> int:
+async def sweep_dir(directory: Path, pattern: str, older_than: float) -> int:
+    """Remove the files matching ``pattern`` untouched for ``older_than`` seconds."""
+    return await asyncio.to_thread(_sweep, directory, pattern, time.time() - older_than)
+
+
+def _sweep(temp_dir: Path, pattern: str, cutoff: float) -> int:
     removed = 0
-    for path in temp_dir.glob("*.part"):
-        if path in active:
-            continue
+    for path in temp_dir.glob(pattern):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()

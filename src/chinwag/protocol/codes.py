@@ -33,7 +33,7 @@ class ErrorCode(StrEnum):
 
 
 class CloseCode(IntEnum):
-    GOING_AWAY = 1001  # server shutting down: reconnect to another node, then sync
+    SERVICE_RESTART = 1012  # this process is stopping: reconnect (to another), then sync
     MESSAGE_TOO_BIG = 1009  # a frame was over WS_MAX_MESSAGE_SIZE: send smaller frames
     INTERNAL_ERROR = 1011  # reconnect with backoff
     TRY_AGAIN_LATER = 1013  # too many connections: reconnect with backoff

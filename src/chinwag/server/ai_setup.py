@@ -49,4 +49,4 @@ def ai_setup(settings: Settings, catalog: Catalog, node_id: str) -> AISetup:
         max_concurrent_per_user=settings.ai_max_concurrent_per_user,
         budget=Budget(settings.ai_budget_tokens_per_day, settings.ai_budget_usd_per_month),
         lease_seconds=max(60.0, 3 * settings.ai_timeout),
-        node_id=node_id), AssistantConfig(settings.ai_timeout))
+        node_id=node_id), AssistantConfig(settings.ai_timeout, settings.drain_timeout))

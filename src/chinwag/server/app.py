@@ -18,9 +18,10 @@ from starlette.types import Receive, Scope, Send
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
 from chinwag.core.service import ChatService, Limits
-from chinwag.core.uploads import UploadManager
+from chinwag.core.uploads import UploadLimits, UploadManager
+from chinwag.files.s3 import S3Location, S3Storage, make_client
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.ai_setup import ai_setup, create_catalog
 from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
@@ -52,6 +53,14 @@ def create_scanner(settings: Settings) -> Scanner:
                         settings.clamd_timeout, max_concurrent=settings.clamd_max_concurrent)
 
 
+def create_storage(settings: Settings) -> LocalStorage | S3Storage:
+    if settings.file_storage_url is None:
+        return LocalStorage(settings.upload_dir, settings.temp_dir)
+    client = make_client(settings.s3_endpoint_url, settings.s3_region,
+                         settings.s3_access_key_id, settings.s3_secret_access_key)
+    return S3Storage(client, S3Location.parse(settings.file_storage_url), settings.temp_dir)
+
+
 def create_app(settings: Settings) -> FastAPI:
     node_id = uuid.uuid4().hex[:12]
     store = SqlStore(settings.effective_database_url)
@@ -69,13 +78,14 @@ def create_app(settings: Settings) -> FastAPI:
         single_process=not settings.uses_redis,
     )
     catalog = create_catalog(settings)
-    storage = UploadStorage(settings.upload_dir, settings.temp_dir)
+    storage = create_storage(settings)
     scanner = create_scanner(settings)
-    uploads = UploadManager(
-        storage, scanner, max_file_size=settings.max_file_size,
-        max_chunk_size=settings.max_chunk_size, upload_timeout=settings.upload_timeout,
+    uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(
+        max_file_size=settings.max_file_size, max_chunk_size=settings.max_chunk_size,
+        upload_timeout=settings.upload_timeout,
         max_uploads_per_user=settings.max_uploads_per_user,
-        max_temp_bytes_per_user=settings.max_temp_bytes_per_user)
+        max_temp_bytes_per_user=settings.max_temp_bytes_per_user,
+        finalize_lease=settings.upload_finalize_lease))
     service = ChatService(store, broker, broker, limits, node_id,
                           ai=ai_setup(settings, catalog, node_id), uploads=uploads)
     service.rooms.max_rooms_per_user = settings.max_rooms_per_user
@@ -96,7 +106,10 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.start()
-        await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
+        if isinstance(storage, S3Storage):
+            await storage.start()
+        else:
+            await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
         if settings.admin_username and settings.admin_password:
             await store.users.upsert_admin(settings.admin_username,
                                            await passwords.hash(settings.admin_password))
@@ -110,7 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await runtime.close_sockets()
             await service.stop()
-            await uploads.close()
             await catalog.aclose()
             await broker.close()
             await store.close()

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from chinwag.core.service import ChatService
 from chinwag.core.session import Identity
+from chinwag.files.s3 import S3Storage
 from chinwag.files.scanner import Scanner
-from chinwag.files.storage import UploadStorage
+from chinwag.files.storage import LocalStorage
 from chinwag.protocol.errors import AuthFailed, Forbidden
 from chinwag.server.auth import ACCESS, Passwords, Tokens
 from chinwag.server.throttles import AddressLimit, LoginThrottle
@@ -33,14 +34,14 @@ class Runtime:
     passwords: Passwords
     login_throttle: LoginThrottle
     register_limit: AddressLimit
-    storage: UploadStorage
+    storage: LocalStorage | S3Storage
     scanner: Scanner
     registry: CollectorRegistry
     sockets: set[object] = field(default_factory=set)  # open WebSocket connections
     sockets_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close_sockets(self, timeout: float = 5.0) -> None:
-        """Close every WebSocket with 1001 and wait until their close frames are out."""
+        """Close every WebSocket with 1012 and wait until their close frames are out."""
         await self.service.close_all(timeout)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):

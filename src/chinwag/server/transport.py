@@ -4,8 +4,10 @@ direct-write fast path for fan-out is in ``direct_write.py``).
 - A TCP connection that has not finished its HTTP request (the WebSocket handshake
   included) within the handshake timeout is dropped: uvicorn alone would keep a
   half-open handshake forever.
-- On shutdown every WebSocket is closed with 1001 (going away) before uvicorn's own
-  shutdown, which would use 1012.
+- On shutdown every WebSocket is closed with 1012 (service restart) by chinwag,
+  after the frames already queued for it, before uvicorn's own shutdown (which
+  would write its close frame ahead of them); the lifespan shutdown then lets
+  running AI replies finish within DRAIN_TIMEOUT.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The parent binds the port, starts N worker processes (each a full chinwag with its
 own event loop, joined through the Redis broker), logs "ready" once every worker
 has finished starting, restarts a worker that dies, and on SIGTERM or SIGINT
-(Ctrl-C) sends SIGTERM to every worker, which closes its sockets with 1001, and
+(Ctrl-C) sends SIGTERM to every worker, which closes its sockets with 1012, and
 waits for them; a second Ctrl-C kills them.
 
 Workers run in a process group of their own, so a Ctrl-C in the terminal reaches

@@ -103,11 +103,11 @@ def _forget_handshake(ws: WebSocket) -> None:
         ws.__dict__.pop(cached, None)
 
 
-def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
+async def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
     """An upload chunk not received before: the only frame free of the rate limit."""
     return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
-            and rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
-                                                frame.data.chunk_index))
+            and await rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
+                                                      frame.data.chunk_index))
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
@@ -131,7 +131,8 @@ class Connection:
         self._reading = False
         self._interrupted = False
         self.query_error: ChatError | None = None
-        session.direct = ws.scope.get("extensions", {}).get(DIRECT_EXTENSION)
+        extensions = ws.scope.get("extensions", {})
+        session.direct = extensions.get(DIRECT_EXTENSION)
         session.on_queued = self._start_writer
         session.on_close = self._interrupt
 
@@ -224,7 +225,7 @@ class Connection:
                     continue
                 self._send_error(exc, None)
                 continue
-            free = _writes_a_chunk(frame, session, self.rt)
+            free = await _writes_a_chunk(frame, session, self.rt)
             if not free and self._limited(frame):
                 continue
             try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
-from chinwag.protocol.errors import Forbidden, NotFound
+from chinwag.files.storage import LocalStorage
+from chinwag.protocol.errors import Forbidden, NotFound, UploadNotFound
 from chinwag.protocol.frames import iso
 from chinwag.protocol.messages import DB_INT_MAX
 from chinwag.server.deps import RuntimeDep, UserDep
@@ -48,7 +50,7 @@ async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB
 
 
 @router.get("/api/v1/files/{file_id}")
-async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> FileResponse:
+async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> Response:
     record = await rt.store.files.get(file_id)
     if record is None:
         raise NotFound("no such file")
@@ -57,13 +59,30 @@ async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> FileResponse:
             await rt.store.rooms.member(record.room_id, who.username) is not None)
         if not allowed:
             raise Forbidden("only the uploader and members of its room may fetch this file")
-    path = rt.storage.published_path(record.stored_name)
-    if not path.exists():
-        raise NotFound("the file is no longer stored")
-    return FileResponse(path, media_type=record.mime_type, filename=record.file_name,
-                        content_disposition_type="attachment",
-                        headers={"X-Content-Type-Options": "nosniff",
-                                 # should a browser render it anyway (an .html, an .svg):
-                                 # no scripts, no requests, a unique origin
-                                 "Content-Security-Policy": "default-src 'none'; sandbox",
-                                 "Cache-Control": "private, no-store"})
+    headers = {"X-Content-Type-Options": "nosniff",
+               # should a browser render it anyway (an .html, an .svg):
+               # no scripts, no requests, a unique origin
+               "Content-Security-Policy": "default-src 'none'; sandbox",
+               "Cache-Control": "private, no-store"}
+    storage = rt.storage
+    if isinstance(storage, LocalStorage):
+        path = storage.published_path(record.stored_name)
+        if not path.exists():
+            raise NotFound("the file is no longer stored")
+        return FileResponse(path, media_type=record.mime_type, filename=record.file_name,
+                            content_disposition_type="attachment", headers=headers)
+    try:
+        published = await storage.open_stream(record.stored_name)
+    except UploadNotFound:
+        raise NotFound("the file is no longer stored") from None
+    return StreamingResponse(published.chunks, media_type=record.mime_type, headers={
+        **headers, "Content-Length": str(published.size),
+        "Content-Disposition": _attachment(record.file_name)})
+
+
+def _attachment(filename: str) -> str:
+    """Content-Disposition as Starlette's FileResponse writes it."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'

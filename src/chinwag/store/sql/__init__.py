@@ -10,6 +10,7 @@ from chinwag.store.sql.events import SqlEvents
 from chinwag.store.sql.messages import SqlMessages
 from chinwag.store.sql.rooms import SqlRooms
 from chinwag.store.sql.search import SqlSearch
+from chinwag.store.sql.uploads import SqlUploads
 from chinwag.store.sql.users import SqlUsers
 
 
@@ -22,6 +23,7 @@ class SqlStore:
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
         self.budgets = SqlBudgets(self.db)
+        self.uploads = SqlUploads(self.db)
         self.messages = SqlMessages(self.db)
         self.search = SqlSearch(self.db)
         self.directory = SqlDirectory(self.db)

@@ -176,3 +176,30 @@ class AiReply(Base):
     __table_args__ = (Index("ix_ai_replies_user_time", "username", "created_at"),
                       Index("ix_ai_replies_conversation", "conversation_id", "running"))
 
+
+class Upload(Base):
+    """An upload in progress (the bytes are in the file storage)."""
+
+    __tablename__ = "uploads"
+    file_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    room_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    extension: Mapped[str] = mapped_column(String(16))
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    chunk_size: Mapped[int] = mapped_column(BigInteger)
+    total_chunks: Mapped[int] = mapped_column(Integer)
+    handle: Mapped[str] = mapped_column(String(1024), default="")
+    last_active: Mapped[float] = mapped_column(Float, index=True)
+    finalizing_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class UploadPart(Base):
+    """A received chunk of an upload in progress; ``token`` is what the storage
+    needs to assemble it (an S3 part's ETag)."""
+
+    __tablename__ = "upload_chunks"
+    file_id: Mapped[str] = mapped_column(ForeignKey("uploads.file_id", ondelete="CASCADE"),
+                                         primary_key=True)
+    chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(256), default="")
