@@ -62,7 +62,6 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.by_user: dict[str, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
-        self.frames_out = 0  # deliveries handed to outboxes (for stats)
         self.emptied = asyncio.Event()
         self._broker_down = False  # the last publish failed (log the outage once)
 
@@ -183,30 +182,23 @@ class Hub:
                 gaps = [s for s in list(targets) if s.offer_stored(room_id, seq, text, frame)]
                 for s in gaps:
                     self._start_catch_up(s, room_id, reorder=True)
-                self.frames_out += len(targets) - len(gaps)
                 return
-            sent = 0
             for s in list(targets):
                 skip = exclude is not None and s.username == exclude
                 if s.offer_stored(room_id, seq, None if skip else text, frame):
                     self._start_catch_up(s, room_id, reorder=True)
                     continue
-                if not skip:
-                    sent += 1
                 if waits:
                     arrived = waits.get((s.id, room_id))
                     if arrived is not None:
                         arrived.set()
-            self.frames_out += sent
         elif env.kind == EPHEMERAL:
             for s in list(targets):
                 if s.username != env.exclude:
                     s.send_text(env.text, Kind.EPHEMERAL, frame)
-                    self.frames_out += 1
         elif env.kind == CHUNK:
             for s in list(targets):
                 s.send_chunk(env.key, env.text, frame)
-                self.frames_out += 1
         elif env.kind == CONTROL and env.key == "deleted":
             for s in list(targets):
                 s.send_text(env.text)
@@ -221,7 +213,6 @@ class Hub:
                 s.send_chunk(env.key, env.text)
             else:
                 s.send_text(env.text)
-            self.frames_out += 1
 
     def resync_all(self) -> None:
         """The broker may have lost messages: every session re-reads its rooms."""
@@ -283,7 +274,6 @@ class Hub:
                     sequence.advance(seq)
                     if text:
                         await session.send_paced(text, (room_id, seq))
-                        self.frames_out += 1
                 outcome = sequence.page_done(len(page))
                 session.send_released(room_id, outcome.released)
                 if outcome.skipped is not None:

@@ -21,7 +21,7 @@ from chinwag.core.hub import Hub
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
-from chinwag.core.rooms import Rooms
+from chinwag.core.rooms import Joined, Rooms
 from chinwag.core.session import Identity, Session
 from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
@@ -87,6 +87,7 @@ class ChatService:
                                    ai.config)
         self.uploads = uploads
         self._upload_frames = UploadFrames(uploads, self.rooms, self.events, store, self.stats)
+        self.sent_by_closed = 0  # frames_sent of connections that are gone
         self._background: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
             "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
@@ -166,9 +167,14 @@ class ChatService:
             await self._flush_cursors(session)
         await self.uploads.expire()
 
+    def frames_sent(self) -> int:
+        """Every frame written to a client by this process (answers, heartbeats and
+        broadcasts alike), closed connections included."""
+        return self.sent_by_closed + sum(s.sent for s in self.hub.sessions.values())
+
     async def publish_stats(self) -> None:
         self.stats.active_connections = len(self.hub.sessions)
-        self.stats.messages_sent = self.hub.frames_out
+        self.stats.messages_sent = self.frames_sent()
         self.stats.uploads_in_progress = self.uploads.in_progress
         try:
             await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
@@ -193,21 +199,33 @@ class ChatService:
                        token_expires_at=token_expires_at)
 
     async def attach(self, session: Session, auto_join: m.JoinRoom | None) -> None:
-        """Send ``connect``, subscribe the session to its rooms with everything it
-        missed, announce it online, then auto-join the room from the query."""
+        """Join the room from the query (so it exists once the client hears of the
+        connection), send ``connect``, subscribe the session to its rooms with
+        everything it missed, announce it online, then answer the query's join."""
         self.stats.total_connections += 1
+        joined: Joined | None = None
+        refused: ChatError | None = None
+        if auto_join is not None:
+            self.stats.messages_received += 1
+            try:
+                joined = await self._join(session, auto_join)
+            except ChatError as exc:  # answered like a join_room frame; the socket stays
+                refused = exc
         session.send(frames.connect(session.id, session.identity.user_id, session.username))
         await self.hub.add(session)
         first = await self.presence.connect(session)
+        new_room = joined.room.room_id if joined is not None and joined.new_member else None
         for room, member in await self.store.rooms.rooms_of(session.username):
+            if room.room_id == new_room:
+                continue  # subscribed below, as a join_room frame would
             await self._subscribe(session, room.room_id, member.delivered_seq, report=True)
             if first:
                 await self._announce_presence(room.room_id, session.username, "online")
-        if auto_join is not None:
-            try:
-                await self.handle(session, auto_join)
-            except ChatError as exc:  # answered like a join_room frame; the socket stays
-                session.send(frames.error(exc.code.value, exc.message, details=exc.details))
+        if refused is not None:
+            session.send(frames.error(refused.code.value, refused.message,
+                                      details=refused.details))
+        elif auto_join is not None and joined is not None:
+            await self._joined(session, auto_join, joined)
 
     async def close(self, session: Session) -> None:
         await session.cancel_tasks()
@@ -273,9 +291,17 @@ class ChatService:
         session.send(frames.pong())
 
     async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
+        await self._joined(session, msg, await self._join(session, msg))
+
+    async def _join(self, session: Session, msg: m.JoinRoom) -> Joined:
         assert msg.room_id is not None
-        joined = await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                       msg.data.room_type)
+        return await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
+                                     msg.data.room_type)
+
+    async def _joined(self, session: Session, msg: m.JoinRoom, joined: Joined) -> None:
+        """Subscribe the user's connections here to the room just joined, tell its
+        connections elsewhere, answer the join."""
+        assert msg.room_id is not None
         for s in list(self.hub.by_user.get(session.username, ())):
             if msg.room_id not in s.rooms:
                 start = joined.seq if joined.new_member else (
