@@ -421,7 +421,7 @@ def _start_chinwag_workers(port: int, workdir: Path, cpu: int | None, workers: i
     import asyncio
     import uuid
 
-    from cluster_bench import create_database, drop_database
+    from databases import create_database, drop_database
 
     try:
         db = asyncio.run(create_database())

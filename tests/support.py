@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from chinwag.client import ChatClient
+from chinwag_client import Backoff, Client
 
 PASSWORD = "correct-horse-battery"
 ADMIN = ("admin", "admin-password-123")
@@ -81,16 +82,19 @@ class Server:
     env: dict[str, str]
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    command: list[str] | None = None  # default: chinwag serve --port PORT
+    prefix: str = ""  # where chinwag is mounted in a host app ("/chat")
     clients: list[ChatClient] = field(default_factory=list)
+    sdk_clients: list[Client] = field(default_factory=list)
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def ws_base(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self.port}{self.prefix}"
 
     @property
     def log(self) -> str:
@@ -98,9 +102,10 @@ class Server:
 
     async def start(self) -> None:
         log = open(self.workdir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chinwag", "serve", "--port", str(self.port)],
-            cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        command = self.command or [sys.executable, "-m", "chinwag", "serve",
+                                   "--port", str(self.port)]
+        self.proc = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT)
         log.close()
         deadline = asyncio.get_running_loop().time() + 30
         while True:
@@ -126,6 +131,8 @@ class Server:
         return self.proc.returncode
 
     async def close(self) -> None:
+        for sdk in self.sdk_clients:
+            await sdk.close()
         for client in self.clients:
             await client.close()
         await self.stop()
@@ -167,6 +174,16 @@ class Server:
         await client.expect("connect")
         return client
 
+    async def sdk(self, username: str, password: str = PASSWORD,
+                  backoff: Backoff | None = None) -> Client:
+        """A started SDK client (``chinwag_client.Client``) of an existing user, with
+        quick reconnects; closed with the server."""
+        client = Client(self.base, username, password,
+                        backoff=backoff or Backoff(base=0.05, cap=0.5))
+        await client.start()
+        self.sdk_clients.append(client)
+        return client
+
     async def raw_connect(self, user: User | None, token: str | None = None,
                           headers: dict[str, str] | None = None, **query: Any) -> ChatClient:
         client = await ChatClient.connect(self.ws_base, token or (user.ws_token if user else None),
@@ -190,7 +207,8 @@ class ServerFactory:
         self.servers: list[Server] = []
 
     def env(self, workdir: Path, **settings: Any) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WEBSOCKET_", "WS_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("WEBSOCKET_", "WS_", "FORWARDED_"))}
         env.update({
             "DATA_DIR": str(workdir / "data"),
             "UPLOAD_DIR": str(workdir / "uploads"),
@@ -199,6 +217,8 @@ class ServerFactory:
             "ADMIN_USERNAME": ADMIN[0],
             "ADMIN_PASSWORD": ADMIN[1],
             "WS_RATE_LIMIT_REQUESTS": "100000",
+            "HTTP_RATE_LIMIT_REQUESTS": "100000",
+            "REGISTER_RATE_LIMIT_REQUESTS": "100000",
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
         })
@@ -206,10 +226,17 @@ class ServerFactory:
         return env
 
     async def start(self, workdir: Path | None = None, port: int | None = None,
+                    command: list[str] | None = None, prefix: str = "",
                     **settings: Any) -> Server:
+        """Start chinwag (or ``command``, a host app with chinwag under ``prefix``,
+        which finds its port in ``PORT``)."""
         workdir = workdir or self.tmp / f"srv{len(self.servers)}"
         workdir.mkdir(parents=True, exist_ok=True)
-        srv = Server(port or free_port(), self.env(workdir, **settings), workdir)
+        port = port or free_port()
+        if command is not None:
+            settings.setdefault("PORT", port)
+        srv = Server(port, self.env(workdir, **settings), workdir, command=command,
+                     prefix=prefix)
         self.servers.append(srv)
         await srv.start()
         return srv

@@ -1,4 +1,4 @@
-"""Command line: ``chinwag serve`` and ``chinwag create-admin``."""
+"""Command line: ``chinwag serve``, ``chinwag create-admin`` and ``chinwag chat``."""
 
 from __future__ import annotations
 
@@ -9,23 +9,42 @@ import os
 import socket
 import sys
 from functools import partial
+from multiprocessing.queues import Queue
 from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
 
+SETTINGS_HELP = ("Settings (DATABASE_URL, BROKER_URL, JWT_SECRET, limits, AI …) come from "
+                 "environment variables or a .env file in the working directory; the "
+                 "README's settings table lists each with its default.")
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    helpful = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter,
+               "epilog": SETTINGS_HELP}
+    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server",
+                                     **helpful)  # type: ignore[arg-type]
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the server", **helpful)  # type: ignore[arg-type]
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.add_argument("--workers", type=int, default=1,
                        help="processes sharing the port (needs BROKER_URL=redis://…)")
-    admin = sub.add_parser("create-admin", help="create an admin user or reset its password")
+    admin = sub.add_parser("create-admin", help="create an admin user or reset its password",
+                           **helpful)  # type: ignore[arg-type]
     admin.add_argument("username")
-    admin.add_argument("--password", help="read from the terminal when omitted")
+    admin.add_argument("--password", help="read from the terminal (or "
+                       "CHINWAG_ADMIN_PASSWORD) when omitted")
+    from chinwag_client import terminal
+
+    chat = sub.add_parser("chat", help="interactive terminal chat with a chinwag server")
+    terminal.add_arguments(chat)
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "chat":
+        return terminal.run(args)
     try:
         settings = load_settings()
         if args.command == "serve":
@@ -51,7 +70,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
         config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                                 **_uvicorn_options(settings, host, port))
-        return run_workers(workers, config.bind_socket, partial(_worker, host, port))
+        return run_workers(workers, config.bind_socket, partial(_worker, host, port),
+                           f"http://{host}:{port}")
     from chinwag.server.app import create_app
 
     config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
@@ -69,25 +89,30 @@ def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
         ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
+        # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
+        # (uvicorn alone would trust 127.0.0.1).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None, timeout_graceful_shutdown=10, lifespan="on",
     )
 
 
-def _worker(host: str, port: int, sock: socket.socket) -> None:
+def _worker(host: str, port: int, sock: socket.socket, ready: Queue[int]) -> None:
     """One worker process of ``serve --workers N`` (a fresh interpreter: it reads the
     settings from the environment it inherited)."""
-    import uvicorn
+    from chinwag.server.workers import WorkerServer, detach_from_terminal
 
-    from chinwag.server.transport import ChinwagServer
+    detach_from_terminal()
+    import uvicorn
 
     settings = load_settings()
     config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                             **_uvicorn_options(settings, host, port))
-    ChinwagServer(config).run(sockets=[sock])
+    WorkerServer(config, ready).run(sockets=[sock])
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:
-    from chinwag.server.auth import hash_password
+    from chinwag.server.auth import Passwords
     from chinwag.store.sql import SqlStore
 
     password = password or os.environ.get("CHINWAG_ADMIN_PASSWORD") or getpass.getpass(
@@ -98,11 +123,13 @@ def _create_admin(settings: Settings, username: str, password: str | None) -> in
 
     async def run() -> None:
         store = SqlStore(settings.effective_database_url)
+        passwords = Passwords(1)
         try:
             await store.start()
-            await store.users.upsert_admin(username, await hash_password(password))
+            await store.users.upsert_admin(username, await passwords.hash(password))
         finally:
             await store.close()
+            passwords.close()
 
     asyncio.run(run())
     print(f"admin '{username}' is ready")

@@ -5,6 +5,7 @@ can shrink it."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,14 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     login_max_failures: int = Field(5, ge=1)
     login_lockout_seconds: float = Field(60.0, gt=0)
+    register_rate_limit_requests: int = Field(10, ge=1)
+    register_rate_limit_window: float = Field(3600.0, gt=0)
+    password_hash_workers: int = Field(2, ge=1)
+
+    # HTTP
+    http_rate_limit_requests: int = Field(600, ge=1)
+    http_rate_limit_window: float = Field(60.0, gt=0)
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
 
     # WebSocket
     websocket_max_connections: int = Field(1000, ge=1)
@@ -59,6 +68,7 @@ class Settings(BaseSettings):
     upload_timeout: float = Field(3600.0, gt=0)
     max_uploads_per_user: int = Field(3, ge=1)
     max_temp_bytes_per_user: int = Field(200 * 1024 * 1024, ge=1)
+    max_rooms_per_user: int = Field(100, ge=1)  # rooms a (non-admin) user may own at once
     clamd_socket: str | None = None
     clamd_host: str | None = None
     clamd_port: int = Field(3310, ge=1, le=65535)
@@ -88,11 +98,22 @@ class Settings(BaseSettings):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("ws_allowed_origins", "ai_models", mode="before")
+    @field_validator("ws_allowed_origins", "ai_models", "forwarded_allow_ips", mode="before")
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [item.strip().rstrip("/") for item in v.split(",") if item.strip()]
+        return v
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, v: list[str]) -> list[str]:
+        for item in v:
+            if item != "*":
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"'{item}' is not an IP address, a network or *") from None
         return v
 
     @field_validator("ai_prices")
@@ -119,10 +140,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.max_chunk_size > self.max_file_size:
             raise ValueError("MAX_CHUNK_SIZE must not exceed MAX_FILE_SIZE")
-        # A chunk travels base64-encoded inside one frame: it must fit the frame limit.
-        if 4 * -(-self.max_chunk_size // 3) + 1024 > self.ws_max_message_size:
-            raise ValueError("MAX_CHUNK_SIZE (base64-encoded, plus the frame around it) "
-                             "must fit in WS_MAX_MESSAGE_SIZE")
+        # A chunk travels base64-encoded (4/3 of its size) inside one frame.
+        needed = 4 * -(-self.max_chunk_size // 3) + 1024
+        if needed > self.ws_max_message_size:
+            raise ValueError(
+                f"MAX_CHUNK_SIZE={self.max_chunk_size} cannot work with WS_MAX_MESSAGE_SIZE="
+                f"{self.ws_max_message_size}: a chunk travels base64-encoded in one frame, "
+                f"which needs WS_MAX_MESSAGE_SIZE >= {needed} (or MAX_CHUNK_SIZE <= "
+                f"{(self.ws_max_message_size - 1024) // 4 * 3})")
         return self
 
     @property
@@ -147,6 +172,8 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = str(err["loc"][0]).upper() if err["loc"] else "SETTINGS"
-            problems.append(f"{name}: {err['msg']}")
+            if err["loc"]:
+                problems.append(f"{str(err['loc'][0]).upper()}: {err['msg']}")
+            else:  # a combination of settings: the message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
         raise SettingsError("invalid setting " + "; ".join(problems)) from None

@@ -92,8 +92,8 @@ async def test_get_room_shows_members_and_participants(server: Server, name) -> 
     r = await server.get(f"/api/v1/ws/rooms/{room}", owner)
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"room_id", "room_name", "room_type", "owner", "members",
-                         "participants", "created_at"}
+    assert set(body) == {"room_id", "room_name", "room_type", "history_visibility", "owner",
+                         "members", "participants", "created_at"}
     assert body["participants"] == [owner.username]
     assert (await server.get(f"/api/v1/ws/rooms/{room}", other)).status_code == 403
     assert (await server.get(f"/api/v1/ws/rooms/{name('none')}", owner)).status_code == 404

@@ -543,6 +543,7 @@ async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, na
     ("../../etc/passwd.txt", "passwd.txt"),
     ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
     ('a"b\r\nSet-Cookie: x=1.txt', "a_bSet-Cookie_ x=1.txt"),
+    ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.txt", "x.txt"),  # fullwidth: NFKC first
 ])
 async def test_a_hostile_file_name_is_sanitised_and_stored_inside_upload_dir(
         server: Server, name, file_name: str, stored_as: str) -> None:

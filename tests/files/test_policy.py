@@ -176,6 +176,8 @@ def test_empty_text_file_is_fine_but_empty_binary_is_not(tmp_path: Path) -> None
         ("trailing. . ", "trailing"),
         ("photo.png", "photo.png"),
         ("résumé.pdf", "résumé.pdf"),
+        ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.txt", "x.txt"),  # fullwidth ../../
+        ("a\uff3cb\uff1ac.\uff54\uff58\uff54", "b_c.txt"),  # fullwidth \ : and txt
     ],
 )
 def test_sanitize_filename(raw: str, clean: str) -> None:
@@ -225,6 +227,37 @@ def test_unreadable_zip_fails(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
     assert not policy.zip_declared_sizes_ok(path, limit=10**9)
     assert not policy.zip_declared_sizes_ok(tmp_path / "missing.zip", limit=10**9)
+
+
+def test_zip_with_more_members_than_clamd_scans_fails(tmp_path: Path) -> None:
+    members = {f"{i}.txt": b"" for i in range(policy.MAX_ARCHIVE_MEMBERS + 1)}
+    path = _zip(tmp_path / "many.zip", members)
+    assert not policy.zip_declared_sizes_ok(path, limit=10**9)
+    assert policy.zip_declared_sizes_ok(path, limit=10**9,
+                                        max_members=policy.MAX_ARCHIVE_MEMBERS + 1)
+
+
+def test_zip64_records_and_prepended_data_are_read_like_zipfile(tmp_path: Path) -> None:
+    path = tmp_path / "z64.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, size in (("a", 10), ("b", 3000)):
+            with archive.open(name, "w", force_zip64=True) as member:
+                member.write(bytes(size))
+    assert policy.zip_declared_sizes_ok(path, limit=3000)
+    assert not policy.zip_declared_sizes_ok(path, limit=2999)
+    prefixed = tmp_path / "sfx.zip"
+    prefixed.write_bytes(b"#" * 500 + path.read_bytes())
+    with zipfile.ZipFile(prefixed) as archive:  # zipfile accepts it: so do we
+        assert [i.file_size for i in archive.infolist()] == [10, 3000]
+    assert policy.zip_declared_sizes_ok(prefixed, limit=3000)
+
+
+def test_zip_whose_central_directory_is_cut_fails(tmp_path: Path) -> None:
+    data = _zip(tmp_path / "a.zip", {"a.txt": b"a", "b.txt": b"b"}).read_bytes()
+    eocd = data.rfind(b"PK\x05\x06")
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(data[:eocd - 10] + data[eocd:])
+    assert not policy.zip_declared_sizes_ok(cut, limit=10**9)
 
 
 def test_gzip_trailer_size_is_checked(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""A small Python client for chinwag: protocol + websockets only."""
+"""The frame-level client used by the tests and tools, from the SDK (``chinwag_client``).
 
-from chinwag.client.connection import ChatClient, Closed
+``ChatClient`` is one raw connection; applications use ``chinwag_client.Client``."""
+
+from chinwag_client.connection import ChatClient, Closed
 
 __all__ = ["ChatClient", "Closed"]

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from chinwag.ai.base import (
@@ -65,7 +66,8 @@ class Assistant:
     async def conversation(self, who: Identity, conversation_id: int | None, first_message: str,
                            room_id: str | None) -> ConversationRecord:
         """The conversation a chat belongs to: a new one for ``None``; someone else's is
-        FORBIDDEN."""
+        FORBIDDEN, and so is one that started in another room (or outside rooms, or in
+        a deleted room of the same id): its turns never feed a reply elsewhere."""
         if conversation_id is None:
             title = " ".join(first_message.split())[:80] or "conversation"
             return await self.store.conversations.create(who.username, title, room_id)
@@ -74,7 +76,19 @@ class Assistant:
             raise NotFound(f"conversation {conversation_id} does not exist")
         if conv.owner != who.username:
             raise Forbidden(f"conversation {conversation_id} belongs to someone else")
+        if conv.room_id != room_id or not await self._room_outlived(conv):
+            raise Forbidden(f"conversation {conversation_id} belongs to "
+                            + (f"room '{conv.room_id}'" if conv.room_id else "no room")
+                            + "; start a new conversation here")
         return conv
+
+    async def _room_outlived(self, conv: ConversationRecord) -> bool:
+        """The conversation's room is the row it started in, not a later one that took
+        its id after a delete."""
+        if conv.room_id is None:
+            return True
+        room = await self.store.rooms.get(conv.room_id)
+        return room is not None and _utc(room.created_at) <= _utc(conv.created_at)
 
     def start(self, who: Identity, conv: ConversationRecord, data: ChatData,
               room_id: str | None) -> None:
@@ -203,3 +217,7 @@ class Assistant:
     async def _typing(self, room_id: str, on: bool) -> None:
         text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
         await self.events.hub.publish_ephemeral(room_id, text)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

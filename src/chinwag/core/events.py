@@ -11,6 +11,7 @@ from chinwag.core.hub import Hub
 from chinwag.core.presence import Presence
 from chinwag.core.sequencer import PAGE
 from chinwag.core.session import Session
+from chinwag.core.visibility import visible_after
 from chinwag.protocol import frames
 from chinwag.protocol.codec import encode
 from chinwag.store.base import Appended, EventRecord, Store
@@ -101,11 +102,18 @@ class Events:
                 return last
 
     async def sync(self, session: Session, rooms: dict[str, int]) -> dict[str, int]:
-        """Replay each named room after the given seq (duplicates carry their seq);
-        the caller has checked the membership of each."""
+        """Replay each named room after the given seq (duplicates carry their seq),
+        never before what the room's history visibility lets the user read; the
+        caller has checked the membership of each."""
         done: dict[str, int] = {}
+        floors: dict[str, int] = {}
+        for room_id in rooms:
+            room = await self.store.rooms.get(room_id)
+            member = await self.store.rooms.member(room_id, session.username)
+            floors[room_id] = 0 if room is None else visible_after(
+                room, member, session.identity.is_admin)
         for room_id, after in rooms.items():
-            done[room_id] = await self.replay(session, room_id, after)
+            done[room_id] = await self.replay(session, room_id, max(after, floors[room_id]))
         return done
 
     async def mark_delivered(self, username: str, room_id: str, upto: int,
@@ -133,9 +141,12 @@ class Events:
         await self.hub.send_user(chat.sender, encode(confirmation(
             chat, status, recipient=recipient)))
 
-    async def history(self, room_id: str, before_seq: int | None,
-                      limit: int) -> list[dict[str, Any]]:
-        return [render(r) for r in await self.store.events.before(room_id, before_seq, limit)]
+    async def history(self, room_id: str, before_seq: int | None, limit: int,
+                      after_seq: int = 0) -> list[dict[str, Any]]:
+        """Stored events before ``before_seq`` and after ``after_seq`` (the reader's
+        history floor, see visibility.py), oldest first."""
+        return [render(r) for r in await self.store.events.before(room_id, before_seq, limit,
+                                                                  after_seq)]
 
 
 def confirmation(chat: EventRecord, status: frames.ConfirmationStatus,

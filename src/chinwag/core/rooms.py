@@ -8,11 +8,14 @@ routes alike, so both enforce the same rules (SPEC §4):
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chinwag.core.events import Events
 from chinwag.core.session import Identity
+from chinwag.core.visibility import VISIBILITIES, default_for, visible_after
 from chinwag.protocol.errors import (
     ChatError,
     Conflict,
@@ -24,7 +27,13 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.frames import iso
 from chinwag.store.base import MemberRecord, RoomRecord, Store
 
+log = logging.getLogger(__name__)
 ROOM_TYPES = ("private", "shared", "group")
+PRIVATE_MEMBERS = 2  # the creator and one other
+
+
+def _capacity(room: RoomRecord) -> int | None:
+    return PRIVATE_MEMBERS if room.room_type == "private" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +48,21 @@ class Rooms:
     def __init__(self, store: Store, events: Events) -> None:
         self.store = store
         self.events = events
+        self.max_rooms_per_user: int | None = None  # rooms a non-admin may own at once
+        # Deletes a published file by its stored name (set where uploads are served).
+        self.unpublish: Callable[[str], Awaitable[None]] | None = None
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
-                     room_type: str | None) -> RoomRecord:
+                     room_type: str | None, history_visibility: str | None = None
+                     ) -> RoomRecord:
         kind = room_type or "private"
         if kind not in ROOM_TYPES:
             raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
                                  details=[{"field": "room_type", "error": "invalid"}])
-        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username)
+        visibility = _checked_visibility(history_visibility or default_for(kind))
+        limit = None if actor.is_admin else self.max_rooms_per_user
+        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username,
+                                             max_owned=limit, history_visibility=visibility)
 
     async def get(self, room_id: str) -> RoomRecord:
         room = await self.store.rooms.get(room_id)
@@ -71,13 +87,27 @@ class Rooms:
             await self.require_member(room_id, actor.username, refusal=Forbidden)
         return room
 
+    async def history_floor(self, actor: Identity, room: RoomRecord) -> int:
+        """The seq after which ``actor`` may read ``room``'s history (visibility.py)."""
+        member = await self.store.rooms.member(room.room_id, actor.username)
+        return visible_after(room, member, actor.is_admin)
+
+    async def set_history_visibility(self, actor: Identity, room_id: str,
+                                     value: str) -> RoomRecord:
+        room = await self.get(room_id)
+        self._owner_or_admin(actor, room)
+        await self.store.rooms.set_history_visibility(room_id, _checked_visibility(value))
+        return await self.get(room_id)
+
     async def join(self, actor: Identity, room_id: str, room_name: str | None = None,
-                   room_type: str | None = None) -> Joined:
+                   room_type: str | None = None, history_visibility: str | None = None
+                   ) -> Joined:
         """Join (creating an unknown room). Members simply re-subscribe."""
         room = await self.store.rooms.get(room_id)
         if room is None:
             try:
-                room = await self.create(actor, room_id, room_name, room_type)
+                room = await self.create(actor, room_id, room_name, room_type,
+                                         history_visibility)
             except Conflict:  # created concurrently by someone else
                 room = await self.get(room_id)
         member = await self.store.rooms.member(room_id, actor.username)
@@ -85,9 +115,12 @@ class Rooms:
             return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
-        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
-            raise Forbidden(f"private room '{room_id}' already has two members")
-        if not await self.store.rooms.add_member(room_id, actor.username):
+        try:
+            added = await self.store.rooms.add_member(room_id, actor.username,
+                                                      max_members=_capacity(room))
+        except Conflict:
+            raise Forbidden(f"private room '{room_id}' already has two members") from None
+        if not added:
             # Joined concurrently through another connection: one membership, one event.
             member = await self.store.rooms.member(room_id, actor.username)
             seq = member.delivered_seq if member else room.last_seq
@@ -106,8 +139,20 @@ class Rooms:
     async def delete(self, actor: Identity, room_id: str) -> None:
         room = await self.get(room_id)
         self._owner_or_admin(actor, room)
-        await self.store.rooms.delete(room_id)
+        stored = await self.store.rooms.delete_with_files(room_id)
+        if stored is None:
+            raise NotFound(f"room '{room_id}' does not exist")
         await self.events.room_deleted(room_id)
+        for name in stored:  # their records went with the room: nothing serves them now
+            await self._unpublish(name)
+
+    async def _unpublish(self, stored_name: str) -> None:
+        if self.unpublish is None:
+            return
+        try:
+            await self.unpublish(stored_name)
+        except Exception:
+            log.exception("cannot delete the file %s of a deleted room", stored_name)
 
     async def add_member(self, actor: Identity, room_id: str, username: str) -> None:
         room = await self.get(room_id)
@@ -116,9 +161,14 @@ class Rooms:
             raise NotFound(f"user '{username}' does not exist")
         if await self.store.rooms.member(room_id, username) is not None:
             raise Conflict(f"'{username}' is already a member of '{room_id}'")
-        if room.room_type == "private" and len(await self.store.rooms.members(room_id)) >= 2:
-            raise Conflict(f"private room '{room_id}' already has two members")
-        await self.store.rooms.add_member(room_id, username)
+        try:
+            added = await self.store.rooms.add_member(room_id, username,
+                                                      max_members=_capacity(room))
+        except Conflict:
+            raise Conflict(f"private room '{room_id}' already has two members",
+                           details={"max_members": PRIVATE_MEMBERS}) from None
+        if not added:  # added concurrently by another call
+            raise Conflict(f"'{username}' is already a member of '{room_id}'")
         seq = await self.events.membership(room_id, username, "joined")
         await self.events.hub.control_user(username, "subscribe", room_id, seq)
 
@@ -133,7 +183,8 @@ class Rooms:
     async def describe(self, room: RoomRecord) -> dict[str, object]:
         return {
             "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
-            "owner": room.owner, "members": await self.store.rooms.members(room.room_id),
+            "history_visibility": room.history_visibility, "owner": room.owner,
+            "members": await self.store.rooms.members(room.room_id),
             "participants": await self.events.presence.participants(room.room_id),
             "created_at": iso(room.created_at),
         }
@@ -142,3 +193,10 @@ class Rooms:
     def _owner_or_admin(actor: Identity, room: RoomRecord) -> None:
         if actor.username != room.owner and not actor.is_admin:
             raise Forbidden(f"only the owner of '{room.room_id}' or an admin may do that")
+
+
+def _checked_visibility(value: str) -> str:
+    if value not in VISIBILITIES:
+        raise InvalidMessage(f"history_visibility must be one of {', '.join(VISIBILITIES)}",
+                             details=[{"field": "history_visibility", "error": "invalid"}])
+    return value

@@ -30,7 +30,7 @@ from chinwag.core.uploads import UploadManager
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
-from chinwag.protocol.codes import CloseCode
+from chinwag.protocol.codes import CloseCode, ErrorCode
 from chinwag.protocol.errors import (
     ChatError,
     InvalidMessage,
@@ -42,6 +42,7 @@ from chinwag.protocol.errors import (
 from chinwag.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
+SIGN_OUT = "sign_out"  # control command: close the user's connections (no room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,10 +263,20 @@ class ChatService:
                                                  report=False)
                 session.flushed[room_id] = cursor.seq
 
+    async def sign_out(self, username: str, reason: str) -> None:
+        """Close every connection of ``username``, on every process, with 4401
+        (an admin disabled the account: its tokens no longer work)."""
+        await self.hub.control_user(username, SIGN_OUT, "", 0)
+        log.info("signed out every connection of '%s': %s", username, reason)
+
     # ---- the hub's delegate ---------------------------------------------------
 
     async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
-        if command == "subscribe" and room_id not in session.rooms:
+        if command == SIGN_OUT:
+            session.send(frames.error(ErrorCode.AUTH_FAILED.value,
+                                      "this account has been disabled"))
+            session.request_close(CloseCode.AUTH_FAILED, "account disabled")
+        elif command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
             await self._unsubscribe(session, room_id)
@@ -296,7 +307,7 @@ class ChatService:
     async def _join(self, session: Session, msg: m.JoinRoom) -> Joined:
         assert msg.room_id is not None
         return await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                     msg.data.room_type)
+                                     msg.data.room_type, msg.data.history_visibility)
 
     async def _joined(self, session: Session, msg: m.JoinRoom, joined: Joined) -> None:
         """Subscribe the user's connections here to the room just joined, tell its

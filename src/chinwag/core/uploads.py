@@ -325,6 +325,15 @@ class UploadManager:
             stored_name=stored_name,
         )
 
+    def is_new_chunk(self, owner: str, file_id: str, chunk_index: int) -> bool:
+        """True when ``chunk`` would write bytes: the owner's upload is in progress and
+        that chunk has not been received. Only such chunks are free of the frame rate
+        limit; a repeat writes nothing and costs a frame like any other."""
+        upload = self._uploads.get(file_id)
+        return (upload is not None and upload.owner == owner and not upload.finalizing
+                and 0 <= chunk_index < upload.total_chunks
+                and chunk_index not in upload.received)
+
     def room_of(self, owner: str, file_id: str) -> str | None:
         """The room an upload in progress is for (UPLOAD_NOT_FOUND if unknown)."""
         return self._lookup(owner, file_id).room_id

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     INCOMPLETE_UPLOAD = "INCOMPLETE_UPLOAD"  # send the missing chunks named in details
     UPLOAD_NOT_FOUND = "UPLOAD_NOT_FOUND"  # start a new upload
     UPLOAD_LIMIT = "UPLOAD_LIMIT"  # too many uploads or bytes in flight; finish one first
+    ROOM_LIMIT = "ROOM_LIMIT"  # the user owns as many rooms as allowed; delete one first
     STORAGE_ERROR = "STORAGE_ERROR"  # the server could not write the file; retry later
     VIRUS_DETECTED = "VIRUS_DETECTED"  # the scanner rejected the file; do not retry
     SCAN_UNAVAILABLE = "SCAN_UNAVAILABLE"  # the scanner is unavailable; retry later

@@ -111,6 +111,11 @@ class UploadLimit(ChatError):
     http_status = 429
 
 
+class RoomLimit(ChatError):
+    code = ErrorCode.ROOM_LIMIT
+    http_status = 403
+
+
 class StorageError(ChatError):
     code = ErrorCode.STORAGE_ERROR
     http_status = 507

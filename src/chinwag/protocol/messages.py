@@ -20,7 +20,13 @@ from pydantic import (
 RoomId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 RoomType = Literal["private", "shared", "group"]
+HistoryVisibility = Literal["joined", "shared"]
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+#: The database's integer range (BIGINT): every integer that reaches a query is
+#: bounded by it, so an out-of-range number is INVALID_MESSAGE, never a driver error.
+DB_INT_MAX = 2**63 - 1
+DbId = Annotated[int, Field(ge=1, le=DB_INT_MAX)]  # a row id the server assigned
+DbCount = Annotated[int, Field(ge=0, le=DB_INT_MAX)]  # a seq, a size, an index
 
 
 class _Frozen(BaseModel):
@@ -65,7 +71,7 @@ class Empty(_Frozen):
 
 class ChatData(_Frozen):
     message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-    conversation_id: int | None = None
+    conversation_id: DbId | None = None
     model_preference: Annotated[str, StringConstraints(max_length=128)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
@@ -76,6 +82,7 @@ class ChatData(_Frozen):
 class JoinRoomData(_Frozen):
     room_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     room_type: RoomType | None = None
+    history_visibility: HistoryVisibility | None = None  # used only when creating
 
 
 class TypingData(_Frozen):
@@ -83,15 +90,15 @@ class TypingData(_Frozen):
 
 
 class ReadReceiptData(_Frozen):
-    seq: Annotated[int, Field(ge=0)]
+    seq: DbCount
 
 
 class SyncData(_Frozen):
-    rooms: dict[RoomId, Annotated[int, Field(ge=0)]] = Field(max_length=1000)
+    rooms: dict[RoomId, DbCount] = Field(max_length=1000)
 
 
 class CancelData(_Frozen):
-    conversation_id: int
+    conversation_id: DbId
 
 
 class RefreshTokenData(_Frozen):
@@ -101,15 +108,15 @@ class RefreshTokenData(_Frozen):
 class UploadInit(_Frozen):
     upload_type: Literal["init"]
     file_name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
-    file_size: Annotated[int, Field(ge=0)]
+    file_size: DbCount
     mime_type: Annotated[str, StringConstraints(max_length=255)] | None = None
 
 
 class UploadChunk(_Frozen):
     upload_type: Literal["chunk"]
     file_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    chunk_index: Annotated[int, Field(ge=0)]
-    total_chunks: Annotated[int, Field(ge=1)] | None = None
+    chunk_index: DbCount
+    total_chunks: Annotated[int, Field(ge=1, le=DB_INT_MAX)] | None = None
     chunk_data: str
 
 

@@ -25,9 +25,10 @@ from chinwag.core.uploads import UploadManager
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
-from chinwag.server.auth import LoginThrottle, Tokens, hash_password, load_or_create_secret
+from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import auth, content, ops, rooms
+from chinwag.server.routes import admin, auth, content, directory, ops, rooms, web
+from chinwag.server.throttles import AddressLimit, HttpRateLimit, LimitStore, LoginThrottle
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
 from chinwag.store.sql import SqlStore
@@ -92,12 +93,19 @@ def create_app(settings: Settings) -> FastAPI:
     ai = AISetup(provider, prices, AssistantConfig(default_model, settings.ai_timeout,
                                                    settings.ai_context_tokens))
     service = ChatService(store, broker, broker, limits, node_id, ai=ai, uploads=uploads)
+    service.rooms.max_rooms_per_user = settings.max_rooms_per_user
+    service.rooms.unpublish = storage.delete_published
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
-    runtime = Runtime(settings, store, service, tokens,
-                      LoginThrottle(settings.login_max_failures, settings.login_lockout_seconds),
-                      storage, scanner, registry)
+    limit_store = LimitStore.for_settings(settings)
+    passwords = Passwords(settings.password_hash_workers)
+    runtime = Runtime(
+        settings, store, service, tokens, passwords,
+        LoginThrottle(limit_store, settings.login_max_failures, settings.login_lockout_seconds),
+        AddressLimit(limit_store, settings.register_rate_limit_requests,
+                     settings.register_rate_limit_window, "registration"),
+        storage, scanner, registry)
     registry.register(_StatsCollector(service))
 
     @contextlib.asynccontextmanager
@@ -106,7 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
         if settings.admin_username and settings.admin_password:
             await store.users.upsert_admin(settings.admin_username,
-                                           await hash_password(settings.admin_password))
+                                           await passwords.hash(settings.admin_password))
             log.info("admin user '%s' is ready", settings.admin_username)
         await service.start()
         log.info("chinwag ready (node %s, database %s, broker %s, AI %s/%s)", node_id,
@@ -121,14 +129,22 @@ def create_app(settings: Settings) -> FastAPI:
             await provider.aclose()
             await broker.close()
             await store.close()
+            await limit_store.close()
+            passwords.close()
 
     app = ChinwagApp(title="chinwag", version="0.1.0", lifespan=lifespan,
-                  description="Real-time chat over WebSockets, with rooms and AI replies.")
+                     description="Real-time chat over WebSockets, with rooms and AI replies.",
+                     docs_url=None, redoc_url=None)  # served offline by routes.web
     app.state.runtime = runtime
+    app.add_middleware(HttpRateLimit, limit=AddressLimit(
+        limit_store, settings.http_rate_limit_requests, settings.http_rate_limit_window, "HTTP"))
     app.include_router(auth.router)
+    app.include_router(directory.router)  # before rooms: GET /ws/rooms is not /ws/rooms/{id}
     app.include_router(rooms.router)
+    app.include_router(admin.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    web.mount(app)
 
     @app.exception_handler(ChatError)
     async def chat_error(_request: Request, exc: ChatError) -> JSONResponse:
@@ -156,13 +172,23 @@ def create_app(settings: Settings) -> FastAPI:
 WS_PATH = "/api/v1/ws/ws"
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point: under ``Mount("/chat", app)`` a request
+    for ``/chat/api/v1/ws/ws`` has ``root_path`` ``/chat`` and is ``/api/v1/ws/ws`` here."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
+        return path[len(root):]
+    return path
+
+
 class ChinwagApp(FastAPI):
     """FastAPI for HTTP; the WebSocket endpoint is called directly. A connection
     lives for hours, and every layer of the routing and middleware stack it would
     otherwise sit in costs memory per idle socket (measured: ~8 KB)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+        if scope["type"] == "websocket" and route_path(scope) == WS_PATH:
             scope["app"] = self
             await websocket_endpoint(WebSocket(scope, receive, send))
             return

@@ -6,10 +6,13 @@ can never be used as the other; ``exp`` is always required and checked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from chinwag.core.session import Identity
-from chinwag.protocol.errors import AuthFailed, RateLimited
+from chinwag.protocol.errors import AuthFailed
+from chinwag.settings import SettingsError
 
 log = logging.getLogger(__name__)
 ALGORITHM = "HS256"
@@ -27,18 +31,31 @@ WEBSOCKET = "chinwag:ws"
 _hasher = PasswordHasher()
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+class Passwords:
+    """argon2 hashing and verifying, off the event loop in a pool of ``workers``
+    threads of its own (argon2 releases the GIL): a burst of registrations queues
+    here instead of taking every thread of the loop's default executor."""
+
+    def __init__(self, workers: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, _hasher.hash, password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, _check, password_hash, password)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def verify_password(password_hash: str, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(check)
+def _check(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,47 +102,29 @@ class Tokens:
 
 
 def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
-    """JWT_SECRET, or one generated once and kept in DATA_DIR (with a warning)."""
+    """JWT_SECRET, or one generated once and kept in DATA_DIR (with a warning).
+
+    Several processes may start together on a fresh DATA_DIR: each writes its
+    candidate to a file of its own and links it into place, which fails for all but
+    the first; every process then reads the one that won, never a half-written file."""
     if configured:
         return configured
     path = data_dir / "jwt_secret"
-    if path.exists():
-        secret = path.read_text().strip()
-    else:
+    if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        path.write_text(secret)
-        path.chmod(0o600)
+        candidate = data_dir / f".jwt_secret.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            candidate.unlink(missing_ok=True)
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise SettingsError(f"invalid setting JWT_SECRET: {path} holds fewer than 32 "
+                            "characters; delete it to have a new one generated")
     log.warning("JWT_SECRET is not set: using the secret kept in %s; set JWT_SECRET when "
                 "running several processes or machines", path)
     return secret
-
-
-class LoginThrottle:
-    """After ``max_failures`` failed logins for a name (or from an address) within
-    ``lockout`` seconds, further attempts are refused until the window passes."""
-
-    def __init__(self, max_failures: int, lockout: float) -> None:
-        self.max_failures = max_failures
-        self.lockout = lockout
-        self._failures: dict[str, list[float]] = {}
-
-    def check(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            recent = [t for t in self._failures.get(key, []) if t > now - self.lockout]
-            if recent:
-                self._failures[key] = recent
-            else:
-                self._failures.pop(key, None)
-            if len(recent) >= self.max_failures:
-                wait = max(1, int(recent[0] + self.lockout - now + 0.999))
-                raise RateLimited("too many failed logins; try again later", retry_after=wait)
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        for key in keys:
-            self._failures.setdefault(key, []).append(now)
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)

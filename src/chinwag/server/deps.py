@@ -16,7 +16,8 @@ from chinwag.core.session import Identity
 from chinwag.files.scanner import Scanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import AuthFailed, Forbidden
-from chinwag.server.auth import ACCESS, LoginThrottle, Tokens
+from chinwag.server.auth import ACCESS, Passwords, Tokens
+from chinwag.server.throttles import AddressLimit, LoginThrottle
 from chinwag.settings import Settings
 from chinwag.store.base import Store
 
@@ -29,7 +30,9 @@ class Runtime:
     store: Store
     service: ChatService
     tokens: Tokens
-    throttle: LoginThrottle
+    passwords: Passwords
+    login_throttle: LoginThrottle
+    register_limit: AddressLimit
     storage: UploadStorage
     scanner: Scanner
     registry: CollectorRegistry
@@ -62,6 +65,8 @@ async def current_user(rt: Annotated[Runtime, Depends(runtime)],
     user = await rt.store.users.get(claims.identity.username)
     if user is None:
         raise AuthFailed("the user no longer exists")
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     return Identity(user.id, user.username, user.is_admin)
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import ClassVar
 
 import orjson
 
@@ -27,6 +28,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class ClientFaults(logging.Filter):
+    """A client's fault is one line, not a server traceback: uvicorn logs a text
+    frame that is not UTF-8 with ``logger.exception`` (then closes it with 1007)."""
+
+    FAULTS: ClassVar[dict[str, str]] = {"Invalid UTF-8 sequence received from client.":
+                                        "a client sent a text frame that is not valid "
+                                        "UTF-8; closed it with 1007"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = self.FAULTS.get(record.msg) if isinstance(record.msg, str) else None
+        if line is not None:
+            record.msg, record.args = line, None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -42,6 +60,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str, fmt: str, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets())
+    handler.addFilter(ClientFaults())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

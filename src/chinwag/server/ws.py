@@ -62,8 +62,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     await ws.accept()
     try:
         claims = rt.tokens.verify(ws.query_params.get("token"), WEBSOCKET)
-        if await rt.store.users.get(claims.identity.username) is None:
+        user = await rt.store.users.get(claims.identity.username)
+        if user is None:
             raise AuthFailed("the user no longer exists")
+        if user.disabled:
+            raise AuthFailed("this account has been disabled")
         session = await rt.service.open(claims.identity, claims.expires_at)
     except AuthFailed as exc:
         await _refuse(ws, exc, CloseCode.AUTH_FAILED)
@@ -100,8 +103,11 @@ def _forget_handshake(ws: WebSocket) -> None:
         ws.__dict__.pop(cached, None)
 
 
-def _is_chunk(frame: object) -> bool:
-    return isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
+def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
+    """An upload chunk not received before: the only frame free of the rate limit."""
+    return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
+            and rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
+                                     frame.data.chunk_index))
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
@@ -221,7 +227,8 @@ class Connection:
                     continue
                 self._send_error(exc, None)
                 continue
-            if self._limited(frame):
+            free = _writes_a_chunk(frame, session, self.rt)
+            if not free and self._limited(frame):
                 continue
             try:
                 if isinstance(frame, RefreshToken):
@@ -229,9 +236,9 @@ class Connection:
                 else:
                     await service.handle(session, frame)
             except ChatError as exc:
-                # Upload chunks skip the rate limit only while they are useful: a
+                # New upload chunks skip the rate limit only while they are useful: a
                 # failing one counts, so a flood of bad chunks is limited too.
-                if _is_chunk(frame) and (retry := session.limiter.check()):
+                if free and (retry := session.limiter.check()):
                     self._send_error(RateLimited("rate limit exceeded", retry_after=retry),
                                      frame.message_id)
                     continue
@@ -241,9 +248,7 @@ class Connection:
                 self._send_error(ChatError("internal error"), frame.message_id)
 
     def _limited(self, frame: object) -> bool:
-        """Apply the frame rate limit (upload chunks have their own bounds)."""
-        if _is_chunk(frame):
-            return False
+        """Apply the frame rate limit."""
         retry = self.session.limiter.check()
         if retry == 0:
             return False

@@ -18,6 +18,9 @@ class UserRecord:
     password_hash: str
     is_admin: bool
     created_at: datetime
+    disabled: bool = False
+    budget_tokens_per_day: int | None = None  # per-user override; None: the default
+    budget_usd_per_month: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class RoomRecord:
     owner: str
     created_at: datetime
     last_seq: int
+    history_visibility: str = "shared"  # "joined" or "shared" (see core/visibility.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,7 @@ class MemberRecord:
     joined_at: datetime
     delivered_seq: int
     read_seq: int
+    joined_seq: int = 0  # the room's last seq when this membership began
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +107,73 @@ class UserStore(Protocol):
 
     async def get(self, username: str) -> UserRecord | None: ...
     async def upsert_admin(self, username: str, password_hash: str) -> UserRecord: ...
+    async def list_all(self, limit: int = 1000) -> list[UserRecord]:
+        """Every user, by name."""
+
+    async def with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Usernames starting with ``prefix`` (case-insensitive), by name."""
+
+    async def update(self, username: str, changes: UserChanges) -> UserRecord | None:
+        """Apply the fields of ``changes`` that are set; None when the user does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A user's AI budget override; a None field means "the server's default"."""
+
+    tokens_per_day: int | None = None
+    usd_per_month: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    """An admin's change to an account; a None field stays as it is
+    (``budget=Budget()`` returns the user to the default budget)."""
+
+    disabled: bool | None = None
+    is_admin: bool | None = None
+    budget: Budget | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSummary:
+    """One of a user's rooms as their room list shows it."""
+
+    room: RoomRecord
+    read_seq: int
+    unread: int  # chat messages from others after the user's read cursor
+    last_message: EventRecord | None  # the newest chat in the room
+
+
+@dataclass(frozen=True, slots=True)
+class UserSpend:
+    tokens_used: int
+    cost_usd: float
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
-        """Create the room with its owner as first member. Raises Conflict if it exists."""
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None,
+                     history_visibility: str = "shared") -> RoomRecord:
+        """Create the room with its owner as first member. Raises Conflict if it exists,
+        RoomLimit if ``owner`` already owns ``max_owned`` rooms (counted in the
+        transaction that creates, so concurrent creates cannot overshoot it)."""
 
     async def get(self, room_id: str) -> RoomRecord | None: ...
     async def delete(self, room_id: str) -> bool: ...
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def delete_with_files(self, room_id: str) -> list[str] | None:
+        """Delete the room with everything in it; the ``stored_name`` of each file that
+        was shared in it (read in the deleting transaction, so none is missed), or
+        None when there was no such room."""
+
+    async def set_history_visibility(self, room_id: str, value: str) -> bool: ...
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         """True when the user was not a member before. The new member starts with
-        delivered/read cursors at the room's current seq (no backlog before joining)."""
+        delivered/read cursors and ``joined_seq`` at the room's current seq.
+        With ``max_members`` a room that already has that many raises Conflict; the
+        count is checked in the transaction that adds, so concurrent adds cannot
+        overshoot it."""
 
     async def remove_member(self, room_id: str, username: str) -> bool: ...
     async def members(self, room_id: str) -> list[str]: ...
@@ -150,8 +211,9 @@ class EventStore(Protocol):
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
         """Events with seq > after_seq, oldest first."""
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
-        """The ``limit`` newest events with seq < before_seq, oldest first."""
+    async def before(self, room_id: str, before_seq: int | None, limit: int,
+                     after_seq: int = 0) -> list[EventRecord]:
+        """The ``limit`` newest events with after_seq < seq < before_seq, oldest first."""
 
     async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
                             exclude_sender: str) -> list[EventRecord]:
@@ -179,6 +241,22 @@ class FileStore(Protocol):
     async def get(self, file_id: str) -> FileRecord | None: ...
 
 
+class DirectoryStore(Protocol):
+    """Read-only overviews for the room list and the admin page."""
+
+    async def summaries(self, username: str) -> list[RoomSummary]:
+        """The user's rooms, each with its unread count and newest chat message."""
+
+    async def rooms(self, room_type: str | None, limit: int) -> list[tuple[RoomRecord, int]]:
+        """Rooms (of one type, or all) with their member counts, by room id."""
+
+    async def cursors(self, room_id: str) -> list[MemberRecord]:
+        """Every member of the room with their delivered and read cursors."""
+
+    async def spend(self) -> dict[str, UserSpend]:
+        """AI tokens and cost per user (the owner of each conversation), all time."""
+
+
 class Store(Protocol):
     @property
     def users(self) -> UserStore: ...
@@ -190,6 +268,8 @@ class Store(Protocol):
     def conversations(self) -> ConversationStore: ...
     @property
     def files(self) -> FileStore: ...
+    @property
+    def directory(self) -> DirectoryStore: ...
 
     async def healthy(self) -> bool: ...
     async def close(self) -> None: ...

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from chinwag.core.session import Identity
 from chinwag.protocol.errors import AuthFailed, InvalidMessage
 from chinwag.protocol.frames import iso
-from chinwag.server.auth import hash_password, verify_password
 from chinwag.server.deps import RuntimeDep, UserDep
+from chinwag.server.throttles import client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 Username = Annotated[str, StringConstraints(min_length=1, max_length=64,
@@ -41,8 +41,10 @@ class TokenOut(BaseModel):
 
 
 @router.post("/register", status_code=201, response_model=UserOut)
-async def register(body: Credentials, rt: RuntimeDep) -> UserOut:
-    user = await rt.store.users.create(body.username, await hash_password(body.password))
+async def register(request: Request, body: Credentials, rt: RuntimeDep) -> UserOut:
+    """Rate-limited per address (REGISTER_RATE_LIMIT_*: 429 with Retry-After)."""
+    await rt.register_limit.hit(client_address(request.scope))
+    user = await rt.store.users.create(body.username, await rt.passwords.hash(body.password))
     return UserOut(id=user.id, username=user.username, is_admin=user.is_admin,
                    created_at=iso(user.created_at))
 
@@ -55,13 +57,15 @@ async def register(body: Credentials, rt: RuntimeDep) -> UserOut:
 async def login(request: Request, rt: RuntimeDep) -> TokenOut:
     """JSON ``{username, password}`` or an OAuth2 password form (for /docs "Authorize")."""
     form = await _credentials(request)
-    client = request.client.host if request.client else "?"
-    rt.throttle.check(form.username, f"ip:{client}")
+    address = client_address(request.scope)
+    await rt.login_throttle.check(form.username, address)
     user = await rt.store.users.get(form.username)
-    if user is None or not await verify_password(user.password_hash, form.password):
-        rt.throttle.failed(form.username, f"ip:{client}")
+    if user is None or not await rt.passwords.verify(user.password_hash, form.password):
+        await rt.login_throttle.failed(form.username, address)
         raise AuthFailed("wrong username or password")
-    rt.throttle.succeeded(form.username)
+    await rt.login_throttle.succeeded(form.username, address)
+    if user.disabled:
+        raise AuthFailed("this account has been disabled")
     who = Identity(user.id, user.username, user.is_admin)
     return TokenOut(access_token=rt.tokens.access_token(who), expires_in=rt.tokens.access_ttl)
 

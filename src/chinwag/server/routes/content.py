@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse
 
 from chinwag.protocol.errors import Forbidden, NotFound
 from chinwag.protocol.frames import iso
+from chinwag.protocol.messages import DB_INT_MAX
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(tags=["content"])
@@ -22,7 +23,8 @@ async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, who: UserDep,
+async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+                                who: UserDep,
                                 rt: RuntimeDep) -> dict[str, Any]:
     conv = await rt.store.conversations.get(conversation_id)
     if conv is None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, StringConstraints
 
-from chinwag.protocol.messages import RoomId, RoomType
+from chinwag.protocol.messages import DB_INT_MAX, HistoryVisibility, RoomId, RoomType
 from chinwag.server.deps import RuntimeDep, UserDep
 
 router = APIRouter(prefix="/api/v1/ws", tags=["rooms"])
@@ -15,6 +15,11 @@ class RoomIn(BaseModel):
     room_id: RoomId
     room_name: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     room_type: RoomType = "private"
+    history_visibility: HistoryVisibility | None = None  # default: joined for private rooms
+
+
+class RoomPatch(BaseModel):
+    history_visibility: HistoryVisibility
 
 
 class MemberIn(BaseModel):
@@ -34,8 +39,17 @@ async def ws_token(who: UserDep, rt: RuntimeDep) -> TokenOut:
 @router.post("/rooms", status_code=201)
 async def create_room(body: RoomIn, who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
     rooms = rt.service.rooms
-    room = await rooms.create(who, body.room_id, body.room_name, body.room_type)
+    room = await rooms.create(who, body.room_id, body.room_name, body.room_type,
+                              body.history_visibility)
     return await rooms.describe(room)
+
+
+@router.patch("/rooms/{room_id}")
+async def update_room(room_id: RoomId, body: RoomPatch, who: UserDep,
+                      rt: RuntimeDep) -> dict[str, Any]:
+    rooms = rt.service.rooms
+    return await rooms.describe(
+        await rooms.set_history_visibility(who, room_id, body.history_visibility))
 
 
 @router.get("/rooms/{room_id}")
@@ -66,9 +80,10 @@ async def remove_member(room_id: RoomId, username: str, who: UserDep, rt: Runtim
 
 @router.get("/rooms/{room_id}/messages")
 async def history(room_id: RoomId, who: UserDep, rt: RuntimeDep,
-                  before_seq: Annotated[int | None, Query(ge=1)] = None,
+                  before_seq: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-    await rt.service.rooms.visible(who, room_id)
-    events = await rt.service.events.history(room_id, before_seq, limit)
+    rooms = rt.service.rooms
+    floor = await rooms.history_floor(who, await rooms.visible(who, room_id))
+    events = await rt.service.events.history(room_id, before_seq, limit, floor)
     return {"room_id": room_id, "messages": events,
             "next_before_seq": events[0]["seq"] if len(events) == limit else None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chinwag.store.sql.conversations import SqlConversations, SqlFiles
 from chinwag.store.sql.database import Database
+from chinwag.store.sql.directory import SqlDirectory
 from chinwag.store.sql.events import SqlEvents
 from chinwag.store.sql.rooms import SqlRooms
 from chinwag.store.sql.users import SqlUsers
@@ -17,6 +18,7 @@ class SqlStore:
         self.events = SqlEvents(self.db)
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
+        self.directory = SqlDirectory(self.db)
 
     async def start(self) -> None:
         await self.db.migrate()

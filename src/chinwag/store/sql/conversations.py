@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from chinwag.protocol.errors import NotFound
 from chinwag.store.base import ConversationRecord, FileRecord, TurnRecord
 from chinwag.store.sql.database import Database
-from chinwag.store.sql.tables import Conversation, ConversationTurn, StoredFile
+from chinwag.store.sql.tables import Conversation, ConversationTurn, Room, StoredFile
 
 
 def _conv(row: Conversation) -> ConversationRecord:
@@ -71,7 +72,14 @@ class SqlFiles:
 
     async def add(self, record: FileRecord) -> None:
         async with self._db.write() as s:
+            room_pk = None
+            if record.room_id is not None:
+                room_pk = await s.scalar(select(Room.id).where(Room.room_id == record.room_id)
+                                         .with_for_update(key_share=True))
+                if room_pk is None:
+                    raise NotFound(f"room '{record.room_id}' no longer exists")
             s.add(StoredFile(file_id=record.file_id, owner=record.owner, room_id=record.room_id,
+                             room_pk=room_pk,
                              file_name=record.file_name, file_size=record.file_size,
                              mime_type=record.mime_type, checksum=record.checksum,
                              stored_name=record.stored_name, created_at=record.created_at))

@@ -127,9 +127,11 @@ class SqlEvents:
                             stored_time(created))
                 for id, seq, type, data, sender, client_id, created in rows]
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int) -> list[EventRecord]:
+    async def before(self, room_id: str, before_seq: int | None, limit: int,
+                     after_seq: int = 0) -> list[EventRecord]:
         async with self._db.read() as s:
-            query = select(RoomEvent).join(Room).where(Room.room_id == room_id)
+            query = select(RoomEvent).join(Room).where(Room.room_id == room_id,
+                                                       RoomEvent.seq > after_seq)
             if before_seq is not None:
                 query = query.where(RoomEvent.seq < before_seq)
             rows = await s.scalars(query.order_by(RoomEvent.seq.desc()).limit(limit))

@@ -2,37 +2,48 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from chinwag.protocol.errors import Conflict
+from chinwag.protocol.errors import Conflict, RoomLimit
 from chinwag.store.base import MemberRecord, RoomRecord
 from chinwag.store.sql.database import Database, stored_time
-from chinwag.store.sql.tables import Room, RoomMember
+from chinwag.store.sql.tables import Room, RoomMember, StoredFile, User
 
 _ROOMS_OF = (
     select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner, Room.created_at,
-           Room.last_seq, RoomMember.joined_at, RoomMember.delivered_seq, RoomMember.read_seq)
+           Room.last_seq, Room.history_visibility, RoomMember.joined_at,
+           RoomMember.delivered_seq, RoomMember.read_seq, RoomMember.joined_seq)
     .join(RoomMember, RoomMember.room_pk == Room.id)
     .where(RoomMember.username == bindparam("username")).order_by(Room.room_id))
 
 
 def room_record(row: Room) -> RoomRecord:
     return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
-                      row.created_at, row.last_seq)
+                      row.created_at, row.last_seq, row.history_visibility)
 
 
 def _member(row: RoomMember) -> MemberRecord:
-    return MemberRecord(row.username, row.joined_at, row.delivered_seq, row.read_seq)
+    return MemberRecord(row.username, row.joined_at, row.delivered_seq, row.read_seq,
+                        row.joined_seq)
+
+
+class _Unchanged(Exception):
+    """Nothing to add (no such room, or already a member): roll back."""
 
 
 class SqlRooms:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str) -> RoomRecord:
+    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
+                     max_owned: int | None = None,
+                     history_visibility: str = "shared") -> RoomRecord:
         try:
             async with self._db.write() as s:
+                if max_owned is not None:
+                    await self._check_owned(s, owner, max_owned)
                 row = Room(room_id=room_id, room_name=room_name, room_type=room_type, owner=owner,
-                           last_seq=0)
+                           last_seq=0, history_visibility=history_visibility)
                 s.add(row)
                 await s.flush()
                 s.add(RoomMember(room_pk=row.id, username=owner, delivered_seq=0, read_seq=0))
@@ -40,38 +51,77 @@ class SqlRooms:
         except IntegrityError:
             raise Conflict(f"room '{room_id}' exists") from None
 
+    @staticmethod
+    async def _check_owned(s: AsyncSession, owner: str, max_owned: int) -> None:
+        # The owner's user row lock (PostgreSQL; SQLite writers are serialised anyway)
+        # queues the same owner's concurrent creates behind this count.
+        await s.execute(select(User.id).where(User.username == owner).with_for_update())
+        owned = await s.scalar(select(func.count()).select_from(Room)
+                               .where(Room.owner == owner))
+        if (owned or 0) >= max_owned:
+            raise RoomLimit(f"you own {max_owned} rooms, the most allowed; delete one first",
+                            details={"max_rooms": max_owned})
+
     async def get(self, room_id: str) -> RoomRecord | None:
         async with self._db.read() as s:
             row = await s.scalar(select(Room).where(Room.room_id == room_id))
             return room_record(row) if row else None
 
     async def delete(self, room_id: str) -> bool:
-        async with self._db.write() as s:
-            pk = await s.scalar(select(Room.id).where(Room.room_id == room_id))
-            if pk is None:
-                return False
-            await s.execute(delete(RoomMember).where(RoomMember.room_pk == pk))
-            await s.execute(delete(Room).where(Room.id == pk))
-            return True
+        return await self.delete_with_files(room_id) is not None
 
-    async def add_member(self, room_id: str, username: str) -> bool:
+    async def delete_with_files(self, room_id: str) -> list[str] | None:
+        async with self._db.write() as s:
+            # The room row's lock orders this against SqlFiles.add: a file recorded
+            # concurrently either commits first (and is listed below) or finds no room.
+            pk = await s.scalar(select(Room.id).where(Room.room_id == room_id)
+                                .with_for_update())
+            if pk is None:
+                return None
+            stored = list(await s.scalars(select(StoredFile.stored_name)
+                                          .where(StoredFile.room_pk == pk)))
+            await s.execute(delete(RoomMember).where(RoomMember.room_pk == pk))
+            await s.execute(delete(Room).where(Room.id == pk))  # files and events cascade
+            return stored
+
+    async def set_history_visibility(self, room_id: str, value: str) -> bool:
+        async with self._db.write() as s:
+            result = await s.execute(update(Room).where(Room.room_id == room_id)
+                                     .values(history_visibility=value))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def add_member(self, room_id: str, username: str, *,
+                         max_members: int | None = None) -> bool:
         try:
-            return await self._add_member(room_id, username)
+            return await self._add_member(room_id, username, max_members)
+        except _Unchanged:
+            return False
         except IntegrityError:  # the same user joined concurrently from elsewhere
             return False
 
-    async def _add_member(self, room_id: str, username: str) -> bool:
+    async def _add_member(self, room_id: str, username: str, max_members: int | None) -> bool:
         async with self._db.write() as s:
-            room = await s.scalar(select(Room).where(Room.room_id == room_id))
-            if room is None:
-                return False
+            # Bumping the version first takes the room row's write lock, so concurrent
+            # adds queue here and the member count below cannot change until commit.
+            row = (await s.execute(
+                update(Room).where(Room.room_id == room_id)
+                .values(members_version=Room.members_version + 1)
+                .returning(Room.id, Room.last_seq))).first()
+            if row is None:
+                raise _Unchanged
+            pk, last_seq = row
             exists = await s.scalar(select(RoomMember.username).where(
-                RoomMember.room_pk == room.id, RoomMember.username == username))
+                RoomMember.room_pk == pk, RoomMember.username == username))
             if exists is not None:
-                return False
-            s.add(RoomMember(room_pk=room.id, username=username,
-                             delivered_seq=room.last_seq, read_seq=room.last_seq))
-            room.members_version += 1
+                raise _Unchanged  # rolls the version bump back
+            if max_members is not None:
+                count = await s.scalar(select(func.count()).select_from(RoomMember)
+                                       .where(RoomMember.room_pk == pk))
+                if (count or 0) >= max_members:
+                    raise Conflict(f"room '{room_id}' already has {max_members} members",
+                                   details={"max_members": max_members})
+            s.add(RoomMember(room_pk=pk, username=username, delivered_seq=last_seq,
+                             read_seq=last_seq, joined_seq=last_seq))
             return True
 
     async def remove_member(self, room_id: str, username: str) -> bool:
@@ -106,9 +156,10 @@ class SqlRooms:
 
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
         # Read at every connect.
-        return [(RoomRecord(pk, room_id, name, type, owner, stored_time(created), last),
-                 MemberRecord(username, stored_time(joined), delivered, read))
-                for pk, room_id, name, type, owner, created, last, joined, delivered, read
+        return [(RoomRecord(pk, room_id, name, type, owner, stored_time(created), last, seen),
+                 MemberRecord(username, stored_time(joined), delivered, read, joined_seq))
+                for (pk, room_id, name, type, owner, created, last, seen, joined, delivered,
+                     read, joined_seq)
                 in await self._db.rows(_ROOMS_OF, {"username": username})]
 
     async def count_by_type(self) -> dict[str, int]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +40,11 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # A disabled user's tokens are refused and their sockets closed (admin action).
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Per-user overrides of AI_BUDGET_TOKENS_PER_DAY / AI_BUDGET_USD_PER_MONTH (NULL: default).
+    budget_tokens_per_day: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_usd_per_month: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Room(Base):
@@ -51,6 +57,10 @@ class Room(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     members_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    # "joined": members see events after their joined_seq; "shared": all of them
+    history_visibility: Mapped[str] = mapped_column(String(16), default="shared",
+                                                    server_default="shared")
+    __table_args__ = (Index("ix_rooms_owner", "owner"),)
 
 
 class RoomMember(Base):
@@ -61,6 +71,7 @@ class RoomMember(Base):
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    joined_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     __table_args__ = (Index("ix_room_members_username", "username"),)
 
 
@@ -110,9 +121,15 @@ class StoredFile(Base):
     file_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(64))
     room_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The room row, not its name: deleting the room deletes the record (and the
+    # server its bytes), so a room re-created under the same id gets none of them.
+    room_pk: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("rooms.id", ondelete="CASCADE", name="fk_files_room_pk"),
+        nullable=True, index=False)
     file_name: Mapped[str] = mapped_column(String(255))
     file_size: Mapped[int] = mapped_column(BigInteger)
     mime_type: Mapped[str] = mapped_column(String(255))
     checksum: Mapped[str] = mapped_column(String(64))
     stored_name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    __table_args__ = (Index("ix_files_room_pk", "room_pk"),)

@@ -1,7 +1,9 @@
-"""``ChatClient``: one WebSocket connection, every received frame kept in order.
+"""The raw layer: JSON frames on the wire, and ``ChatClient``, one WebSocket
+connection with every received frame kept in order (no sign-in, no reconnect).
 
-``expect`` waits (with a timeout) for the next frame matching a type and an optional
-predicate, so callers never sleep and hope."""
+``ChatClient`` is for tests and tools that speak the protocol frame by frame:
+``expect`` waits (with a timeout) for the next frame matching a type and an
+optional predicate, so callers never sleep and hope. Applications use ``Client``."""
 
 from __future__ import annotations
 
@@ -16,6 +18,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 Frame = dict[str, Any]
+
+
+def dumps(frame: Frame) -> str:
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(raw: str | bytes) -> Frame:
+    frame = json.loads(raw)
+    if not isinstance(frame, dict):
+        raise ValueError("a chinwag frame is a JSON object")
+    return frame
 
 
 class Closed(Exception):
@@ -50,7 +63,7 @@ class ChatClient:
     async def _read(self) -> None:
         try:
             async for raw in self.ws:
-                self.frames.append(json.loads(raw))
+                self.frames.append(loads(raw))
                 self._arrived.set()
         except ConnectionClosed:
             pass
@@ -60,7 +73,7 @@ class ChatClient:
             self._arrived.set()
 
     async def send(self, frame: Frame | str) -> None:
-        await self.ws.send(frame if isinstance(frame, str) else json.dumps(frame))
+        await self.ws.send(frame if isinstance(frame, str) else dumps(frame))
 
     async def expect(self, kind: str | None = None, where: Callable[[Frame], bool] | None = None,
                      timeout: float = 10) -> Frame:

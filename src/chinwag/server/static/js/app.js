@@ -1,0 +1,584 @@
+// The chinwag web app: views over ChinwagClient. It renders state and sends
+// intents; the client module owns the network (reconnect, resume, de-duplication).
+import { ChinwagClient } from "./chinwag-client.js";
+import { MessageList, el } from "./messages.js";
+
+const $ = (id) => document.getElementById(id);
+const client = new ChinwagClient();
+window.chinwag = client; // for the console and for tests
+const NO_AI = "none";
+const DEFAULT_MODEL = "";
+
+const state = {
+  rooms: new Map(),      // my rooms: room_id -> summary
+  shared: [],
+  conversations: [],
+  view: null,            // {kind: "room", room} | {kind: "ai", conversationId}
+  typing: new Map(),     // username -> timer (current room)
+  online: new Set(),
+  members: [],
+  models: [],
+  olderCursor: null,
+  loadingOlder: false,
+  myStreams: new Set(),  // conversation ids of replies I asked for that are being written
+};
+const list = new MessageList($("messages"), {
+  me: () => client.user?.username, client, onFileError: (e) => showError(e.message),
+});
+
+// ---- auth -----------------------------------------------------------------------
+
+function showError(text, where = "composer-error") { $(where).textContent = text ?? ""; }
+
+async function authSubmit(kind) {
+  const username = $("auth-username").value.trim();
+  const password = $("auth-password").value;
+  showError("", "auth-error");
+  try {
+    if (kind === "up") await client.signUp(username, password);
+    else await client.signIn(username, password);
+  } catch (e) {
+    showError(e.message, "auth-error");
+  }
+}
+$("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authSubmit("in"); });
+$("sign-up").addEventListener("click", () => authSubmit("up"));
+$("sign-out").addEventListener("click", () => client.signOut());
+
+client.addEventListener("signed-in", () => start());
+client.addEventListener("signed-out", (e) => {
+  showSignedOut(e.detail.reason === "signed out" ? "" : e.detail.reason);
+});
+
+function showSignedOut(reason) {
+  $("app").hidden = true;
+  $("sign-out").hidden = true;
+  $("admin-link").hidden = true;
+  $("whoami").textContent = "";
+  $("auth").hidden = false;
+  state.view = null;
+  list.clear();
+  showError(reason ? `Signed out: ${reason}` : "", "auth-error");
+  $("auth-username").focus();
+}
+
+async function start() {
+  $("auth").hidden = true;
+  $("app").hidden = false;
+  $("sign-out").hidden = false;
+  $("whoami").textContent = client.user.username;
+  $("admin-link").hidden = !client.user.is_admin;
+  client.connect();
+  await Promise.all([loadModels(), refreshRooms(), refreshConversations()]);
+}
+
+// ---- connection state ------------------------------------------------------------
+
+client.addEventListener("state", (e) => {
+  const { state: s, delay } = e.detail;
+  const label = { open: "connected", connecting: "connecting…", offline: "offline",
+                  "signed-out": "signed out",
+                  reconnecting: delay != null ? `reconnecting in ${(delay / 1000).toFixed(1)} s…`
+                                              : "reconnecting…" }[s] ?? s;
+  $("conn").textContent = label;
+  $("conn").dataset.state = s;
+  if (s === "open") { refreshRooms(); if (state.view?.kind === "room") refreshRoomInfo(); }
+});
+
+// ---- models ---------------------------------------------------------------------
+
+async function loadModels() {
+  try {
+    const models = await client.api("/api/v1/models");
+    state.models = Array.isArray(models) ? models : (models.models ?? []);
+  } catch {
+    state.models = []; // no model list on this server: the default model answers
+  }
+  const select = $("model");
+  select.replaceChildren(el("option", { value: NO_AI, text: "No AI" }));
+  if (state.models.length === 0) select.append(el("option", { value: DEFAULT_MODEL, text: "AI (default model)" }));
+  for (const m of state.models) {
+    select.append(el("option", { value: m.id, text: m.provider ? `${m.id} (${m.provider})` : m.id }));
+  }
+}
+
+function firstModel() { return state.models[0]?.id ?? DEFAULT_MODEL; }
+
+// ---- room lists --------------------------------------------------------------------
+
+async function refreshRooms() {
+  if (!client.user) return;
+  const [mine, shared] = await Promise.all([
+    client.api("/api/v1/ws/rooms?scope=mine"), client.api("/api/v1/ws/rooms?scope=shared")]);
+  state.rooms = new Map(mine.rooms.map((r) => [r.room_id, r]));
+  state.shared = shared.rooms.filter((r) => !r.member);
+  for (const r of mine.rooms) client.seqs.saw(r.room_id, r.read_seq ?? 0);
+  renderRooms();
+}
+
+let roomsRefresh = null;
+function refreshRoomsSoon() {
+  clearTimeout(roomsRefresh);
+  roomsRefresh = setTimeout(() => refreshRooms().catch(() => {}), 200);
+}
+// Being added to or removed from a room over HTTP sends the member no frame: the
+// lists are read again whenever the page comes back into view.
+window.addEventListener("focus", () => { if (client.user) refreshRoomsSoon(); });
+
+let roomsFrame = 0;
+function renderRoomsSoon() {
+  if (!roomsFrame) roomsFrame = requestAnimationFrame(() => { roomsFrame = 0; renderRooms(); });
+}
+
+function renderRooms() {
+  const mine = $("my-rooms");
+  mine.replaceChildren(...[...state.rooms.values()].map((r) => {
+    const current = state.view?.kind === "room" && state.view.room === r.room_id;
+    const b = el("button", { type: "button", class: "room-button" },
+      el("span", { class: "name", text: r.room_name }),
+      el("span", { class: "kind muted", text: r.room_type }));
+    if (r.unread && !current) {
+      b.append(el("span", { class: "badge", text: String(r.unread), "aria-label": `${r.unread} unread` }));
+    }
+    if (current) b.setAttribute("aria-current", "true");
+    b.addEventListener("click", () => openRoom(r.room_id));
+    return el("li", {}, b);
+  }));
+  if (!state.rooms.size) mine.append(el("li", { class: "muted", text: "No rooms yet" }));
+  const shared = $("shared-rooms");
+  shared.replaceChildren(...state.shared.map((r) => {
+    const b = el("button", { type: "button", text: "Join" });
+    b.setAttribute("aria-label", `Join ${r.room_name}`);
+    b.addEventListener("click", () => joinRoom(r.room_id));
+    return el("li", { class: "row" }, el("span", { class: "name", text: r.room_name }),
+              el("span", { class: "muted", text: `${r.members} members` }), b);
+  }));
+  if (!state.shared.length) shared.append(el("li", { class: "muted", text: "Nothing to join" }));
+}
+
+async function joinRoom(roomId, opts = {}) {
+  try {
+    await client.ready();
+    await client.join(roomId, opts);
+    await refreshRooms();
+    await openRoom(roomId);
+  } catch (e) { showError(e.message); }
+}
+
+function slug(name) {
+  const base = name.toLowerCase().replace(/[^a-z0-9_.:-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48);
+  const suffix = Math.random().toString(36).slice(2, 7);
+  return `${base || "room"}-${suffix}`;
+}
+
+$("new-room").addEventListener("click", () => {
+  const form = $("new-room-form");
+  form.hidden = !form.hidden;
+  $("new-room").setAttribute("aria-expanded", String(!form.hidden));
+  if (!form.hidden) $("room-name").focus();
+});
+$("new-room-cancel").addEventListener("click", () => { $("new-room-form").hidden = true; });
+$("new-room-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const name = $("room-name").value.trim();
+  if (!name) return;
+  try {
+    const room = await client.api("/api/v1/ws/rooms", {
+      method: "POST", body: { room_id: slug(name), room_name: name, room_type: $("room-type").value } });
+    $("new-room-form").hidden = true;
+    $("room-name").value = "";
+    await client.ready();
+    await client.join(room.room_id); // subscribe this connection
+    await refreshRooms();
+    await openRoom(room.room_id);
+  } catch (err) { showError(err.message); }
+});
+
+// ---- AI conversations outside rooms ---------------------------------------------------
+
+async function refreshConversations() {
+  const r = await client.api("/api/v1/conversations");
+  state.conversations = r.conversations.filter((c) => c.room_id == null);
+  $("conversations").replaceChildren(...state.conversations.map((c) => {
+    const b = el("button", { type: "button", class: "room-button" }, el("span", { class: "name", text: c.title }));
+    if (state.view?.kind === "ai" && state.view.conversationId === c.id) b.setAttribute("aria-current", "true");
+    b.addEventListener("click", () => openConversation(c.id, c.title));
+    return el("li", {}, b);
+  }));
+  if (!state.conversations.length) $("conversations").append(el("li", { class: "muted", text: "None yet" }));
+}
+
+$("new-ai").addEventListener("click", () => openConversation(null, "New AI chat"));
+
+async function openConversation(id, title) {
+  state.view = { kind: "ai", conversationId: id };
+  resetRoomView(title, "AI conversation (only you see it)");
+  $("model").querySelector(`option[value="${NO_AI}"]`).disabled = true;
+  if ($("model").value === NO_AI) $("model").value = firstModel();
+  if (id != null) {
+    const r = await client.api(`/api/v1/conversations/${id}/messages`);
+    for (const t of r.messages) list.turn(t);
+    list.scrollToBottom();
+  }
+  refreshConversations();
+}
+
+// ---- a room ---------------------------------------------------------------------------
+
+function resetRoomView(title, sub) {
+  list.clear();
+  state.typing.clear();
+  state.olderCursor = null;
+  renderTyping();
+  $("chat-title").textContent = title;
+  $("chat-sub").textContent = sub;
+  $("composer").hidden = false;
+  $("room-actions").hidden = state.view.kind !== "room";
+  $("members").hidden = true;
+  $("members-toggle").setAttribute("aria-expanded", "false");
+  $("model").querySelector(`option[value="${NO_AI}"]`).disabled = false;
+  updateStop();
+  renderRooms();
+}
+
+async function openRoom(roomId) {
+  try {
+    await showRoom(roomId);
+  } catch (e) {
+    if (state.view?.room !== roomId) return;
+    closeView(); // removed from it, or it was deleted, since the list was read
+    showError(e.message);
+    refreshRoomsSoon();
+  }
+}
+
+async function showRoom(roomId) {
+  const summary = state.rooms.get(roomId);
+  state.view = { kind: "room", room: roomId };
+  state.cursors = null;
+  resetRoomView(summary?.room_name ?? roomId, "");
+  if (summary) summary.unread = 0;
+  renderRooms();
+  await refreshRoomInfo();
+  const alone = state.members.length <= 1;
+  $("model").value = alone ? firstModel() : NO_AI;
+  const page = await client.history(roomId, null, 50);
+  if (state.view?.room !== roomId) return;
+  for (const ev of page.messages) { list.addEvent(ev); client.seqs.saw(roomId, ev.seq); }
+  state.olderCursor = page.next_before_seq;
+  list.scrollToBottom();
+  markRead();
+  await applyReceipts(roomId);
+  $("message").focus();
+}
+
+async function applyReceipts(roomId) {
+  const r = await client.api(`/api/v1/ws/rooms/${encodeURIComponent(roomId)}/receipts`).catch(() => null);
+  if (!r || state.view?.room !== roomId) return;
+  state.cursors = r.members;
+  list.applyCursors(r.members);
+}
+
+async function refreshRoomInfo() {
+  const roomId = state.view.room;
+  try {
+    const info = await client.api(`/api/v1/ws/rooms/${encodeURIComponent(roomId)}`);
+    if (state.view?.room !== roomId) return;
+    state.members = info.members;
+    state.online = new Set(info.participants);
+    state.owner = info.owner;
+    const mineToManage = info.owner === client.user.username || client.user.is_admin;
+    $("delete-room").hidden = !mineToManage;
+    $("add-member-form").hidden = !(mineToManage && info.room_type !== "shared");
+    renderPresence(info);
+  } catch (e) { showError(e.message); }
+}
+
+function renderPresence(info) {
+  const online = [...state.online].sort();
+  $("chat-sub").textContent = `${info?.room_type ?? ""} · Online: ${online.join(", ") || "nobody"}`;
+  const canRemove = state.owner === client.user.username || client.user.is_admin;
+  $("member-list").replaceChildren(...state.members.map((m) => {
+    const li = el("li", { class: "row" }, el("span", { text: m }),
+      el("span", { class: "muted", text: state.online.has(m) ? "online" : "" }));
+    if (canRemove && m !== state.owner) {
+      const b = el("button", { type: "button", text: "Remove" });
+      b.setAttribute("aria-label", `Remove ${m}`);
+      b.addEventListener("click", async () => {
+        await client.api(`/api/v1/ws/rooms/${encodeURIComponent(state.view.room)}/members/${encodeURIComponent(m)}`,
+                         { method: "DELETE" }).catch((e) => showError(e.message));
+        refreshRoomInfo();
+      });
+      li.append(b);
+    }
+    return li;
+  }));
+  state.roomType = info?.room_type ?? state.roomType;
+}
+
+$("members-toggle").addEventListener("click", () => {
+  const m = $("members");
+  m.hidden = !m.hidden;
+  $("members-toggle").setAttribute("aria-expanded", String(!m.hidden));
+});
+$("add-member").addEventListener("input", async (e) => {
+  const prefix = e.target.value.trim();
+  if (!prefix) return;
+  const r = await client.api(`/api/v1/users?prefix=${encodeURIComponent(prefix)}`).catch(() => ({ users: [] }));
+  $("user-suggestions").replaceChildren(...r.users.map((u) => el("option", { value: u })));
+});
+$("add-member-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const username = $("add-member").value.trim();
+  if (!username) return;
+  try {
+    await client.api(`/api/v1/ws/rooms/${encodeURIComponent(state.view.room)}/members`,
+                     { method: "POST", body: { username } });
+    $("add-member").value = "";
+    refreshRoomInfo();
+  } catch (err) { showError(err.message); }
+});
+$("leave-room").addEventListener("click", async () => {
+  const roomId = state.view?.room;
+  if (!roomId) return;
+  try { await client.leave(roomId); } catch (e) { showError(e.message); return; }
+  closeView();
+  refreshRooms();
+});
+$("delete-room").addEventListener("click", async () => {
+  const roomId = state.view?.room;
+  if (!roomId || !confirm(`Delete room ${state.rooms.get(roomId)?.room_name ?? roomId} for everyone?`)) return;
+  try { await client.api(`/api/v1/ws/rooms/${encodeURIComponent(roomId)}`, { method: "DELETE" }); }
+  catch (e) { showError(e.message); }
+});
+
+function closeView() {
+  state.view = null;
+  list.clear();
+  $("chat-title").textContent = "Pick a room";
+  $("chat-sub").textContent = "";
+  $("composer").hidden = true;
+  $("room-actions").hidden = true;
+  $("members").hidden = true;
+  renderRooms();
+}
+
+// Older pages when the list is scrolled to the top.
+$("messages").addEventListener("scroll", async () => {
+  if (state.view?.kind !== "room" || !state.olderCursor || state.loadingOlder) return;
+  if ($("messages").scrollTop > 80) return;
+  state.loadingOlder = true;
+  const roomId = state.view.room;
+  try {
+    const page = await client.history(roomId, state.olderCursor, 50);
+    if (state.view?.room !== roomId) return;
+    const root = $("messages");
+    const before = root.scrollHeight;
+    for (const ev of [...page.messages].reverse()) list.addEvent(ev, { prepend: true });
+    root.scrollTop += root.scrollHeight - before; // keep what was on screen in place
+    state.olderCursor = page.next_before_seq;
+    if (state.cursors) list.applyCursors(state.cursors);
+  } finally { state.loadingOlder = false; }
+});
+
+let readTimer = null;
+function markRead() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    if (state.view?.kind !== "room" || document.hidden) return;
+    const seq = list.newestSeq;
+    if (seq) client.markRead(state.view.room, seq);
+  }, 300);
+}
+document.addEventListener("visibilitychange", markRead);
+
+// ---- live events ----------------------------------------------------------------------
+
+client.addEventListener("room-event", (e) => {
+  const ev = e.detail;
+  const summary = state.rooms.get(ev.room_id);
+  if (summary) summary.last_seq = ev.seq;
+  if (state.view?.kind === "room" && state.view.room === ev.room_id) {
+    const stick = list.atBottom();
+    const li = list.addEvent(ev);
+    if (li && ev.type === "chat" && ev.data.role === "assistant" && !ev.data.content) {
+      fillCompletion(li, ev); // a reply whose chunks this page did not see
+    }
+    if (ev.type === "chat" && ev.data.role === "assistant") state.myStreams.delete(ev.data.conversation_id);
+    if (ev.type === "chat" && ev.data.username) clearTyping(ev.data.username);
+    if (stick || ev.data.username === client.user.username) list.scrollToBottom();
+    markRead();
+    updateStop();
+  } else if (summary && (ev.type === "chat" || ev.type === "file_upload")
+             && ev.data.username !== client.user.username) {
+    summary.unread = (summary.unread ?? 0) + 1;
+    renderRoomsSoon(); // a backlog of thousands arrives at connect: draw once per frame
+  } else if (!summary) {
+    refreshRoomsSoon(); // added to a room by its owner: its events start arriving
+  }
+});
+
+async function fillCompletion(li, ev) {
+  if (li.querySelector(".body").textContent) return;
+  const page = await client.history(ev.room_id, ev.seq + 1, 1).catch(() => null);
+  const stored = page?.messages.find((m) => m.seq === ev.seq);
+  if (!stored?.data.content) return;
+  const full = list.render(stored);
+  full.dataset.seq = ev.seq;
+  li.replaceWith(full);
+  list.bySeq.set(ev.seq, full);
+}
+
+client.addEventListener("chunk", (e) => {
+  const { room_id: roomId, conversation_id: cid, content } = e.detail;
+  const here = roomId ? state.view?.kind === "room" && state.view.room === roomId
+                      : state.view?.kind === "ai" && state.view.conversationId === cid;
+  if (!here) return;
+  const stick = list.atBottom();
+  list.chunk(cid, content);
+  if (stick) list.scrollToBottom();
+});
+
+client.addEventListener("ai-done", (e) => {
+  const d = e.detail;
+  state.myStreams.delete(d.conversation_id);
+  if (state.view?.kind === "ai" && state.view.conversationId === d.conversation_id) {
+    list.finishStream(d);
+    list.scrollToBottom();
+  }
+  updateStop();
+  refreshConversations();
+});
+
+client.addEventListener("receipt", (e) => list.receipt(e.detail));
+client.addEventListener("room-deleted", (e) => {
+  if (state.view?.room === e.detail.room_id) { closeView(); showError("This room was deleted."); }
+  refreshRooms();
+});
+client.addEventListener("presence", (e) => {
+  const d = e.detail;
+  if (state.view?.room !== d.room_id) return;
+  if (d.status === "online") state.online.add(d.username);
+  if (d.status === "offline") state.online.delete(d.username);
+  if (d.status === "joined" || d.status === "left") { refreshRoomInfo(); return; }
+  renderPresence({ room_type: state.roomType });
+});
+client.addEventListener("typing", (e) => {
+  const d = e.detail;
+  if (state.view?.room !== d.room_id || d.username === client.user.username) return;
+  if (d.is_typing) {
+    clearTimeout(state.typing.get(d.username));
+    state.typing.set(d.username, setTimeout(() => clearTyping(d.username), 15000));
+  } else clearTyping(d.username);
+  renderTyping();
+});
+client.addEventListener("error", (e) => showError(e.detail.error));
+
+function clearTyping(username) {
+  clearTimeout(state.typing.get(username));
+  state.typing.delete(username);
+  renderTyping();
+}
+function renderTyping() {
+  const names = [...state.typing.keys()];
+  $("typing").textContent = names.length === 0 ? ""
+    : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
+}
+
+// ---- composing ----------------------------------------------------------------------------
+
+let typingSent = 0;
+let typingIdle = null;
+$("message").addEventListener("input", () => {
+  if (state.view?.kind !== "room") return;
+  const room = state.view.room;
+  if (Date.now() - typingSent > 3000) { client.typing(room, true); typingSent = Date.now(); }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => { client.typing(room, false); typingSent = 0; }, 4000);
+});
+$("message").addEventListener("blur", () => {
+  if (state.view?.kind !== "room" || !typingSent) return;
+  clearTimeout(typingIdle);
+  client.typing(state.view.room, false);
+  typingSent = 0;
+});
+$("message").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); }
+});
+
+$("composer").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = $("message").value;
+  if (!text.trim() || !state.view) return;
+  $("message").value = "";
+  showError("");
+  clearTimeout(typingIdle);
+  typingSent = 0;
+  const model = $("model").value;
+  try {
+    if (state.view.kind === "room") {
+      const ai = model !== NO_AI;
+      const sent = client.send(state.view.room, text, { ai, model: model || null });
+      if (sent.stream) trackStream(sent.stream);
+      await sent.confirmed;
+    } else {
+      const first = state.view.conversationId == null;
+      list.addEvent({ type: "chat", data: { role: "user", content: text, username: client.user.username,
+                                            timestamp: new Date().toISOString() } });
+      list.scrollToBottom();
+      const stream = client.ask(text, { conversationId: state.view.conversationId, model: model || null });
+      trackStream(stream);
+      const c = await stream.confirmed;
+      if (first && state.view?.kind === "ai") {
+        state.view.conversationId = c.conversation_id;
+        refreshConversations();
+      }
+    }
+  } catch (err) { showError(`${err.code ?? ""} ${err.message}`.trim()); }
+});
+
+function trackStream(stream) {
+  const started = () => { if (stream.conversationId != null) { state.myStreams.add(stream.conversationId); updateStop(); } };
+  const poll = setInterval(() => { if (stream.conversationId != null) { started(); clearInterval(poll); } }, 50);
+  stream.done.then(() => {}, (e) => showError(`${e.code ?? ""} ${e.message}`.trim())).finally(() => {
+    clearInterval(poll);
+    state.myStreams.delete(stream.conversationId);
+    updateStop();
+  });
+}
+
+function visibleStreams() {
+  return [...state.myStreams].filter((cid) => list.streams.has(cid) ||
+    (state.view?.kind === "ai" && state.view.conversationId === cid));
+}
+function updateStop() { $("stop").hidden = visibleStreams().length === 0; }
+client.addEventListener("chunk", updateStop);
+$("stop").addEventListener("click", () => {
+  for (const cid of visibleStreams()) client.cancel(cid);
+});
+
+$("attach").addEventListener("change", async () => {
+  const file = $("attach").files[0];
+  if (!file || !state.view) return;
+  const bar = $("upload-progress");
+  bar.hidden = false;
+  bar.value = 0;
+  $("upload-status").textContent = `Uploading ${file.name}…`;
+  try {
+    const roomId = state.view.kind === "room" ? state.view.room : null;
+    const done = await client.upload(file, { roomId, onProgress: (sent, total) => {
+      bar.value = total ? Math.round((sent / total) * 100) : 100;
+      $("upload-status").textContent = `Uploading ${file.name}: ${bar.value} %`;
+    } });
+    $("upload-status").textContent = `Uploaded ${done.file_name}: 100 %`;
+    if (!roomId) list.addEvent({ type: "file_upload", data: { ...done, username: client.user.username } });
+  } catch (err) {
+    $("upload-status").textContent = "";
+    showError(`Upload failed: ${err.message}`);
+  } finally { $("attach").value = ""; }
+});
+
+// ---- boot -------------------------------------------------------------------------------
+
+client.restore().then((user) => { if (!user) showSignedOut(""); })
+  .catch(() => showSignedOut("the server could not be reached"));

@@ -1,0 +1,1 @@
+"""SDK tests: a real server per test, clients from ``chinwag_client``."""
