@@ -80,6 +80,7 @@ class ChatService:
         self.node_id = node_id
         self.stats = NodeStats()
         self.hub = Hub(pubsub, self)
+        self.publisher = self.hub.publisher
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
@@ -266,7 +267,7 @@ class ChatService:
     async def sign_out(self, username: str, reason: str) -> None:
         """Close every connection of ``username``, on every process, with 4401
         (an admin disabled the account: its tokens no longer work)."""
-        await self.hub.control_user(username, SIGN_OUT, "", 0)
+        await self.publisher.control_user(username, SIGN_OUT, "", 0)
         log.info("signed out every connection of '%s': %s", username, reason)
 
     # ---- the hub's delegate ---------------------------------------------------
@@ -319,7 +320,8 @@ class ChatService:
                     await self._member_seq(msg.room_id, s.username))
                 await self._subscribe(s, msg.room_id, start, report=False)
         if joined.new_member:  # the user's connections on other processes follow
-            await self.hub.control_user(session.username, "subscribe", msg.room_id, joined.seq)
+            await self.publisher.control_user(session.username, "subscribe", msg.room_id,
+                                              joined.seq)
         room = joined.room
         session.send(frames.joined_room(room.room_id, room.room_name, room.room_type,
                                         await self.presence.participants(room.room_id),
@@ -355,12 +357,12 @@ class ChatService:
     async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
                                on: bool) -> None:
         text = encode(frames.typing(room_id, username, user_id, on))
-        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+        await self.publisher.publish_ephemeral(room_id, text, exclude=username)
 
     async def _announce_presence(self, room_id: str, username: str,
                                  status: frames.PresenceStatus) -> None:
         text = encode(frames.presence(room_id, username, status))
-        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+        await self.publisher.publish_ephemeral(room_id, text, exclude=username)
 
     async def _read_receipt(self, session: Session, msg: m.ReadReceipt) -> None:
         assert msg.room_id is not None
