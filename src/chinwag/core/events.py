@@ -124,16 +124,23 @@ class Events:
         old = await self.store.rooms.advance_delivered(room_id, username, upto)
         if old is None or not report:
             return
-        for chat in await self.store.events.chats_between(room_id, old, upto, username):
-            await self._receipt(chat, "delivered", username)
+        await self._receipts(room_id, old, upto, "delivered", username)
 
     async def mark_read(self, username: str, room_id: str, upto: int) -> None:
         """``username`` (a member) has read up to ``upto``: receipts to the senders."""
         old = await self.store.rooms.advance_read(room_id, username, upto)
         if old is None:
             return
-        for chat in await self.store.events.chats_between(room_id, old, upto, username):
-            await self._receipt(chat, "read", username)
+        await self._receipts(room_id, old, upto, "read", username)
+
+    async def _receipts(self, room_id: str, old: int, upto: int,
+                        status: frames.ConfirmationStatus, recipient: str) -> None:
+        """Receipts for the chats in (old, upto], read PAGE seqs at a time: an offline
+        backlog of any length never becomes one unbounded query."""
+        for start in range(old, upto, PAGE):
+            for chat in await self.store.events.chats_between(
+                    room_id, start, min(start + PAGE, upto), recipient):
+                await self._receipt(chat, status, recipient)
 
     async def _receipt(self, chat: EventRecord, status: frames.ConfirmationStatus,
                        recipient: str) -> None:
