@@ -59,6 +59,23 @@ async def test_a_replaced_private_member_reads_nothing_from_before_they_joined(
     assert r.json()["history_visibility"] == "joined"
 
 
+async def test_the_room_list_shows_a_newcomer_no_message_from_before_they_joined(
+        server: Server, name) -> None:
+    room = name("private")
+    owner, carol = await server.user(name()), await server.user(name())
+    o = await joined(server, owner, room)
+    await said(o, room, "before carol")
+    assert (await server.post(f"/api/v1/ws/rooms/{room}/members", owner,
+                              json={"username": carol.username})).status_code == 201
+    r = await server.get("/api/v1/ws/rooms?scope=mine", carol)
+    (entry,) = [e for e in r.json()["rooms"] if e["room_id"] == room]
+    assert "before carol" not in str(entry)
+    await said(o, room, "after carol")
+    r = await server.get("/api/v1/ws/rooms?scope=mine", carol)
+    (entry,) = [e for e in r.json()["rooms"] if e["room_id"] == room]
+    assert "after carol" in str(entry)
+
+
 async def test_the_owner_may_share_a_rooms_history_and_only_the_owner(server: Server,
                                                                       name) -> None:
     room = name("private")

@@ -156,6 +156,23 @@ async def test_http_rate_limit_is_shared_through_redis(start_server) -> None:
     assert (await b.get("/api/v1/auth/me")).status_code == 429
 
 
+async def test_a_login_is_not_queued_behind_a_burst_of_registrations(start_server,
+                                                                      name) -> None:
+    """Registrations hash in a bounded pool apart from the logins' (argon2 costs
+    ~0.3 s of CPU each): a login sent while five registrations still wait for
+    their hash is answered before most of them."""
+    srv = await start_server()
+    username = name()
+    assert (await srv.register(username)).status_code == 201
+    burst = [asyncio.create_task(srv.register(name())) for _ in range(6)]
+    await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)
+    r = await srv.login(username)
+    assert r.status_code == 200, r.text
+    still_hashing = sum(not task.done() for task in burst)
+    assert [r.status_code for r in await asyncio.gather(*burst)] == [201] * 6
+    assert still_hashing >= 3, still_hashing
+
+
 # ---- proxies (FORWARDED_ALLOW_IPS) -------------------------------------------------------
 
 

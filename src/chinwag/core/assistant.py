@@ -31,7 +31,7 @@ from chinwag.protocol import frames
 from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import AIProviderError, ChatError, Forbidden, NotFound
 from chinwag.protocol.messages import ChatData
-from chinwag.store.base import ConversationRecord, Store
+from chinwag.store.base import ConversationRecord, Store, conversation_title
 
 log = logging.getLogger(__name__)
 ASSISTANT = "assistant"
@@ -69,8 +69,8 @@ class Assistant:
         FORBIDDEN, and so is one that started in another room (or outside rooms, or in
         a deleted room of the same id): its turns never feed a reply elsewhere."""
         if conversation_id is None:
-            title = " ".join(first_message.split())[:80] or "conversation"
-            return await self.store.conversations.create(who.username, title, room_id)
+            return await self.store.conversations.create(
+                who.username, conversation_title(first_message), room_id)
         conv = await self.store.conversations.get(conversation_id)
         if conv is None:
             raise NotFound(f"conversation {conversation_id} does not exist")

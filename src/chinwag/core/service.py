@@ -18,6 +18,7 @@ from chinwag.broker.base import BrokerUnavailable, ExpiringState, PubSub
 from chinwag.core.assistant import Assistant, AssistantConfig
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
+from chinwag.core.message_ops import MessageOps, asks_assistant
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
@@ -84,6 +85,7 @@ class ChatService:
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
+        self.message_ops = MessageOps(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
         self.assistant = Assistant(ai.provider, ai.prices, store, self.events, self.stats,
                                    ai.config)
@@ -96,6 +98,8 @@ class ChatService:
             "leave_room": self._leave_room, "delete_room": self._delete_room,
             "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
             "cancel": self._cancel, "file_upload": self._upload_frames.handle,
+            "edit_message": self.message_ops.edit, "delete_message": self.message_ops.delete,
+            "react": self.message_ops.react,
         }
 
     # ---- service life cycle -------------------------------------------------
@@ -392,8 +396,9 @@ class ChatService:
             await self._ai_chat(session, msg)
 
     async def _room_chat(self, session: Session, msg: m.Chat) -> None:
-        who, data, room_id = session.identity, msg.data, msg.room_id
+        who, data, room_id = session.identity, asks_assistant(msg.data), msg.room_id
         assert room_id is not None
+        reply = await self.message_ops.reply_fields(room_id, data.reply_to)
         conv = None
         if data.ai and msg.message_id is not None:
             # Checked first so a retry does not open a second conversation.
@@ -408,7 +413,7 @@ class ChatService:
         payload = {"role": "user", "content": data.message, "username": who.username,
                    "user_id": who.user_id, "client_message_id": msg.message_id,
                    "conversation_id": conv.id if conv else data.conversation_id,
-                   "timestamp": frames.utc_now()}
+                   "timestamp": frames.utc_now(), **reply}
         appended = await self.events.append(
             room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
             require_member=True)
@@ -422,6 +427,7 @@ class ChatService:
         members = await self.events.members(room_id, appended.members_version)
         queued = [u for u in members if u not in online]
         session.send(confirmation(record, "delivered", queued_for=queued))
+        await self.message_ops.notify_mentions(record, members)
         if conv is not None:
             await self.store.conversations.add_turn(conv.id, "user", data.message,
                                                     username=who.username,

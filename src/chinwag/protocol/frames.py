@@ -132,6 +132,18 @@ def room_confirmation(
     return event("delivery_confirmation", data, room_id)
 
 
+def unchanged_confirmation(message_id: str | None, room_id: str) -> Frame:
+    """An edit, delete or reaction that changed nothing: nothing was stored."""
+    return event("delivery_confirmation", {"message_id": message_id, "room_id": room_id,
+                                           "status": "delivered", "unchanged": True,
+                                           "timestamp": utc_now()}, room_id)
+
+
+def mention(room_id: str, message_id: int, seq: int, by: str) -> Frame:
+    """To the connections of a member named ``@username`` in a stored chat."""
+    return event("mention", {"message_id": message_id, "seq": seq, "by": by}, room_id)
+
+
 def ai_confirmation(
     message_id: str | None, server_message_id: int, conversation_id: int, *, duplicate: bool = False
 ) -> Frame:

@@ -69,14 +69,35 @@ class Empty(_Frozen):
     pass
 
 
+MessageText = Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+ServerMessageId = Annotated[int, Field(ge=1)]
+
+
 class ChatData(_Frozen):
-    message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    message: MessageText
     conversation_id: DbId | None = None
     model_preference: Annotated[str, StringConstraints(max_length=128)] | None = None
     system_prompt: Annotated[str, StringConstraints(max_length=20_000)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     ai: bool = True
+    reply_to: ServerMessageId | None = None  # a message of the same room
+
+
+class EditMessageData(_Frozen):
+    message_id: ServerMessageId
+    content: MessageText
+
+
+class DeleteMessageData(_Frozen):
+    message_id: ServerMessageId
+
+
+class ReactData(_Frozen):
+    message_id: ServerMessageId
+    # An emoji (a ZWJ sequence is one) or a :short_code:; no spaces.
+    emoji: Annotated[str, StringConstraints(min_length=1, max_length=32, pattern=r"^\S+$")]
+    on: bool = True
 
 
 class JoinRoomData(_Frozen):
@@ -199,15 +220,32 @@ class FileUpload(ClientFrame):
     data: UploadData
 
 
+class EditMessage(ClientFrame):
+    type: Literal["edit_message"]
+    data: EditMessageData
+
+
+class DeleteMessage(ClientFrame):
+    type: Literal["delete_message"]
+    data: DeleteMessageData
+
+
+class React(ClientFrame):
+    type: Literal["react"]
+    data: ReactData
+
+
 ClientMessage = Annotated[
     Ping | Chat | JoinRoom | LeaveRoom | DeleteRoom | Typing | ReadReceipt | Sync | Cancel
-    | RefreshToken | FileUpload,
+    | RefreshToken | FileUpload | EditMessage | DeleteMessage | React,
     Field(discriminator="type"),
 ]
 
 #: Types that act on one room and so need a room_id.
-ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"})
+MESSAGE_OPS = frozenset({"edit_message", "delete_message", "react"})
+ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"}
+                       | MESSAGE_OPS)
 CLIENT_TYPES = frozenset(
     {"ping", "chat", "join_room", "leave_room", "delete_room", "typing", "read_receipt", "sync",
-     "cancel", "refresh_token", "file_upload"}
+     "cancel", "refresh_token", "file_upload"} | MESSAGE_OPS
 )

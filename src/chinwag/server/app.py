@@ -27,7 +27,7 @@ from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
 from chinwag.server.auth import Passwords, Tokens, load_or_create_secret
 from chinwag.server.deps import Runtime
-from chinwag.server.routes import admin, auth, content, directory, ops, rooms, web
+from chinwag.server.routes import admin, auth, content, directory, ops, rooms, search, web
 from chinwag.server.throttles import AddressLimit, HttpRateLimit, LimitStore, LoginThrottle
 from chinwag.server.ws import websocket_endpoint
 from chinwag.settings import Settings, SettingsError
@@ -144,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(content.router)
     app.include_router(ops.router)
+    app.include_router(search.router)
     web.mount(app)
 
     @app.exception_handler(ChatError)

@@ -107,7 +107,7 @@ def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
     """An upload chunk not received before: the only frame free of the rate limit."""
     return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
             and rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
-                                     frame.data.chunk_index))
+                                                frame.data.chunk_index))
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:

@@ -32,6 +32,7 @@ class RoomListItem(BaseModel):
     last_seq: int
     created_at: str
     unread: int | None = None  # scope=mine
+    mentions: int | None = None  # scope=mine: unread mentions of the caller
     read_seq: int | None = None  # scope=mine
     last_message: LastMessage | None = None  # scope=mine
     members: int | None = None  # scope=shared: how many
@@ -97,12 +98,14 @@ async def list_rooms(
     directory = rt.store.directory
     if scope == "mine":
         summaries = await directory.summaries(who.username)
+        mentions = await rt.store.messages.unread_mentions(who.username)
         return RoomList(
             scope=scope,
             rooms=[
                 _item(
                     s.room,
                     unread=s.unread,
+                    mentions=mentions.get(s.room.room_id, 0),
                     read_seq=s.read_seq,
                     last_message=last_message(s.last_message),
                 )

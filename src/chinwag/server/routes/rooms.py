@@ -81,9 +81,11 @@ async def remove_member(room_id: RoomId, username: str, who: UserDep, rt: Runtim
 @router.get("/rooms/{room_id}/messages")
 async def history(room_id: RoomId, who: UserDep, rt: RuntimeDep,
                   before_seq: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                  reply_to: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+                  ) -> dict[str, Any]:
     rooms = rt.service.rooms
     floor = await rooms.history_floor(who, await rooms.visible(who, room_id))
-    events = await rt.service.events.history(room_id, before_seq, limit, floor)
+    events = await rt.service.message_ops.history(room_id, before_seq, limit, floor, reply_to)
     return {"room_id": room_id, "messages": events,
             "next_before_seq": events[0]["seq"] if len(events) == limit else None}

@@ -6,7 +6,9 @@ from chinwag.store.sql.conversations import SqlConversations, SqlFiles
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.directory import SqlDirectory
 from chinwag.store.sql.events import SqlEvents
+from chinwag.store.sql.messages import SqlMessages
 from chinwag.store.sql.rooms import SqlRooms
+from chinwag.store.sql.search import SqlSearch
 from chinwag.store.sql.users import SqlUsers
 
 
@@ -18,6 +20,8 @@ class SqlStore:
         self.events = SqlEvents(self.db)
         self.conversations = SqlConversations(self.db)
         self.files = SqlFiles(self.db)
+        self.messages = SqlMessages(self.db)
+        self.search = SqlSearch(self.db)
         self.directory = SqlDirectory(self.db)
 
     async def start(self) -> None:

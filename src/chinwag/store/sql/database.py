@@ -190,8 +190,11 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+# secure_delete: a deleted message's text is overwritten in the file, not only
+# unlinked from the b-tree.
 SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                  "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000")
+                  "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000",
+                  "PRAGMA secure_delete=ON")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -21,7 +21,7 @@ class SqlDirectory:
         async with self._db.read() as s:
             mine = (
                 await s.execute(
-                    select(Room, RoomMember.read_seq)
+                    select(Room, RoomMember.read_seq, RoomMember.joined_seq)
                     .join(RoomMember, RoomMember.room_pk == Room.id)
                     .where(RoomMember.username == username)
                     .order_by(Room.room_id)
@@ -29,7 +29,7 @@ class SqlDirectory:
             ).all()
             if not mine:
                 return []
-            pks = [room.id for room, _ in mine]
+            pks = [room.id for room, _, _ in mine]
             unread = dict(
                 (
                     await s.execute(
@@ -64,8 +64,11 @@ class SqlDirectory:
             ).all()
             last = {e.room_pk: e for e in last_rows}
             out = []
-            for room, read_seq in mine:
+            for room, read_seq, joined_seq in mine:
                 event = last.get(room.id)
+                if (event is not None and room.history_visibility == "joined"
+                        and event.seq <= joined_seq):
+                    event = None  # sent before the member joined: not theirs to read
                 record = (
                     None
                     if event is None

@@ -89,6 +89,23 @@ class RoomEvent(Base):
         UniqueConstraint("room_pk", "seq", name="uq_room_events_seq"),
         UniqueConstraint("room_pk", "sender", "client_message_id", name="uq_room_events_client_id"),
     )
+    # Beside these columns (migration 0006, not mapped here because they differ by
+    # database): the search index (SQLite: the FTS5 table room_events_fts and its
+    # triggers; PostgreSQL: the generated column search_vector with a GIN index) and
+    # the expression index ix_room_events_ref on the message an event refers to.
+
+
+class MessageMention(Base):
+    """A chat that names a member with ``@username``."""
+
+    __tablename__ = "message_mentions"
+    event_id: Mapped[int] = mapped_column(ForeignKey("room_events.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    room_pk: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    by: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (Index("ix_message_mentions_user", "username", "room_pk", "seq"),)
 
 
 class Conversation(Base):
