@@ -27,9 +27,10 @@ from chinwag.ai.pricing import PriceTable
 from chinwag.broker.memory import MemoryBroker
 from chinwag.core.assistant import AssistantConfig
 from chinwag.core.outbox import OutFrame
-from chinwag.core.service import AISetup, ChatService, Limits
+from chinwag.core.service import ChatService
 from chinwag.core.session import Identity
 from chinwag.core.uploads import UploadManager
+from chinwag.core.wiring import AISetup, Limits
 from chinwag.files.scanner import DisabledScanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.codec import decode, encode

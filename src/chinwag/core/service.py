@@ -9,13 +9,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from chinwag.ai.base import Provider
-from chinwag.ai.pricing import PriceTable
 from chinwag.broker.base import BrokerUnavailable, ExpiringState, PubSub
-from chinwag.core.assistant import Assistant, AssistantConfig
+from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
 from chinwag.core.message_ops import MessageOps, asks_assistant
@@ -28,6 +25,7 @@ from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
 from chinwag.core.upload_frames import UploadFrames
 from chinwag.core.uploads import UploadManager
+from chinwag.core.wiring import AISetup, Limits
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
@@ -44,28 +42,6 @@ from chinwag.store.base import EventRecord, Store
 
 log = logging.getLogger(__name__)
 SIGN_OUT = "sign_out"  # control command: close the user's connections (no room)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_connections: int
-    max_connections_per_user: int
-    outbox_size: int
-    rate_limit_requests: int
-    rate_limit_window: float
-    presence_ttl: float
-    typing_timeout: float
-    cleanup_interval: float
-    heartbeat_interval: float
-    single_process: bool = False  # the broker is in-process: no other node exists
-
-
-@dataclass(frozen=True, slots=True)
-class AISetup:
-    """What the service's AI runner is built from."""
-    provider: Provider
-    prices: PriceTable
-    config: AssistantConfig
 
 
 class ChatService:

@@ -20,8 +20,9 @@ from chinwag.ai.registry import build_provider
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
 from chinwag.core.assistant import AssistantConfig
-from chinwag.core.service import AISetup, ChatService, Limits
+from chinwag.core.service import ChatService
 from chinwag.core.uploads import UploadManager
+from chinwag.core.wiring import AISetup, Limits
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import UploadStorage
 from chinwag.protocol.errors import ChatError, RateLimited
