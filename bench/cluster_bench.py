@@ -46,10 +46,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from databases import create_database, drop_database
 from measure import ServerProc, cpu_delta, cpu_snapshot, free_port, stat_cpu_s
 
 BENCH = Path(__file__).resolve().parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD = "bench-password-1"
 JWT_SECRET = "bench-secret-not-for-production-0123456789abcdef"
@@ -109,28 +109,6 @@ def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> C
             p.stop()
         raise
     return Cluster(procs, broker)
-
-
-async def create_database() -> str:
-    import asyncpg
-
-    name = f"chinwag_bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(database="postgres", **PG)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(database="postgres", **PG)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def postgres_cpu() -> dict[int, float]:

@@ -342,7 +342,7 @@ async def store_cell(url: str, events: int, writers: int) -> float:
 
 
 async def _store_cells(backend: str, workdir: Path, events: int) -> dict[str, float]:
-    from cluster_bench import PG, create_database, drop_database
+    from databases import PG, create_database, drop_database
 
     db = None
     if backend == "sqlite":

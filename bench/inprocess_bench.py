@@ -20,11 +20,19 @@ import pstats
 import shutil
 import tempfile
 import time
+from pathlib import Path
 
+from chinwag.ai.offline import OFFLINE_MODEL, OfflineProvider
+from chinwag.ai.pricing import PriceTable
 from chinwag.broker.memory import MemoryBroker
+from chinwag.core.assistant import AssistantConfig
 from chinwag.core.outbox import OutFrame
-from chinwag.core.service import ChatService, Limits
+from chinwag.core.service import ChatService
 from chinwag.core.session import Identity
+from chinwag.core.uploads import UploadManager
+from chinwag.core.wiring import AISetup, Limits
+from chinwag.files.scanner import DisabledScanner
+from chinwag.files.storage import UploadStorage
 from chinwag.protocol.codec import decode, encode
 from chinwag.store.sql import SqlStore
 
@@ -37,8 +45,14 @@ async def measure(members: int, messages: int, profile: bool) -> None:
                     outbox_size=1000, rate_limit_requests=10**9, rate_limit_window=1.0,
                     presence_ttl=60, typing_timeout=5, cleanup_interval=3600,
                     heartbeat_interval=3600, single_process=True)
-    service = ChatService(store, MemoryBroker(), limits, "bench")
-    await service.broker.start(service.hub.on_message, service.hub.resync_all)
+    broker = MemoryBroker()
+    ai = AISetup(OfflineProvider(), PriceTable(), AssistantConfig(OFFLINE_MODEL, 30, 4000))
+    uploads = UploadManager(UploadStorage(Path(workdir) / "up", Path(workdir) / "tmp"),
+                            DisabledScanner(), max_file_size=1 << 20, max_chunk_size=1 << 16,
+                            upload_timeout=60, max_uploads_per_user=1,
+                            max_temp_bytes_per_user=1 << 20)
+    service = ChatService(store, broker, broker, limits, "bench", ai=ai, uploads=uploads)
+    await broker.start(service.hub.on_message, service.hub.resync_all)
     writes = 0
 
     def write(frame: OutFrame) -> bool:

@@ -389,10 +389,12 @@ def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
 # --- chinwag (to be completed by the lead once `python -m chinwag serve` runs) ---
 
 CHINWAG_ENV = {
-    # What the benchmark will need from chinwag's settings (SPEC §1, §3, §8):
+    # What the benchmark needs from chinwag's settings:
     "LOG_LEVEL": "WARNING",
     "WS_RATE_LIMIT_REQUESTS": "1000000",  # the sender sends up to 1000 chats/run
     "WS_RATE_LIMIT_WINDOW": "1",
+    "REGISTER_RATE_LIMIT_REQUESTS": "1000000",  # it registers up to 1000 users per run
+    "HTTP_RATE_LIMIT_REQUESTS": "1000000",
     "WEBSOCKET_MAX_CONNECTIONS": "30000",
     "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "1000",
     "JWT_SECRET": "bench-secret-not-for-production-0123456789abcdef",
@@ -421,7 +423,7 @@ def _start_chinwag_workers(port: int, workdir: Path, cpu: int | None, workers: i
     import asyncio
     import uuid
 
-    from cluster_bench import create_database, drop_database
+    from databases import create_database, drop_database
 
     try:
         db = asyncio.run(create_database())

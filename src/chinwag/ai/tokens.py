@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:  # base imports this module at run time
-    from chinwag.ai.base import ChatTurn
+
+class Turn(Protocol):
+    """What a prompt turn needs to be counted (``base.ChatTurn`` is one)."""
+
+    @property
+    def content(self) -> str: ...
 
 TOKENS_PER_TURN = 3
 REPLY_PRIMING = 3
@@ -50,7 +54,7 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN.finditer(text))
 
 
-def count_prompt_tokens(turns: Iterable[ChatTurn]) -> int:
+def count_prompt_tokens(turns: Iterable[Turn]) -> int:
     """Approximate prompt size of ``turns`` as sent to a chat model, framing included.
 
     An empty conversation costs ``REPLY_PRIMING``; each turn adds its text's count

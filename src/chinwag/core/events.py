@@ -34,6 +34,7 @@ class Events:
     def __init__(self, store: Store, hub: Hub, presence: Presence) -> None:
         self.store = store
         self.hub = hub
+        self.publisher = hub.publisher
         self.presence = presence
         # room -> (membership version, members): re-read only when the version the
         # store returns with each append differs, so it is right across processes.
@@ -58,7 +59,7 @@ class Events:
             room_id, type, data, sender=sender, client_message_id=client_message_id,
             require_member=require_member)
         if not appended.duplicate:
-            await self.hub.publish_stored(room_id, appended.event.seq,
+            await self.publisher.publish_stored(room_id, appended.event.seq,
                                           encode(render(appended.event)), exclude)
         return appended
 
@@ -69,7 +70,7 @@ class Events:
         record = appended.event
         live = render(record)
         live["data"] = {**live["data"], "content": ""}
-        await self.hub.publish_stored(room_id, record.seq, encode(live))
+        await self.publisher.publish_stored(room_id, record.seq, encode(live))
         return record
 
     async def membership(self, room_id: str, username: str,
@@ -81,7 +82,7 @@ class Events:
 
     async def room_deleted(self, room_id: str) -> None:
         text = encode(frames.room_deleted(room_id))
-        await self.hub.control_room(room_id, "deleted", text)
+        await self.publisher.control_room(room_id, "deleted", text)
 
     async def fetch_after(self, session: Session, room_id: str,
                           after_seq: int) -> list[tuple[int, str | None]]:
@@ -123,22 +124,29 @@ class Events:
         old = await self.store.rooms.advance_delivered(room_id, username, upto)
         if old is None or not report:
             return
-        for chat in await self.store.events.chats_between(room_id, old, upto, username):
-            await self._receipt(chat, "delivered", username)
+        await self._receipts(room_id, old, upto, "delivered", username)
 
     async def mark_read(self, username: str, room_id: str, upto: int) -> None:
         """``username`` (a member) has read up to ``upto``: receipts to the senders."""
         old = await self.store.rooms.advance_read(room_id, username, upto)
         if old is None:
             return
-        for chat in await self.store.events.chats_between(room_id, old, upto, username):
-            await self._receipt(chat, "read", username)
+        await self._receipts(room_id, old, upto, "read", username)
+
+    async def _receipts(self, room_id: str, old: int, upto: int,
+                        status: frames.ConfirmationStatus, recipient: str) -> None:
+        """Receipts for the chats in (old, upto], read PAGE seqs at a time: an offline
+        backlog of any length never becomes one unbounded query."""
+        for start in range(old, upto, PAGE):
+            for chat in await self.store.events.chats_between(
+                    room_id, start, min(start + PAGE, upto), recipient):
+                await self._receipt(chat, status, recipient)
 
     async def _receipt(self, chat: EventRecord, status: frames.ConfirmationStatus,
                        recipient: str) -> None:
         if chat.sender is None or chat.data.get("role") != "user":
             return
-        await self.hub.send_user(chat.sender, encode(confirmation(
+        await self.publisher.send_user(chat.sender, encode(confirmation(
             chat, status, recipient=recipient)))
 
     async def history(self, room_id: str, before_seq: int | None, limit: int,

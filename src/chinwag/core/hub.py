@@ -1,11 +1,12 @@
-"""Routes frames between the broker and this process's connections.
+"""Routes what arrives from the broker to this process's connections.
 
 Invariant: only the hub touches other connections' outboxes. Everything that goes
 to more than one connection, or to a connection of another user, is published on
-the broker and comes back through ``_on_message`` — the same path for one process
-and for many. Stored events are published after they are committed; the session's
-seq cursor turns "maybe duplicated, maybe out of order, maybe lost" into "exactly
-once, in order" by filling gaps from the store.
+the broker (``publisher.py``) and arrives here through ``on_message`` — the same
+path for one process and for many. Stored events are published after they are
+committed; each session's ``RoomSequence`` (``sequencer.py``) turns "maybe
+duplicated, maybe out of order, maybe lost" into "exactly once, in order", and the
+hub fills the gaps it reports from the store.
 
 Events published by different processes often arrive slightly out of order (each
 publishes after its own commit), so a gap first waits up to ``reorder_grace`` for
@@ -20,11 +21,10 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from chinwag.broker.base import BrokerUnavailable, PubSub
+from chinwag.broker.base import PubSub
 from chinwag.core.envelope import (
     CHUNK,
     CONTROL,
-    DIRECT,
     EPHEMERAL,
     ROOM,
     STORED,
@@ -34,6 +34,7 @@ from chinwag.core.envelope import (
     user_channel,
 )
 from chinwag.core.outbox import Kind, OutFrame
+from chinwag.core.publisher import Publisher
 from chinwag.core.sequencer import DONE, RETRY, RoomSequence
 from chinwag.core.session import Session
 
@@ -65,9 +66,16 @@ class Hub:
         self.rooms: dict[str, set[Session]] = {}
         #: Channels of other parts of core (not rooms or users): channel -> handler.
         self.listeners: dict[str, Callable[[bytes], None]] = {}
-        self.frames_out = 0  # deliveries handed to outboxes (for stats)
         self.emptied = asyncio.Event()
-        self._broker_down = False  # the last publish failed (log the outage once)
+        # The outbound half. Its methods are also the hub's (publish_stored, send_user…)
+        # so callers holding the hub publish without passing through it.
+        self.publisher = Publisher(broker, self.on_message)
+        self.publish_stored = self.publisher.publish_stored
+        self.publish_ephemeral = self.publisher.publish_ephemeral
+        self.publish_chunk = self.publisher.publish_chunk
+        self.send_user = self.publisher.send_user
+        self.control_user = self.publisher.control_user
+        self.control_room = self.publisher.control_room
 
     # ---- registry ---------------------------------------------------------
 
@@ -115,47 +123,6 @@ class Hub:
             del self.rooms[room_id]
             await self.broker.unsubscribe(room_channel(room_id))
 
-    # ---- publishing ---------------------------------------------------------
-
-    async def publish_stored(self, room_id: str, seq: int, text: str,
-                             exclude: str | None = None) -> None:
-        await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
-
-    async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None) -> None:
-        await self._publish(room_channel(room_id),
-                            Envelope(EPHEMERAL, text, room_id, None, exclude))
-
-    async def publish_chunk(self, room_id: str | None, username: str, key: object,
-                            text: str) -> None:
-        channel = room_channel(room_id) if room_id else user_channel(username)
-        await self._publish(channel, Envelope(CHUNK, text, room_id, None, None, key))
-
-    async def send_user(self, username: str, text: str) -> None:
-        """A frame for every connection of ``username``, wherever it is."""
-        await self._publish(user_channel(username), Envelope(DIRECT, text))
-
-    async def control_user(self, username: str, command: str, room_id: str, seq: int) -> None:
-        await self._publish(user_channel(username),
-                            Envelope(CONTROL, command, room_id, seq))
-
-    async def control_room(self, room_id: str, command: str, text: str) -> None:
-        await self._publish(room_channel(room_id), Envelope(CONTROL, text, room_id, None, None,
-                                                            command))
-
-    async def _publish(self, channel: str, envelope: Envelope) -> None:
-        payload = envelope.pack()
-        try:
-            await self.broker.publish(channel, payload)
-        except BrokerUnavailable as exc:
-            # Persist-then-publish: the event is stored; other processes recover it
-            # with a resync when the broker returns. Deliver here meanwhile.
-            if not self._broker_down:
-                log.warning("broker unreachable (%s): delivering locally only", exc)
-            self._broker_down = True
-            self.on_message(channel, payload)
-        else:
-            self._broker_down = False
-
     # ---- receiving ------------------------------------------------------------
 
     def on_message(self, channel: str, payload: bytes) -> None:
@@ -190,30 +157,23 @@ class Hub:
                 gaps = [s for s in list(targets) if s.offer_stored(room_id, seq, text, frame)]
                 for s in gaps:
                     self._start_catch_up(s, room_id, reorder=True)
-                self.frames_out += len(targets) - len(gaps)
                 return
-            sent = 0
             for s in list(targets):
                 skip = exclude is not None and s.username == exclude
                 if s.offer_stored(room_id, seq, None if skip else text, frame):
                     self._start_catch_up(s, room_id, reorder=True)
                     continue
-                if not skip:
-                    sent += 1
                 if waits:
                     arrived = waits.get((s.id, room_id))
                     if arrived is not None:
                         arrived.set()
-            self.frames_out += sent
         elif env.kind == EPHEMERAL:
             for s in list(targets):
                 if s.username != env.exclude:
                     s.send_text(env.text, Kind.EPHEMERAL, frame)
-                    self.frames_out += 1
         elif env.kind == CHUNK:
             for s in list(targets):
                 s.send_chunk(env.key, env.text, frame)
-                self.frames_out += 1
         elif env.kind == CONTROL and env.key == "deleted":
             for s in list(targets):
                 s.send_text(env.text)
@@ -228,7 +188,6 @@ class Hub:
                 s.send_chunk(env.key, env.text)
             else:
                 s.send_text(env.text)
-            self.frames_out += 1
 
     def resync_all(self) -> None:
         """The broker may have lost messages: every session re-reads its rooms."""
@@ -290,7 +249,6 @@ class Hub:
                     sequence.advance(seq)
                     if text:
                         await session.send_paced(text, (room_id, seq))
-                        self.frames_out += 1
                 outcome = sequence.page_done(len(page))
                 session.send_released(room_id, outcome.released)
                 if outcome.skipped is not None:

@@ -1,5 +1,5 @@
 """Rooms and who may do what in them. Used by the WebSocket handlers and the HTTP
-routes alike, so both enforce the same rules (SPEC §4):
+routes alike, so both enforce the same rules (docs/protocol.md §3.3):
 
 - ``private``: its creator plus at most one user the creator (or an admin) adds;
 - ``shared``: any authenticated user may join;

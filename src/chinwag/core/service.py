@@ -9,26 +9,25 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-from chinwag.ai.catalog import Catalog
 from chinwag.broker.base import BrokerUnavailable, ExpiringState, PubSub
 from chinwag.core import ai_branches
-from chinwag.core.ai_admission import Admission, AdmissionConfig, Plan
-from chinwag.core.assistant import Assistant, AssistantConfig
+from chinwag.core.ai_admission import Admission, Plan
+from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
 from chinwag.core.message_ops import MessageOps, asks_assistant
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
-from chinwag.core.rooms import Rooms
+from chinwag.core.rooms import Joined, Rooms
 from chinwag.core.session import Identity, Session
 from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
 from chinwag.core.upload_frames import UploadFrames
 from chinwag.core.uploads import UploadManager
+from chinwag.core.wiring import AISetup, Limits
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
@@ -47,28 +46,6 @@ log = logging.getLogger(__name__)
 SIGN_OUT = "sign_out"  # control command: close the user's connections (no room)
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_connections: int
-    max_connections_per_user: int
-    outbox_size: int
-    rate_limit_requests: int
-    rate_limit_window: float
-    presence_ttl: float
-    typing_timeout: float
-    cleanup_interval: float
-    heartbeat_interval: float
-    single_process: bool = False  # the broker is in-process: no other node exists
-
-
-@dataclass(frozen=True, slots=True)
-class AISetup:
-    """What the service's AI runner is built from."""
-    catalog: Catalog
-    admission: AdmissionConfig
-    config: AssistantConfig
-
-
 class ChatService:
     """Built in one step with everything it serves; it is also the hub's delegate
     (store reads for gap filling, membership commands from a user's channel)."""
@@ -82,6 +59,7 @@ class ChatService:
         self.node_id = node_id
         self.stats = NodeStats()
         self.hub = Hub(pubsub, self)
+        self.publisher = self.hub.publisher
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
         self.rooms = Rooms(store, self.events)
@@ -91,6 +69,7 @@ class ChatService:
                                    self.events, self.stats, ai.config)
         self.uploads = uploads
         self._upload_frames = UploadFrames(uploads, self.rooms, self.events, store, self.stats)
+        self.sent_by_closed = 0  # frames_sent of connections that are gone
         self._background: list[asyncio.Task[None]] = []
         self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
             "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
@@ -173,9 +152,14 @@ class ChatService:
             await self._flush_cursors(session)
         await self.uploads.expire()
 
+    def frames_sent(self) -> int:
+        """Every frame written to a client by this process (answers, heartbeats and
+        broadcasts alike), closed connections included."""
+        return self.sent_by_closed + sum(s.sent for s in self.hub.sessions.values())
+
     async def publish_stats(self) -> None:
         self.stats.active_connections = len(self.hub.sessions)
-        self.stats.messages_sent = self.hub.frames_out
+        self.stats.messages_sent = self.frames_sent()
         self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
             await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
@@ -200,21 +184,33 @@ class ChatService:
                        token_expires_at=token_expires_at)
 
     async def attach(self, session: Session, auto_join: m.JoinRoom | None) -> None:
-        """Send ``connect``, subscribe the session to its rooms with everything it
-        missed, announce it online, then auto-join the room from the query."""
+        """Join the room from the query (so it exists once the client hears of the
+        connection), send ``connect``, subscribe the session to its rooms with
+        everything it missed, announce it online, then answer the query's join."""
         self.stats.total_connections += 1
+        joined: Joined | None = None
+        refused: ChatError | None = None
+        if auto_join is not None:
+            self.stats.messages_received += 1
+            try:
+                joined = await self._join(session, auto_join)
+            except ChatError as exc:  # answered like a join_room frame; the socket stays
+                refused = exc
         session.send(frames.connect(session.id, session.identity.user_id, session.username))
         await self.hub.add(session)
         first = await self.presence.connect(session)
+        new_room = joined.room.room_id if joined is not None and joined.new_member else None
         for room, member in await self.store.rooms.rooms_of(session.username):
+            if room.room_id == new_room:
+                continue  # subscribed below, as a join_room frame would
             await self._subscribe(session, room.room_id, member.delivered_seq, report=True)
             if first:
                 await self._announce_presence(room.room_id, session.username, "online")
-        if auto_join is not None:
-            try:
-                await self.handle(session, auto_join)
-            except ChatError as exc:  # answered like a join_room frame; the socket stays
-                session.send(frames.error(exc.code.value, exc.message, details=exc.details))
+        if refused is not None:
+            session.send(frames.error(refused.code.value, refused.message,
+                                      details=refused.details))
+        elif auto_join is not None and joined is not None:
+            await self._joined(session, auto_join, joined)
 
     async def close(self, session: Session) -> None:
         await session.cancel_tasks()
@@ -254,7 +250,7 @@ class ChatService:
     async def sign_out(self, username: str, reason: str) -> None:
         """Close every connection of ``username``, on every process, with 4401
         (an admin disabled the account: its tokens no longer work)."""
-        await self.hub.control_user(username, SIGN_OUT, "", 0)
+        await self.publisher.control_user(username, SIGN_OUT, "", 0)
         log.info("signed out every connection of '%s': %s", username, reason)
 
     # ---- the hub's delegate ---------------------------------------------------
@@ -290,16 +286,25 @@ class ChatService:
         session.send(frames.pong())
 
     async def _join_room(self, session: Session, msg: m.JoinRoom) -> None:
+        await self._joined(session, msg, await self._join(session, msg))
+
+    async def _join(self, session: Session, msg: m.JoinRoom) -> Joined:
         assert msg.room_id is not None
-        joined = await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                       msg.data.room_type, msg.data.history_visibility)
+        return await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
+                                     msg.data.room_type, msg.data.history_visibility)
+
+    async def _joined(self, session: Session, msg: m.JoinRoom, joined: Joined) -> None:
+        """Subscribe the user's connections here to the room just joined, tell its
+        connections elsewhere, answer the join."""
+        assert msg.room_id is not None
         for s in list(self.hub.by_user.get(session.username, ())):
             if msg.room_id not in s.rooms:
                 start = joined.seq if joined.new_member else (
                     await self._member_seq(msg.room_id, s.username))
                 await self._subscribe(s, msg.room_id, start, report=False)
         if joined.new_member:  # the user's connections on other processes follow
-            await self.hub.control_user(session.username, "subscribe", msg.room_id, joined.seq)
+            await self.publisher.control_user(session.username, "subscribe", msg.room_id,
+                                              joined.seq)
         room = joined.room
         session.send(frames.joined_room(room.room_id, room.room_name, room.room_type,
                                         await self.presence.participants(room.room_id),
@@ -335,12 +340,12 @@ class ChatService:
     async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
                                on: bool) -> None:
         text = encode(frames.typing(room_id, username, user_id, on))
-        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+        await self.publisher.publish_ephemeral(room_id, text, exclude=username)
 
     async def _announce_presence(self, room_id: str, username: str,
                                  status: frames.PresenceStatus) -> None:
         text = encode(frames.presence(room_id, username, status))
-        await self.hub.publish_ephemeral(room_id, text, exclude=username)
+        await self.publisher.publish_ephemeral(room_id, text, exclude=username)
 
     async def _read_receipt(self, session: Session, msg: m.ReadReceipt) -> None:
         assert msg.room_id is not None

@@ -42,6 +42,7 @@ class Session:
         # only while nothing is queued, so frames never overtake each other.
         self.direct: Callable[[OutFrame], bool] | None = None
         self.writing = False  # the writer holds a frame it has not finished sending
+        self.sent = 0  # frames written to the socket, directly or by the writer (stats)
         # Transport hooks: start a writer for queued frames; act on a close request.
         self.on_queued: Callable[[], None] = _nothing
         self.on_close: Callable[[], None] = _nothing
@@ -60,8 +61,11 @@ class Session:
     def _wrote_directly(self, text: str, frame: OutFrame | None) -> bool:
         # Straight to the socket only while nothing waits, so frames keep their order.
         direct = self.direct
-        return (direct is not None and not self.writing and not self.outbox
-                and direct(frame or OutFrame(text)))
+        if (direct is not None and not self.writing and not self.outbox
+                and direct(frame or OutFrame(text))):
+            self.sent += 1
+            return True
+        return False
 
     def _queued(self, accepted: bool) -> None:
         if accepted:
@@ -97,6 +101,8 @@ class Session:
             if (direct is None or self.writing or self.outbox.items
                     or not direct(frame or OutFrame(text))):
                 self._queued(self.outbox.put(text, Kind.STORED, (room_id, seq)))
+            else:
+                self.sent += 1
         return False
 
     def send_released(self, room_id: str, released: list[tuple[int, str]]) -> None:

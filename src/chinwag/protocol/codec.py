@@ -1,8 +1,8 @@
 """Decode client frames into typed messages; encode server frames (built by
 ``frames``) to JSON text.
 
-Pure: no I/O, no event loop. Every rejection is a ChatError with the code SPEC §8
-names, so the endpoint can answer it and keep the connection."""
+Pure: no I/O, no event loop. Every rejection is a ChatError with the code
+docs/protocol.md §6 names, so the endpoint can answer it and keep the connection."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Frames are parsed once, at the edge, by ``codec.decode``; nothing untyped gets
 past it. ``room_id`` is accepted at the top level or inside ``data`` for every
-type and is normalised to the top level (SPEC §0)."""
+type and is normalised to the top level (docs/protocol.md §2.1)."""
 
 from __future__ import annotations
 

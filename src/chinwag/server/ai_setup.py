@@ -10,7 +10,7 @@ from chinwag.ai.pricing import PriceTable
 from chinwag.ai.registry import build_provider
 from chinwag.core.ai_admission import AdmissionConfig
 from chinwag.core.assistant import AssistantConfig
-from chinwag.core.service import AISetup
+from chinwag.core.wiring import AISetup
 from chinwag.settings import Settings, SettingsError
 from chinwag.store.base import Budget
 

@@ -17,8 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
-from chinwag.core.service import ChatService, Limits
+from chinwag.core.service import ChatService
 from chinwag.core.uploads import UploadLimits, UploadManager
+from chinwag.core.wiring import Limits
 from chinwag.files.s3 import S3Location, S3Storage, make_client
 from chinwag.files.scanner import ClamdScanner, DisabledScanner, Scanner
 from chinwag.files.storage import LocalStorage
@@ -207,7 +208,7 @@ class _StatsCollector:
         for name, value, doc in [
             ("connections", s.total_connections, "WebSocket connections accepted"),
             ("messages_received", s.messages_received, "Client frames handled"),
-            ("messages_sent", self.service.hub.frames_out, "Frames handed to connections"),
+            ("messages_sent", self.service.frames_sent(), "Frames written to connections"),
             ("rejected_frames", s.rejected_frames, "Frames refused by the rate limit"),
             ("ai_requests", s.ai_requests, "AI replies started"),
             ("ai_tokens", s.ai_tokens_used, "AI tokens used"),

@@ -161,6 +161,7 @@ class Connection:
                 self._expiry.cancel()
             await service.close(session)
             await self._close_socket()
+            service.sent_by_closed += session.sent
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
 
@@ -197,6 +198,7 @@ class Connection:
             while (text := session.outbox.pop()) is not None:
                 session.writing = True
                 await ws.send_text(text)
+                session.sent += 1
                 session.writing = False
         except Exception:  # the peer went away: the reader sees the disconnect
             session.outbox.close()
@@ -216,9 +218,10 @@ class Connection:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text")
-            if raw is None:
-                raw = message.get("bytes") or b""
             try:
+                if raw is None:  # a binary frame: the protocol is JSON text
+                    raise InvalidMessage("text frames only", details=[
+                        {"field": "", "error": "binary frame"}])
                 frame = codec.decode(raw)
             except ChatError as exc:
                 if self._limited(None):
