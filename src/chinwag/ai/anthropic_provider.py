@@ -29,7 +29,14 @@ from anthropic import (
 from anthropic.types import MessageParam
 from httpx2 import TransportError
 
-from chinwag.ai.base import ChatTurn, GenerationParams, StreamItem, TextDelta, UsageReport
+from chinwag.ai.base import (
+    ChatTurn,
+    GenerationParams,
+    RemoteModels,
+    StreamItem,
+    TextDelta,
+    UsageReport,
+)
 from chinwag.ai.failures import sdk_failure
 from chinwag.protocol.errors import AIProviderError
 
@@ -39,7 +46,7 @@ DEFAULT_MAX_TOKENS = 4096
 _NO_KEY = "no-key"
 
 
-class AnthropicProvider:
+class AnthropicProvider(RemoteModels):
     """One SDK client shared by all streams; ``aclose`` at shutdown. ``models=None``
     serves any model name; otherwise only those listed."""
 
@@ -47,18 +54,10 @@ class AnthropicProvider:
 
     def __init__(self, api_key: str | None, base_url: str | None,
                  models: tuple[str, ...] | None, timeout: float, max_retries: int = 2) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        self._models = frozenset(models) if models is not None else None
-        self._timeout = timeout
+        super().__init__(models, timeout, max_retries)
         self.base_url = base_url or ANTHROPIC_BASE_URL
         self._client = AsyncAnthropic(api_key=api_key or _NO_KEY, base_url=self.base_url,
                                       timeout=timeout, max_retries=max_retries)
-
-    def serves(self, model: str) -> bool:
-        return self._models is None or model in self._models
 
     async def stream(self, turns: Sequence[ChatTurn],
                      params: GenerationParams) -> AsyncGenerator[StreamItem, None]:

@@ -98,6 +98,23 @@ class Provider(Protocol):
         ...
 
 
+class RemoteModels:
+    """What the SDK-backed providers share: their SDK options checked once, and the
+    models they serve (``models=None``: any name; otherwise only those listed)."""
+
+    def __init__(self, models: tuple[str, ...] | None, timeout: float,
+                 max_retries: int) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self._models = frozenset(models) if models is not None else None
+        self._timeout = timeout
+
+    def serves(self, model: str) -> bool:
+        return self._models is None or model in self._models
+
+
 def resolve_model(
     provider: Provider, requested: str | None, default_model: str
 ) -> tuple[str, bool]:

@@ -32,7 +32,14 @@ from openai import (
 )
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from chinwag.ai.base import ChatTurn, GenerationParams, StreamItem, TextDelta, UsageReport
+from chinwag.ai.base import (
+    ChatTurn,
+    GenerationParams,
+    RemoteModels,
+    StreamItem,
+    TextDelta,
+    UsageReport,
+)
 from chinwag.ai.failures import sdk_failure
 from chinwag.protocol.errors import AIProviderError
 
@@ -42,7 +49,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 _NO_KEY = "no-key"
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(RemoteModels):
     """One SDK client (connection pool) shared by all streams; ``aclose`` at shutdown.
 
     ``models=None`` serves any model name (passed through to the endpoint);
@@ -60,12 +67,7 @@ class OpenAICompatProvider:
         timeout: float,
         max_retries: int = 2,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
-        self._models = frozenset(models) if models is not None else None
-        self._timeout = timeout
+        super().__init__(models, timeout, max_retries)
         self.base_url = base_url or OPENAI_BASE_URL
         self._client = AsyncOpenAI(
             api_key=api_key or _NO_KEY,
@@ -73,9 +75,6 @@ class OpenAICompatProvider:
             timeout=timeout,
             max_retries=max_retries,
         )
-
-    def serves(self, model: str) -> bool:
-        return self._models is None or model in self._models
 
     async def stream(
         self, turns: Sequence[ChatTurn], params: GenerationParams
