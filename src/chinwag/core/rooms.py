@@ -8,7 +8,6 @@ routes alike, so both enforce the same rules (docs/protocol.md §3.3):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,6 @@ from chinwag.protocol.errors import (
 from chinwag.protocol.frames import iso
 from chinwag.store.base import MemberRecord, RoomRecord, Store
 
-log = logging.getLogger(__name__)
 ROOM_TYPES = ("private", "shared", "group")
 PRIVATE_MEMBERS = 2  # the creator and one other
 
@@ -45,12 +43,13 @@ class Joined:
 
 
 class Rooms:
-    def __init__(self, store: Store, events: Events) -> None:
+    def __init__(self, store: Store, events: Events,
+                 unpublish: Callable[[str], Awaitable[bool]],
+                 max_rooms_per_user: int | None = None) -> None:
         self.store = store
         self.events = events
-        self.max_rooms_per_user: int | None = None  # rooms a non-admin may own at once
-        # Deletes a published file by its stored name (set where uploads are served).
-        self.unpublish: Callable[[str], Awaitable[None]] | None = None
+        self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
+        self.unpublish = unpublish  # deletes a published file by its stored name
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
                      room_type: str | None, history_visibility: str | None = None
@@ -144,15 +143,7 @@ class Rooms:
             raise NotFound(f"room '{room_id}' does not exist")
         await self.events.room_deleted(room_id)
         for name in stored:  # their records went with the room: nothing serves them now
-            await self._unpublish(name)
-
-    async def _unpublish(self, stored_name: str) -> None:
-        if self.unpublish is None:
-            return
-        try:
-            await self.unpublish(stored_name)
-        except Exception:
-            log.exception("cannot delete the file %s of a deleted room", stored_name)
+            await self.unpublish(name)  # logs, never raises
 
     async def add_member(self, actor: Identity, room_id: str, username: str) -> None:
         room = await self.get(room_id)

@@ -62,7 +62,8 @@ class ChatService:
         self.publisher = self.hub.publisher
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
-        self.rooms = Rooms(store, self.events)
+        self.rooms = Rooms(store, self.events, uploads.delete_published,
+                           limits.max_rooms_per_user)
         self.message_ops = MessageOps(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
         self.assistant = Assistant(Admission(ai.catalog, store, ai.admission), store,

@@ -285,12 +285,17 @@ class UploadManager:
     async def unpublish(self, stored_name: str) -> None:
         """Delete a file ``finalize`` published when the caller cannot record it (the
         database failed, or the uploader left the room meanwhile)."""
+        if await self.delete_published(stored_name):
+            self._completed -= 1
+
+    async def delete_published(self, stored_name: str) -> bool:
+        """Delete a published file's bytes; False (and logged) when that fails."""
         try:
             await self._storage.delete_published(stored_name)
         except Exception:
-            logger.exception("cannot delete the unrecorded published file %s", stored_name)
-        else:
-            self._completed -= 1
+            logger.exception("cannot delete the published file %s", stored_name)
+            return False
+        return True
 
     async def abort(self, owner: str, file_id: str) -> None:
         """Forget an upload and delete its bytes (UPLOAD_NOT_FOUND if unknown)."""

@@ -21,6 +21,7 @@ class Limits:
     cleanup_interval: float
     heartbeat_interval: float
     single_process: bool = False  # the broker is in-process: no other node exists
+    max_rooms_per_user: int | None = None  # rooms a non-admin may own at once
 
 
 @dataclass(frozen=True, slots=True)

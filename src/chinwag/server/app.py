@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
         cleanup_interval=settings.websocket_cleanup_interval,
         heartbeat_interval=settings.websocket_heartbeat_interval,
         single_process=not settings.uses_redis,
+        max_rooms_per_user=settings.max_rooms_per_user,
     )
     catalog = create_catalog(settings)
     storage = create_storage(settings)
@@ -89,8 +90,6 @@ def create_app(settings: Settings) -> FastAPI:
         finalize_lease=settings.upload_finalize_lease))
     service = ChatService(store, broker, broker, limits, node_id,
                           ai=ai_setup(settings, catalog, node_id), uploads=uploads)
-    service.rooms.max_rooms_per_user = settings.max_rooms_per_user
-    service.rooms.unpublish = storage.delete_published
     tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
                     settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
     registry = CollectorRegistry()
