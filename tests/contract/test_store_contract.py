@@ -13,7 +13,8 @@ import pytest
 
 from chinwag.protocol.errors import Conflict, NotFound, NotInRoom
 from chinwag.protocol.frames import iso
-from chinwag.store.base import FileRecord, Store
+from chinwag.store.base import Store
+from chinwag.store.files import FileRecord
 from chinwag.store.sql import SqlStore
 
 pytestmark = pytest.mark.storage

@@ -19,7 +19,8 @@ from chinwag.protocol import messages as m
 from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import Forbidden, InvalidMessage, NotFound, NotInRoom
 from chinwag.protocol.frames import iso, utc_now
-from chinwag.store.base import Changed, EventRecord, NewEvent, Rewrite, Store
+from chinwag.store.base import EventRecord, Store
+from chinwag.store.messages import Changed, NewEvent, Rewrite
 
 ASSISTANT = "assistant"
 MAX_EMOJIS = 50  # distinct reactions on one message

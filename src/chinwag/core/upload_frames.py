@@ -13,7 +13,8 @@ from chinwag.core.uploads import UploadManager
 from chinwag.protocol import frames
 from chinwag.protocol import messages as m
 from chinwag.protocol.errors import Forbidden
-from chinwag.store.base import FileRecord, Store
+from chinwag.store.base import Store
+from chinwag.store.files import FileRecord
 
 
 class UploadFrames:

@@ -52,7 +52,7 @@ from chinwag.protocol.errors import (
     UploadNotFound,
     VirusDetected,
 )
-from chinwag.store.base import UploadRecord, UploadStore
+from chinwag.store.files import UploadRecord, UploadStore
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,12 @@ offline queue ("events after seq N"). Implementations live in ``store.sql``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
+
+from chinwag.store.files import FileStore, UploadStore
+from chinwag.store.messages import MessageStore, SearchIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,48 +90,6 @@ class TurnRecord:
     client_message_id: str | None
     created_at: datetime
     parent_id: int | None = None  # the turn this one follows on its branch
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    file_id: str
-    owner: str
-    room_id: str | None
-    file_name: str
-    file_size: int
-    mime_type: str
-    checksum: str
-    stored_name: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class UploadRecord:
-    """An upload in progress. ``handle`` is the byte storage's own name for it (an
-    S3 multipart upload id; empty for the local directory). Times are wall-clock
-    seconds (``time.time()``), comparable between processes."""
-
-    file_id: str
-    owner: str
-    room_id: str | None
-    file_name: str
-    extension: str
-    file_size: int
-    chunk_size: int
-    total_chunks: int
-    handle: str
-    last_active: float
-    finalizing_since: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """What ``UploadStore.reserve`` found: the owner's uploads and reserved bytes
-    before the new one, and whether the new one was inserted."""
-
-    inserted: bool
-    uploads: int
-    reserved_bytes: int
 
 
 class UserStore(Protocol):
@@ -337,119 +297,9 @@ class BudgetStore(Protocol):
     async def usage(self, username: str, windows: Windows) -> Usage: ...
 
 
-class FileStore(Protocol):
-    async def add(self, record: FileRecord) -> None: ...
-    async def get(self, file_id: str) -> FileRecord | None: ...
-
-
-class UploadStore(Protocol):
-    """Uploads in progress, shared by every process. Each method is one transaction."""
-
-    async def reserve(self, record: UploadRecord, max_uploads: int,
-                      max_bytes: int) -> Reservation:
-        """Insert ``record`` unless its owner already holds ``max_uploads`` uploads or
-        the bytes reserved would pass ``max_bytes`` (checked and inserted atomically)."""
-        ...
-    async def get(self, file_id: str) -> UploadRecord | None: ...
-    async def has_chunk(self, file_id: str, index: int) -> bool: ...
-    async def record_chunk(self, file_id: str, index: int, token: str, now: float) -> int:
-        """Remember chunk ``index`` (the first record of an index wins) and the
-        activity; return how many chunks are received."""
-        ...
-    async def chunks(self, file_id: str) -> dict[int, str]:
-        """Received chunk indexes and the token the storage returned for each."""
-        ...
-    async def touch(self, file_id: str, now: float) -> bool:
-        """Record activity; False when the upload is gone."""
-        ...
-    async def claim(self, file_id: str, now: float, stale_before: float) -> bool:
-        """Mark the upload as being finalized; False when another finalize holds a
-        claim taken after ``stale_before`` (or the upload is gone)."""
-        ...
-    async def release(self, file_id: str, now: float) -> None: ...
-    async def delete(self, file_id: str) -> bool:
-        """Forget the upload; True for the one caller that removed it."""
-        ...
-    async def take_expired(self, idle_before: float,
-                           stale_before: float) -> list[UploadRecord]:
-        """Remove and return uploads idle since before ``idle_before`` and not held
-        by a finalize claimed after ``stale_before``."""
-        ...
-    async def count(self) -> int: ...
-
-
 def conversation_title(first_message: str) -> str:
     """A conversation's title: its first message, on one line, shortened."""
     return " ".join(first_message.split())[:80] or "conversation"
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """A room event to append (its seq is assigned when it is stored)."""
-
-    type: str
-    data: dict[str, Any]
-    sender: str | None = None
-    client_message_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Changed:
-    """The outcome of ``MessageStore.change``."""
-
-    message: EventRecord  # the message as it is now stored
-    event: EventRecord | None  # the event recording the change; None: nothing changed
-    duplicate: bool = False  # the client id was used before: ``event`` is that first one
-
-
-@dataclass(frozen=True, slots=True)
-class MentionRecord:
-    room_id: str
-    seq: int
-    message_id: int
-    by: str
-    unread: bool  # beyond the member's read cursor
-
-
-#: Computes a message's new payload from its stored one; None leaves it as it is.
-#: Runs inside the change's transaction, so it sees the latest state; it may raise a
-#: ChatError (the message was deleted meanwhile, say) to abandon the change.
-Rewrite = Callable[[dict[str, Any]], dict[str, Any] | None]
-
-
-class MessageStore(Protocol):
-    """Chat messages as things people act on: edit, delete, react, reply, mention."""
-
-    async def get(self, room_id: str, message_id: int) -> EventRecord | None:
-        """The chat event with that server id in that room, or None."""
-
-    async def change(self, room_id: str, message_id: int, rewrite: Rewrite, event: NewEvent,
-                     *, erase: bool = False) -> Changed:
-        """In one transaction: rewrite the message and, if it changed, append ``event``
-        under the room's next seq. A conversation turn holding the old text follows
-        it. With ``erase`` nothing of the old text stays: earlier edit events lose
-        their content, the message's mentions go, its search entry goes (the index
-        follows the stored content). Raises NotFound for an unknown message."""
-
-    async def replies(self, room_id: str, message_id: int, before_seq: int | None,
-                      limit: int, after_seq: int = 0) -> list[EventRecord]:
-        """The ``limit`` newest chats with after_seq < seq < before_seq whose
-        ``reply_to`` is that message, oldest first."""
-
-    async def add_mentions(self, message: EventRecord, usernames: list[str], by: str) -> None: ...
-    async def mentions(self, username: str, limit: int) -> list[MentionRecord]:
-        """The newest mentions of ``username`` in rooms they belong to, newest first."""
-
-    async def unread_mentions(self, username: str) -> dict[str, int]:
-        """Per room, mentions of ``username`` beyond their read cursor."""
-
-
-class SearchIndex(Protocol):
-    async def search(self, username: str, words: list[str], room_id: str | None,
-                     before_id: int | None, limit: int) -> list[EventRecord]:
-        """Chats containing every word (whole words, case-insensitive) in the rooms
-        ``username`` is a member of (or only ``room_id``), newest first, with ids
-        below ``before_id``."""
 
 
 class DirectoryStore(Protocol):

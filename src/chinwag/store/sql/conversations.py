@@ -4,7 +4,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chinwag.protocol.errors import NotFound
-from chinwag.store.base import ConversationRecord, FileRecord, TurnRecord
+from chinwag.store.base import ConversationRecord, TurnRecord
+from chinwag.store.files import FileRecord
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.tables import Conversation, ConversationTurn, Room, StoredFile
 

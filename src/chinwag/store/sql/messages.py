@@ -16,14 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from chinwag.protocol.errors import NotFound
-from chinwag.store.base import (
-    Changed,
-    EventRecord,
-    MentionRecord,
-    NewEvent,
-    Rewrite,
-    conversation_title,
-)
+from chinwag.store.base import EventRecord, conversation_title
+from chinwag.store.messages import Changed, MentionRecord, NewEvent, Rewrite
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.events import _record
 from chinwag.store.sql.tables import (

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 
-from chinwag.store.base import Reservation, UploadRecord
+from chinwag.store.files import Reservation, UploadRecord
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.tables import Upload, UploadPart
 
