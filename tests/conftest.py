@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import Server, ServerFactory, postgres_database, require_service
 
-pytest_plugins = ["tests.clamd_fixture", "tests.s3_fixture"]
+pytest_plugins = ["tests.clamd_fixture", "tests.s3_fixture", "tests.redis_cluster_fixture"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -6,6 +6,7 @@ can shrink it."""
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,10 @@ S3_MAX_PARTS = 10_000
 
 class SettingsError(Exception):
     """A bad setting: the message is one line naming the variable."""
+
+
+#: ``BROKER_URL`` for a Redis Cluster: the seed nodes (the broker parses it again).
+_CLUSTER_URL = re.compile(r"redis\+cluster://([^@/]+@)?[^,:/@]+:\d{1,5}(,[^,:/@]+:\d{1,5})*/?")
 
 
 class Settings(BaseSettings):
@@ -159,8 +164,13 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_scheme(cls, v: str) -> str:
+        if v.startswith("redis+cluster://"):
+            if not _CLUSTER_URL.fullmatch(v):
+                raise ValueError("must be redis+cluster://[user:password@]host:port[,host:port...]")
+            return v
         if not (v == "memory://" or v.startswith(("redis://", "rediss://", "unix://"))):
-            raise ValueError("must be memory:// or redis://host:port[/db]")
+            raise ValueError("must be memory://, redis://host:port[/db] or "
+                             "redis+cluster://host:port[,host:port...]")
         return v
 
     @field_validator("file_storage_url")
@@ -212,6 +222,10 @@ class Settings(BaseSettings):
     @property
     def uses_redis(self) -> bool:
         return self.broker_url != "memory://"
+
+    @property
+    def uses_redis_cluster(self) -> bool:
+        return self.broker_url.startswith("redis+cluster://")
 
 
 def load_settings(**overrides: Any) -> Settings:

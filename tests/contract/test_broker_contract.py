@@ -5,7 +5,9 @@ Each test runs against:
 * ``memory-twins``: its two halves, ``MemoryPubSub`` and ``MemoryState``, as separate
   objects (each interface's in-memory twin on its own);
 * ``redis``: RedisBroker against the machine's Redis (sharded pub/sub on Redis >= 7);
-* ``redis-plain``: the same, forced onto plain PUBLISH/SUBSCRIBE (the Redis < 7 path).
+* ``redis-plain``: the same, forced onto plain PUBLISH/SUBSCRIBE (the Redis < 7 path);
+* ``redis-cluster``: RedisClusterBroker against a 3-master Redis Cluster the suite
+  starts from ``redis-server`` (one per session, ``tests/redis_cluster_fixture.py``).
 
 Every Redis test uses its own key prefix, so tests never see each other's channels or
 keys. Outside CI an unreachable Redis skips the Redis variants with the reason; in CI
@@ -27,6 +29,7 @@ from chinwag.broker import redis as redis_broker
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker, MemoryPubSub, MemoryState
 from chinwag.broker.redis import RedisBroker
+from chinwag.broker.redis_cluster import RedisClusterBroker
 
 REDIS_URL = os.environ.get("CHINWAG_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 IN_CI = os.environ.get("CI", "").lower() in {"true", "1"}
@@ -112,15 +115,19 @@ class Twins(MemoryPubSub):
                                                       state.get_many)
 
 
-@pytest.fixture(params=["memory", "memory-twins", "redis", "redis-plain"])
+@pytest.fixture(params=["memory", "memory-twins", "redis", "redis-plain", "redis-cluster"])
 def impl(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[NodeFactory]:
+async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch,
+                   request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
     """Start brokers of ``impl`` (as many as the test asks for) sharing one namespace."""
-    if not impl.startswith("memory"):
+    cluster_url = None
+    if impl == "redis-cluster":
+        cluster_url = request.getfixturevalue("redis_cluster").url
+    elif not impl.startswith("memory"):
         problem = await redis_problem(REDIS_URL)
         if problem is not None:
             message = f"Redis at {REDIS_URL} is unreachable ({problem})"
@@ -138,6 +145,9 @@ async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
             broker = MemoryBroker()
         elif impl == "memory-twins":
             broker = Twins()
+        elif cluster_url is not None:
+            broker = RedisClusterBroker(cluster_url, node_id=f"test-{len(nodes)}",
+                                        key_prefix=prefix)
         else:
             broker = RedisBroker(REDIS_URL, node_id=f"test-{len(nodes)}", key_prefix=prefix)
         node = Node(broker, Inbox())
@@ -148,7 +158,7 @@ async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     yield factory
     for node in nodes:
         await node.broker.close()
-    if not impl.startswith("memory"):
+    if impl in ("redis", "redis-plain"):
         await delete_prefixed(REDIS_URL, prefix)
 
 

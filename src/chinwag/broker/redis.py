@@ -34,7 +34,6 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -45,7 +44,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from chinwag.broker.base import BrokerUnavailable, OnMessage, OnResync
-from chinwag.broker.redis_state import DOWN, SET_ADD_BATCH, RedisExpiringState
+from chinwag.broker.redis_state import DOWN, SET_ADD_BATCH, RedisExpiringState, RedisTimings
 
 __all__ = ["SET_ADD_BATCH", "RedisBroker", "RedisTimings"]
 
@@ -53,20 +52,6 @@ log = logging.getLogger(__name__)
 
 #: Sharded pub/sub exists from this Redis major version on.
 SHARDED_SINCE_MAJOR = 7
-
-
-@dataclass(frozen=True, slots=True)
-class RedisTimings:
-    """Every duration the broker uses; tests shrink them."""
-
-    #: Bound on connecting, and on each command's write and read (seconds).
-    op_timeout: float = 1.0
-    #: First and largest pause between reconnect attempts of the pub/sub link.
-    backoff_min: float = 0.05
-    backoff_max: float = 2.0
-    #: An idle pub/sub link is pinged after this long; no answer in as long again
-    #: and the link counts as dead (catches a peer that vanished without a FIN).
-    heartbeat: float = 5.0
 
 
 class _Link:
@@ -405,17 +390,6 @@ class RedisBroker(RedisExpiringState):
             info = await self._client.info("server")
             self._sharded = _major_version(info) >= SHARDED_SINCE_MAJOR
         return self._sharded
-
-    @contextlib.asynccontextmanager
-    async def _guard(self, what: str) -> AsyncIterator[None]:
-        """Bound one operation in time and turn every Redis failure into BrokerUnavailable."""
-        if self._closed:
-            raise BrokerUnavailable(f"{what}: broker is closed")
-        try:
-            async with asyncio.timeout(2 * self._timings.op_timeout):
-                yield
-        except DOWN as exc:
-            raise BrokerUnavailable(f"{what}: {exc or type(exc).__name__}") from exc
 
     def _channel(self, channel: str) -> bytes:
         return self._prefix_b + channel.encode()

@@ -2,19 +2,24 @@
 
 Expiring sets are sorted sets scored by expiry time in Redis server milliseconds
 (``TIME`` inside a script), so nodes with skewed clocks agree; values are plain
-keys with a PX expiry. A mixin: the class using it provides the client, the key
-prefix and ``_guard`` (which bounds each operation in time and turns a Redis
-failure into ``BrokerUnavailable``), so a Redis Cluster broker can reuse it."""
+keys with a PX expiry. A mixin: the class using it provides the client (a Redis or a
+Redis Cluster client), the key prefix, its timings and ``_closed``; ``_guard`` here
+bounds each operation in time and turns a Redis failure into ``BrokerUnavailable``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from chinwag.broker.base import BrokerUnavailable
 
 # What makes an operation fail: Redis unreachable, too slow, or refusing the command.
 DOWN = (RedisError, OSError, TimeoutError)
@@ -58,12 +63,36 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
 SET_ADD_BATCH = 500
 
 
-class RedisExpiringState:
-    _client: Redis
-    _prefix: str
+@dataclass(frozen=True, slots=True)
+class RedisTimings:
+    """Every duration the broker uses; tests shrink them."""
 
-    def _guard(self, what: str) -> AbstractAsyncContextManager[None]:
-        raise NotImplementedError
+    #: Bound on connecting, and on each command's write and read (seconds).
+    op_timeout: float = 1.0
+    #: First and largest pause between reconnect attempts of the pub/sub link.
+    backoff_min: float = 0.05
+    backoff_max: float = 2.0
+    #: An idle pub/sub link is pinged after this long; no answer in as long again
+    #: and the link counts as dead (catches a peer that vanished without a FIN).
+    heartbeat: float = 5.0
+
+
+class RedisExpiringState:
+    _client: Redis | RedisCluster
+    _prefix: str
+    _timings: RedisTimings
+    _closed: bool
+
+    @contextlib.asynccontextmanager
+    async def _guard(self, what: str) -> AsyncIterator[None]:
+        """Bound one operation in time and turn every Redis failure into BrokerUnavailable."""
+        if self._closed:
+            raise BrokerUnavailable(f"{what}: broker is closed")
+        try:
+            async with asyncio.timeout(2 * self._timings.op_timeout):
+                yield
+        except DOWN as exc:
+            raise BrokerUnavailable(f"{what}: {exc or type(exc).__name__}") from exc
 
     def _register_scripts(self) -> None:
         self._set_add: AsyncScript = self._client.register_script(_SET_ADD)

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def create_broker(settings: Settings, node_id: str) -> Broker:
+    if settings.uses_redis_cluster:
+        from chinwag.broker.redis_cluster import RedisClusterBroker
+
+        return RedisClusterBroker(settings.broker_url, node_id=node_id,
+                                  key_prefix=settings.redis_key_prefix)
     if settings.uses_redis:
         from chinwag.broker.redis import RedisBroker
 

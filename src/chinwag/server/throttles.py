@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import orjson
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,6 +48,11 @@ class LimitStore:
     def for_settings(cls, settings: Settings) -> LimitStore:
         if not settings.uses_redis:
             return cls(MemoryStorage())
+        if settings.uses_redis_cluster:  # limits' own cluster client (redis-py's)
+            return cls(RedisClusterStorage("async+" + settings.broker_url, wrap_exceptions=True,
+                                           implementation="redispy",
+                                           key_prefix=f"{settings.redis_key_prefix}limits",
+                                           socket_timeout=2, socket_connect_timeout=2))
         from redis.asyncio import ConnectionPool
 
         pool = ConnectionPool.from_url(settings.broker_url, socket_timeout=2,
