@@ -21,6 +21,15 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module", params=["redis", "redis-cluster"])
+def broker_url(request: pytest.FixtureRequest) -> str:
+    """``BROKER_URL`` of a cluster test: the machine's Redis, then a 3-master Redis
+    Cluster (one per session, ``tests/redis_cluster_fixture.py``)."""
+    if request.param == "redis-cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
+    return "redis://127.0.0.1:6379/0"
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
     """A real local OpenAI-compatible endpoint (``tests/ai/fake_openai.py``)."""

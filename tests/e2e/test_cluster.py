@@ -1,5 +1,8 @@
 """Several chinwag processes, one PostgreSQL, one Redis: one chat (SPEC §1, §2, §4).
 
+Every test that starts processes runs twice (``broker_url``): over one Redis, and over
+a 3-master Redis Cluster.
+
 Every process of a cluster shares DATABASE_URL, BROKER_URL and JWT_SECRET, and the
 cluster has its own REDIS_KEY_PREFIX so clusters of different tests never see each
 other's presence or stats. Clients are spread over the processes on purpose: every
@@ -89,14 +92,15 @@ def is_presence(username: str, status: str) -> Callable[[dict[str, Any]], bool]:
 
 
 @pytest.fixture(scope="module")
-async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[list[Server]]:
+async def cluster(tmp_path_factory: pytest.TempPathFactory,
+                  broker_url: str) -> AsyncIterator[list[Server]]:
     """Three processes; tests use their own users and rooms to stay apart."""
     await require_backends()
     async with postgres_database() as url:
         factory = ServerFactory(tmp_path_factory.mktemp("cluster"))
         try:
             yield await start_cluster(factory.start, 3, cluster_env(
-                url, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2))
+                url, broker_url, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2))
         finally:
             await factory.stop_all()
 
@@ -315,8 +319,9 @@ async def test_per_user_connection_limit_counts_every_process(cluster: list[Serv
     await eventually(admitted, within=5, what="a connection after one closed")
 
 
-async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, name) -> None:
-    a_srv, b_srv = await start_cluster(start_server, 2, cluster_env(pg_url))
+async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, name,
+                                                   broker_url: str) -> None:
+    a_srv, b_srv = await start_cluster(start_server, 2, cluster_env(pg_url, broker_url))
     admin = await a_srv.admin()
     users = [await a_srv.user(name()) for _ in range(3)]
     for srv, user in [(a_srv, users[0]), (a_srv, users[1]), (b_srv, users[2])]:
@@ -337,9 +342,10 @@ async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, na
 
 
 async def test_serve_with_two_workers_shares_one_port(pg_url: str, tmp_path: Path,
-                                                      name) -> None:
+                                                      name, broker_url: str) -> None:
     port = free_port()
-    srv = Server(port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url)), tmp_path)
+    srv = Server(port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url, broker_url)),
+                 tmp_path)
     # The admin first: two workers creating it at once race (see start_cluster).
     subprocess.run([sys.executable, "-m", "chinwag", "create-admin", ADMIN[0], "--password",
                     ADMIN[1]], cwd=tmp_path, env=srv.env, capture_output=True, check=True,
