@@ -1,5 +1,7 @@
 """Room fan-out across 1, 2 and 3 chinwag processes (PostgreSQL + Redis), side by side.
 
+    python bench/cluster_bench.py --broker both    # one Redis, then a 3-master Redis Cluster
+
     python bench/cluster_bench.py                  # 300 receivers, 100-message bursts, medians of 3
     python bench/cluster_bench.py --quick          # one repetition, smaller room
     python bench/cluster_bench.py --profile        # + a py-spy profile of one process mid-burst
@@ -19,8 +21,14 @@ of a core, deliveries/s is a floor set by it, while server CPU us/delivery stays
 Users are few (receivers share them, WEBSOCKET_MAX_CONNECTIONS_PER_USER is raised) so
 setting up costs a handful of password hashes, not hundreds.
 
-Needs: PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379,
-Linux /proc. Every repetition is bounded (--deadline, default 45 s).
+With ``--broker redis-cluster`` (or ``both``) the processes use
+``BROKER_URL=redis+cluster://…`` on a 3-master Redis Cluster started for the run from
+the ``redis-server`` binary (``tests/redis_cluster_fixture.py``); "redis s" is then the
+CPU of the three masters together.
+
+Needs: PostgreSQL on 127.0.0.1:5432 (user postgres, trust), Redis on 127.0.0.1:6379
+(or ``redis-server``/``redis-cli`` on PATH for the cluster), Linux /proc. Every
+repetition is bounded (--deadline, default 45 s).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -45,6 +54,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.redis_cluster_fixture
 
 from databases import create_database, drop_database
 from measure import ServerProc, cpu_delta, cpu_snapshot, free_port, stat_cpu_s
@@ -66,6 +76,7 @@ def log(msg: str) -> None:
 class Cluster:
     procs: list[ServerProc]
     broker: str
+    redis_pids: list[int] = field(default_factory=list)
 
     @property
     def ports(self) -> list[int]:
@@ -85,6 +96,8 @@ def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> C
         "LOG_LEVEL": "warning",
         "WS_RATE_LIMIT_REQUESTS": "1000000",
         "WS_RATE_LIMIT_WINDOW": "1",
+        "REGISTER_RATE_LIMIT_REQUESTS": "1000000",  # it registers every user up front
+        "HTTP_RATE_LIMIT_REQUESTS": "1000000",
         "WEBSOCKET_MAX_CONNECTIONS": "30000",
         "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "10000",
         "WEBSOCKET_OUTBOX_SIZE": "4096",
@@ -108,7 +121,15 @@ def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> C
         for p in procs:
             p.stop()
         raise
-    return Cluster(procs, broker)
+    if broker.startswith("redis://"):
+        redis_pids = [pid] if (pid := redis_pid()) else []
+    else:
+        redis_pids = [] if broker == "memory://" else REDIS_CLUSTER_PIDS
+    return Cluster(procs, broker, redis_pids)
+
+
+#: PIDs of the Redis Cluster's masters when the run started one.
+REDIS_CLUSTER_PIDS: list[int] = []
 
 
 def postgres_cpu() -> dict[int, float]:
@@ -302,10 +323,10 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             await open_all(receivers[:first], urls[:first])
             await open_all(receivers[first:], urls[first:])
             await asyncio.to_thread(wait_quiet, cluster.procs)
-            rpid = redis_pid() if cluster.broker.startswith("redis") else None
+            rpids = cluster.redis_pids
             spy = _start_profile(cluster.procs[0].pid, profile) if profile else None
             before = [p.cpu() for p in cluster.procs]
-            redis_before = cpu_snapshot(rpid) if rpid else None
+            redis_before = [cpu_snapshot(pid) for pid in rpids]
             pg_before = postgres_cpu()
             client_before = client_cpu_s()
             t0 = time.perf_counter()
@@ -319,8 +340,9 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             t1 = max(r.last_at for r in receivers)
             per_proc = [cpu_delta(b, p.cpu())[0] for b, p in zip(before, cluster.procs,
                                                                    strict=True)]
-            redis_cpu = (cpu_delta(redis_before, cpu_snapshot(rpid))[0]
-                         if rpid and redis_before else None)
+            redis_cpu = (sum(cpu_delta(b, cpu_snapshot(pid))[0]
+                             for b, pid in zip(redis_before, rpids, strict=True))
+                         if rpids else None)
             postgres = postgres_delta(pg_before, postgres_cpu())
             client = client_cpu_s() - client_before
             if spy is not None:
@@ -407,22 +429,24 @@ def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool,
     reps = max((len(v) for v in results.values()), default=0)
     print(f"\nroom fan-out: {n} receivers spread round-robin over the processes, {who}, "
           f"a burst of {m} chats = {n * m:,} deliveries; medians of {reps}")
-    head = (f"{'processes':<12}{'deliveries/s':>13}{'vs 1':>7}{'p50 ms':>8}{'p99 ms':>8}"
+    head = (f"{'processes':<16}{'deliveries/s':>13}{'vs 1':>7}{'p50 ms':>8}{'p99 ms':>8}"
             f"{'chinwag CPU s, per process':>29}{'us/deliv':>10}{'redis s':>9}{'pg s':>7}"
             f"{'client busy':>13}")
     print(head)
     print("-" * len(head))
-    base = statistics.median(r.rate for r in results["1"]) if results.get("1") else None
     for label, runs in results.items():
         if not runs:
-            print(f"{label:<12}{'failed':>13}")
+            print(f"{label:<16}{'failed':>13}")
             continue
         rate = statistics.median(r.rate for r in runs)
+        # Compared with one process on the same broker.
+        one = results.get("1" + label.partition(" ")[1] + label.partition(" ")[2])
+        base = statistics.median(r.rate for r in one) if one else None
         ratio = f"{rate / base:.2f}x" if base and label != "1 (memory)" else "-"
         per_proc = [statistics.median(r.per_proc_cpu[i] for r in runs)
                     for i in range(runs[0].size)]
         redis = [r.redis_cpu for r in runs if r.redis_cpu is not None]
-        print(f"{label:<12}{rate:>13,.0f}{ratio:>7}"
+        print(f"{label:<16}{rate:>13,.0f}{ratio:>7}"
               f"{statistics.median(r.p50_ms for r in runs):>8.0f}"
               f"{statistics.median(r.p99_ms for r in runs):>8.0f}"
               f"{' / '.join(f'{c:.2f}' for c in per_proc):>29}"
@@ -441,6 +465,8 @@ async def main() -> int:
     ap.add_argument("--messages", "-m", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sizes", default="1,2,3", help="cluster sizes, e.g. 1,2,3")
+    ap.add_argument("--broker", choices=["redis", "redis-cluster", "both"], default="redis",
+                    help="one Redis, a 3-master Redis Cluster started for the run, or both")
     ap.add_argument("--memory", action="store_true",
                     help="also one process with BROKER_URL=memory:// (no Redis hop)")
     ap.add_argument("--spread-senders", action="store_true",
@@ -456,8 +482,16 @@ async def main() -> int:
     if args.quick:
         args.reps, args.receivers = 1, min(args.receivers, 150)
     sizes = [int(s) for s in args.sizes.split(",")]
-    plan = ([("1 (memory)", 1, "memory://")] if args.memory else []) + [
-        (str(s), s, REDIS_URL) for s in sizes]
+    plan = [("1 (memory)", 1, "memory://")] if args.memory else []
+    if args.broker in ("redis", "both"):
+        plan += [(str(s), s, REDIS_URL) for s in sizes]
+    redis_nodes = None
+    if args.broker in ("redis-cluster", "both"):
+        from tests.redis_cluster_fixture import start_nodes
+
+        redis_nodes = start_nodes(Path(tempfile.mkdtemp(prefix="chinwag-bench-cluster-")))
+        REDIS_CLUSTER_PIDS.extend(p.pid for p in redis_nodes.procs)
+        plan += [(f"{s} (cluster)", s, redis_nodes.url) for s in sizes]
     workdir = BENCH / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}"
     workdir.mkdir(parents=True, exist_ok=True)
     db = await create_database()
@@ -498,6 +532,10 @@ async def main() -> int:
                 await asyncio.to_thread(cluster.stop)
     finally:
         await drop_database(db)
+        if redis_nodes is not None:
+            from tests.redis_cluster_fixture import stop_nodes
+
+            stop_nodes(redis_nodes.procs)
     print_table(results, args.receivers, args.messages, args.spread_senders, load)
     if profile_text:
         print("\n" + profile_text)
