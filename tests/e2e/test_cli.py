@@ -35,6 +35,17 @@ def test_serve_help_shows_defaults_and_where_settings_come_from(tmp_path: Path) 
     assert "environment variables or a .env file" in text
 
 
+@pytest.mark.parametrize("url", ["redis+cluster://", "redis+cluster://host-without-port",
+                                 "redis+cluster://a:6379,b:notaport"])
+def test_a_malformed_redis_cluster_url_stops_startup_showing_the_form(tmp_path: Path,
+                                                                     url: str) -> None:
+    done = chinwag("serve", "--port", "1", cwd=tmp_path, BROKER_URL=url)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "BROKER_URL" in lines[0], done.stderr
+    assert "redis+cluster://[user:password@]host:port[,host:port...]" in lines[0]
+
+
 @pytest.mark.parametrize(("chunk", "frame"), [("1048576", "1048576"), ("786000", "1048576")])
 def test_a_chunk_size_that_cannot_fit_a_frame_stops_startup_naming_both(
         tmp_path: Path, chunk: str, frame: str) -> None:
