@@ -32,21 +32,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import extras
-from measure import (
-    BENCH,
-    TARGETS,
-    Cell,
-    LoadgenError,
-    NotRun,
-    Pinning,
-    Scenario,
-    TargetUnavailable,
-    log,
-    print_table,
-    run_once,
-    settle_time_wait,
-    summarise,
-)
+from procstat import BENCH, Pinning, log, settle_time_wait
+from report import Cell, print_table, summarise
+from scenarios import LoadgenError, NotRun, Scenario, run_once
+from servers import TargetUnavailable
+from targets import TARGETS
 
 FULL = [
     Scenario("burst-100", "fanout", receivers=100, messages=1000),
