@@ -21,7 +21,7 @@ from pathlib import Path
 
 from procstat import BENCH, LOADGEN, Pinning, cpu_delta, sockets_per_process
 from servers import free_port
-from targets import Target
+from targets import IDLE_USERS, Target
 
 # ------------------------------------------------------------------ scenarios
 
@@ -49,6 +49,9 @@ class Scenario:
     # each). chinwag --workers: each worker's PostgreSQL pool grows to 30, and
     # PostgreSQL allows 100 clients in all.
     concurrency: int | None = None
+    # idle only: every connection's user is a member of a room of this many members
+    # and sends join_room for it (chinwag; the peers join their one room anyway).
+    room_members: int = 0
 
     def describe(self) -> str:
         if self.kind == "idle":
@@ -57,7 +60,13 @@ class Scenario:
                 if self.servers > 1 or self.loadgens > 1
                 else ""
             )
-            return f"{self.receivers} idle connections held {self.hold:g} s{spread}"
+            joins = (
+                f", each sending join_room for a room of {self.room_members:,} members"
+                f" ({IDLE_USERS} users)"
+                if self.room_members
+                else ""
+            )
+            return f"{self.receivers} idle connections held {self.hold:g} s{spread}{joins}"
         d = self.messages * self.receivers
         how = (
             f"{self.rate:g} msg/s ({self.rate * self.receivers:,.0f} deliveries/s)"
@@ -175,7 +184,7 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
     lgs: list[Loadgen] = []
     try:
         conns = sc.receivers + (1 if sc.kind == "fanout" else 0)
-        extra = target.loadgen_args(server, conns, workdir, sc.kind == "idle")
+        extra = target.loadgen_args(server, conns, workdir, sc.kind == "idle", sc.room_members)
         server.wait_quiet()
         rss0 = server.rss_kib()
         cpu_start = server.cpu()

@@ -63,6 +63,7 @@ class ServerProc:
             start_new_session=True,
         )
         self.pid = self.proc.pid
+        self.data_dir: str | None = None  # chinwag on SQLite: where its database is
         self.token_cache: Path | None = None  # chinwag: where its users' ws tokens are kept
         self.on_stop: list[Callable[[], None]] = []  # run after the processes are gone
 

@@ -22,8 +22,9 @@ class Target:
 
     start(port, workdir, cpu) -> ServerProc (raise TargetUnavailable or
     NotImplementedError to have it skipped); url(port) -> load generator URL;
-    loadgen_args(server, n_connections, workdir) -> extra generator arguments
-    (e.g. --tokens FILE); start_many(port, workdir, cpu, processes) -> one
+    loadgen_args(server, n_connections, workdir, idle, room_members) -> extra
+    generator arguments (e.g. --tokens FILE; room_members > 0: every connection joins
+    a room of that many members, big_room.py); start_many(port, workdir, cpu, processes) -> one
     ServerProc whose process tree serves the port with that many processes
     (None: the target runs in one process only)."""
 
@@ -32,7 +33,9 @@ class Target:
     note: str
     start: Callable[[int, Path, int | None], ServerProc]
     url: Callable[[int], str]
-    loadgen_args: Callable[[ServerProc, int, Path, bool], list[str]] = lambda s, n, w, i: []
+    loadgen_args: Callable[[ServerProc, int, Path, bool, int], list[str]] = (
+        lambda s, n, w, i, m: []
+    )
     start_many: Callable[[int, Path, int | None, int], ServerProc] | None = None
 
 
@@ -97,6 +100,7 @@ def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
                    port, workdir, env=env, cpu=cpu)
     s.wait_ready()
     s.token_cache = workdir / "chinwag-tokens.json"
+    s.data_dir = env["DATA_DIR"]
     return s
 
 
@@ -153,7 +157,11 @@ def _mint_ws_token(username: str, user_id: int) -> str:
 IDLE_USERS = 50
 
 
-def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path, idle: bool) -> list[str]:
+def _chinwag_loadgen_args(
+    server: ServerProc, n: int, workdir: Path, idle: bool, room_members: int = 0
+) -> list[str]:
+    if room_members:
+        return _big_room_args(server, n, workdir, room_members)
     base = f"http://127.0.0.1:{server.port}"
     users = min(n, IDLE_USERS) if idle else n
     # Idle connections belong to users of their own, in no room, so what is measured
@@ -167,6 +175,16 @@ def _chinwag_loadgen_args(server: ServerProc, n: int, workdir: Path, idle: bool)
     path = workdir / f"chinwag-tokens-{prefix}-{users}.json"
     path.write_text(json.dumps(tokens[:users]))
     return ["--tokens", str(path), *(["--cycle-tokens"] if users < n else [])]
+
+
+def _big_room_args(server: ServerProc, n: int, workdir: Path, members: int) -> list[str]:
+    """IDLE_USERS members of a room of ``members``, each connection sending join_room."""
+    from big_room import ROOM, seed_big_room
+
+    users = seed_big_room(Path(server.data_dir) / "chinwag.db", members, min(n, IDLE_USERS))
+    path = workdir / f"chinwag-tokens-member-{len(users)}.json"
+    path.write_text(json.dumps([_mint_ws_token(name, uid) for name, uid in users]))
+    return ["--tokens", str(path), "--cycle-tokens", "--room", ROOM, "--join-frame"]
 
 
 def _http_json(
