@@ -19,7 +19,8 @@ _ROOMS_OF = (
 
 def room_record(row: Room) -> RoomRecord:
     return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
-                      row.created_at, row.last_seq, row.history_visibility)
+                      row.created_at, row.last_seq, row.history_visibility,
+                      row.members_version or 0)
 
 
 def _member(row: RoomMember) -> MemberRecord:
