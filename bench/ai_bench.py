@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from extras import AI_STREAMS, ai_relay_rep
-from measure import Pinning
+from procstat import Pinning
 
 
 def main() -> None:

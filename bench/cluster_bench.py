@@ -39,9 +39,7 @@ import contextlib
 import json
 import os
 import resource
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.redis_cluster_fixture
 
 from databases import create_database, drop_database
-from measure import ServerProc, cpu_delta, cpu_snapshot, free_port, stat_cpu_s
+from procstat import cpu_delta, cpu_snapshot, postgres_cpu, postgres_delta, redis_pid
+from profiling import start_profile, stop_profile, summarise_profile
+from servers import ServerProc, free_port
 
 BENCH = Path(__file__).resolve().parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -130,34 +130,6 @@ def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> C
 
 #: PIDs of the Redis Cluster's masters when the run started one.
 REDIS_CLUSTER_PIDS: list[int] = []
-
-
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds used so far by each process named ``postgres`` (server and backends)."""
-    out: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{entry}/comm").read_text().strip() == "postgres":
-                    out[int(entry)] = stat_cpu_s(int(entry))
-    return out
-
-
-def postgres_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    # A backend that exited in between is not counted (its time is gone with it).
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
-
-
-def redis_pid() -> int | None:
-    try:
-        out = subprocess.run(["redis-cli", "-p", "6379", "info", "server"], capture_output=True,
-                             text=True, timeout=5, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in out.splitlines():
-        if line.startswith("process_id:"):
-            return int(line.split(":")[1])
-    return None
 
 
 # ------------------------------------------------------------------ HTTP
@@ -324,7 +296,7 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             await open_all(receivers[first:], urls[first:])
             await asyncio.to_thread(wait_quiet, cluster.procs)
             rpids = cluster.redis_pids
-            spy = _start_profile(cluster.procs[0].pid, profile) if profile else None
+            spy = start_profile(cluster.procs[0].pid, profile) if profile else None
             before = [p.cpu() for p in cluster.procs]
             redis_before = [cpu_snapshot(pid) for pid in rpids]
             pg_before = postgres_cpu()
@@ -346,7 +318,7 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             postgres = postgres_delta(pg_before, postgres_cpu())
             client = client_cpu_s() - client_before
             if spy is not None:
-                _stop_profile(spy)
+                stop_profile(spy)
     except TimeoutError:
         got = sum(len(r.seqs) for r in receivers)
         raise RuntimeError(f"deadline {deadline}s: {got}/{n * m} deliveries") from None
@@ -361,63 +333,6 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
                   client,
                   lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3,
                   [counts[i] for i in range(len(ports))])
-
-
-# ---------------------------------------------------------------- profiling
-
-
-def _start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
-    spy = Path(sys.executable).with_name("py-spy")
-    proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "250",
-                             "--format", "raw", "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)  # attached before the burst starts
-    return proc
-
-
-def _stop_profile(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def summarise_profile(path: Path, top: int = 15) -> str:
-    """Self time by leaf frame, and inclusive time of chinwag's own functions."""
-    leaves: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = stack.split(";")
-        if _idle(frames[-1]):
-            continue  # waiting in the event loop's poll, not working
-        total += n
-        leaves[_short(frames[-1])] += n
-        for f in {_short(f) for f in frames if "chinwag" in f}:
-            inclusive[f] += n
-    if not total:
-        return "(no samples)"
-    lines = [f"busy samples: {total}", "self time (leaf frames):"]
-    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in leaves.most_common(top)]
-    lines.append("inclusive time (chinwag frames):")
-    lines += [f"  {100 * c / total:5.1f}%  {name}" for name, c in inclusive.most_common(top)]
-    return "\n".join(lines)
-
-
-def _idle(leaf: str) -> bool:
-    return leaf.startswith(("select ", "poll ", "epoll")) or "selectors.py" in leaf
-
-
-def _short(frame: str) -> str:
-    # "func (path/to/module.py:123)" -> "func (module.py)"
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")").rsplit("/", 1)[-1].split(":")[0]
-    return f"{name} ({where})" if where else name
 
 
 # ------------------------------------------------------------------ driver

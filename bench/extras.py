@@ -27,90 +27,26 @@ functions.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import functools
-import hashlib
 import json
-import math
-import os
-import random
-import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from measure import (
-    CHINWAG_ENV,
-    Cell,
-    Pinning,
-    ServerProc,
-    TargetUnavailable,
-    chinwag_ws_tokens,
-    free_port,
-    log,
-    rss_kib,
-)
-
-MB = 1 << 20
+from extras_support import MB, percentile, pinned, start_chinwag, ws_url
+from procstat import Pinning, log
+from report import Cell
+from servers import TargetUnavailable
+from upload_measure import upload_rep
 
 NA_NOTE = (
     "n/a: chinwag-only measurement; the bare websockets server and python-socketio "
     "have no AI relay, uploads or message store to compare"
 )
-
-
-@contextlib.contextmanager
-def pinned(cpu: int | None) -> Iterator[None]:
-    """Pin the calling thread (and the threads it starts meanwhile) to ``cpu``."""
-    if cpu is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-def start_chinwag(
-    workdir: Path, cpu: int | None, users: int = 1, env: dict[str, str] | None = None
-) -> tuple[ServerProc, list[str]]:
-    """A fresh ``chinwag serve`` (the harness's CHINWAG_ENV, its own data in
-    ``workdir``) and WebSocket tokens for ``users`` new users."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    full_env = {
-        **CHINWAG_ENV,
-        "DATA_DIR": str(workdir / "data"),
-        "UPLOAD_DIR": str(workdir / "uploads"),
-        "TEMP_DIR": str(workdir / "uploads" / "temp"),
-        **(env or {}),
-    }
-    argv = [sys.executable, "-m", "chinwag", "serve", "--port", str(port)]
-    server = ServerProc("chinwag", argv, port, workdir, env=full_env, cpu=cpu)
-    try:
-        server.wait_ready(30)
-        tokens = chinwag_ws_tokens(f"http://127.0.0.1:{port}", users, prefix="extra")
-    except BaseException:
-        server.stop()
-        raise
-    return server, tokens
-
-
-def ws_url(server: ServerProc, token: str) -> str:
-    return f"ws://127.0.0.1:{server.port}/api/v1/ws/ws?token={token}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 # ------------------------------------------------------------- AI relay
@@ -189,122 +125,6 @@ def ai_relay_rep(pin: Pinning, workdir: Path, replies: int = 96) -> dict[str, fl
         return out
     finally:
         server.stop()
-
-
-# ------------------------------------------------------------------ upload
-
-MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"  # passes the .mp4 check
-
-
-@dataclass
-class File:
-    size: int
-    chunk_size: int
-    encoded: list[str]  # base64 of each chunk
-    sha256: str
-
-
-@functools.cache
-def test_file(size: int, chunk_size: int) -> File:
-    """Random bytes (an .mp4 header first), pre-encoded once so that the client's own
-    work stays out of the way of the server's (about 1.33 x the size in memory)."""
-    digest = hashlib.sha256()
-    encoded = []
-    rng = random.Random(1)
-    for start in range(0, size, chunk_size):
-        piece = bytearray(rng.randbytes(min(chunk_size, size - start)))
-        if start == 0:
-            piece[: len(MP4_HEAD)] = MP4_HEAD
-        digest.update(piece)
-        encoded.append(base64.b64encode(piece).decode())
-    return File(size, chunk_size, encoded, digest.hexdigest())
-
-
-async def _upload_reply(ws: Any) -> dict[str, Any]:
-    """The next file_upload frame; an error frame raises."""
-    while True:
-        frame = json.loads(await ws.recv())
-        if frame["type"] == "error":
-            raise RuntimeError(f"server error: {frame['data']}")
-        if frame["type"] == "file_upload":
-            return dict(frame["data"])
-
-
-async def _upload(url: str, file: File, window: int) -> tuple[float, float]:
-    """(seconds for init + chunks, seconds for finalize) over one connection."""
-    from websockets.asyncio.client import connect
-
-    async with connect(url, max_size=None, ping_interval=None, compression=None) as ws:
-        await ws.recv()  # the connect frame
-        t0 = time.perf_counter()
-        await ws.send(json.dumps({"type": "file_upload", "data": {
-            "upload_type": "init", "file_name": "bench.mp4", "file_size": file.size,
-            "mime_type": "video/mp4"}}))
-        init = await _upload_reply(ws)
-        file_id, total = init["file_id"], init["total_chunks"]
-        assert total == len(file.encoded), init
-        prefix = json.dumps({"type": "file_upload", "data": {
-            "upload_type": "chunk", "file_id": file_id}})[:-2]  # ends inside "data"
-        unacked = 0
-        for index, encoded in enumerate(file.encoded):
-            while unacked >= window:
-                await _upload_reply(ws)
-                unacked -= 1
-            await ws.send(f'{prefix}, "chunk_index": {index}, "chunk_data": "{encoded}"}}}}')
-            unacked += 1
-        last: dict[str, Any] = {}
-        while unacked:
-            last = await _upload_reply(ws)
-            unacked -= 1
-        assert last.get("received_chunks") == total or total == 0, last
-        t1 = time.perf_counter()
-        await ws.send(json.dumps({"type": "file_upload", "data": {
-            "upload_type": "finalize", "file_id": file_id, "checksum": file.sha256}}))
-        done = await _upload_reply(ws)
-        t2 = time.perf_counter()
-        assert done["upload_type"] == "complete" and done["checksum"] == file.sha256, done
-        return t1 - t0, t2 - t1
-
-
-def _vm_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
-
-
-def _reset_hwm(pid: int) -> bool:
-    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def upload_rep(pin: Pinning, workdir: Path, size: int = 50 * MB, chunk_size: int = MB,
-               window: int = 8, env: dict[str, str] | None = None) -> dict[str, float | None]:
-    """One upload to a fresh server. ``env`` adds server settings (e.g. scanning)."""
-    file = test_file(size, chunk_size)
-    server_env = {"MAX_CHUNK_SIZE": str(chunk_size), "MAX_FILE_SIZE": str(max(size, chunk_size)),
-                  "VIRUS_SCAN_ENABLED": "false", **(env or {})}
-    server, (token,) = start_chinwag(workdir, pin.server_cpu, env=server_env)
-    try:
-        lifetime = _vm_kib(server.pid, "VmHWM")  # start-up and login (argon2: 64 MiB)
-        idle = rss_kib(server.pid)
-        reset = _reset_hwm(server.pid)
-        with pinned(pin.loadgen_cpu):
-            send_s, finalize_s = asyncio.run(_upload(ws_url(server, token), file, window))
-        peak = _vm_kib(server.pid, "VmHWM")
-    finally:
-        server.stop()
-        shutil.rmtree(workdir / "uploads", ignore_errors=True)
-    seconds = send_s + finalize_s
-    return {"mb_s": round(size / MB / seconds, 1), "seconds": round(seconds, 3),
-            "chunk_mb_s": round(size / MB / send_s, 1), "finalize_s": round(finalize_s, 3),
-            "idle_rss_mib": round(idle / 1024, 1),
-            "upload_hwm_mib": round(peak / 1024, 1) if reset else None,
-            "peak_hwm_mib": round(max(peak, lifetime) / 1024, 1)}
 
 
 # ------------------------------------------------------------------- store

@@ -9,6 +9,9 @@ Scenarios (every target, same sizes):
   rate-10k    room of 100 receivers, 100 msg/s for 10 s: a steady 10,000 deliveries/s
   idle-1000, idle-10000, idle-19000
               N idle authenticated connections held 5 s: connect rate, RSS per connection
+  join-1000, join-10000
+              N connections of 50 members of a 1000-member room, each sending join_room
+              for it: authenticated connects/s and server CPU per connect
   idle-50000  50,000 idle connections over 4 server and 3 generator processes
               (chinwag --workers 4 on PostgreSQL + Redis; not in --quick/--smoke)
 chinwag only (bench/extras.py; the peers' cells say n/a; not in --smoke):
@@ -32,21 +35,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import extras
-from measure import (
-    BENCH,
-    TARGETS,
-    Cell,
-    LoadgenError,
-    NotRun,
-    Pinning,
-    Scenario,
-    TargetUnavailable,
-    log,
-    print_table,
-    run_once,
-    settle_time_wait,
-    summarise,
-)
+from procstat import BENCH, Pinning, log, settle_time_wait
+from report import Cell, print_table, summarise
+from scenarios import LoadgenError, NotRun, Scenario, run_once
+from servers import TargetUnavailable
+from targets import TARGETS
 
 FULL = [
     Scenario("burst-100", "fanout", receivers=100, messages=1000),
@@ -55,6 +48,10 @@ FULL = [
     Scenario("idle-1000", "idle", receivers=1000, hold=5),
     Scenario("idle-10000", "idle", receivers=10000, hold=5),
     Scenario("idle-19000", "idle", receivers=19000, hold=5),
+    # The connect path as users connect: 50 members of a 1000-member room, many
+    # connections each, every one sending join_room for it (bench/big_room.py).
+    Scenario("join-1000", "idle", receivers=1000, hold=1, room_members=1000),
+    Scenario("join-10000", "idle", receivers=10000, hold=1, room_members=1000),
     # Past one process's 20000 fds: 4 server processes (<= ~19k each even if
     # accept() spreads unevenly), 3 generators of <= 16,667 sockets, each with
     # 4 source addresses of its own (~4.2k ports per address).
@@ -65,12 +62,14 @@ FULL = [
 SMOKE = [
     Scenario("burst-20", "fanout", receivers=20, messages=50, timeout=15),
     Scenario("idle-200", "idle", receivers=200, hold=1),
+    Scenario("join-200", "idle", receivers=200, hold=1, room_members=1000),
 ]
 QUICK = [
     Scenario("burst-100", "fanout", receivers=100, messages=200, timeout=20),
     Scenario("burst-1000", "fanout", receivers=1000, messages=20, timeout=20),
     Scenario("rate-10k", "fanout", receivers=100, messages=200, rate=100, timeout=20),
     Scenario("idle-1000", "idle", receivers=1000, hold=1),
+    Scenario("join-1000", "idle", receivers=1000, hold=1, room_members=1000),
 ]
 
 

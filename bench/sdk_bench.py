@@ -26,7 +26,8 @@ from tempfile import TemporaryDirectory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import CHINWAG_ENV, ServerProc, _http_json, free_port
+from servers import ServerProc, free_port
+from targets import CHINWAG_ENV, _http_json
 
 from chinwag_client import Backoff, Client
 

@@ -32,8 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from extras import MB, upload_rep
-from measure import ROOT, Pinning, log
+from procstat import ROOT, Pinning, log
+from upload_measure import MB, upload_rep
 
 sys.path.insert(0, str(ROOT))  # tests.clamd_fixture
 

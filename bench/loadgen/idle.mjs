@@ -22,7 +22,7 @@ import {
 } from './lib.mjs';
 
 const USAGE = `usage: idle.mjs --dialect ws|socketio|chinwag --url URL [-n connections] [--hold seconds]
-  [--tokens FILE [--cycle-tokens]] [--room ID] [--concurrency 100] [--connect-rate 0] [--local-addrs 127.0.0.1-4]
+  [--tokens FILE [--cycle-tokens]] [--room ID [--join-frame]] [--concurrency 100] [--connect-rate 0] [--local-addrs 127.0.0.1-4]
   [--conn-timeout 10] [--connect-timeout 300] [--control] [--max-seconds 900] [--quiet]`;
 
 let args;
@@ -36,6 +36,7 @@ try {
       tokens: { type: 'string' },
       'cycle-tokens': { type: 'boolean', default: false },
       room: { type: 'string' },
+      'join-frame': { type: 'boolean', default: false },
       'room-type': { type: 'string', default: 'shared' },
       concurrency: { type: 'string', default: '100' },
       'connect-rate': { type: 'string', default: '0' },
@@ -86,6 +87,7 @@ async function main() {
         url: args.url,
         token: tokens?.[k],
         room: args.room,
+        joinFrame: args['join-frame'],
         roomType: args['room-type'],
         localAddress: localAddrs[k % localAddrs.length],
         timeoutMs: num(args['conn-timeout'], 'conn-timeout', { min: 0.1 }) * 1000,

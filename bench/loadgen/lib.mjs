@@ -89,7 +89,8 @@ export function parseLocalAddrs(spec) {
 // open(dialect, opts) resolves, once the connection is *ready* (in the room,
 // so a message sent now will reach it), to
 //   { send(i, payload), close(), isOpen(), closeInfo }
-// opts: { url, token, room, localAddress, timeoutMs, run,
+// opts: { url, token, room, joinFrame (chinwag: send join_room after connect instead
+//         of room_id in the URL), localAddress, timeoutMs, run,
 //         onPayload(payloadObject), onClose(info), onConfirm(), onError(frame) }
 // payload objects are {r: run id, i: message index, t: send time (ms, performance.now)}.
 
@@ -150,7 +151,7 @@ function rawClient(o, url, { onFrame, isReadyFrame }) {
       if (!ready) {
         let r;
         try {
-          r = isReadyFrame(data, isBinary);
+          r = isReadyFrame(data, isBinary, ws);
         } catch (e) {
           return fail(e);
         }
@@ -279,7 +280,7 @@ function openSocketio(o) {
 // must be fresh per run, or a re-run with the same users stores nothing).
 function openChinwag(o) {
   const q = new URLSearchParams({ token: o.token });
-  if (o.room) {
+  if (o.room && !o.joinFrame) {
     q.set('room_id', o.room);
     q.set('room_type', o.roomType || 'shared');
   }
@@ -315,7 +316,7 @@ function openChinwag(o) {
     }
   };
   return rawClient(o, url, {
-    isReadyFrame: (data) => {
+    isReadyFrame: (data, _isBinary, ws) => {
       const f = parse(data);
       if (!f) return false;
       if (f.type === 'error') {
@@ -323,6 +324,10 @@ function openChinwag(o) {
       }
       if (f.type === 'connect') {
         sawConnect = true;
+        if (o.room && o.joinFrame) {
+          // as a client does: connect, then a join_room frame for the room
+          ws.send(JSON.stringify({ type: 'join_room', data: { room_id: o.room, room_type: o.roomType || 'shared' } }));
+        }
         return !o.room;
       }
       if (f.type === 'join_room' && sawConnect) {

@@ -18,6 +18,7 @@ from websockets.asyncio.client import connect
 from chinwag.core.outbox import OutFrame
 from chinwag.server.direct_write import (
     DIRECT_EXTENSION,
+    MAX_WRITE_BYTES,
     RELIED_ON_ATTRIBUTES,
     RELIED_ON_METHODS,
     DirectWebSocketProtocol,
@@ -102,3 +103,34 @@ async def test_flow_control_and_a_peer_close_turn_direct_writes_off(endpoint) ->
         while protocol.direct_ok:  # the peer's close frame was handled
             await asyncio.sleep(0.01)
     assert not protocol.write_frame(OutFrame("after close"))
+
+
+async def test_frames_of_one_tick_after_the_first_go_out_together_in_order(endpoint) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/") as ws:
+        assert await asyncio.wait_for(ws.recv(), 5) == "written directly"
+        protocol = await app.protocol
+        await asyncio.sleep(0)  # a new tick: nothing gathered
+        assert protocol.gathered is None
+        assert protocol.write_frame(OutFrame("first"))
+        assert protocol.gathered == []  # the tick's first frame went out at once
+        for i in range(5):
+            assert protocol.write_frame(OutFrame(f"then {i}"))
+        assert len(protocol.gathered) == 5  # the rest wait for the end of the tick
+        got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(6)]
+        assert got == ["first"] + [f"then {i}" for i in range(5)]
+        assert protocol.gathered is None
+
+
+async def test_a_large_tick_is_written_in_bounded_pieces(endpoint) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        protocol = await app.protocol
+        await asyncio.sleep(0)
+        big = "y" * (MAX_WRITE_BYTES // 4)
+        for i in range(12):
+            assert protocol.write_frame(OutFrame(f"{i}:{big}"))
+            assert protocol.gathered_bytes < MAX_WRITE_BYTES
+        got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(12)]
+        assert [g.split(":", 1)[0] for g in got] == [str(i) for i in range(12)]

@@ -42,10 +42,16 @@ class MemoryState:
 
     def __init__(self) -> None:
         self._sets: dict[str, dict[str, float]] = {}
+        # key -> no member of the set expires before this: until then a count is len()
+        # (a user's connections are counted at every connect).
+        self._soonest: dict[str, float] = {}
         self._values: dict[str, tuple[bytes, float]] = {}
 
     async def set_add(self, key: str, member: str, ttl: float) -> None:
-        self._sets.setdefault(key, {})[member] = time.monotonic() + ttl
+        expires = time.monotonic() + ttl
+        self._sets.setdefault(key, {})[member] = expires
+        if expires < self._soonest.get(key, float("inf")):
+            self._soonest[key] = expires
 
     async def set_remove(self, key: str, member: str) -> None:
         entries = self._sets.get(key)
@@ -53,18 +59,25 @@ class MemoryState:
             entries.pop(member, None)
             if not entries:
                 del self._sets[key]
+                self._soonest.pop(key, None)
 
-    async def set_members(self, key: str) -> list[str]:
+    def _live(self, key: str) -> dict[str, float]:
+        """The set's unexpired members, the expired ones dropped first."""
         entries = self._sets.get(key)
         if not entries:
-            return []
+            return {}
         now = time.monotonic()
-        for member in [m for m, exp in entries.items() if exp <= now]:
-            del entries[member]
-        return list(entries)
+        if now >= self._soonest.get(key, 0.0):
+            for member in [m for m, exp in entries.items() if exp <= now]:
+                del entries[member]
+            self._soonest[key] = min(entries.values(), default=float("inf"))
+        return entries
+
+    async def set_members(self, key: str) -> list[str]:
+        return list(self._live(key))
 
     async def set_count(self, key: str) -> int:
-        return len(await self.set_members(key))
+        return len(self._live(key))
 
     async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
         for key, member in entries:

@@ -64,6 +64,9 @@ class Hub:
         self.sessions: dict[str, Session] = {}
         self.by_user: dict[str, set[Session]] = {}
         self.rooms: dict[str, set[Session]] = {}
+        #: room -> username -> that user's sessions here subscribed to it (who is in a
+        #: room, without walking every connection of it)
+        self.room_users: dict[str, dict[str, int]] = {}
         #: Channels of other parts of core (not rooms or users): channel -> handler.
         self.listeners: dict[str, Callable[[bytes], None]] = {}
         self.emptied = asyncio.Event()
@@ -106,6 +109,8 @@ class Hub:
         session.rooms[room_id] = RoomSequence(after_seq, session.outbox.capacity)
         members = self.rooms.setdefault(room_id, set())
         members.add(session)
+        users = self.room_users.setdefault(room_id, {})
+        users[session.username] = users.get(session.username, 0) + 1
         if len(members) == 1:
             await self.broker.subscribe(room_channel(room_id))
         self._start_catch_up(session, room_id)
@@ -116,11 +121,18 @@ class Hub:
         if waiting is not None:
             waiting.set()  # its catch-up finds the room gone and ends
         members = self.rooms.get(room_id)
-        if members is None:
+        if members is None or session not in members:
             return
         members.discard(session)
+        users = self.room_users[room_id]
+        left = users[session.username] - 1
+        if left:
+            users[session.username] = left
+        else:
+            del users[session.username]
         if not members:
             del self.rooms[room_id]
+            del self.room_users[room_id]
             await self.broker.unsubscribe(room_channel(room_id))
 
     # ---- receiving ------------------------------------------------------------

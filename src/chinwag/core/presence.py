@@ -93,7 +93,7 @@ class Presence:
             return self._here_locally(room_id)
 
     def _here_locally(self, room_id: str) -> set[str]:
-        return {s.username for s in self.hub.rooms.get(room_id, ())}
+        return set(self.hub.room_users.get(room_id, ()))
 
     async def online_users(self) -> list[str]:
         """Usernames with at least one live connection anywhere."""

@@ -34,6 +34,10 @@ def _capacity(room: RoomRecord) -> int | None:
     return PRIVATE_MEMBERS if room.room_type == "private" else None
 
 
+#: Member lists kept for joins (the most recently read rooms).
+MEMBER_LISTS_KEPT = 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Joined:
     room: RoomRecord
@@ -50,6 +54,9 @@ class Rooms:
         self.events = events
         self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
         self.unpublish = unpublish  # deletes a published file by its stored name
+        # room -> (members_version, members): a member's join of a big room reads the
+        # room row anyway, and the member list only when its version moved.
+        self._members: dict[str, tuple[int, list[str]]] = {}
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
                      room_type: str | None, history_visibility: str | None = None
@@ -111,7 +118,7 @@ class Rooms:
                 room = await self.get(room_id)
         member = await self.store.rooms.member(room_id, actor.username)
         if member is not None:
-            return Joined(room, await self.store.rooms.members(room_id), room.last_seq, False)
+            return Joined(room, await self.members_of(room), room.last_seq, False)
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
         try:
@@ -123,9 +130,23 @@ class Rooms:
             # Joined concurrently through another connection: one membership, one event.
             member = await self.store.rooms.member(room_id, actor.username)
             seq = member.delivered_seq if member else room.last_seq
-            return Joined(room, await self.store.rooms.members(room_id), seq, False)
+            return Joined(room, await self._read_members(room_id), seq, False)
         seq = await self.events.membership(room_id, actor.username, "joined")
-        return Joined(room, await self.store.rooms.members(room_id), seq, True)
+        return Joined(room, await self._read_members(room_id), seq, True)
+
+    async def members_of(self, room: RoomRecord) -> list[str]:
+        """The room's members as of ``room`` (read at its ``members_version``)."""
+        cached = self._members.get(room.room_id)
+        if cached is not None and cached[0] == room.members_version:
+            return cached[1]
+        return await self._read_members(room.room_id)
+
+    async def _read_members(self, room_id: str) -> list[str]:
+        version, members = await self.store.rooms.members_versioned(room_id)
+        if len(self._members) >= MEMBER_LISTS_KEPT:
+            del self._members[next(iter(self._members))]  # the oldest entry
+        self._members[room_id] = (version, members)
+        return members
 
     async def leave(self, actor: Identity, room_id: str) -> int:
         await self.get(room_id)

@@ -265,8 +265,7 @@ class ChatService:
             await self._subscribe(session, room_id, seq, report=False)
         elif command == "unsubscribe" and room_id in session.rooms:
             await self._unsubscribe(session, room_id)
-            if not any(s.username == session.username
-                       for s in self.hub.rooms.get(room_id, ())):
+            if session.username not in self.hub.room_users.get(room_id, {}):
                 await self.typing.stop(room_id, session.username)
 
     async def fetch_after(self, session: Session, room_id: str,
@@ -298,11 +297,17 @@ class ChatService:
         """Subscribe the user's connections here to the room just joined, tell its
         connections elsewhere, answer the join."""
         assert msg.room_id is not None
-        for s in list(self.hub.by_user.get(session.username, ())):
-            if msg.room_id not in s.rooms:
-                start = joined.seq if joined.new_member else (
-                    await self._member_seq(msg.room_id, s.username))
-                await self._subscribe(s, msg.room_id, start, report=False)
+        if joined.new_member:
+            for s in list(self.hub.by_user.get(session.username, ())):
+                if msg.room_id not in s.rooms:
+                    await self._subscribe(s, msg.room_id, joined.seq, report=False)
+        elif msg.room_id not in session.rooms:
+            # A member's connections are subscribed to the room when they open (or
+            # when the membership began): only this one may be missing it (e.g. it
+            # opened while the membership was being added).
+            await self._subscribe(session, msg.room_id,
+                                  await self._member_seq(msg.room_id, session.username),
+                                  report=False)
         if joined.new_member:  # the user's connections on other processes follow
             await self.publisher.control_user(session.username, "subscribe", msg.room_id,
                                               joined.seq)

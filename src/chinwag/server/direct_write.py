@@ -14,6 +14,7 @@ upgrade changes them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -34,6 +35,35 @@ RELIED_ON_METHODS = ("handle_close", "pause_writing", "resume_writing", "run_asg
                      "data_received", "send_keepalive_ping")
 
 DIRECT_EXTENSION = "chinwag.direct_write"
+#: A connection's frames gathered within one loop tick go out in writes of at most
+#: about this many bytes.
+MAX_WRITE_BYTES = 64 * 1024
+
+
+class _TickBatches:
+    """Per event loop, the connections that wrote in this tick, and one callback per
+    tick (not one per connection) that writes what each gathered after its first frame."""
+
+    def __init__(self) -> None:
+        # id(loop) -> (loop, connections): the loop kept to tell a reused id apart
+        self.wrote: dict[int, tuple[asyncio.AbstractEventLoop,
+                                    list[DirectWebSocketProtocol]]] = {}
+
+    def add(self, protocol: DirectWebSocketProtocol) -> None:
+        loop = protocol.loop
+        entry = self.wrote.get(id(loop))
+        if entry is None or entry[0] is not loop:
+            entry = self.wrote[id(loop)] = (loop, [])
+            loop.call_soon(self.flush, loop)
+        entry[1].append(protocol)
+
+    def flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        entry = self.wrote.pop(id(loop), None)
+        for protocol in entry[1] if entry is not None else ():
+            protocol.flush_gathered()
+
+
+_batches = _TickBatches()
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -116,6 +146,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             peer = "{}:{}".format(*self.client) if self.client else "?"
             log.info("closing the WebSocket of %s: nothing heard for %.1f s (ping timeout)",
                      peer, silent)
+            if self.gathered:
+                self.flush_gathered()
             self.conn.fail(CloseCode.PING_TIMEOUT, "ping timeout")
             self.transport.write(b"".join(self.conn.data_to_send()))
             self.close_sent = True
@@ -125,6 +157,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_close(self, event: Any) -> None:
         self.peer_closed = True  # no data frame may follow our echo of the close
+        if self.gathered:
+            self.flush_gathered()
         super().handle_close(event)
 
     async def run_asgi(self) -> None:
@@ -133,6 +167,8 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().run_asgi()
 
     async def send(self, message: Any) -> None:
+        if self.gathered:  # frames written directly this tick go first
+            self.flush_gathered()
         await super().send(message)
         if message["type"] == "websocket.accept":
             # The handshake request and response are never read again; an idle
@@ -141,13 +177,44 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
             self.response = None  # type: ignore[assignment]
             self.accepted = self.conn.state is State.OPEN
 
+    # ---- the direct write ------------------------------------------------------------
+
+    #: None: nothing written in this loop tick; else the frames gathered since this
+    #: tick's first write (which went out at once), written at the end of the tick.
+    gathered: list[bytes] | None = None
+    gathered_bytes = 0
+
     def write_frame(self, frame: OutFrame) -> bool:
-        """Write now if the connection is open and its buffer below the high-water
-        mark; False means the caller must queue the frame instead."""
+        """Write if the connection is open and its buffer below the high-water mark;
+        False means the caller must queue the frame instead. The first frame of a
+        loop tick is written at once; the ones after it in the same tick are
+        gathered and written together when the tick ends (at most MAX_WRITE_BYTES
+        a write), one write instead of one per frame."""
         if not self.direct_ok:
             return False
         wire = frame.wire
         if wire is None:
             wire = frame.wire = text_frame(frame.text.encode())
-        self.transport.write(wire)
+        gathered = self.gathered
+        if gathered is None:
+            self.transport.write(wire)
+            self.gathered = []
+            _batches.add(self)
+            return True
+        gathered.append(wire)
+        self.gathered_bytes += len(wire)
+        if self.gathered_bytes >= MAX_WRITE_BYTES:
+            self._write_gathered(gathered)
+            self.gathered = []
         return True
+
+    def flush_gathered(self) -> None:
+        """End of the tick: write what was gathered; the next frame goes out at once."""
+        gathered, self.gathered = self.gathered, None
+        if gathered:
+            self._write_gathered(gathered)
+
+    def _write_gathered(self, gathered: list[bytes]) -> None:
+        self.gathered_bytes = 0
+        if not self.transport.is_closing():
+            self.transport.write(gathered[0] if len(gathered) == 1 else b"".join(gathered))

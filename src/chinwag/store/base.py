@@ -36,6 +36,7 @@ class RoomRecord:
     created_at: datetime
     last_seq: int
     history_visibility: str = "shared"  # "joined" or "shared" (see core/visibility.py)
+    members_version: int = 0  # changes whenever the room's membership changes
 
 
 @dataclass(frozen=True, slots=True)

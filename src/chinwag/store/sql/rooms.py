@@ -15,16 +15,21 @@ _ROOMS_OF = (
            RoomMember.delivered_seq, RoomMember.read_seq, RoomMember.joined_seq)
     .join(RoomMember, RoomMember.room_pk == Room.id)
     .where(RoomMember.username == bindparam("username")).order_by(Room.room_id))
+# A member's join reads both: Core queries through Database.rows (one thread round trip).
+_GET = select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner,
+              Room.created_at, Room.last_seq, Room.history_visibility,
+              Room.members_version).where(Room.room_id == bindparam("room_id"))
+_MEMBER = (
+    select(RoomMember.username, RoomMember.joined_at, RoomMember.delivered_seq,
+           RoomMember.read_seq, RoomMember.joined_seq)
+    .join(Room, RoomMember.room_pk == Room.id)
+    .where(Room.room_id == bindparam("room_id"), RoomMember.username == bindparam("username")))
 
 
 def room_record(row: Room) -> RoomRecord:
     return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
-                      row.created_at, row.last_seq, row.history_visibility)
-
-
-def _member(row: RoomMember) -> MemberRecord:
-    return MemberRecord(row.username, row.joined_at, row.delivered_seq, row.read_seq,
-                        row.joined_seq)
+                      row.created_at, row.last_seq, row.history_visibility,
+                      row.members_version or 0)
 
 
 class _Unchanged(Exception):
@@ -63,9 +68,12 @@ class SqlRooms:
                             details={"max_rooms": max_owned})
 
     async def get(self, room_id: str) -> RoomRecord | None:
-        async with self._db.read() as s:
-            row = await s.scalar(select(Room).where(Room.room_id == room_id))
-            return room_record(row) if row else None
+        rows = await self._db.rows(_GET, {"room_id": room_id})
+        if not rows:
+            return None
+        pk, rid, name, kind, owner, created, last, seen, version = rows[0]
+        return RoomRecord(pk, rid, name, kind, owner, stored_time(created), last, seen,
+                          version or 0)
 
     async def delete(self, room_id: str) -> bool:
         return await self.delete_with_files(room_id) is not None
@@ -149,10 +157,11 @@ class SqlRooms:
             return int(version or 0), list(rows)
 
     async def member(self, room_id: str, username: str) -> MemberRecord | None:
-        async with self._db.read() as s:
-            row = await s.scalar(select(RoomMember).join(Room).where(
-                Room.room_id == room_id, RoomMember.username == username))
-            return _member(row) if row else None
+        rows = await self._db.rows(_MEMBER, {"room_id": room_id, "username": username})
+        if not rows:
+            return None
+        name, joined, delivered, read, joined_seq = rows[0]
+        return MemberRecord(name, stored_time(joined), delivered, read, joined_seq)
 
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
         # Read at every connect.
