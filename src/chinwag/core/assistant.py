@@ -20,6 +20,7 @@ from chinwag.ai.base import GenerationParams, TextDelta, UsageReport
 from chinwag.ai.tokens import count_tokens
 from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
+from chinwag.core.personal import ensure_personal
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
 from chinwag.protocol import frames
@@ -234,7 +235,7 @@ class Assistant:
                 tokens_used=tokens)))
             if not content:
                 return
-        turn = await self.store.conversations.add_turn(
+        await self.store.conversations.add_turn(
             conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost,
             parent_id=plan.answer_to)
         summary: dict[str, Any] = {
@@ -248,14 +249,12 @@ class Assistant:
             summary["cancelled"] = True
         if out.failure is not None:
             summary["error"] = out.failure.code.value
-        if plan.room_id is None:
-            live = {**summary, "content": "", "message_id": turn.id,
-                    "timestamp": frames.utc_now()}
-            await hub.send_user(who.username, encode(frames.ai_done(live)))
-            return
+        # A roomless reply goes to its requester's personal stream: stored with a
+        # seq, like a room's, so the offline queue and ``sync`` replay it.
+        room_id = plan.room_id or await ensure_personal(self.store, hub, who.username)
         stored = {**summary, "content": content, "username": ASSISTANT,
                   "reply_to": who.username, "timestamp": frames.utc_now()}
-        await self.events.append_ai(plan.room_id, stored)
+        await self.events.append_ai(room_id, stored)
 
     async def _typing(self, room_id: str, on: bool) -> None:
         text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
