@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -140,7 +141,9 @@ class Hub:
             return
         scope, name = parse_channel(channel)
         if scope == ROOM:
+            began = time.perf_counter()
             self._to_room(env)
+            metrics.FANOUT.observe(time.perf_counter() - began)
         else:
             self._to_user(name, env)
 

@@ -24,8 +24,12 @@ AI_FALLBACKS = Counter("chinwag_ai_fallbacks", "Replies answered by a fallback m
                        ("provider", "model"), registry=None)
 AI_BUDGET_REFUSALS = Counter("chinwag_ai_budget_refusals", "AI requests refused by a budget",
                              registry=None)
+FANOUT = Histogram("chinwag_fanout_seconds",
+                   "Handing one room event from the broker to every local recipient's outbox",
+                   buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+                   registry=None)
 CONNECTIONS = Gauge("chinwag_open_connections", "Open WebSocket connections",
                     multiprocess_mode="livesum", registry=None)
 
 ALL = (AI_REQUESTS, AI_TOKENS_IN, AI_TOKENS_OUT, AI_COST, AI_FIRST_TOKEN, AI_GENERATION,
-       AI_FALLBACKS, AI_BUDGET_REFUSALS, CONNECTIONS)
+       AI_FALLBACKS, AI_BUDGET_REFUSALS, FANOUT, CONNECTIONS)
