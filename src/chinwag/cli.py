@@ -56,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _share_metrics() -> None:
+    """Workers keep their Prometheus values in files of a fresh directory that every
+    worker's /metrics merges (prometheus-client multiprocess mode); set before they
+    start, so each inherits it."""
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chinwag-metrics-")
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -69,6 +78,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
                                 "processes can share rooms")
         from chinwag.server.workers import run_workers
 
+        _share_metrics()
         config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                                 **_uvicorn_options(settings, host, port))
         return run_workers(workers, config.bind_socket, partial(_worker, host, port),

@@ -165,3 +165,27 @@ def _all_at_once(count: int, call: Callable[[], str]) -> list[str]:
     for thread in threads:
         thread.join(timeout=30)
     return got
+
+
+def _replies(text: str) -> float:
+    """The total of ``chinwag_ai_replies_total`` over its labels in a /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == "chinwag_ai_replies_total")
+
+
+async def test_metrics_count_every_workers_ai_replies(workers) -> None:
+    from tests.e2e.ai_helpers import ai, is_done
+
+    srv = await workers(2, JWT_SECRET="w" * 40)
+    # A user each (a user's connections all get their replies), one TCP connection
+    # each: the kernel spreads them over the workers.
+    clients = [await srv.connect(await srv.user()) for _ in range(6)]
+    for client in clients:
+        await client.send(ai("count me"))
+    for client in clients:
+        await client.expect("chat", is_done)
+    for _ in range(6):  # each on a fresh connection, so answered by either worker
+        page = await _fresh_get(srv, "/metrics")
+        assert _replies(page.text) == len(clients), page.text

@@ -18,13 +18,15 @@ from typing import Any
 
 from chinwag.ai.base import GenerationParams, TextDelta, UsageReport
 from chinwag.ai.tokens import count_tokens
+from chinwag.core import metrics
 from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
+from chinwag.core.personal import ensure_personal
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
 from chinwag.protocol import frames
 from chinwag.protocol.codec import encode
-from chinwag.protocol.errors import AIProviderError, ChatError
+from chinwag.protocol.errors import AIProviderError, BudgetExceeded, ChatError
 from chinwag.protocol.messages import AiOptions
 from chinwag.store.base import Store
 
@@ -52,6 +54,7 @@ class _Outcome:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failure: ChatError | None = None
+    first_chunk_at: float | None = None
 
 
 class Assistant:
@@ -73,7 +76,12 @@ class Assistant:
         """Check and reserve a reply (raises the error that refuses it); by default it
         continues the conversation's active branch (see ``Admission.admit``)."""
         await self._listen()
-        return await self.admission.admit(who, data, message, conversation_id, room_id, before)
+        try:
+            return await self.admission.admit(who, data, message, conversation_id, room_id,
+                                              before)
+        except BudgetExceeded:
+            metrics.AI_BUDGET_REFUSALS.inc()
+            raise
 
     async def _listen(self) -> None:
         """Hear cancels sent from other processes, before this one runs any reply."""
@@ -197,6 +205,8 @@ class Assistant:
                 if isinstance(item, UsageReport):
                     reported = item
                 elif isinstance(item, TextDelta):
+                    if out.first_chunk_at is None:
+                        out.first_chunk_at = time.monotonic()
                     out.parts.append(item.text)
                     out.completion_tokens += count_tokens(item.text)
                     chunk = encode(frames.ai_chunk(item.text, plan.conv.id, plan.room_id))
@@ -226,6 +236,7 @@ class Assistant:
         await self.store.budgets.settle(plan.reply_id, tokens, cost)
         self.stats.ai_tokens_used += tokens
         self.stats.ai_cost_usd += cost
+        self._measure(plan, out, started, cost, cancelled)
         hub, conv, who = self.events.hub, plan.conv, plan.who
         content = "".join(out.parts)
         if out.failure is not None:
@@ -234,7 +245,7 @@ class Assistant:
                 tokens_used=tokens)))
             if not content:
                 return
-        turn = await self.store.conversations.add_turn(
+        await self.store.conversations.add_turn(
             conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost,
             parent_id=plan.answer_to)
         summary: dict[str, Any] = {
@@ -248,14 +259,28 @@ class Assistant:
             summary["cancelled"] = True
         if out.failure is not None:
             summary["error"] = out.failure.code.value
-        if plan.room_id is None:
-            live = {**summary, "content": "", "message_id": turn.id,
-                    "timestamp": frames.utc_now()}
-            await hub.send_user(who.username, encode(frames.ai_done(live)))
-            return
+        # A roomless reply goes to its requester's personal stream: stored with a
+        # seq, like a room's, so the offline queue and ``sync`` replay it.
+        room_id = plan.room_id or await ensure_personal(self.store, hub, who.username)
         stored = {**summary, "content": content, "username": ASSISTANT,
                   "reply_to": who.username, "timestamp": frames.utc_now()}
-        await self.events.append_ai(plan.room_id, stored)
+        await self.events.append_ai(room_id, stored)
+
+    def _measure(self, plan: Plan, out: _Outcome, started: float, cost: float,
+                 cancelled: bool) -> None:
+        provider = self.catalog.provider_for(out.model)
+        name = provider.name if provider is not None else "none"
+        outcome = "cancelled" if cancelled else "error" if out.failure is not None else "ok"
+        labels = (name, out.model, outcome)
+        metrics.AI_REQUESTS.labels(*labels).inc()
+        metrics.AI_TOKENS_IN.labels(*labels).inc(out.prompt_tokens)
+        metrics.AI_TOKENS_OUT.labels(*labels).inc(out.completion_tokens)
+        metrics.AI_COST.labels(*labels).inc(cost)
+        metrics.AI_GENERATION.labels(*labels).observe(time.monotonic() - started)
+        if out.first_chunk_at is not None:
+            metrics.AI_FIRST_TOKEN.labels(name, out.model).observe(out.first_chunk_at - started)
+        if plan.fell_back or out.model != plan.models[0]:
+            metrics.AI_FALLBACKS.labels(name, out.model).inc()
 
     async def _typing(self, room_id: str, on: bool) -> None:
         text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 from chinwag.broker.base import PubSub
+from chinwag.core import metrics
 from chinwag.core.envelope import (
     CHUNK,
     CONTROL,
@@ -84,13 +86,15 @@ class Hub:
 
     async def add(self, session: Session) -> None:
         self.sessions[session.id] = session
+        metrics.CONNECTIONS.inc()
         mine = self.by_user.setdefault(session.username, set())
         mine.add(session)
         if len(mine) == 1:
             await self.broker.subscribe(user_channel(session.username))
 
     async def remove(self, session: Session) -> None:
-        self.sessions.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is not None:
+            metrics.CONNECTIONS.dec()
         self.emptied.set()
         for room_id in list(session.rooms):
             await self.leave(session, room_id)
@@ -149,7 +153,9 @@ class Hub:
             return
         scope, name = parse_channel(channel)
         if scope == ROOM:
+            began = time.perf_counter()
             self._to_room(env)
+            metrics.FANOUT.observe(time.perf_counter() - began)
         else:
             self._to_user(name, env)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chinwag.core.events import Events
+from chinwag.core.personal import PERSONAL, ensure_personal, is_personal, personal_room
 from chinwag.core.session import Identity
 from chinwag.core.visibility import VISIBILITIES, default_for, visible_after
 from chinwag.protocol.errors import (
@@ -62,6 +63,10 @@ class Rooms:
                      room_type: str | None, history_visibility: str | None = None
                      ) -> RoomRecord:
         kind = room_type or "private"
+        if is_personal(room_id):
+            raise InvalidMessage(f"room ids starting with '@' are personal streams: "
+                                 f"'{room_id}' cannot be created",
+                                 details=[{"field": "room_id", "error": "reserved"}])
         if kind not in ROOM_TYPES:
             raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
                                  details=[{"field": "room_type", "error": "invalid"}])
@@ -109,6 +114,9 @@ class Rooms:
                    room_type: str | None = None, history_visibility: str | None = None
                    ) -> Joined:
         """Join (creating an unknown room). Members simply re-subscribe."""
+        if is_personal(room_id):
+            self._own_personal(actor, room_id)
+            await ensure_personal(self.store, self.events.hub, actor.username)
         room = await self.store.rooms.get(room_id)
         if room is None:
             try:
@@ -149,7 +157,8 @@ class Rooms:
         return members
 
     async def leave(self, actor: Identity, room_id: str) -> int:
-        await self.get(room_id)
+        if (await self.get(room_id)).room_type == PERSONAL:
+            raise Forbidden(f"'{room_id}' is your personal stream: it cannot be left")
         if not await self.store.rooms.remove_member(room_id, actor.username):
             raise NotInRoom.of(room_id)
         seq = await self.events.membership(room_id, actor.username, "left")
@@ -169,6 +178,8 @@ class Rooms:
     async def add_member(self, actor: Identity, room_id: str, username: str) -> None:
         room = await self.get(room_id)
         self._owner_or_admin(actor, room)
+        if room.room_type == PERSONAL:
+            raise Forbidden(f"'{room_id}' is a personal stream: only its owner is a member")
         if await self.store.users.get(username) is None:
             raise NotFound(f"user '{username}' does not exist")
         if await self.store.rooms.member(room_id, username) is not None:
@@ -200,6 +211,11 @@ class Rooms:
             "participants": await self.events.presence.participants(room.room_id),
             "created_at": iso(room.created_at),
         }
+
+    @staticmethod
+    def _own_personal(actor: Identity, room_id: str) -> None:
+        if room_id != personal_room(actor.username):
+            raise Forbidden(f"'{room_id}' is another user's personal stream")
 
     @staticmethod
     def _owner_or_admin(actor: Identity, room: RoomRecord) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,10 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import Receive, Scope, Send
 
 from chinwag.broker.base import Broker
 from chinwag.broker.memory import MemoryBroker
+from chinwag.core import metrics
 from chinwag.core.service import ChatService
 from chinwag.core.uploads import UploadLimits, UploadManager
 from chinwag.core.wiring import Limits
@@ -107,6 +110,11 @@ def create_app(settings: Settings) -> FastAPI:
                      settings.register_rate_limit_window, "registration"),
         storage, scanner, registry)
     registry.register(_StatsCollector(service))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # serve --workers N: every worker's
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        for metric in metrics.ALL:
+            registry.register(metric)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

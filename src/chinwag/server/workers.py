@@ -23,6 +23,7 @@ from multiprocessing.queues import Queue
 from types import FrameType
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 
 from chinwag.server.transport import ChinwagServer
 
@@ -73,6 +74,8 @@ def run_workers(count: int, bind: Callable[[], socket.socket], target: Target,
             if not proc.is_alive() and not stopping:
                 log.warning("worker %s exited with %s; starting another", proc.pid,
                             proc.exitcode)
+                if proc.pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                    mark_process_dead(proc.pid)  # type: ignore[no-untyped-call]
                 procs[i] = start()
     for proc in procs:
         proc.join(timeout=30)

@@ -50,7 +50,7 @@ class User(Base):
 class Room(Base):
     __tablename__ = "rooms"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    room_id: Mapped[str] = mapped_column(String(64), unique=True)
+    room_id: Mapped[str] = mapped_column(String(65), unique=True)
     room_name: Mapped[str] = mapped_column(String(200))
     room_type: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str] = mapped_column(String(64))
