@@ -14,12 +14,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('rooms') as batch:
-        batch.alter_column('room_id', existing_type=sa.String(length=64),
-                           type_=sa.String(length=65), existing_nullable=False)
+    # SQLite enforces no VARCHAR length, and rebuilding `rooms` there would drop the
+    # rows that cascade from it (room files): only PostgreSQL needs the change.
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.alter_column('rooms', 'room_id', existing_type=sa.String(length=64),
+                    type_=sa.String(length=65), existing_nullable=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('rooms') as batch:
-        batch.alter_column('room_id', existing_type=sa.String(length=65),
-                           type_=sa.String(length=64), existing_nullable=False)
+    if op.get_bind().dialect.name == "sqlite":
+        return
+    op.alter_column('rooms', 'room_id', existing_type=sa.String(length=65),
+                    type_=sa.String(length=64), existing_nullable=False)
