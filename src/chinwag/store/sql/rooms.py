@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,21 +12,32 @@ from chinwag.store.base import MemberRecord, RoomRecord
 from chinwag.store.sql.database import Database, stored_time
 from chinwag.store.sql.tables import Room, RoomMember, StoredFile, User
 
+# The reads every connect and join makes: Core queries through Database.rows (one
+# thread round trip), each row a room's columns, then a member's.
+_ROOM_COLUMNS = (Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner,
+                 Room.created_at, Room.last_seq, Room.history_visibility, Room.members_version)
+_MEMBER_COLUMNS = (RoomMember.username, RoomMember.joined_at, RoomMember.delivered_seq,
+                   RoomMember.read_seq, RoomMember.joined_seq)
 _ROOMS_OF = (
-    select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner, Room.created_at,
-           Room.last_seq, Room.history_visibility, RoomMember.joined_at,
-           RoomMember.delivered_seq, RoomMember.read_seq, RoomMember.joined_seq)
+    select(*_ROOM_COLUMNS, *_MEMBER_COLUMNS)
     .join(RoomMember, RoomMember.room_pk == Room.id)
     .where(RoomMember.username == bindparam("username")).order_by(Room.room_id))
-# A member's join reads both: Core queries through Database.rows (one thread round trip).
-_GET = select(Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner,
-              Room.created_at, Room.last_seq, Room.history_visibility,
-              Room.members_version).where(Room.room_id == bindparam("room_id"))
+_GET = select(*_ROOM_COLUMNS).where(Room.room_id == bindparam("room_id"))
 _MEMBER = (
-    select(RoomMember.username, RoomMember.joined_at, RoomMember.delivered_seq,
-           RoomMember.read_seq, RoomMember.joined_seq)
+    select(*_MEMBER_COLUMNS)
     .join(Room, RoomMember.room_pk == Room.id)
     .where(Room.room_id == bindparam("room_id"), RoomMember.username == bindparam("username")))
+
+
+def _room_row(row: Sequence[Any]) -> RoomRecord:
+    pk, room_id, name, kind, owner, created, last, seen, version = row
+    return RoomRecord(pk, room_id, name, kind, owner, stored_time(created), last, seen,
+                      version or 0)
+
+
+def _member_row(row: Sequence[Any]) -> MemberRecord:
+    username, joined, delivered, read, joined_seq = row
+    return MemberRecord(username, stored_time(joined), delivered, read, joined_seq)
 
 
 def room_record(row: Room) -> RoomRecord:
@@ -69,11 +83,7 @@ class SqlRooms:
 
     async def get(self, room_id: str) -> RoomRecord | None:
         rows = await self._db.rows(_GET, {"room_id": room_id})
-        if not rows:
-            return None
-        pk, rid, name, kind, owner, created, last, seen, version = rows[0]
-        return RoomRecord(pk, rid, name, kind, owner, stored_time(created), last, seen,
-                          version or 0)
+        return _room_row(rows[0]) if rows else None
 
     async def delete(self, room_id: str) -> bool:
         return await self.delete_with_files(room_id) is not None
@@ -158,18 +168,13 @@ class SqlRooms:
 
     async def member(self, room_id: str, username: str) -> MemberRecord | None:
         rows = await self._db.rows(_MEMBER, {"room_id": room_id, "username": username})
-        if not rows:
-            return None
-        name, joined, delivered, read, joined_seq = rows[0]
-        return MemberRecord(name, stored_time(joined), delivered, read, joined_seq)
+        return _member_row(rows[0]) if rows else None
 
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
         # Read at every connect.
-        return [(RoomRecord(pk, room_id, name, type, owner, stored_time(created), last, seen),
-                 MemberRecord(username, stored_time(joined), delivered, read, joined_seq))
-                for (pk, room_id, name, type, owner, created, last, seen, joined, delivered,
-                     read, joined_seq)
-                in await self._db.rows(_ROOMS_OF, {"username": username})]
+        split = len(_ROOM_COLUMNS)
+        return [(_room_row(row[:split]), _member_row(row[split:]))
+                for row in await self._db.rows(_ROOMS_OF, {"username": username})]
 
     async def count_by_type(self) -> dict[str, int]:
         async with self._db.read() as s:
