@@ -391,9 +391,6 @@ class RedisBroker(RedisExpiringState):
             self._sharded = _major_version(info) >= SHARDED_SINCE_MAJOR
         return self._sharded
 
-    def _channel(self, channel: str) -> bytes:
-        return self._prefix_b + channel.encode()
-
 
 def _major_version(info: object) -> int:
     """Major version from ``INFO server`` (raw bytes, or the dict redis-py parses it to)."""

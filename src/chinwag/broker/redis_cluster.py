@@ -137,7 +137,7 @@ class RedisClusterBroker(RedisExpiringState):
             return
         try:
             async with self._guard("subscribe"):
-                node = self._cluster.get_node_from_key(self._channel(channel).decode())
+                node = self._cluster.get_node_from_key(self._prefix + channel)
                 if node is None:
                     raise BrokerUnavailable(f"subscribe: no master owns {channel!r}'s slot")
                 link = await self._link_for(node.host, int(node.port))
@@ -160,12 +160,9 @@ class RedisClusterBroker(RedisExpiringState):
 
     # -- expiring values across slots ---------------------------------------------
 
-    async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        if not keys:
-            return []
-        async with self._guard("get_many"):
-            values = await self._cluster.mget_nonatomic([self._value_key(k) for k in keys])
-        return [v if isinstance(v, bytes) else None for v in values]
+    async def _mget(self, keys: list[str]) -> list[object]:
+        # one MGET per slot: the values are independent snapshots
+        return list(await self._cluster.mget_nonatomic(keys))
 
     # -- helpers -------------------------------------------------------------------
 
@@ -188,7 +185,4 @@ class RedisClusterBroker(RedisExpiringState):
         if self._password is not None:
             auth = f"{quote(self._user or '', safe='')}:{quote(self._password, safe='')}@"
         return f"redis://{auth}{host}:{port}"
-
-    def _channel(self, channel: str) -> bytes:
-        return self._prefix.encode() + channel.encode()
 

@@ -139,8 +139,15 @@ class RedisExpiringState:
         if not keys:
             return []
         async with self._guard("get_many"):
-            values = await self._client.mget([self._value_key(k) for k in keys])
+            values = await self._mget([self._value_key(k) for k in keys])
         return [v if isinstance(v, bytes) else None for v in values]
+
+    async def _mget(self, keys: list[str]) -> list[object]:
+        """One MGET (a Redis Cluster broker reads per slot instead)."""
+        return list(await self._client.mget(keys))
+
+    def _channel(self, channel: str) -> bytes:
+        return (self._prefix + channel).encode()
 
     def _set_key(self, key: str) -> str:
         return f"{self._prefix}set:{key}"
