@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from functools import partial
 from multiprocessing.queues import Queue
 from typing import Any
@@ -56,13 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _share_metrics() -> None:
-    """Workers keep their Prometheus values in files of a fresh directory that every
-    worker's /metrics merges (prometheus-client multiprocess mode); set before they
-    start, so each inherits it."""
+@contextlib.contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Workers keep their Prometheus values in files of one directory that every
+    worker's /metrics merges (prometheus-client multiprocess mode): the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, or a fresh one removed at exit. Set before the
+    workers start, so each inherits it."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
     import tempfile
 
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chinwag-metrics-")
+    with tempfile.TemporaryDirectory(prefix="chinwag-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        yield
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
@@ -78,11 +87,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
                                 "processes can share rooms")
         from chinwag.server.workers import run_workers
 
-        _share_metrics()
         config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
                                 **_uvicorn_options(settings, host, port))
-        return run_workers(workers, config.bind_socket, partial(_worker, host, port),
-                           f"http://{host}:{port}")
+        with _shared_metrics():
+            return run_workers(workers, config.bind_socket, partial(_worker, host, port),
+                               f"http://{host}:{port}")
     from chinwag.server.app import create_app
 
     config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))

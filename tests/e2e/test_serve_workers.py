@@ -3,6 +3,7 @@ without JWT_SECRET, and "ready" in the log (PostgreSQL + Redis)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -175,17 +176,34 @@ def _replies(text: str) -> float:
                for sample in family.samples if sample.name == "chinwag_ai_replies_total")
 
 
-async def test_metrics_count_every_workers_ai_replies(workers) -> None:
+def _replies_per_worker(directory: Path) -> dict[str, float]:
+    """Each worker's own ``chinwag_ai_replies_total``, read from its multiprocess file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    counts: dict[str, float] = {}
+    for path in directory.glob("counter_*.db"):
+        total = sum(value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+                    if json.loads(key)[1] == "chinwag_ai_replies_total")
+        if total:
+            counts[path.stem.removeprefix("counter_")] = total
+    return counts
+
+
+async def test_metrics_count_every_workers_ai_replies(workers, tmp_path: Path) -> None:
     from tests.e2e.ai_helpers import ai, is_done
 
-    srv = await workers(2, JWT_SECRET="w" * 40)
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    srv = await workers(2, JWT_SECRET="w" * 40, PROMETHEUS_MULTIPROC_DIR=shared)
     # A user each (a user's connections all get their replies), one TCP connection
-    # each: the kernel spreads them over the workers.
-    clients = [await srv.connect(await srv.user()) for _ in range(6)]
-    for client in clients:
+    # each, until both workers have answered some: the kernel picks the worker.
+    sent = 0
+    while len(_replies_per_worker(shared)) < 2:
+        assert sent < 40, "every connection landed on one worker"
+        client = await srv.connect(await srv.user())
         await client.send(ai("count me"))
-    for client in clients:
         await client.expect("chat", is_done)
+        sent += 1
     for _ in range(6):  # each on a fresh connection, so answered by either worker
         page = await _fresh_get(srv, "/metrics")
-        assert _replies(page.text) == len(clients), page.text
+        assert _replies(page.text) == sent, page.text
