@@ -22,6 +22,14 @@ def test_room_id_inside_data_is_moved_to_the_envelope() -> None:
     assert msg.data.room_type == "shared"
 
 
+def test_room_ids_have_64_name_characters_and_may_name_a_personal_stream() -> None:
+    join = '{"type":"join_room","room_id":"%s"}'
+    assert isinstance(codec.decode(join % ("r" * 64)), JoinRoom)
+    assert isinstance(codec.decode(join % ("@" + "u" * 64)), JoinRoom)
+    assert code_of(join % ("r" * 65)) is ErrorCode.INVALID_MESSAGE
+    assert code_of(join % "@") is ErrorCode.INVALID_MESSAGE
+
+
 def test_room_id_in_both_places_must_agree() -> None:
     assert code_of('{"type":"typing","room_id":"a","data":{"room_id":"b","is_typing":true}}') \
         is ErrorCode.INVALID_MESSAGE

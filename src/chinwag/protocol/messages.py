@@ -18,8 +18,8 @@ from pydantic import (
 )
 
 RoomId = Annotated[
-    # ``@<username>`` names a personal stream (SPEC §10, docs/protocol.md §3.3).
-    str, StringConstraints(min_length=1, max_length=65, pattern=r"^@?[A-Za-z0-9_.:-]+$")]
+    # 1-64 name characters; ``@<username>`` names a personal stream (docs/protocol.md §3.3a).
+    str, StringConstraints(min_length=1, max_length=65, pattern=r"^@?[A-Za-z0-9_.:-]{1,64}$")]
 RoomType = Literal["private", "shared", "group"]
 HistoryVisibility = Literal["joined", "shared"]
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
