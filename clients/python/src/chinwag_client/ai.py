@@ -66,10 +66,18 @@ class AskStream:
         if data.get("conversation_id") != self.conversation_id:
             return False
         if (kind == "chat" and data.get("role") == "assistant"
-                and frame.get("room_id") == self.room_id) or kind == "error":
+                and frame.get("room_id") in self._reply_rooms()) or kind == "error":
             self._frames.put_nowait(frame)
             return self.room_id is None
         return False
+
+    def _reply_rooms(self) -> tuple[str | None, ...]:
+        """Where this reply's frames come from: its room; for a roomless one, no room
+        (the chunks) and the asker's personal stream ``@<username>`` (the stored
+        completion, with a seq)."""
+        if self.room_id is not None:
+            return (self.room_id,)
+        return (None, "@" + self.client.username)
 
     async def _run(self) -> AsyncIterator[str]:
         from chinwag_client.client import _confirms
