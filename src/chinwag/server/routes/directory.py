@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from chinwag.core.personal import PERSONAL
 from chinwag.protocol.codec import iso
 from chinwag.protocol.messages import RoomId
 from chinwag.server.deps import RuntimeDep, UserDep
@@ -93,11 +94,13 @@ async def list_rooms(
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> RoomList:
     """``mine``: the caller's rooms with ``unread`` (messages from others after their
-    read cursor), ``last_seq`` and ``last_message``. ``shared``: the shared rooms
-    anyone may join, with their member count and whether the caller is one."""
+    read cursor), ``last_seq`` and ``last_message``; not their personal stream, whose
+    replies the conversations list shows. ``shared``: the shared rooms anyone may
+    join, with their member count and whether the caller is one."""
     directory = rt.store.directory
     if scope == "mine":
-        summaries = await directory.summaries(who.username)
+        summaries = [s for s in await directory.summaries(who.username)
+                     if s.room.room_type != PERSONAL]
         mentions = await rt.store.messages.unread_mentions(who.username)
         return RoomList(
             scope=scope,
