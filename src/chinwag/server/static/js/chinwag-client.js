@@ -107,6 +107,7 @@ export class AIStream {
  *  - `room-event` a stored room event {type, room_id, seq, data}, once, in seq order per room
  *  - `chunk`      an AI stream piece {room_id?, conversation_id, content}
  *  - `ai-done`    a roomless AI completion {conversation_id, tokens_used, model_used, cost_usd, ...}
+ *                 (also a `room-event` of the personal stream "@<username>", where it is stored)
  *  - `receipt`    a delivery_confirmation (delivered / read, with recipient)
  *  - `typing`, `presence`, `room-deleted`, `joined`, `left`, `error`, `sync`
  *  - `signed-in`, `signed-out` {reason}
@@ -369,7 +370,13 @@ export class ChinwagClient extends EventTarget {
         return;
       case "chat":
         if (d.streaming) { this._chunk(f); return; }
-        if (f.seq != null) { this._roomEvent(f); this._completion(d, f.room_id); return; }
+        if (f.seq != null) {
+          // A roomless reply is stored in the asker's personal stream "@<username>".
+          const fresh = this._roomEvent(f);
+          this._completion(d, f.room_id);
+          if (fresh && d.done && f.room_id.startsWith("@")) this._emit("ai-done", d);
+          return;
+        }
         if (d.done) { this._completion(d, null); this._emit("ai-done", d); }
         return;
       case "join_room": this._answer(`join:${f.room_id}`, d); this._emit("joined", d); return;
@@ -391,7 +398,7 @@ export class ChinwagClient extends EventTarget {
   }
 
   _roomEvent(f) {
-    if (!this.seqs.accept(f.room_id, f.seq)) return; // seen already (replay, sync, history)
+    if (!this.seqs.accept(f.room_id, f.seq)) return false; // seen already (replay, sync, history)
     const waiting = f.type === "chat" ? this._awaiting.get(f.data?.client_message_id) : undefined;
     if (waiting && f.data.conversation_id != null) {
       this._awaiting.delete(f.data.client_message_id);
@@ -400,6 +407,7 @@ export class ChinwagClient extends EventTarget {
     }
     this._emit("room-event", { type: f.type, room_id: f.room_id, seq: f.seq, data: f.data ?? {} });
     if (f.type === "presence") this._emit("presence", f.data);
+    return true;
   }
 
   _confirmation(d) {
