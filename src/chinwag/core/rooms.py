@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chinwag.core.events import Events
@@ -55,9 +56,13 @@ class Rooms:
         self.events = events
         self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
         self.unpublish = unpublish  # deletes a published file by its stored name
-        # room -> (members_version, members): a member's join of a big room reads the
-        # room row anyway, and the member list only when its version moved.
-        self._members: dict[str, tuple[int, list[str]]] = {}
+        # room incarnation -> (members_version, members): a member's join of a big
+        # room reads the room row anyway, and the member list only when its version
+        # moved. Not keyed by the room name: a room deleted and created again under
+        # the same name starts its members_version afresh, and SQLite may even reuse
+        # its row id; (row id, created_at) names one room from creation to deletion,
+        # in every process.
+        self._members: dict[tuple[int, datetime], tuple[int, list[str]]] = {}
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
                      room_type: str | None, history_visibility: str | None = None
@@ -138,22 +143,22 @@ class Rooms:
             # Joined concurrently through another connection: one membership, one event.
             member = await self.store.rooms.member(room_id, actor.username)
             seq = member.delivered_seq if member else room.last_seq
-            return Joined(room, await self._read_members(room_id), seq, False)
+            return Joined(room, await self._read_members(room), seq, False)
         seq = await self.events.membership(room_id, actor.username, "joined")
-        return Joined(room, await self._read_members(room_id), seq, True)
+        return Joined(room, await self._read_members(room), seq, True)
 
     async def members_of(self, room: RoomRecord) -> list[str]:
         """The room's members as of ``room`` (read at its ``members_version``)."""
-        cached = self._members.get(room.room_id)
+        cached = self._members.get((room.id, room.created_at))
         if cached is not None and cached[0] == room.members_version:
             return cached[1]
-        return await self._read_members(room.room_id)
+        return await self._read_members(room)
 
-    async def _read_members(self, room_id: str) -> list[str]:
-        version, members = await self.store.rooms.members_versioned(room_id)
+    async def _read_members(self, room: RoomRecord) -> list[str]:
+        version, members = await self.store.rooms.members_versioned(room.room_id)
         if len(self._members) >= MEMBER_LISTS_KEPT:
             del self._members[next(iter(self._members))]  # the oldest entry
-        self._members[room_id] = (version, members)
+        self._members[(room.id, room.created_at)] = (version, members)
         return members
 
     async def leave(self, actor: Identity, room_id: str) -> int:
