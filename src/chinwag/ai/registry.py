@@ -2,16 +2,16 @@
 
 Only the server's ``create_app`` should import this module (``core`` imports
 ``chinwag.ai.base``, which also has ``resolve_model``; it is re-exported here for
-convenience).
+convenience). The SDK-backed providers are imported only when configured: the
+``openai`` and ``anthropic`` packages take ~2 s to import, which every server start
+on the offline model would otherwise pay.
 """
 
 from __future__ import annotations
 
-from chinwag.ai.anthropic_provider import AnthropicProvider
 from chinwag.ai.base import Provider, resolve_model
 from chinwag.ai.catalog import default_model_for
 from chinwag.ai.offline import OFFLINE_MODEL, OfflineProvider
-from chinwag.ai.openai_compat import OpenAICompatProvider
 
 __all__ = ["PROVIDER_KINDS", "build_provider", "default_model_for", "resolve_model"]
 
@@ -42,6 +42,8 @@ def build_provider(
     if kind == "offline":
         return OfflineProvider(models or (OFFLINE_MODEL,), token_delay=token_delay)
     if kind == "openai":
+        from chinwag.ai.openai_compat import OpenAICompatProvider
+
         return OpenAICompatProvider(
             api_key=api_key,
             base_url=base_url,
@@ -50,6 +52,8 @@ def build_provider(
             max_retries=max_retries,
         )
     if kind == "anthropic":
+        from chinwag.ai.anthropic_provider import AnthropicProvider
+
         return AnthropicProvider(
             api_key=anthropic_api_key,
             base_url=anthropic_base_url,
