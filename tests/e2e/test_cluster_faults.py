@@ -27,6 +27,7 @@ from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, joined
 from tests.e2e.test_cluster import (
     PRESENCE_TTL,
+    TYPING_TIMEOUT,
     cluster_env,
     eventually,
     participants,
@@ -166,6 +167,35 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
     await eventually(lambda: has_all(back, room, stored), what="recovery by sync")
     # Before the kill and after the reconnect, the mover saw everything, in order.
     assert first_seen(chats(m, room) + chats(back, room)) == expected
+
+
+async def test_typing_set_on_a_sigkilled_process_ends_for_the_others(
+        pg_url: str, start_server, name) -> None:
+    survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
+    room = name("shared")
+    alice, bob = await victim.user(name()), await survivor.user(name())
+    a = await joined(victim, alice, room, "shared")
+    b = await joined(survivor, bob, room)
+    typing = {"type": "typing", "data": {"is_typing": True, "room_id": room}}
+    await a.send(typing)
+    await b.expect("typing", lambda f: f["data"]["is_typing"] is True)
+    # She keeps typing for longer than one lease (1.5 timeouts): the renewals keep
+    # it shown on the survivor, without showing it again.
+    for _ in range(6):
+        await asyncio.sleep(TYPING_TIMEOUT / 2.5)  # a person's keystrokes, not a wait
+        await a.send(typing)
+    await a.send({"type": "ping"})
+    await a.expect("pong")
+    assert b.pending("typing") == []
+    kill(victim)  # it never sends is_typing:false
+    loop = asyncio.get_running_loop()
+    killed = loop.time()
+    ended = await b.expect("typing", timeout=TYPING_TIMEOUT * 1.5 + 5)
+    assert ended["data"] == {"user_id": alice.user_id, "username": alice.username,
+                             "is_typing": False, "room_id": room}
+    assert loop.time() - killed <= TYPING_TIMEOUT * 1.5 + 1
+    with pytest.raises(TimeoutError):  # ended once
+        await b.expect("typing", timeout=TYPING_TIMEOUT)
 
 
 # ---- Redis goes away and comes back -----------------------------------------------------

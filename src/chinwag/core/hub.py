@@ -35,6 +35,7 @@ from chinwag.core.envelope import (
     room_channel,
     user_channel,
 )
+from chinwag.core.leases import Lease, Leases
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.publisher import Publisher
 from chinwag.core.sequencer import DONE, RETRY, RoomSequence
@@ -72,6 +73,8 @@ class Hub:
         #: Channels of other parts of core (not rooms or users): channel -> handler.
         self.listeners: dict[str, Callable[[bytes], None]] = {}
         self.emptied = asyncio.Event()
+        #: leased ephemeral states shown here (typing): ended here if their origin dies
+        self.leases = Leases(self._lapsed)
         # The outbound half. Its methods are also the hub's (publish_stored, send_user…)
         # so callers holding the hub publish without passing through it.
         self.publisher = Publisher(broker, self.on_message)
@@ -137,6 +140,7 @@ class Hub:
         if not members:
             del self.rooms[room_id]
             del self.room_users[room_id]
+            self.leases.forget_room(room_id)
             await self.broker.unsubscribe(room_channel(room_id))
 
     # ---- receiving ------------------------------------------------------------
@@ -186,9 +190,10 @@ class Hub:
                     if arrived is not None:
                         arrived.set()
         elif env.kind == EPHEMERAL:
-            for s in list(targets):
-                if s.username != env.exclude:
-                    s.send_text(env.text, Kind.EPHEMERAL, frame)
+            lease = Lease.unpack(env.key) if env.key is not None else None
+            if lease is not None and not self.leases.offer(env.room_id, lease, env.exclude):
+                return  # a renewal of what is shown, or the end of what already lapsed
+            self._ephemeral(targets, env.text, env.exclude, frame)
         elif env.kind == CHUNK:
             for s in list(targets):
                 s.send_chunk(env.key, env.text, frame)
@@ -196,6 +201,17 @@ class Hub:
             for s in list(targets):
                 s.send_text(env.text)
                 s.spawn(self.leave(s, env.room_id))
+
+    def _ephemeral(self, targets: set[Session], text: str, exclude: str | None,
+                   frame: OutFrame) -> None:
+        for s in list(targets):
+            if s.username != exclude:
+                s.send_text(text, Kind.EPHEMERAL, frame)
+
+    def _lapsed(self, room_id: str, end: str, exclude: str | None) -> None:
+        targets = self.rooms.get(room_id)
+        if targets:
+            self._ephemeral(targets, end, exclude, OutFrame(end))
 
     def _to_user(self, username: str, env: Envelope) -> None:
         for s in list(self.by_user.get(username, ())):

@@ -21,6 +21,7 @@ from chinwag.core.envelope import (
     room_channel,
     user_channel,
 )
+from chinwag.core.leases import Lease
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,12 @@ class Publisher:
                              exclude: str | None = None) -> None:
         await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
 
-    async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None) -> None:
+    async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None,
+                                lease: Lease | None = None) -> None:
+        """``lease``: the state this frame starts or ends (``leases.py``)."""
+        key = lease.pack() if lease is not None else None
         await self._publish(room_channel(room_id),
-                            Envelope(EPHEMERAL, text, room_id, None, exclude))
+                            Envelope(EPHEMERAL, text, room_id, None, exclude, key))
 
     async def publish_chunk(self, room_id: str | None, username: str, key: object,
                             text: str) -> None:

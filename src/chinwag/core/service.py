@@ -17,6 +17,7 @@ from chinwag.core.ai_admission import Admission, Plan
 from chinwag.core.assistant import Assistant
 from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
+from chinwag.core.leases import Lease
 from chinwag.core.message_ops import MessageOps, asks_assistant
 from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
@@ -106,6 +107,7 @@ class ChatService:
                 await task
         await self.assistant.close()
         self.typing.close()
+        self.hub.leases.close()
 
     async def _start_broker_later(self) -> None:
         while True:
@@ -346,7 +348,9 @@ class ChatService:
     async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
                                on: bool) -> None:
         text = encode(frames.typing(room_id, username, user_id, on))
-        await self.publisher.publish_ephemeral(room_id, text, exclude=username)
+        end = text if not on else encode(frames.typing(room_id, username, user_id, False))
+        lease = Lease(f"typing:{username}", on, self.typing.lease_ttl, end)
+        await self.publisher.publish_ephemeral(room_id, text, exclude=username, lease=lease)
 
     async def _announce_presence(self, room_id: str, username: str,
                                  status: frames.PresenceStatus) -> None:

@@ -2,11 +2,14 @@
 
 State lives in the process that received the ``typing`` frame; it ends on
 ``is_typing:false``, on the user's chat in the room, on expiry (the server sends
-``false`` itself) and when the user's last connection here closes."""
+``false`` itself) and when the user's last connection here closes. It is published
+as a lease (``leases.py``), renewed while the user keeps typing, so the processes
+that show it end it themselves if this one dies."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 #: Broadcasts a typing change: (room_id, username, user_id, is_typing).
@@ -16,8 +19,14 @@ Announce = Callable[[str, str, int | str, bool], Awaitable[None]]
 class TypingTracker:
     def __init__(self, timeout: float, announce: Announce) -> None:
         self.timeout = timeout
+        # A start is announced again (a renewal, not shown twice) once a third of the
+        # timeout passed since the last announcement, and others hold it for 1.5
+        # timeouts: the last renewal always outlives this process's own expiry.
+        self.renew_after = timeout / 3
+        self.lease_ttl = timeout * 1.5
         self._announce = announce
-        self._timers: dict[tuple[str, str], tuple[asyncio.TimerHandle, int | str]] = {}
+        # (room, user) -> (expiry timer, user id, when last announced)
+        self._timers: dict[tuple[str, str], tuple[asyncio.TimerHandle, int | str, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def is_typing(self, room_id: str, username: str) -> bool:
@@ -29,9 +38,12 @@ class TypingTracker:
         if was is not None:
             was[0].cancel()
         handle = asyncio.get_running_loop().call_later(self.timeout, self._expire, key)
-        self._timers[key] = (handle, user_id)
-        if was is None:
-            await self._announce(room_id, username, user_id, True)
+        now = time.monotonic()
+        if was is not None and now - was[2] < self.renew_after:
+            self._timers[key] = (handle, user_id, was[2])
+            return
+        self._timers[key] = (handle, user_id, now)
+        await self._announce(room_id, username, user_id, True)
 
     async def stop(self, room_id: str, username: str) -> None:
         entry = self._timers.pop((room_id, username), None)
@@ -52,6 +64,6 @@ class TypingTracker:
         task.add_done_callback(self._tasks.discard)
 
     def close(self) -> None:
-        for handle, _ in self._timers.values():
+        for handle, _, _ in self._timers.values():
             handle.cancel()
         self._timers.clear()
