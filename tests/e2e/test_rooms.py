@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.rooms_helpers import chat, joined
 from tests.support import Server
 
@@ -111,6 +113,30 @@ async def test_delete_room_is_for_the_owner_and_tells_participants(server: Serve
     assert (await g.expect("room_deleted"))["data"]["room_id"] == room
     assert (await server.get(f"/api/v1/ws/rooms/{room}", owner)).status_code == 404
     assert (await server.delete(f"/api/v1/ws/rooms/{room}", owner)).status_code == 404
+
+
+@pytest.mark.storage
+async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_members(
+        server: Server, name) -> None:
+    room = name("shared")
+    owner, guest, newcomer, friend = [await server.user(name()) for _ in range(4)]
+    o = await joined(server, owner, room, "shared")
+    await (await joined(server, guest, room)).close()
+    await o.send(chat(room, "for the guest", "m1"))
+    sent = await o.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m1")
+    assert sent["data"]["queued_for"] == [guest.username]
+    assert (await server.delete(f"/api/v1/ws/rooms/{room}", owner)).status_code == 204
+    n = await server.connect(newcomer)
+    await n.send({"type": "join_room", "room_id": room, "data": {"room_type": "shared"}})
+    assert (await n.expect("join_room"))["data"]["members"] == [newcomer.username]
+    f = await joined(server, friend, room)  # the new room's membership moves on as the old one did
+    await n.send(chat(room, "new room", "m2"))
+    sent = await n.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m2")
+    assert sent["data"]["queued_for"] == []  # not the old room's members
+    await f.close()
+    await n.send(chat(room, "for the friend", "m3"))
+    sent = await n.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m3")
+    assert sent["data"]["queued_for"] == [friend.username]
 
 
 async def test_delete_room_over_the_socket(server: Server, name) -> None:

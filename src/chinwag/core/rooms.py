@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from chinwag.core.events import Events
@@ -56,13 +55,11 @@ class Rooms:
         self.events = events
         self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
         self.unpublish = unpublish  # deletes a published file by its stored name
-        # room incarnation -> (members_version, members): a member's join of a big
-        # room reads the room row anyway, and the member list only when its version
-        # moved. Not keyed by the room name: a room deleted and created again under
-        # the same name starts its members_version afresh, and SQLite may even reuse
-        # its row id; (row id, created_at) names one room from creation to deletion,
-        # in every process.
-        self._members: dict[tuple[int, datetime], tuple[int, list[str]]] = {}
+        # room -> (members_version, members): a member's join of a big room reads the
+        # room row anyway, and the member list only when its version moved. (A room
+        # created again under a deleted one's name never repeats its versions: see
+        # the store's ``first_members_version``.)
+        self._members: dict[str, tuple[int, list[str]]] = {}
 
     async def create(self, actor: Identity, room_id: str, room_name: str | None,
                      room_type: str | None, history_visibility: str | None = None
@@ -149,7 +146,7 @@ class Rooms:
 
     async def members_of(self, room: RoomRecord) -> list[str]:
         """The room's members as of ``room`` (read at its ``members_version``)."""
-        cached = self._members.get((room.id, room.created_at))
+        cached = self._members.get(room.room_id)
         if cached is not None and cached[0] == room.members_version:
             return cached[1]
         return await self._read_members(room)
@@ -158,7 +155,7 @@ class Rooms:
         version, members = await self.store.rooms.members_versioned(room.room_id)
         if len(self._members) >= MEMBER_LISTS_KEPT:
             del self._members[next(iter(self._members))]  # the oldest entry
-        self._members[(room.id, room.created_at)] = (version, members)
+        self._members[room.room_id] = (version, members)
         return members
 
     async def leave(self, actor: Identity, room_id: str) -> int:

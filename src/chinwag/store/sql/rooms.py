@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,18 @@ def _member_row(row: Sequence[Any]) -> MemberRecord:
     return MemberRecord(username, stored_time(joined), delivered, read, joined_seq)
 
 
+def first_members_version() -> int:
+    """A new room's first ``members_version``: the clock, in microseconds.
+
+    Caches of member lists (``core/rooms.py``, ``core/events.py``, in every process)
+    are keyed by room name and version. A room deleted and created again under the
+    same name must never repeat a version of its earlier life, or those caches would
+    answer with the old members. A version grows by one per membership change, each
+    a committed write that takes far longer than a microsecond, so a room's versions
+    stay below the clock, and the next room of that name starts above them."""
+    return time.time_ns() // 1000
+
+
 def room_record(row: Room) -> RoomRecord:
     return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
                       row.created_at, row.last_seq, row.history_visibility,
@@ -62,7 +75,8 @@ class SqlRooms:
                 if max_owned is not None:
                     await self._check_owned(s, owner, max_owned)
                 row = Room(room_id=room_id, room_name=room_name, room_type=room_type, owner=owner,
-                           last_seq=0, history_visibility=history_visibility)
+                           last_seq=0, history_visibility=history_visibility,
+                           members_version=first_members_version())
                 s.add(row)
                 await s.flush()
                 s.add(RoomMember(room_pk=row.id, username=owner, delivered_seq=0, read_seq=0))
