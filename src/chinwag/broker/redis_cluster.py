@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -40,6 +41,8 @@ from chinwag.broker.redis_state import DOWN, RedisExpiringState
 __all__ = ["SCHEME", "RedisClusterBroker", "parse_cluster_url"]
 
 SCHEME = "redis+cluster://"
+#: Set updates of one presence refresh in flight at once (see ``_set_add_calls``).
+CONCURRENT_SET_ADDS = 32
 
 
 def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], str | None, str | None]:
@@ -163,6 +166,14 @@ class RedisClusterBroker(RedisExpiringState):
     async def _mget(self, keys: list[str]) -> list[object]:
         # one MGET per slot: the values are independent snapshots
         return list(await self._cluster.mget_nonatomic(keys))
+
+    async def _set_add_calls(self, calls: list[tuple[str, list[Any]]]) -> None:
+        # A cluster pipeline runs no scripts: the sets (one slot each) are updated a
+        # few at a time instead (bounded, not to exhaust a node's connection pool),
+        # each call going straight to its slot's master.
+        for start in range(0, len(calls), CONCURRENT_SET_ADDS):
+            await asyncio.gather(*(self._set_add(keys=[key], args=args)
+                                   for key, args in calls[start : start + CONCURRENT_SET_ADDS]))
 
     # -- helpers -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import contextlib
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -117,19 +118,26 @@ class RedisExpiringState:
             return int(await self._set_count(keys=[self._set_key(key)]))
 
     async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
-        """``set_add`` grouped by set: one script call (and round trip) per set and
-        ``SET_ADD_BATCH`` members, each bounded in time like a single command."""
+        """``set_add`` grouped by set: one script call per set and ``SET_ADD_BATCH``
+        members, all in one pipeline (one round trip for a whole presence refresh),
+        bounded in time like a single command."""
         by_key: dict[str, list[str]] = {}
         for key, member in entries:
             by_key.setdefault(key, []).append(member)
-        ms = _ms(ttl)
-        for key, members in by_key.items():
-            for start in range(0, len(members), SET_ADD_BATCH):
-                async with self._guard("set_add_many"):
-                    await self._set_add(
-                        keys=[self._set_key(key)],
-                        args=[ms, *members[start : start + SET_ADD_BATCH]],
-                    )
+        calls = [(self._set_key(key), [_ms(ttl), *members[start : start + SET_ADD_BATCH]])
+                 for key, members in by_key.items()
+                 for start in range(0, len(members), SET_ADD_BATCH)]
+        if calls:
+            async with self._guard("set_add_many"):
+                await self._set_add_calls(calls)
+
+    async def _set_add_calls(self, calls: list[tuple[str, list[Any]]]) -> None:
+        """Run the set-add script once per (set key, args), pipelined."""
+        assert isinstance(self._client, Redis)  # the cluster broker has its own
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key, args in calls:
+                await self._set_add(keys=[key], args=args, client=pipe)
+            await pipe.execute()
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
         async with self._guard("put"):
