@@ -5,6 +5,8 @@ gap filling and recovery after a lost broker message."""
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
 from chinwag.core.hub import Hub
@@ -39,6 +41,9 @@ class Events:
         # room -> (membership version, members): re-read only when the version the
         # store returns with each append differs, so it is right across processes.
         self._members: dict[str, tuple[int, list[str]]] = {}
+        # (room, after seq) -> the store read in flight: sessions of one room that
+        # catch up from the same seq (all of them, after a broker outage) share it.
+        self._reading: dict[tuple[str, int], asyncio.Future[list[EventRecord]]] = {}
 
     async def members(self, room_id: str, version: int | None) -> list[str]:
         cached = self._members.get(room_id)
@@ -86,9 +91,25 @@ class Events:
 
     async def fetch_after(self, session: Session, room_id: str,
                           after_seq: int) -> list[tuple[int, str | None]]:
-        records = await self.store.events.after(room_id, after_seq, PAGE)
+        records = await self._after(room_id, after_seq)
         return [(r.seq, None if hidden_from(r, session.username) else encode(render(r)))
                 for r in records]
+
+    async def _after(self, room_id: str, after_seq: int) -> list[EventRecord]:
+        key = (room_id, after_seq)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = asyncio.ensure_future(self.store.events.after(room_id, after_seq, PAGE))
+            self._reading[key] = reading
+            reading.add_done_callback(partial(self._read_done, key))
+        # shielded: one reader leaving (its session closed) does not cancel the others'
+        return await asyncio.shield(reading)
+
+    def _read_done(self, key: tuple[str, int], reading: asyncio.Future[Any]) -> None:
+        if self._reading.get(key) is reading:
+            del self._reading[key]
+        if not reading.cancelled():
+            reading.exception()  # retrieved: every waiter may have gone
 
     async def replay(self, session: Session, room_id: str, after_seq: int) -> int:
         """Send ``session`` every stored event after ``after_seq``; the last seq sent."""
