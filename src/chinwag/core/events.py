@@ -111,6 +111,13 @@ class Events:
         if not reading.cancelled():
             reading.exception()  # retrieved: every waiter may have gone
 
+    async def flush_cursors(self, session: Session) -> None:
+        """Persist how far ``session`` has been delivered in each of its rooms."""
+        for room_id, cursor in list(session.rooms.items()):
+            if cursor.seq > session.flushed.get(room_id, 0):
+                await self.mark_delivered(session.username, room_id, cursor.seq, report=False)
+                session.flushed[room_id] = cursor.seq
+
     async def replay(self, session: Session, room_id: str, after_seq: int) -> int:
         """Send ``session`` every stored event after ``after_seq``; the last seq sent."""
         last = after_seq

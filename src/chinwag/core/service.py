@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from chinwag.broker.base import BrokerUnavailable, ExpiringState, PubSub
+from chinwag.broker.base import ExpiringState, PubSub
 from chinwag.core import ai_branches
 from chinwag.core.ai_admission import Admission, Plan
 from chinwag.core.assistant import Assistant
@@ -19,13 +19,13 @@ from chinwag.core.events import Events, confirmation
 from chinwag.core.hub import Hub
 from chinwag.core.leases import Lease
 from chinwag.core.message_ops import MessageOps, asks_assistant
-from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
 from chinwag.core.rooms import Joined, Rooms
 from chinwag.core.session import Identity, Session
 from chinwag.core.stats import NodeStats
 from chinwag.core.typing_state import TypingTracker
+from chinwag.core.upkeep import Upkeep
 from chinwag.core.upload_frames import UploadFrames
 from chinwag.core.uploads import UploadManager
 from chinwag.core.wiring import AISetup, Limits
@@ -71,8 +71,8 @@ class ChatService:
                                    self.events, self.stats, ai.config)
         self.uploads = uploads
         self._upload_frames = UploadFrames(uploads, self.rooms, self.events, store, self.stats)
-        self.sent_by_closed = 0  # frames_sent of connections that are gone
-        self._background: list[asyncio.Task[None]] = []
+        self.upkeep = Upkeep(pubsub, state, self.hub, self.presence, self.events, uploads,
+                             self.stats, limits, node_id)
         self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
             "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
             "leave_room": self._leave_room, "delete_room": self._delete_room,
@@ -86,39 +86,13 @@ class ChatService:
     # ---- service life cycle -------------------------------------------------
 
     async def start(self) -> None:
-        self._background = []
-        try:
-            await self.pubsub.start(self.hub.on_message, self.hub.resync_all)
-        except BrokerUnavailable as exc:
-            log.warning("broker unreachable at start-up (%s): serving this process's "
-                        "connections and retrying", exc)
-            self._background.append(asyncio.create_task(self._start_broker_later()))
-        self._background += [
-            asyncio.create_task(self._every(self.limits.presence_ttl / 3, self._refresh)),
-            asyncio.create_task(self._every(self.limits.cleanup_interval, self.cleanup)),
-            asyncio.create_task(self._every(self.limits.heartbeat_interval, self._heartbeat)),
-        ]
+        await self.upkeep.start()
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for task in self._background:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.upkeep.stop()
         await self.assistant.close()
         self.typing.close()
         self.hub.leases.close()
-
-    async def _start_broker_later(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            try:
-                await self.pubsub.start(self.hub.on_message, self.hub.resync_all)
-            except BrokerUnavailable:
-                continue
-            log.info("broker reachable again")
-            self.hub.resync_all()
-            return
 
     async def close_all(self, timeout: float = 5.0) -> None:
         """Close every connection with 1012 (service restart) and wait for them."""
@@ -129,48 +103,6 @@ class ChatService:
                 while self.hub.sessions:
                     self.hub.emptied.clear()
                     await self.hub.emptied.wait()
-
-    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await job()
-            except Exception:
-                log.exception("periodic job %s failed", getattr(job, "__name__", job))
-
-    async def _refresh(self) -> None:
-        await self.presence.refresh(list(self.hub.sessions.values()))
-        await self.publish_stats()
-
-    async def _heartbeat(self) -> None:
-        """The guide's ``system`` heartbeat to every connection, framed once."""
-        text = encode(frames.heartbeat())
-        frame = OutFrame(text)
-        for session in list(self.hub.sessions.values()):
-            session.send_text(text, Kind.EPHEMERAL, frame)
-
-    async def cleanup(self) -> None:
-        """Periodic clean-up: persist delivery cursors, drop abandoned uploads."""
-        for session in list(self.hub.sessions.values()):
-            await self._flush_cursors(session)
-        await self.uploads.expire()
-
-    def frames_sent(self) -> int:
-        """Every frame written to a client by this process (answers, heartbeats and
-        broadcasts alike), closed connections included."""
-        return self.sent_by_closed + sum(s.sent for s in self.hub.sessions.values())
-
-    async def publish_stats(self) -> None:
-        self.stats.active_connections = len(self.hub.sessions)
-        self.stats.messages_sent = self.frames_sent()
-        self.stats.uploads_in_progress = await self.uploads.in_progress()
-        try:
-            await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
-            await self.state.put(f"stats:{self.node_id}",
-                                  encode(self.stats.snapshot()).encode(),
-                                  self.limits.presence_ttl)
-        except BrokerUnavailable:
-            pass  # the stats endpoint falls back to this node's numbers
 
     # ---- connection life cycle ---------------------------------------------
 
@@ -217,7 +149,7 @@ class ChatService:
 
     async def close(self, session: Session) -> None:
         await session.cancel_tasks()
-        await self._flush_cursors(session)
+        await self.events.flush_cursors(session)
         rooms = list(session.rooms)
         for room_id in rooms:
             await self.presence.exit(room_id, session)
@@ -242,13 +174,6 @@ class ChatService:
         await self.hub.leave(session, room_id)
         await self.presence.exit(room_id, session)
         session.flushed.pop(room_id, None)
-
-    async def _flush_cursors(self, session: Session) -> None:
-        for room_id, cursor in list(session.rooms.items()):
-            if cursor.seq > session.flushed.get(room_id, 0):
-                await self.events.mark_delivered(session.username, room_id, cursor.seq,
-                                                 report=False)
-                session.flushed[room_id] = cursor.seq
 
     async def sign_out(self, username: str, reason: str) -> None:
         """Close every connection of ``username``, on every process, with 4401

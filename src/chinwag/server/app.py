@@ -220,7 +220,7 @@ class _StatsCollector:
         for name, value, doc in [
             ("connections", s.total_connections, "WebSocket connections accepted"),
             ("messages_received", s.messages_received, "Client frames handled"),
-            ("messages_sent", self.service.frames_sent(), "Frames written to connections"),
+            ("messages_sent", self.service.upkeep.frames_sent(), "Frames written to connections"),
             ("rejected_frames", s.rejected_frames, "Frames refused by the rate limit"),
             ("ai_requests", s.ai_requests, "AI replies started"),
             ("ai_tokens", s.ai_tokens_used, "AI tokens used"),

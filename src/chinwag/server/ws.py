@@ -161,7 +161,7 @@ class Connection:
                 self._expiry.cancel()
             await service.close(session)
             await self._close_socket()
-            service.sent_by_closed += session.sent
+            service.upkeep.sent_by_closed += session.sent
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
 

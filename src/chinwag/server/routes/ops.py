@@ -45,7 +45,7 @@ async def stats(rt: RuntimeDep, _admin: AdminDep) -> dict[str, Any]:
 
 async def collect_stats(rt: RuntimeDep) -> dict[str, Any]:
     service = rt.service
-    await service.publish_stats()
+    await service.upkeep.publish_stats()
     try:
         nodes = await service.state.set_members("nodes")
         raw = await service.state.get_many([f"stats:{n}" for n in nodes])
