@@ -134,11 +134,16 @@ async def test_chat_shows_and_sends_replies_reactions_deletions_and_mentions(
     srv: Server = await start_server()
     await srv.user("alice")
     await srv.user("bob")
+    async with Client(srv.base, "bob", PASSWORD) as bob:
+        await bob.join("lobby")
+        early = await bob.send("lobby", "said before alice came")
     child = spawn(srv, "alice", "--room", "lobby", log=tmp_path / "ops.log")
     try:
         await expect(child, r"joined lobby")
         async with Client(srv.base, "bob", PASSWORD) as bob:
-            await bob.join("lobby")
+            child.sendline(f"/react {early.seq} 👀")  # not shown here: read from history
+            seen = await next_of(bob, "reaction", by="alice")
+            assert (seen.emoji, seen.message_id) == ("👀", early.server_message_id)
             lunch = await bob.send("lobby", "lunch at noon, at the usual place by the river?")
             await expect(child, rf"\[lobby #{lunch.seq}\] bob: lunch at noon")
             child.sendline(f"/reply {lunch.seq} yes please")
@@ -152,8 +157,12 @@ async def test_chat_shows_and_sends_replies_reactions_deletions_and_mentions(
             await expect(child, rf'\* bob reacted 👍 to #{reply.seq} \(alice: "yes please"\)')
             child.sendline(f"/react lobby#{lunch.seq} 🎉")
             reaction = await next_of(bob, "reaction", by="alice")
-            assert (reaction.emoji, reaction.username, reaction.message_id) == (
-                "🎉", "alice", lunch.server_message_id)
+            assert (reaction.emoji, reaction.username, reaction.message_id, reaction.on) == (
+                "🎉", "alice", lunch.server_message_id, True)
+            child.sendline(f"/unreact {lunch.seq} 🎉")
+            taken = await next_of(bob, "reaction", by="alice")
+            assert (taken.emoji, taken.on) == ("🎉", False)
+            await expect(child, rf"\* alice took back 🎉 on #{lunch.seq}")
             child.sendline(f"/edit {lunch.seq} dinner instead")
             await expect(child, r"! FORBIDDEN: only its author may edit a message")
             ping = await bob.send("lobby", "@alice are you coming?")
