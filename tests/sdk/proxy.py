@@ -16,6 +16,7 @@ class CuttingProxy:
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_until = 0.0
+        self.muted = False
 
     @property
     def base(self) -> str:
@@ -35,10 +36,16 @@ class CuttingProxy:
         if self._server is not None:
             await self._server.wait_closed()
 
+    def mute(self) -> None:
+        """Lose every byte the server sends from now until the next ``cut`` (what the
+        client sends still arrives): answers written that the client never gets."""
+        self.muted = True
+
     def cut(self, *, count: bool = True, hold: float = 0.0) -> None:
         """Abort every connection now (a reset, as when a network path dies); with
         ``hold``, refuse new ones for that many seconds (the network stays down)."""
         self._down_until = asyncio.get_running_loop().time() + hold
+        self.muted = False
         if count and self._links:
             self.cuts += 1
         for a, b in list(self._links):
@@ -69,13 +76,16 @@ class CuttingProxy:
             return
         link = (writer, up_writer)
         self._links.add(link)
-        self._spawn(self._pipe(reader, up_writer, link))
-        self._spawn(self._pipe(up_reader, writer, link))
+        self._spawn(self._pipe(reader, up_writer, link, downstream=False))
+        self._spawn(self._pipe(up_reader, writer, link, downstream=True))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    link: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
+                    link: tuple[asyncio.StreamWriter, asyncio.StreamWriter], *,
+                    downstream: bool) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
+                if downstream and self.muted:
+                    continue
                 writer.write(data)
                 await writer.drain()
         for w in link:

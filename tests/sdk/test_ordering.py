@@ -48,6 +48,26 @@ def test_rooms_are_ordered_independently() -> None:
     assert seqs(order.offer(ev(3, "a"))) == [3]
 
 
+def mention(seq: int, room: str = "r") -> Event:
+    return Event("mention", {"message_id": 100 + seq, "seq": seq, "by": "alice"}, room)
+
+
+def test_a_mention_waits_for_the_chat_it_names() -> None:
+    order = RoomOrder()
+    order.offer(ev(1))
+    assert order.offer_after(mention(1), 1) == [mention(1)]  # its chat came already
+    assert order.offer_after(mention(3), 3) == []  # overtook chat 3
+    assert seqs(order.offer(ev(3))) == [] and order.has_gap("r")
+    got = order.offer(ev(2))
+    assert [(e.type, e.data.get("seq", e.seq)) for e in got] == [
+        ("chat", 2), ("chat", 3), ("mention", 3)]
+    assert order.offer_after(mention(5), 5) == []
+    assert order.synced("r", 5) == [mention(5)]  # chat 5 was never meant for this user
+    order.offer_after(mention(9), 9)
+    order.forget("r")
+    assert order.offer(ev(9)) == [ev(9)]  # a forgotten room's waiting mentions are gone
+
+
 def test_backoff_has_full_jitter_within_an_exponential_cap() -> None:
     backoff = Backoff(base=1, cap=8)
     for attempt, bound in [(0, 1), (1, 2), (2, 4), (3, 8), (10, 8)]:

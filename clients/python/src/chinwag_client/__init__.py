@@ -13,9 +13,17 @@ from chinwag_client.backoff import Backoff
 from chinwag_client.client import Client, Dropped
 from chinwag_client.connection import ChatClient, Closed
 from chinwag_client.errors import ChinwagError, ClientClosed, RequestError, SignInError
-from chinwag_client.models import Confirmation, Event, Reply, Room, UploadedFile
+from chinwag_client.models import (
+    Change,
+    Confirmation,
+    Event,
+    Reply,
+    Room,
+    SearchResult,
+    UploadedFile,
+)
 
-__all__ = ["AskStream", "Backoff", "ChatClient", "ChinwagError", "Client", "ClientClosed",
-           "Closed", "Confirmation", "Dropped", "Event", "Reply", "RequestError", "Room",
-           "SignInError", "UploadedFile"]
+__all__ = ["AskStream", "Backoff", "Change", "ChatClient", "ChinwagError", "Client",
+           "ClientClosed", "Closed", "Confirmation", "Dropped", "Event", "Reply", "RequestError",
+           "Room", "SearchResult", "SignInError", "UploadedFile"]
 __version__ = "0.1.0"

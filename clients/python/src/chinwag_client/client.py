@@ -26,12 +26,21 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
-from chinwag_client import ai, uploads
+from chinwag_client import ai, rest, uploads
 from chinwag_client.auth import Credentials
 from chinwag_client.backoff import AUTH_FAILED, Backoff
 from chinwag_client.connection import dumps, loads
 from chinwag_client.errors import ChinwagError, ClientClosed, RequestError, SignInError
-from chinwag_client.models import Confirmation, Event, Frame, Reply, Room, UploadedFile
+from chinwag_client.models import (
+    Change,
+    Confirmation,
+    Event,
+    Frame,
+    Reply,
+    Room,
+    SearchResult,
+    UploadedFile,
+)
 from chinwag_client.ordering import RoomOrder
 
 log = logging.getLogger("chinwag_client")
@@ -168,15 +177,59 @@ class Client:
         self.rooms.discard(room_id)
         self.order.forget(room_id)
 
-    async def send(self, room_id: str, text: str, ai: bool = False, *,
-                   message_id: str | None = None, **options: Any) -> Confirmation:
+    async def send(self, room_id: str, text: str, ai: bool = False,
+                   reply_to: int | None = None, *, message_id: str | None = None,
+                   **options: Any) -> Confirmation:
         """Store ``text`` in the room. Resent with the same ``message_id`` after a
-        drop until the server confirms it (a resend is never stored twice)."""
+        drop until the server confirms it (a resend is never stored twice).
+        ``reply_to``: the server id of the message (same room) this one answers."""
+        if reply_to is not None:
+            options["reply_to"] = reply_to
         mid = message_id or new_message_id()
         frame = {"type": "chat", "room_id": room_id, "message_id": mid,
                  "data": {"message": text, "ai": ai, **options}}
         answer = await self.request(frame, lambda f: _confirms(f, mid))
         return Confirmation.from_data(answer["data"])
+
+    async def edit(self, room_id: str, message_id: int, text: str) -> Change:
+        """Replace the text of one's own message (``message_id``: its server id);
+        every participant gets a stored ``message_edited``. ``FORBIDDEN`` for
+        someone else's message, ``NOT_FOUND`` for an unknown or deleted one."""
+        return await self._change(room_id, "edit_message",
+                                  {"message_id": message_id, "content": text})
+
+    async def delete(self, room_id: str, message_id: int) -> Change:
+        """Delete a message (its author, the room's owner or an admin): its text is
+        gone from the server; every participant gets a stored ``message_deleted``."""
+        return await self._change(room_id, "delete_message", {"message_id": message_id})
+
+    async def react(self, room_id: str, message_id: int, emoji: str, on: bool = True) -> Change:
+        """Give (``on``) or take back a reaction; every participant gets a stored
+        ``reaction``. One per user and emoji: a repeat is answered ``unchanged``."""
+        return await self._change(room_id, "react",
+                                  {"message_id": message_id, "emoji": emoji, "on": on})
+
+    async def _change(self, room_id: str, kind: str, data: dict[str, Any]) -> Change:
+        """Like ``send``: resent with the same ``message_id`` after a drop until
+        confirmed; the server carries it out once (a resend answers ``duplicate``)."""
+        mid = new_message_id()
+        frame = {"type": kind, "room_id": room_id, "message_id": mid, "data": data}
+        answer = await self.request(frame, lambda f: _confirms(f, mid))
+        return Change.from_data(answer["data"])
+
+    async def search(self, q: str, room_id: str | None = None,
+                     limit: int | None = None) -> list[SearchResult]:
+        """Chats containing every word of ``q``, newest first, in the rooms the user
+        belongs to (or only ``room_id``: ``FORBIDDEN`` if not a member). ``limit``:
+        1 to 100, the server's default 20."""
+        return await rest.search(self, q, room_id, limit)
+
+    async def history(self, room_id: str, before_seq: int | None = None,
+                      limit: int | None = None) -> list[Event]:
+        """A page of the room's stored events before ``before_seq`` (default: the
+        newest), oldest first: chats with their latest text, ``edited_at``,
+        ``reactions``, or as tombstones (``deleted``). ``limit``: 1 to 500, default 50."""
+        return await rest.history(self, room_id, before_seq, limit)
 
     async def ask(self, text: str, conversation_id: int | None = None, model: str | None = None,
                   room_id: str | None = None, **options: Any) -> Reply:
@@ -368,6 +421,9 @@ class Client:
                 self._syncing.add(event.room_id)
                 await self._transmit({"type": "sync", "data": {
                     "rooms": {event.room_id: self.order.last[event.room_id]}}})
+        elif kind == "mention" and event.room_id and event.mention_seq is not None:
+            # The mention may overtake its chat (another channel): it waits for it.
+            self._hand_over(self.order.offer_after(event, event.mention_seq))
         elif not answered:
             if kind in ("leave_room", "room_deleted") and event.room_id:
                 self.rooms.discard(event.room_id)
