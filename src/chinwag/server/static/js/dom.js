@@ -11,3 +11,11 @@ export function el(tag, props = {}, ...children) {
   for (const c of children) if (c != null) node.append(c);
   return node;
 }
+
+/** Markdown source as plain words for a one-line snippet (list, heading and quote
+ * marks and emphasis characters left out), cut to `n` characters. */
+export function plain(text, n = Infinity) {
+  const flat = String(text ?? "").replace(/^\s*(?:[-*+>]|\d+\.|#+)\s+/gm, "")
+    .replace(/[*_~`]+/g, "").replace(/\s+/g, " ").trim();
+  return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
+}

@@ -7,7 +7,7 @@
 // on screen yet waits in `pending` and is applied, in seq order, when it appears.
 // Every change is set-like (content := x, user in/out of an emoji's list), so
 // applying one the history item already counted changes nothing.
-import { el } from "./dom.js";
+import { el, plain } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 export const EMOJI = [["👍", "thumbs up"], ["❤️", "heart"], ["😂", "laughing"], ["🎉", "party"],
@@ -18,8 +18,7 @@ const PENDING_MAX = 500;
 function snippet(msg, n = 80) {
   if (!msg) return "an earlier message";
   if (msg.deleted) return "message deleted";
-  const flat = String(msg.content ?? "").replace(/\s+/g, " ").trim();
-  return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
+  return plain(msg.content, n);
 }
 
 function time(ts) {
@@ -187,7 +186,20 @@ export class MessageActions {
 
   togglePicker(li, opener) {
     const open = li.querySelector(".picker");
-    if (open) { open.remove(); opener.setAttribute("aria-expanded", "false"); opener.focus(); return; }
+    if (open) {
+      open.remove();
+      opener.setAttribute("aria-expanded", "false");
+      document.removeEventListener("pointerdown", this.outside, true);
+      opener.focus();
+      return;
+    }
+    document.removeEventListener("pointerdown", this.outside, true);
+    for (const other of document.querySelectorAll(".picker")) { // one picker at a time
+      other.closest("li")?.querySelector(".actions [aria-expanded]")?.setAttribute("aria-expanded", "false");
+      other.remove();
+    }
+    this.outside = (e) => { if (!li.contains(e.target)) this.togglePicker(li, opener); };
+    document.addEventListener("pointerdown", this.outside, true);
     const picker = el("div", { class: "picker", role: "group", "aria-label": "Pick a reaction" });
     for (const [emoji, name] of EMOJI) {
       const b = el("button", { type: "button", text: emoji, "aria-label": `React with ${emoji}`,

@@ -1,7 +1,7 @@
 // The message search box (GET /api/v1/search): results show room, author, time and
 // a snippet with the words found marked; choosing one opens its room at the message.
 // Result text is set as textContent only.
-import { el } from "./dom.js";
+import { el, plain } from "./dom.js";
 
 const WORD = /[\p{L}\p{N}_]+/gu;
 
@@ -20,7 +20,7 @@ function marked(text, query) {
 }
 
 function around(text, query, n = 140) {
-  const flat = String(text ?? "").replace(/\s+/g, " ").trim();
+  const flat = plain(text);
   if (flat.length <= n) return flat;
   const first = (query.match(WORD) ?? [])[0];
   const at = first ? Math.max(0, flat.toLowerCase().indexOf(first.toLowerCase()) - 40) : 0;
