@@ -99,7 +99,7 @@ export class MessageActions {
     li.msg = { ...li.msg, deleted: true, content: undefined, reactions: {} };
     li.classList.add("deleted");
     li.classList.remove("mentions-me");
-    for (const n of li.querySelectorAll(".quote, .edited, .reactions, .actions, .editor, .ai-meta")) {
+    for (const n of li.querySelectorAll(".quote, .edited, .status, .reactions, .actions, .picker, .editor, .ai-meta")) {
       n.remove();
     }
     const body = li.querySelector(".body");

@@ -167,6 +167,7 @@ export class MessageList {
     const li = this.byClientId.get(d.message_id);
     if (!li) return;
     const status = li.querySelector(".status");
+    if (!status) return; // deleted since
     const rank = { sent: 0, delivered: 1, read: 2 };
     const next = d.status === "read" ? "read" : "delivered";
     if (rank[next] < rank[status.dataset.status]) return;
