@@ -169,7 +169,7 @@ export class MessageActions {
   toolbar(li) {
     const d = li.msg;
     const mine = d.username === this.hooks.me() && d.role === "user";
-    const bar = el("div", { class: "actions", role: "toolbar", "aria-label": "Message actions" });
+    const bar = el("div", { class: "actions", role: "group", "aria-label": "Message actions" });
     const button = (text, label, onClick) => {
       const b = el("button", { type: "button", text, "aria-label": label });
       b.addEventListener("click", onClick);
