@@ -61,7 +61,7 @@ def sign_up(page: Page, url: str, username: str) -> None:
 
 
 def send(page: Page, text: str) -> None:
-    page.get_by_role("textbox", name="Message").fill(text)
+    page.get_by_role("textbox", name="Message", exact=True).fill(text)
     page.get_by_role("button", name="Send").click()
 
 
@@ -94,7 +94,13 @@ def main() -> None:
         alice.get_by_label("Model").select_option(label="No AI")
         send(alice, "Morning! The **release notes** are in `docs/` — have a look?")
         expect(bob.get_by_text("release notes")).to_be_visible()
+        log = bob.get_by_role("log", name="Messages").locator("li.msg")
+        log.filter(has_text="release notes").get_by_role("button", name="Reply").click()
         send(bob, "On it. Two things:\n- the upload limit\n- the *admin* page")
+        mine = alice.get_by_role("log", name="Messages").locator("li.msg").filter(has_text="On it")
+        mine.get_by_role("button", name="React", exact=True).click()
+        alice.get_by_role("button", name="React with 👍").click()
+        expect(bob.get_by_role("button", name="👍 1")).to_be_visible()
         bob.get_by_label("Attach file").set_input_files(str(picture))
         expect(bob.get_by_text("Uploaded sunrise.png: 100 %")).to_be_visible()
         alice.get_by_label("Model").select_option(index=1)

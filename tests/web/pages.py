@@ -44,7 +44,7 @@ async def choose_model(page: Page, label: str) -> None:
 
 
 async def send(page: Page, text: str) -> None:
-    await page.get_by_role("textbox", name="Message").fill(text)
+    await page.get_by_role("textbox", name="Message", exact=True).fill(text)
     await page.get_by_role("button", name="Send").click()
 
 

@@ -2,6 +2,9 @@
 // intents; the client module owns the network (reconnect, resume, de-duplication).
 import { ChinwagClient } from "./chinwag-client.js";
 import { MessageList, el } from "./messages.js";
+import { MessageActions, ReplyBar } from "./message-actions.js";
+import { initSearch } from "./search.js";
+import { initMembers, renderMembers } from "./members.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new ChinwagClient();
@@ -22,9 +25,21 @@ const state = {
   loadingOlder: false,
   myStreams: new Set(),  // conversation ids of replies I asked for that are being written
 };
-const list = new MessageList($("messages"), {
-  me: () => client.user?.username, client, onFileError: (e) => showError(e.message),
+const replyBar = new ReplyBar($("reply-bar"), $("reply-text"), $("reply-cancel"));
+const actions = new MessageActions({
+  client, me: () => client.user?.username,
+  roomId: () => (state.view?.kind === "room" ? state.view.room : null),
+  canModerate: () => state.owner === client.user?.username || !!client.user?.is_admin,
+  onReply: (msg) => { replyBar.set(msg); $("message").focus(); },
+  onError: (text) => showError(text),
 });
+const list = new MessageList($("messages"), {
+  me: () => client.user?.username, client, onFileError: (e) => showError(e.message), actions,
+});
+
+const members = { client, state, roomId: () => state.view?.room, refresh: () => refreshRoomInfo(),
+                  onError: (text) => showError(text) };
+initMembers(members);
 
 // ---- auth -----------------------------------------------------------------------
 
@@ -53,6 +68,9 @@ client.addEventListener("signed-out", (e) => {
 function showSignedOut(reason) {
   $("app").hidden = true;
   $("sign-out").hidden = true;
+  $("search-form").hidden = true;
+  $("search-results").hidden = true;
+  $("mention-notice").hidden = true;
   $("admin-link").hidden = true;
   $("whoami").textContent = "";
   $("auth").hidden = false;
@@ -66,6 +84,7 @@ async function start() {
   $("auth").hidden = true;
   $("app").hidden = false;
   $("sign-out").hidden = false;
+  $("search-form").hidden = false;
   $("whoami").textContent = client.user.username;
   $("admin-link").hidden = !client.user.is_admin;
   client.connect();
@@ -137,6 +156,10 @@ function renderRooms() {
     const b = el("button", { type: "button", class: "room-button" },
       el("span", { class: "name", text: r.room_name }),
       el("span", { class: "kind muted", text: r.room_type }));
+    if (r.mentions && !current) {
+      b.append(el("span", { class: "badge mention-badge", text: `@${r.mentions}`,
+                            "aria-label": `${r.mentions} mention${r.mentions === 1 ? "" : "s"}` }));
+    }
     if (r.unread && !current) {
       b.append(el("span", { class: "badge", text: String(r.unread), "aria-label": `${r.unread} unread` }));
     }
@@ -229,6 +252,7 @@ function resetRoomView(title, sub) {
   list.clear();
   state.typing.clear();
   state.olderCursor = null;
+  replyBar.clear();
   renderTyping();
   $("chat-title").textContent = title;
   $("chat-sub").textContent = sub;
@@ -256,15 +280,17 @@ async function showRoom(roomId) {
   const summary = state.rooms.get(roomId);
   state.view = { kind: "room", room: roomId };
   state.cursors = null;
+  state.owner = null;
   resetRoomView(summary?.room_name ?? roomId, "");
-  if (summary) summary.unread = 0;
+  if (summary) { summary.unread = 0; summary.mentions = 0; }
+  if ($("mention-notice").dataset.room === roomId) $("mention-notice").hidden = true;
   renderRooms();
   await refreshRoomInfo();
   const alone = state.members.length <= 1;
   $("model").value = alone ? firstModel() : NO_AI;
   const page = await client.history(roomId, null, 50);
   if (state.view?.room !== roomId) return;
-  for (const ev of page.messages) { list.addEvent(ev); client.seqs.saw(roomId, ev.seq); }
+  for (const ev of page.messages) { list.addEvent(ev, { history: true }); client.seqs.saw(roomId, ev.seq); }
   state.olderCursor = page.next_before_seq;
   list.scrollToBottom();
   markRead();
@@ -297,47 +323,10 @@ async function refreshRoomInfo() {
 function renderPresence(info) {
   const online = [...state.online].sort();
   $("chat-sub").textContent = `${info?.room_type ?? ""} · Online: ${online.join(", ") || "nobody"}`;
-  const canRemove = state.owner === client.user.username || client.user.is_admin;
-  $("member-list").replaceChildren(...state.members.map((m) => {
-    const li = el("li", { class: "row" }, el("span", { text: m }),
-      el("span", { class: "muted", text: state.online.has(m) ? "online" : "" }));
-    if (canRemove && m !== state.owner) {
-      const b = el("button", { type: "button", text: "Remove" });
-      b.setAttribute("aria-label", `Remove ${m}`);
-      b.addEventListener("click", async () => {
-        await client.api(`/api/v1/ws/rooms/${encodeURIComponent(state.view.room)}/members/${encodeURIComponent(m)}`,
-                         { method: "DELETE" }).catch((e) => showError(e.message));
-        refreshRoomInfo();
-      });
-      li.append(b);
-    }
-    return li;
-  }));
+  renderMembers(members);
   state.roomType = info?.room_type ?? state.roomType;
 }
 
-$("members-toggle").addEventListener("click", () => {
-  const m = $("members");
-  m.hidden = !m.hidden;
-  $("members-toggle").setAttribute("aria-expanded", String(!m.hidden));
-});
-$("add-member").addEventListener("input", async (e) => {
-  const prefix = e.target.value.trim();
-  if (!prefix) return;
-  const r = await client.api(`/api/v1/users?prefix=${encodeURIComponent(prefix)}`).catch(() => ({ users: [] }));
-  $("user-suggestions").replaceChildren(...r.users.map((u) => el("option", { value: u })));
-});
-$("add-member-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const username = $("add-member").value.trim();
-  if (!username) return;
-  try {
-    await client.api(`/api/v1/ws/rooms/${encodeURIComponent(state.view.room)}/members`,
-                     { method: "POST", body: { username } });
-    $("add-member").value = "";
-    refreshRoomInfo();
-  } catch (err) { showError(err.message); }
-});
 $("leave-room").addEventListener("click", async () => {
   const roomId = state.view?.room;
   if (!roomId) return;
@@ -364,9 +353,10 @@ function closeView() {
 }
 
 // Older pages when the list is scrolled to the top.
-$("messages").addEventListener("scroll", async () => {
+$("messages").addEventListener("scroll", () => { if ($("messages").scrollTop <= 80) loadOlder(); });
+
+async function loadOlder() {
   if (state.view?.kind !== "room" || !state.olderCursor || state.loadingOlder) return;
-  if ($("messages").scrollTop > 80) return;
   state.loadingOlder = true;
   const roomId = state.view.room;
   try {
@@ -379,7 +369,15 @@ $("messages").addEventListener("scroll", async () => {
     state.olderCursor = page.next_before_seq;
     if (state.cursors) list.applyCursors(state.cursors);
   } finally { state.loadingOlder = false; }
-});
+}
+
+/** Open a room at one of its messages (a search result), loading older pages to it. */
+async function openAt(roomId, messageId) {
+  if (state.view?.room !== roomId) await openRoom(roomId);
+  for (let i = 0; i < 20 && state.view?.room === roomId && !actions.byId.has(messageId)
+                  && state.olderCursor; i += 1) await loadOlder();
+  if (state.view?.room === roomId && !actions.jumpTo(messageId)) showError("That message is no longer here.");
+}
 
 let readTimer = null;
 function markRead() {
@@ -406,7 +404,7 @@ client.addEventListener("room-event", (e) => {
     }
     if (ev.type === "chat" && ev.data.role === "assistant") state.myStreams.delete(ev.data.conversation_id);
     if (ev.type === "chat" && ev.data.username) clearTyping(ev.data.username);
-    if (stick || ev.data.username === client.user.username) list.scrollToBottom();
+    if (stick || (ev.type === "chat" && ev.data.username === client.user.username)) list.scrollToBottom();
     markRead();
     updateStop();
   } else if (summary && (ev.type === "chat" || ev.type === "file_upload")
@@ -451,6 +449,21 @@ client.addEventListener("ai-done", (e) => {
 });
 
 client.addEventListener("receipt", (e) => list.receipt(e.detail));
+client.addEventListener("mention", (e) => {
+  const d = e.detail;
+  if (state.view?.room === d.room_id && !document.hidden) return; // the message is on screen
+  const summary = state.rooms.get(d.room_id);
+  if (summary) { summary.mentions = (summary.mentions ?? 0) + 1; renderRoomsSoon(); }
+  const notice = $("mention-notice");
+  notice.dataset.room = d.room_id;
+  $("mention-open").textContent = `${d.by} mentioned you in ${summary?.room_name ?? d.room_id}`;
+  notice.hidden = false;
+});
+$("mention-open").addEventListener("click", () => {
+  $("mention-notice").hidden = true;
+  openRoom($("mention-notice").dataset.room);
+});
+$("mention-dismiss").addEventListener("click", () => { $("mention-notice").hidden = true; });
 client.addEventListener("room-deleted", (e) => {
   if (state.view?.room === e.detail.room_id) { closeView(); showError("This room was deleted."); }
   refreshRooms();
@@ -504,6 +517,7 @@ $("message").addEventListener("blur", () => {
 });
 $("message").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); }
+  if (e.key === "Escape" && replyBar.id != null) { e.preventDefault(); replyBar.clear(); }
 });
 
 $("composer").addEventListener("submit", async (e) => {
@@ -518,7 +532,8 @@ $("composer").addEventListener("submit", async (e) => {
   try {
     if (state.view.kind === "room") {
       const ai = model !== NO_AI;
-      const sent = client.send(state.view.room, text, { ai, model: model || null });
+      const sent = client.send(state.view.room, text, { ai, model: model || null, replyTo: replyBar.id });
+      replyBar.clear();
       if (sent.stream) trackStream(sent.stream);
       await sent.confirmed;
     } else {
@@ -577,6 +592,12 @@ $("attach").addEventListener("change", async () => {
     showError(`Upload failed: ${err.message}`);
   } finally { $("attach").value = ""; }
 });
+
+initSearch({ form: $("search-form"), input: $("search"), scope: $("search-scope"),
+              panel: $("search-results"), summary: $("search-summary"), list: $("search-list"),
+              close: $("search-close") },
+            { client, currentRoom: () => (state.view?.kind === "room" ? state.view.room : null),
+              roomName: (id) => state.rooms.get(id)?.room_name ?? id, open: openAt });
 
 // ---- boot -------------------------------------------------------------------------------
 

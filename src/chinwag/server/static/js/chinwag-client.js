@@ -109,6 +109,7 @@ export class AIStream {
  *  - `ai-done`    a roomless AI completion {conversation_id, tokens_used, model_used, cost_usd, ...}
  *                 (also a `room-event` of the personal stream "@<username>", where it is stored)
  *  - `receipt`    a delivery_confirmation (delivered / read, with recipient)
+ *  - `mention`    {room_id, message_id, seq, by}: a chat named the signed-in user (not replayed)
  *  - `typing`, `presence`, `room-deleted`, `joined`, `left`, `error`, `sync`
  *  - `signed-in`, `signed-out` {reason}
  */
@@ -391,6 +392,7 @@ export class ChinwagClient extends EventTarget {
         if (f.seq != null) this._roomEvent(f); else this._emit("presence", d);
         return;
       case "sync": this._emit("sync", d); return;
+      case "mention": this._emit("mention", { ...d, room_id: f.room_id }); return;
       case "refresh_token": case "pong": case "system": return;
       default:
         if (f.seq != null) this._roomEvent(f);
@@ -490,9 +492,10 @@ export class ChinwagClient extends EventTarget {
    * message_id after a reconnect, so a drop neither loses nor duplicates them.
    * With `ai: true` the returned object also has `.stream` (an AIStream).
    */
-  send(roomId, text, { ai = false, model = null, messageId = newMessageId() } = {}) {
+  send(roomId, text, { ai = false, model = null, replyTo = null, messageId = newMessageId() } = {}) {
     const data = { message: text, ai };
     if (ai && model) data.model_preference = model;
+    if (replyTo != null) data.reply_to = replyTo;
     const confirmed = this._request({ type: "chat", room_id: roomId, data, message_id: messageId },
                                     { keep: true });
     const result = { messageId, confirmed, stream: null };
@@ -503,6 +506,34 @@ export class ChinwagClient extends EventTarget {
       confirmed.catch((e) => { this._awaiting.delete(messageId); result.stream._fail(e); });
     }
     return result;
+  }
+
+  /**
+   * Change a stored chat (SPEC 14): `editMessage`, `deleteMessage`, `react` resolve
+   * with the confirmation (`unchanged:true` when nothing changed); the change itself
+   * reaches every member, this page too, as a `room-event` (message_edited,
+   * message_deleted, reaction). Resent after a drop like `send`: the server answers
+   * a repeated id with the first answer.
+   */
+  editMessage(roomId, messageId, content) {
+    return this._op("edit_message", roomId, { message_id: messageId, content });
+  }
+
+  deleteMessage(roomId, messageId) { return this._op("delete_message", roomId, { message_id: messageId }); }
+
+  react(roomId, messageId, emoji, on = true) {
+    return this._op("react", roomId, { message_id: messageId, emoji, on });
+  }
+
+  _op(type, roomId, data) {
+    return this._request({ type, room_id: roomId, data, message_id: newMessageId() }, { keep: true });
+  }
+
+  /** Full-text search of the caller's rooms (or one room): `{results, next_before_id}`. */
+  search(q, { roomId = null, limit = 20 } = {}) {
+    const p = new URLSearchParams({ q, limit: String(limit) });
+    if (roomId) p.set("room_id", roomId);
+    return this.api(`/api/v1/search?${p}`);
   }
 
   /** Ask the AI outside any room. Returns an AIStream (chunks, `.done`, `.stop()`). */

@@ -1,18 +1,11 @@
 // The message list: one <li> per stored event (keyed by seq) or live AI stream.
 // Text reaches the DOM only as textContent or through renderMarkdown (sanitised).
+// Changes to a message (edits, deletions, reactions) are stored events too: they
+// take a seq but no <li>; MessageActions (hooks.actions) shows them on the message.
+import { el } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { CHANGES } from "./message-actions.js";
 
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  for (const c of children) if (c != null) node.append(c);
-  return node;
-}
 export { el };
 
 function time(ts) {
@@ -34,11 +27,13 @@ export function aiMeta(d) {
 }
 
 export class MessageList {
-  /** @param {HTMLOListElement} root  @param {object} hooks {me, client, onFileError} */
+  /** @param {HTMLOListElement} root  @param {object} hooks {me, client, onFileError, actions} */
   constructor(root, hooks) {
     this.root = root;
     this.hooks = hooks;
+    this.actions = hooks.actions;
     this.bySeq = new Map();
+    this.changeSeqs = new Set(); // seqs of message changes handled (they have no <li>)
     this.byClientId = new Map();
     this.streams = new Map(); // conversation_id -> li of a reply being written
     this.blobUrls = [];
@@ -47,21 +42,35 @@ export class MessageList {
   clear() {
     this.root.replaceChildren();
     this.bySeq.clear();
+    this.changeSeqs.clear();
+    this.actions.clear();
     this.byClientId.clear();
     this.streams.clear();
     for (const u of this.blobUrls) URL.revokeObjectURL(u);
     this.blobUrls = [];
   }
 
-  get newestSeq() { let m = 0; for (const s of this.bySeq.keys()) if (s > m) m = s; return m; }
+  get newestSeq() {
+    let m = 0;
+    for (const s of this.bySeq.keys()) if (s > m) m = s;
+    for (const s of this.changeSeqs) if (s > m) m = s;
+    return m;
+  }
   get oldestSeq() { let m = Infinity; for (const s of this.bySeq.keys()) if (s < m) m = s; return m; }
 
   atBottom() { const r = this.root; return r.scrollHeight - r.scrollTop - r.clientHeight < 40; }
   scrollToBottom() { this.root.scrollTop = this.root.scrollHeight; }
 
-  /** Add a stored room event (live or from history); ignored if its seq is shown. */
-  addEvent(ev, { prepend = false } = {}) {
-    if (ev.seq != null && this.bySeq.has(ev.seq)) return null;
+  /** Add a stored room event (live or from history); ignored if its seq is shown. A
+   * change to a message is applied when live; a history page's messages show the
+   * sum of their changes already. */
+  addEvent(ev, { prepend = false, history = prepend } = {}) {
+    if (ev.seq != null && (this.bySeq.has(ev.seq) || this.changeSeqs.has(ev.seq))) return null;
+    if (CHANGES.has(ev.type)) {
+      if (ev.seq != null) this.changeSeqs.add(ev.seq);
+      if (!history) this.actions.apply(ev);
+      return null;
+    }
     const li = this.render(ev);
     if (!li) return null;
     if (ev.seq != null) { li.dataset.seq = ev.seq; this.bySeq.set(ev.seq, li); }
@@ -100,8 +109,9 @@ export class MessageList {
     const li = el("li", { class: `msg${mine ? " mine" : ""}` },
       el("div", { class: "meta" }, el("strong", { class: "author", text: d.username ?? "?" }),
          el("time", { text: time(d.timestamp) })),
-      el("div", { class: "body" }, renderMarkdown(d.content)));
-    if (mine) {
+      el("div", { class: "body" }, renderMarkdown(d.content, { me: this.hooks.me() })));
+    this.actions.decorate(li, d);
+    if (mine && !d.deleted) {
       const status = el("span", { class: "status", "data-status": "sent", text: "sent" });
       li.querySelector(".meta").append(status);
       if (d.client_message_id) this.byClientId.set(d.client_message_id, li);
@@ -115,6 +125,7 @@ export class MessageList {
          el("time", { text: time(d.timestamp) })),
       el("div", { class: "body" }, renderMarkdown(content ?? "")));
     if (d.done) li.append(el("div", { class: "ai-meta", text: aiMeta(d) }));
+    if (d.done || d.deleted) this.actions.decorate(li, d);
     return li;
   }
 
@@ -147,6 +158,7 @@ export class MessageList {
     li.removeAttribute("aria-busy");
     if (d.content) li.querySelector(".body").replaceChildren(renderMarkdown(d.content));
     li.append(el("div", { class: "ai-meta", text: aiMeta(d) }));
+    this.actions.decorate(li, { ...d, content: d.content || li.dataset.raw });
     return li;
   }
 
@@ -155,6 +167,7 @@ export class MessageList {
     const li = this.byClientId.get(d.message_id);
     if (!li) return;
     const status = li.querySelector(".status");
+    if (!status) return; // deleted since
     const rank = { sent: 0, delivered: 1, read: 2 };
     const next = d.status === "read" ? "read" : "delivered";
     if (rank[next] < rank[status.dataset.status]) return;
