@@ -18,6 +18,8 @@ from typing import Any
 
 import uvicorn
 
+from chinwag.settings import Settings
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
 except ImportError:  # pragma: no cover - httptools missing: pure-Python parser
@@ -56,6 +58,24 @@ class DeadlineHttpProtocol(_Base):
 
 def protocol_with_deadline(timeout: float) -> type[DeadlineHttpProtocol]:
     return type("DeadlineHttp", (DeadlineHttpProtocol,), {"handshake_timeout": timeout})
+
+
+def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
+    """The ``uvicorn.Config`` arguments of a chinwag process (one, or each worker)."""
+    from chinwag.server.direct_write import DirectWebSocketProtocol
+
+    return dict(
+        host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
+        ws=DirectWebSocketProtocol,
+        ws_ping_interval=settings.websocket_heartbeat_interval,
+        ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
+        ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
+        # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
+        # (uvicorn alone would trust 127.0.0.1).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None, timeout_graceful_shutdown=10, lifespan="on",
+    )
 
 
 class ChinwagServer(uvicorn.Server):
