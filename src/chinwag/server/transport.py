@@ -4,6 +4,8 @@ direct-write fast path for fan-out is in ``direct_write.py``).
 - A TCP connection that has not finished its HTTP request (the WebSocket handshake
   included) within the handshake timeout is dropped: uvicorn alone would keep a
   half-open handshake forever.
+- On shutdown the listeners close first; connections already accepted get
+  ``SHUTDOWN_HANDSHAKE_GRACE`` to finish their handshake, so none is dropped unanswered.
 - On shutdown every WebSocket is closed with 1012 (service restart) by chinwag,
   after the frames already queued for it, before uvicorn's own shutdown (which
   would write its close frame ahead of them); the lifespan shutdown then lets
@@ -26,6 +28,9 @@ except ImportError:  # pragma: no cover - httptools missing: pure-Python parser
     from uvicorn.protocols.http.h11_impl import H11Protocol as _Base  # type: ignore[assignment]
 
 HANDSHAKE_TIMEOUT = 10.0
+#: At shutdown, how long connections already accepted may take to finish their
+#: request head or WebSocket handshake; a client sends them within a round trip.
+SHUTDOWN_HANDSHAKE_GRACE = 2.0
 
 
 class DeadlineHttpProtocol(_Base):
@@ -82,11 +87,31 @@ class ChinwagServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
+        await self._finish_handshakes()
         app = getattr(self.config, "loaded_app", None)
         runtime = _find_runtime(app)
         if runtime is not None:
             await runtime.close_sockets()
         await super().shutdown(sockets)
+
+
+    async def _finish_handshakes(self) -> None:
+        """Let connections accepted before the listeners closed finish their HTTP
+        request or WebSocket handshake (up to ``SHUTDOWN_HANDSHAKE_GRACE``): uvicorn
+        would drop them without an answer, which a client sees as a failed connect
+        rather than a 1012 to reconnect on. Under ``--workers`` the kernel hands a
+        worker new connections until the moment it stops accepting."""
+        step = 0.01  # uvicorn's protocols signal nothing: look again every 10 ms
+        for _ in range(int(SHUTDOWN_HANDSHAKE_GRACE / step)):
+            if not any(_handshaking(c) for c in self.server_state.connections):
+                return
+            await asyncio.sleep(step)
+
+
+def _handshaking(connection: Any) -> bool:
+    if getattr(connection, "_deadline", None) is not None:
+        return True  # an HTTP connection whose request head has not arrived
+    return getattr(connection, "handshake_complete", True) is False  # a WebSocket not accepted yet
 
 
 def _find_runtime(app: Any) -> Any:

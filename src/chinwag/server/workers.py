@@ -91,7 +91,7 @@ def _workers_are_chinwag() -> Iterator[None]:
     pass another class. Subclassing ``Multiprocess`` instead would mean copying those
     four methods, the rolling restart among them; so that one name points at our
     subclass while the supervisor runs (in the parent only: a worker unpickles its
-    own class). tests/e2e/test_uvicorn_supervisor.py fails if an uvicorn upgrade
+    own class). A test in tests/e2e/test_serve_workers.py fails if an uvicorn upgrade
     changes what this relies on."""
     original = multiprocess.Process
     multiprocess.Process = ChinwagWorker  # type: ignore[misc]
