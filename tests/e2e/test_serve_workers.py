@@ -1,5 +1,7 @@
-"""``chinwag serve --workers N`` as a newcomer runs it: Ctrl-C, a fresh DATA_DIR
-without JWT_SECRET, and "ready" in the log (PostgreSQL + Redis)."""
+"""``chinwag serve --workers N`` (PostgreSQL + Redis): as a newcomer runs it (Ctrl-C, a
+fresh DATA_DIR without JWT_SECRET, "ready" in the log), and as an operator drives
+uvicorn's supervisor under it (SIGHUP rolling restart under traffic, SIGTTIN/SIGTTOU,
+a SIGKILLed worker, SIGTERM, workers that cannot start)."""
 
 from __future__ import annotations
 
@@ -405,3 +407,15 @@ async def test_sigterm_drains_every_worker_and_each_exits_0(workers) -> None:
     assert await _exit_code(srv) == 0, srv.log
     for pid in pids:
         assert f"worker {pid} exited with 0" in srv.log, srv.log
+
+
+def test_workers_that_cannot_start_stop_the_parent_with_exit_3(tmp_path: Path) -> None:
+    """No database on port 1: each worker's startup fails (exit 3), and the parent
+    stops with 3 instead of starting workers for ever."""
+    env = ServerFactory(tmp_path).env(tmp_path, **cluster_env(
+        "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"))
+    done = subprocess.run(
+        [sys.executable, "-m", "chinwag", "serve", "--workers", "2", "--port", str(free_port())],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "failed to start, stopping the parent process" in done.stdout + done.stderr
