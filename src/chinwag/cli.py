@@ -8,12 +8,8 @@ import contextlib
 import getpass
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator
-from functools import partial
-from multiprocessing.queues import Queue
-from typing import Any
 
 from chinwag.settings import Settings, SettingsError, load_settings
 
@@ -78,7 +74,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     from chinwag.server.logs import configure_logging
-    from chinwag.server.transport import ChinwagServer
+    from chinwag.server.transport import ChinwagServer, uvicorn_options
 
     configure_logging(settings.log_level, settings.log_format, settings.debug)
     if workers > 1:
@@ -87,14 +83,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
                                 "processes can share rooms")
         from chinwag.server.workers import run_workers
 
-        config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
-                                **_uvicorn_options(settings, host, port))
         with _shared_metrics():
-            return run_workers(workers, config.bind_socket, partial(_worker, host, port),
-                               f"http://{host}:{port}")
+            return run_workers(workers, host, port)
     from chinwag.server.app import create_app
 
-    config = uvicorn.Config(create_app(settings), **_uvicorn_options(settings, host, port))
+    config = uvicorn.Config(create_app(settings), **uvicorn_options(settings, host, port))
     # uvicorn re-raises the signal that stopped it, to the handler that was there
     # before: SIGTERM's default would end the process with -15 and SIGINT's would
     # print a KeyboardInterrupt, after a shutdown that was clean. Exit 0 instead.
@@ -102,38 +95,6 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         signal.signal(sig, lambda *_: None)
     ChinwagServer(config).run()
     return 0
-
-
-def _uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
-    from chinwag.server.direct_write import DirectWebSocketProtocol
-    from chinwag.server.transport import protocol_with_deadline
-
-    return dict(
-        host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
-        ws=DirectWebSocketProtocol,
-        ws_ping_interval=settings.websocket_heartbeat_interval,
-        ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
-        ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
-        # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
-        # (uvicorn alone would trust 127.0.0.1).
-        proxy_headers=bool(settings.forwarded_allow_ips),
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None, timeout_graceful_shutdown=10, lifespan="on",
-    )
-
-
-def _worker(host: str, port: int, sock: socket.socket, ready: Queue[int]) -> None:
-    """One worker process of ``serve --workers N`` (a fresh interpreter: it reads the
-    settings from the environment it inherited)."""
-    from chinwag.server.workers import WorkerServer, detach_from_terminal
-
-    detach_from_terminal()
-    import uvicorn
-
-    settings = load_settings()
-    config = uvicorn.Config("chinwag.server.app:app_from_env", factory=True,
-                            **_uvicorn_options(settings, host, port))
-    WorkerServer(config, ready).run(sockets=[sock])
 
 
 def _create_admin(settings: Settings, username: str, password: str | None) -> int:
