@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tests.e2e.rooms_helpers import chat, joined
@@ -115,6 +118,10 @@ async def test_delete_room_is_for_the_owner_and_tells_participants(server: Serve
     assert (await server.delete(f"/api/v1/ws/rooms/{room}", owner)).status_code == 404
 
 
+def offline(username: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f["data"].get("username") == username and f["data"]["status"] == "offline"
+
+
 @pytest.mark.storage
 async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_members(
         server: Server, name) -> None:
@@ -122,6 +129,7 @@ async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_m
     owner, guest, newcomer, friend = [await server.user(name()) for _ in range(4)]
     o = await joined(server, owner, room, "shared")
     await (await joined(server, guest, room)).close()
+    await o.expect("presence", offline(guest.username))  # the server saw the close
     await o.send(chat(room, "for the guest", "m1"))
     sent = await o.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m1")
     assert sent["data"]["queued_for"] == [guest.username]
@@ -134,6 +142,7 @@ async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_m
     sent = await n.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m2")
     assert sent["data"]["queued_for"] == []  # not the old room's members
     await f.close()
+    await n.expect("presence", offline(friend.username))
     await n.send(chat(room, "for the friend", "m3"))
     sent = await n.expect("delivery_confirmation", lambda c: c["data"]["message_id"] == "m3")
     assert sent["data"]["queued_for"] == [friend.username]
