@@ -31,13 +31,22 @@ def outcome(frame: dict[str, Any]) -> bool:
 
 
 async def openai_server(start_server, fake: FakeOpenAI, **settings: Any) -> Server:  # type: ignore[no-untyped-def]
-    srv: Server = await start_server(AI_PROVIDER="openai", OPENAI_BASE_URL=fake.base_url,
-                                     OPENAI_API_KEY="sk-test", DEFAULT_MODEL="ok",
-                                     AI_MAX_RETRIES=0, **settings)
+    srv: Server = await start_server(
+        AI_PROVIDER="openai",
+        OPENAI_BASE_URL=fake.base_url,
+        OPENAI_API_KEY="sk-test",
+        DEFAULT_MODEL="ok",
+        AI_MAX_RETRIES=0,
+        **settings,
+    )
     return srv
 
 
 def cluster(database_url: str, **extra: Any) -> dict[str, Any]:
     """Settings two processes share to be one cluster (their own Redis key prefix)."""
-    return {"DATABASE_URL": database_url, "BROKER_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:", **extra}
+    return {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
+        **extra,
+    }

@@ -14,14 +14,25 @@ from tests.e2e.rooms_helpers import joined
 from tests.support import Server
 
 CHUNK_KEYS = {"role", "content", "streaming", "conversation_id", "timestamp"}
-DONE_KEYS = {"role", "content", "streaming", "done", "message_id", "conversation_id",
-             "tokens_used", "model_used", "cost_usd", "response_time"}
+DONE_KEYS = {
+    "role",
+    "content",
+    "streaming",
+    "done",
+    "message_id",
+    "conversation_id",
+    "tokens_used",
+    "model_used",
+    "cost_usd",
+    "response_time",
+}
 
 
 async def test_offline_reply_streams_chunks_then_completion(server: Server, name) -> None:
     client = await server.connect(await server.user(name()))
-    await client.send(ai("Hello, AI!", conversation_id=None, model_preference="gpt-4",
-                         message_id="m1"))
+    await client.send(
+        ai("Hello, AI!", conversation_id=None, model_preference="gpt-4", message_id="m1")
+    )
     confirmation = await client.expect("delivery_confirmation")
     conv = confirmation["data"]["conversation_id"]
     chunks = []
@@ -90,8 +101,9 @@ async def test_cancel_closes_the_request_at_the_provider(start_server, fake, nam
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("stall please", model_preference="stall"))
     first = await client.expect("chat")
-    await client.send({"type": "cancel",
-                       "data": {"conversation_id": first["data"]["conversation_id"]}})
+    await client.send(
+        {"type": "cancel", "data": {"conversation_id": first["data"]["conversation_id"]}}
+    )
     assert (await client.expect("chat", is_done))["data"]["cancelled"] is True
     assert await fake.wait_client_left()
 
@@ -136,8 +148,7 @@ async def test_unknown_model_falls_back_to_default_model(start_server, fake, nam
     assert done["model_used"] == "no-usage" and "model_fallback" not in done
 
 
-async def test_cost_comes_from_reported_usage_and_the_price_table(start_server, fake,
-                                                                 name) -> None:
+async def test_cost_comes_from_reported_usage_and_the_price_table(start_server, fake, name) -> None:
     prices = '{"ok": {"input": 0.01, "output": 0.02}}'
     srv = await openai_server(start_server, fake, AI_PRICES=prices)
     client = await srv.connect(await srv.user(name()))
@@ -170,8 +181,9 @@ async def test_provider_failure_is_ai_provider_error(start_server, fake, name, m
         assert history["messages"][-1]["content"] == "Hello there"
 
 
-async def test_room_participants_see_the_stream_and_a_stored_completion(server: Server,
-                                                                        name) -> None:
+async def test_room_participants_see_the_stream_and_a_stored_completion(
+    server: Server, name
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")

@@ -22,8 +22,9 @@ async def _answer(srv: Server, user, conv: int) -> str:  # type: ignore[no-untyp
         await asyncio.sleep(0.1)
 
 
-async def test_reply_whose_reader_left_mid_stream_is_replayed_on_reconnect(start_server,
-                                                                           name) -> None:
+async def test_reply_whose_reader_left_mid_stream_is_replayed_on_reconnect(
+    start_server, name
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.02)
     alice = await srv.user(name())
     client = await srv.connect(alice)
@@ -70,8 +71,9 @@ async def test_nobody_else_joins_or_syncs_a_personal_stream(server: Server, name
     assert response.status_code == 403
 
 
-async def test_a_user_cannot_create_a_room_named_like_a_personal_stream(server: Server,
-                                                                        name) -> None:
+async def test_a_user_cannot_create_a_room_named_like_a_personal_stream(
+    server: Server, name
+) -> None:
     bob = await server.user(name())
     b = await server.connect(bob)
     await b.send({"type": "join_room", "room_id": f"@{name()}"})

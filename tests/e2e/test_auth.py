@@ -33,8 +33,10 @@ async def test_register_twice_is_409_and_short_password_422(server: Server, name
 async def test_login_accepts_oauth2_form(server: Server, name) -> None:
     username = name()
     await server.register(username)
-    r = await server.http.post(server.base + "/api/v1/auth/login",
-                               data={"username": username, "password": "correct-horse-battery"})
+    r = await server.http.post(
+        server.base + "/api/v1/auth/login",
+        data={"username": username, "password": "correct-horse-battery"},
+    )
     assert r.status_code == 200
     assert r.json()["token_type"] == "bearer"
     assert r.json()["expires_in"] > 0
@@ -66,8 +68,9 @@ async def test_ws_token_endpoint_needs_access_token(server: Server, name) -> Non
     assert r.status_code == 200
     assert r.json()["expires_in"] == 86400
     # A WebSocket token is not an access token.
-    r = await server.http.get(server.base + "/api/v1/auth/me",
-                              headers={"Authorization": f"Bearer {user.ws_token}"})
+    r = await server.http.get(
+        server.base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {user.ws_token}"}
+    )
     assert r.status_code == 401
 
 
@@ -84,9 +87,22 @@ async def test_create_admin_command_makes_an_admin(start_server, tmp_path, name)
     srv = await start_server()
     username = name("boss")
     env = dict(srv.env)
-    result = subprocess.run([sys.executable, "-m", "chinwag", "create-admin", username,
-                             "--password", "boss-password-1"], env=env, cwd=srv.workdir,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chinwag",
+            "create-admin",
+            username,
+            "--password",
+            "boss-password-1",
+        ],
+        env=env,
+        cwd=srv.workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     boss = await srv.user(username, "boss-password-1", register=False)
     assert (await srv.get("/api/v1/auth/me", boss)).json()["is_admin"] is True

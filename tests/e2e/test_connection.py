@@ -26,8 +26,9 @@ async def test_connect_frame_has_guide_fields_and_user(server: Server, name) -> 
 
 
 @pytest.mark.parametrize("token", [None, "not-a-jwt", "expired", "access", "forged"])
-async def test_bad_token_gets_auth_failed_then_4401(server: Server, name,
-                                                    token: str | None) -> None:
+async def test_bad_token_gets_auth_failed_then_4401(
+    server: Server, name, token: str | None
+) -> None:
     user = await server.user(name())
     secret = server.env["JWT_SECRET"]
     claims = {"sub": user.username, "uid": user.user_id, "aud": "chinwag:ws"}
@@ -143,7 +144,8 @@ async def test_half_open_handshake_is_dropped(start_server) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_sigterm_or_sigint_closes_every_socket_with_1012_and_exits_0(
-        start_server, name, sig: int) -> None:
+    start_server, name, sig: int
+) -> None:
     srv = await start_server()
     clients = [await srv.connect(await srv.user(name())) for _ in range(3)]
     assert await srv.stop(sig) == 0

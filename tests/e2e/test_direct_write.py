@@ -46,13 +46,20 @@ class Endpoint:
 @pytest.fixture
 async def endpoint() -> AsyncIterator[tuple[Endpoint, int]]:
     app = Endpoint()
-    config = uvicorn.Config(app, ws=DirectWebSocketProtocol, ws_per_message_deflate=False,
-                            ws_ping_interval=None, lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        app,
+        ws=DirectWebSocketProtocol,
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        lifespan="off",
+        log_config=None,
+    )
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: DirectWebSocketProtocol(config, state, {}), "127.0.0.1", 0)
+        lambda: DirectWebSocketProtocol(config, state, {}), "127.0.0.1", 0
+    )
     port = server.sockets[0].getsockname()[1]
     try:
         yield app, port
@@ -74,7 +81,8 @@ async def test_uvicorn_still_has_every_internal_the_direct_path_uses(endpoint) -
         missing += [n for n in RELIED_ON_METHODS if not hasattr(WebSocketsSansIOProtocol, n)]
         assert not missing, (
             f"uvicorn {uvicorn.__version__} no longer has {missing} on its sansio WebSocket "
-            "protocol: server/direct_write.py relies on them (fix it before upgrading)")
+            "protocol: server/direct_write.py relies on them (fix it before upgrading)"
+        )
         assert protocol.conn.state.name == "OPEN"
         await ws.close()
 

@@ -16,26 +16,42 @@ BAD_FRAMES = [
     ('{"data": {}}', "INVALID_MESSAGE", "type"),
     ('{"type": "teleport", "data": {}}', "UNKNOWN_TYPE", None),
     ('{"type": "chat", "data": {}}', "INVALID_MESSAGE", "data.message"),
-    ('{"type": "chat", "data": {"message": "hi", "temperature": 2.5}}', "INVALID_MESSAGE",
-     "data.temperature"),
-    ('{"type": "chat", "data": {"message": "hi", "max_tokens": 0}}', "INVALID_MESSAGE",
-     "data.max_tokens"),
+    (
+        '{"type": "chat", "data": {"message": "hi", "temperature": 2.5}}',
+        "INVALID_MESSAGE",
+        "data.temperature",
+    ),
+    (
+        '{"type": "chat", "data": {"message": "hi", "max_tokens": 0}}',
+        "INVALID_MESSAGE",
+        "data.max_tokens",
+    ),
     ('{"type": "chat", "data": {"message": "hi", "extra": 1}}', "INVALID_MESSAGE", "data.extra"),
     ('{"type": "join_room", "data": {"room_id": "bad room!"}}', "INVALID_MESSAGE", "room_id"),
-    ('{"type": "join_room", "data": {"room_id": "r", "room_type": "secret"}}', "INVALID_MESSAGE",
-     "data.room_type"),
+    (
+        '{"type": "join_room", "data": {"room_id": "r", "room_type": "secret"}}',
+        "INVALID_MESSAGE",
+        "data.room_type",
+    ),
     ('{"type": "typing", "data": {"is_typing": true}}', "INVALID_MESSAGE", "room_id"),
-    ('{"type": "read_receipt", "room_id": "r", "data": {"seq": -1}}', "INVALID_MESSAGE",
-     "data.seq"),
-    ('{"type": "file_upload", "data": {"upload_type": "explode"}}', "INVALID_MESSAGE",
-     "data.upload_type"),
+    (
+        '{"type": "read_receipt", "room_id": "r", "data": {"seq": -1}}',
+        "INVALID_MESSAGE",
+        "data.seq",
+    ),
+    (
+        '{"type": "file_upload", "data": {"upload_type": "explode"}}',
+        "INVALID_MESSAGE",
+        "data.upload_type",
+    ),
     ('{"type": "sync", "data": {"rooms": {"r": "x"}}}', "INVALID_MESSAGE", "data.rooms.r"),
 ]
 
 
 @pytest.mark.parametrize(("frame", "code", "field"), BAD_FRAMES)
 async def test_bad_frame_gets_named_error_and_connection_survives(
-        server: Server, name, frame: str, code: str, field: str | None) -> None:
+    server: Server, name, frame: str, code: str, field: str | None
+) -> None:
     client = await server.connect(await server.user(name()))
     await client.send(frame)
     error = await client.expect("error")
@@ -49,8 +65,14 @@ async def test_bad_frame_gets_named_error_and_connection_survives(
 
 async def test_error_echoes_the_client_message_id(server: Server, name) -> None:
     client = await server.connect(await server.user(name()))
-    await client.send({"type": "chat", "room_id": "nowhere-" + name(), "message_id": "m-42",
-                       "data": {"message": "hello", "ai": False}})
+    await client.send(
+        {
+            "type": "chat",
+            "room_id": "nowhere-" + name(),
+            "message_id": "m-42",
+            "data": {"message": "hello", "ai": False},
+        }
+    )
     error = await client.expect("error")
     assert error["data"]["message_id"] == "m-42"
     assert error["data"]["code"] in ("NOT_FOUND", "NOT_IN_ROOM")

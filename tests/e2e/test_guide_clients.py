@@ -26,9 +26,19 @@ async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, nam
         pytest.skip("node is not installed")
     user = await server.user(name())
     result = await asyncio.to_thread(
-        subprocess.run, [node, "--experimental-websocket", "--no-warnings",
-                         str(GUIDE / "drive_guide_client.mjs"), str(server.port), user.ws_token],
-        capture_output=True, text=True, timeout=60)
+        subprocess.run,
+        [
+            node,
+            "--experimental-websocket",
+            "--no-warnings",
+            str(GUIDE / "drive_guide_client.mjs"),
+            str(server.port),
+            user.ws_token,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     frames = json.loads(result.stdout.strip().splitlines()[-1])
     chunks = [f for f in frames if f["data"].get("streaming")]
@@ -38,16 +48,18 @@ async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, nam
 
 async def test_guide_python_client_gets_a_streamed_reply(server: Server, name) -> None:
     user = await server.user(name())
-    source = (GUIDE / "guide_client.py").read_text().replace("localhost:8000",
-                                                             f"localhost:{server.port}")
+    source = (
+        (GUIDE / "guide_client.py")
+        .read_text()
+        .replace("localhost:8000", f"localhost:{server.port}")
+    )
     # The guide was written for the websockets API that has ``connection.closed``;
     # today's package keeps that API as websockets.legacy.
     from websockets.legacy.client import connect as legacy_connect
 
     shim = types.SimpleNamespace(connect=legacy_connect, exceptions=websockets.exceptions)
     namespace: dict[str, Any] = {"__name__": "guide_client", "websockets": shim}
-    exec(compile(source.replace("import websockets\n", ""), "guide_client.py", "exec"),
-         namespace)
+    exec(compile(source.replace("import websockets\n", ""), "guide_client.py", "exec"), namespace)
     frames: list[dict[str, Any]] = []
     done = asyncio.Event()
 

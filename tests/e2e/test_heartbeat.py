@@ -34,8 +34,7 @@ async def test_dead_peer_is_cleaned_up_within_two_intervals(start_server, name) 
     ghost.transport.pause_reading()
     await watch.expect("presence", lambda f: f["data"]["status"] == "joined")
     started = time.monotonic()
-    offline = await watch.expect("presence", lambda f: f["data"]["status"] == "offline",
-                                 timeout=10)
+    offline = await watch.expect("presence", lambda f: f["data"]["status"] == "offline", timeout=10)
     assert offline["data"]["username"] == ghost_user.username
     assert time.monotonic() - started <= 2 * 1 + 1.5  # two intervals (plus scheduling)
     info = (await srv.get(f"/api/v1/ws/rooms/{room}", watcher)).json()

@@ -49,8 +49,14 @@ async def test_stats_count_a_short_session(start_server, name) -> None:
     a = await joined(srv, alice, room, "shared")
     await joined(srv, bob, room)
     for i in range(3):
-        await a.send({"type": "chat", "room_id": room, "message_id": f"s{i}",
-                      "data": {"message": f"hello {i}", "ai": False}})
+        await a.send(
+            {
+                "type": "chat",
+                "room_id": room,
+                "message_id": f"s{i}",
+                "data": {"message": f"hello {i}", "ai": False},
+            }
+        )
         await a.expect("delivery_confirmation")
     await a.send({"type": "chat", "data": {"message": "hi model"}})
     await a.expect("chat", lambda f: f["data"].get("done") is True)
@@ -92,21 +98,29 @@ async def test_logs_never_contain_tokens_or_passwords(start_server, name) -> Non
     assert PASSWORD not in log
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("WEBSOCKET_HEARTBEAT_INTERVAL", "soon"),
-    ("BROKER_URL", "carrier-pigeon://"),
-    ("AI_PRICES", "{not json"),
-    ("JWT_SECRET", "short"),
-])
-async def test_bad_setting_stops_startup_with_one_line_naming_it(tmp_path, variable, value
-                                                                  ) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBSOCKET_HEARTBEAT_INTERVAL", "soon"),
+        ("BROKER_URL", "carrier-pigeon://"),
+        ("AI_PRICES", "{not json"),
+        ("JWT_SECRET", "short"),
+    ],
+)
+async def test_bad_setting_stops_startup_with_one_line_naming_it(tmp_path, variable, value) -> None:
     import os
     import subprocess
     import sys
 
     env = {**os.environ, variable: value, "DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "chinwag", "serve", "--port", "1"], env=env,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "chinwag", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and variable in lines[0], result.stderr

@@ -25,8 +25,9 @@ async def test_a_binary_frame_is_refused_and_the_connection_stays(server, name) 
 async def test_the_querys_room_exists_once_connect_arrives(server, name) -> None:
     user, room = await server.user(name()), name("room")
     for _ in range(40):  # rooms to subscribe on connect: work that came before the join
-        created = await server.post("/api/v1/ws/rooms", user, json={
-            "room_id": name("other"), "room_type": "group"})
+        created = await server.post(
+            "/api/v1/ws/rooms", user, json={"room_id": name("other"), "room_type": "group"}
+        )
         assert created.status_code == 201, created.text
     client = await server.connect(user, room_id=room, room_type="shared")
     response = await server.get(f"/api/v1/ws/rooms/{room}", user)

@@ -49,10 +49,22 @@ async def workers(pg_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., An
         started.append(srv)
         with (workdir / "server.log").open("ab") as log:
             srv.proc = subprocess.Popen(
-                [sys.executable, "-m", "chinwag", "serve", "--workers", str(count),
-                 "--port", str(srv.port)],
-                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "chinwag",
+                    "serve",
+                    "--workers",
+                    str(count),
+                    "--port",
+                    str(srv.port),
+                ],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         await eventually(lambda: _healthy(srv), within=60, what="/health on the workers")
         return srv
 
@@ -126,7 +138,7 @@ async def test_ready_is_logged_once_every_worker_serves(workers) -> None:
     parent = next(i for i, line in enumerate(lines) if READY in line)
     served = [i for i, line in enumerate(lines) if "chinwag ready (node" in line]
     assert len(served) == 2 and all(i < parent for i in served), srv.log
-    early = [line for line in lines[:served[0]] if "running on" in line.lower()]
+    early = [line for line in lines[: served[0]] if "running on" in line.lower()]
     assert early == [], srv.log
     assert (await _fresh_get(srv, "/health")).status_code == 200
 
@@ -140,11 +152,14 @@ async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(workers) ->
     # Tokens issued by whichever worker are accepted by every other one.
     for _ in range(12):
         async with httpx.AsyncClient(timeout=10) as http:
-            r = await http.post(srv.base + "/api/v1/auth/login",
-                                json={"username": user.username, "password": PASSWORD})
+            r = await http.post(
+                srv.base + "/api/v1/auth/login",
+                json={"username": user.username, "password": PASSWORD},
+            )
         assert r.status_code == 200, r.text
-        me = await _fresh_get(srv, "/api/v1/auth/me",
-                              headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        me = await _fresh_get(
+            srv, "/api/v1/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
         assert me.status_code == 200, me.text
 
 
@@ -178,8 +193,12 @@ def _replies(text: str) -> float:
     """The total of ``chinwag_ai_replies_total`` over its labels in a /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples if sample.name == "chinwag_ai_replies_total")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "chinwag_ai_replies_total"
+    )
 
 
 def _replies_per_worker(directory: Path) -> dict[str, float]:
@@ -188,8 +207,11 @@ def _replies_per_worker(directory: Path) -> dict[str, float]:
 
     counts: dict[str, float] = {}
     for path in directory.glob("counter_*.db"):
-        total = sum(value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
-                    if json.loads(key)[1] == "chinwag_ai_replies_total")
+        total = sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if json.loads(key)[1] == "chinwag_ai_replies_total"
+        )
         if total:
             counts[path.stem.removeprefix("counter_")] = total
     return counts
@@ -218,8 +240,9 @@ async def test_metrics_count_every_workers_ai_replies(workers, tmp_path: Path) -
 # ---- uvicorn's supervisor: signals, replacements, and what chinwag relies on in it ----
 
 
-def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_points_at_its_own(
-        ) -> None:
+def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_points_at_its_own() -> (
+    None
+):
     """``chinwag.server.workers`` points ``uvicorn.supervisors.multiprocess.Process``
     at ``ChinwagWorker`` and overrides ``Process.server``/``target``/``join``: an
     uvicorn upgrade that changes any of these fails here, not in production."""
@@ -231,8 +254,7 @@ def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_point
         code = getattr(multiprocess.Multiprocess, method).__code__
         assert "Process" in code.co_names, f"Multiprocess.{method} no longer names Process"
     assert list(inspect.signature(multiprocess.Process).parameters) == ["config", "sockets"]
-    assert list(inspect.signature(multiprocess.Multiprocess).parameters) == ["config",
-                                                                            "sockets"]
+    assert list(inspect.signature(multiprocess.Multiprocess).parameters) == ["config", "sockets"]
     assert isinstance(inspect.getattr_static(multiprocess.Process, "server"), property)
     for method in ("target", "join", "wait_until_ready"):
         assert callable(getattr(multiprocess.Process, method)), method
@@ -301,8 +323,11 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(worke
     stop = asyncio.Event()
     probing = asyncio.create_task(_connect_until(srv, stop))
     os.kill(srv.proc.pid, signal.SIGHUP)
-    await eventually(lambda: _logged(srv, "chinwag restarted: 2 new workers"), within=120,
-                     what="the rolling restart")
+    await eventually(
+        lambda: _logged(srv, "chinwag restarted: 2 new workers"),
+        within=120,
+        what="the rolling restart",
+    )
     after = await _workers_are(srv, lambda pids: len(pids) == 2)
     stop.set()
     connected = await probing
@@ -311,8 +336,7 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(worke
     assert len(connected) > 20 and max(gaps) < 5, (len(connected), max(gaps))
 
 
-async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(
-        workers) -> None:
+async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(workers) -> None:
     from chinwag_client import Event
     from tests.sdk.test_resilience import assert_exactly_once_in_order
 
@@ -343,17 +367,23 @@ async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_ord
         await eventually(lambda: _at_least(confirmed, 20), within=30, what="traffic")
         assert srv.proc is not None
         os.kill(srv.proc.pid, signal.SIGHUP)
-        await eventually(lambda: _logged(srv, "chinwag restarted: 2 new workers"),
-                         within=120, what="the rolling restart")
+        await eventually(
+            lambda: _logged(srv, "chinwag restarted: 2 new workers"),
+            within=120,
+            what="the rolling restart",
+        )
         after = len(confirmed)
-        await eventually(lambda: _at_least(confirmed, after + 20), within=60,
-                         what="traffic after the restart")
+        await eventually(
+            lambda: _at_least(confirmed, after + 20), within=60, what="traffic after the restart"
+        )
         stop.set()
         async with asyncio.timeout(30):
             await sending
-        await eventually(lambda: _at_least([e for e in seen if e.type == "chat"],
-                                           len(confirmed)), within=30,
-                         what="the reader to catch up")
+        await eventually(
+            lambda: _at_least([e for e in seen if e.type == "chat"], len(confirmed)),
+            within=30,
+            what="the reader to catch up",
+        )
     finally:
         stop.set()
         sending.cancel()
@@ -377,8 +407,11 @@ async def test_a_sigkilled_worker_is_replaced(workers) -> None:
     os.kill(victim, signal.SIGKILL)
     after = await _workers_are(srv, lambda pids: len(pids) == 2 and victim not in pids)
     assert before - {victim} < after, (before, after)
-    await eventually(lambda: _logged(srv, f"Child process [{victim}] died"), within=10,
-                     what="the parent to log the death")
+    await eventually(
+        lambda: _logged(srv, f"Child process [{victim}] died"),
+        within=10,
+        what="the parent to log the death",
+    )
     for _ in range(6):  # fresh connections, so either worker
         assert (await _fresh_get(srv, "/health")).status_code == 200
 
@@ -412,10 +445,17 @@ async def test_sigterm_drains_every_worker_and_each_exits_0(workers) -> None:
 def test_workers_that_cannot_start_stop_the_parent_with_exit_3(tmp_path: Path) -> None:
     """No database on port 1: each worker's startup fails (exit 3), and the parent
     stops with 3 instead of starting workers for ever."""
-    env = ServerFactory(tmp_path).env(tmp_path, **cluster_env(
-        "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"))
+    env = ServerFactory(tmp_path).env(
+        tmp_path, **cluster_env("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    )
     done = subprocess.run(
         [sys.executable, "-m", "chinwag", "serve", "--workers", "2", "--port", str(free_port())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "failed to start, stopping the parent process" in done.stdout + done.stderr

@@ -19,8 +19,12 @@ async def test_typing_reaches_others_and_is_never_echoed(server: Server, name) -
     room, alice, _, a, b = await _pair(server, name)
     await a.send({"type": "typing", "data": {"is_typing": True, "room_id": room}})
     frame = await b.expect("typing")
-    assert frame["data"] == {"user_id": alice.user_id, "username": alice.username,
-                             "is_typing": True, "room_id": room}
+    assert frame["data"] == {
+        "user_id": alice.user_id,
+        "username": alice.username,
+        "is_typing": True,
+        "room_id": room,
+    }
     await a.send({"type": "typing", "data": {"is_typing": False, "room_id": room}})
     assert (await b.expect("typing"))["data"]["is_typing"] is False
     await a.send({"type": "ping"})

@@ -58,6 +58,7 @@ class CuttingProxy:
             while True:
                 await asyncio.sleep(seconds)
                 self.cut()
+
         self._spawn(loop())
 
     def _spawn(self, coro: object) -> None:
@@ -79,9 +80,14 @@ class CuttingProxy:
         self._spawn(self._pipe(reader, up_writer, link, downstream=False))
         self._spawn(self._pipe(up_reader, writer, link, downstream=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    link: tuple[asyncio.StreamWriter, asyncio.StreamWriter], *,
-                    downstream: bool) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        *,
+        downstream: bool,
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 if downstream and self.muted:
