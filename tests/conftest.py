@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Server, ServerFactory, postgres_database, require_service
+from tests.support import Namer, Server, ServerFactory, postgres_database, require_service
 
 pytest_plugins = ["tests.clamd_fixture", "tests.s3_fixture", "tests.redis_cluster_fixture"]
 
@@ -66,9 +66,13 @@ async def server(
 
 
 @pytest.fixture(scope="session")
-def name() -> Callable[[str], str]:
+def name() -> Namer:
     """Unique names so tests never collide."""
-    return lambda prefix="u": f"{prefix}{uuid.uuid4().hex[:8]}"
+
+    def unique(prefix: str = "u") -> str:
+        return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+    return unique
 
 
 def in_ci() -> bool:

@@ -13,13 +13,33 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 
 from chinwag.client import ChatClient
 from chinwag_client import Backoff, Client
+
+
+class Namer(Protocol):
+    """The ``name`` fixture: a unique name, ``prefix`` then random hex."""
+
+    def __call__(self, prefix: str = "u") -> str: ...
+
+
+class StartServer(Protocol):
+    """The ``start_server`` fixture (``ServerFactory.start``)."""
+
+    async def __call__(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        command: list[str] | None = None,
+        prefix: str = "",
+        **settings: Any,
+    ) -> Server: ...
+
 
 PASSWORD = "correct-horse-battery"
 ADMIN = ("admin", "admin-password-123")
@@ -293,8 +313,10 @@ def kill(srv: Server) -> None:
 __all__ = [
     "ADMIN",
     "PASSWORD",
+    "Namer",
     "Server",
     "ServerFactory",
+    "StartServer",
     "User",
     "free_port",
     "kill",

@@ -83,8 +83,8 @@ async def test_other_rooms_and_other_seqs_are_read_apart_and_later_reads_are_fre
         await asyncio.gather(
             events.fetch_after(reader, "r", 0),  # type: ignore[arg-type]
             events.fetch_after(reader, "r", 3),  # type: ignore[arg-type]
-            events.fetch_after(reader, "other", 0),
-        )  # type: ignore[arg-type]
+            events.fetch_after(reader, "other", 0),  # type: ignore[arg-type]
+        )
         assert sorted(reads.after_calls) == [("other", 0), ("r", 0), ("r", 3)]
         await store.events.append("r", "chat", {"n": 5}, sender="alice")
         page = await events.fetch_after(reader, "r", 3)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from tests.ai.fake_openai import FakeOpenAI
-from tests.support import Server
+from tests.support import Server, StartServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -30,7 +30,7 @@ def outcome(frame: dict[str, Any]) -> bool:
     return frame["type"] == "error" or (frame["type"] == "chat" and is_done(frame))
 
 
-async def openai_server(start_server, fake: FakeOpenAI, **settings: Any) -> Server:  # type: ignore[no-untyped-def]
+async def openai_server(start_server: StartServer, fake: FakeOpenAI, **settings: Any) -> Server:
     srv: Server = await start_server(
         AI_PROVIDER="openai",
         OPENAI_BASE_URL=fake.base_url,

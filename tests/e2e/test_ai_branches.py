@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, is_done, openai_server
-from tests.support import Server, User
+from tests.support import Namer, Server, StartServer, User
 
 ANSWER = "Hello there, friend!"  # what the fake endpoint always says
 
@@ -35,7 +35,7 @@ def said(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 async def test_regenerate_answers_the_last_question_again_on_a_new_branch(
-    start_server, fake: FakeOpenAI, name
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     srv = await openai_server(start_server, fake)
     user = await srv.user(name())
@@ -56,7 +56,7 @@ async def test_regenerate_answers_the_last_question_again_on_a_new_branch(
 
 
 async def test_edit_answers_the_new_text_seeing_only_its_branch(
-    start_server, fake: FakeOpenAI, name
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     srv = await openai_server(start_server, fake)
     user = await srv.user(name())
@@ -96,7 +96,7 @@ async def test_edit_answers_the_new_text_seeing_only_its_branch(
 
 
 async def test_editing_the_first_turn_starts_a_branch_with_no_history(
-    start_server, fake: FakeOpenAI, name
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     srv = await openai_server(start_server, fake)
     user = await srv.user(name())
@@ -116,7 +116,7 @@ async def test_editing_the_first_turn_starts_a_branch_with_no_history(
 
 
 async def test_edit_refuses_assistant_turns_other_conversations_and_other_users(
-    start_server, fake: FakeOpenAI, name
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     srv = await openai_server(start_server, fake)
     user = await srv.user(name())

@@ -13,7 +13,7 @@ from chinwag.ai.tokens import count_prompt_tokens
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, cluster, is_done, openai_server
 from tests.e2e.test_cluster import require_backends, start_cluster
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 QUESTION = "how much is left?"
 MAX_TOKENS = 20
@@ -36,7 +36,7 @@ def seconds_to_midnight() -> float:
 
 
 async def test_a_budget_for_three_replies_admits_three_of_ten_concurrent_requests(
-    pg_url: str, start_server, fake: FakeOpenAI, name
+    pg_url: str, start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     await require_backends()
     # Each reply reports exactly its worst case, so three replies spend the whole budget
@@ -70,7 +70,7 @@ async def test_a_budget_for_three_replies_admits_three_of_ten_concurrent_request
         )
     )
     answers = [
-        await c.expect(where=lambda f, i=i: answered(f, f"m{i}"), timeout=30)
+        await c.expect(where=lambda f, i=i: answered(f, f"m{i}"), timeout=30)  # type: ignore[misc]
         for i, c in enumerate(clients)
     ]
     refused = [f["data"] for f in answers if f["type"] == "error"]
@@ -78,7 +78,9 @@ async def test_a_budget_for_three_replies_admits_three_of_ten_concurrent_request
     assert len(accepted) == 3 and len(refused) == 7
     for conv in accepted:  # every user's connection gets each completion
         await clients[0].expect(
-            "chat", lambda f, c=conv: is_done(f) and f["data"]["conversation_id"] == c, timeout=30
+            "chat",
+            lambda f, c=conv: is_done(f) and f["data"]["conversation_id"] == c,  # type: ignore[misc]
+            timeout=30,
         )
     assert {r["code"] for r in refused} == {"BUDGET_EXCEEDED"}
     assert all(0 < r["retry_after"] <= window_left + 1 for r in refused), refused
@@ -91,7 +93,7 @@ async def test_a_budget_for_three_replies_admits_three_of_ten_concurrent_request
 
 
 async def test_usage_shows_a_running_replys_reservation_and_returns_the_unused_part(
-    start_server, name
+    start_server: StartServer, name: Namer
 ) -> None:
     srv: Server = await start_server(OFFLINE_TOKEN_DELAY=0.05, AI_BUDGET_TOKENS_PER_DAY=10_000)
     user = await srv.user(name())
@@ -108,7 +110,9 @@ async def test_usage_shows_a_running_replys_reservation_and_returns_the_unused_p
     assert usage["tokens_today"] == done["tokens_used"] < worst
 
 
-async def test_a_cancelled_reply_is_billed_for_what_it_used(start_server, name) -> None:
+async def test_a_cancelled_reply_is_billed_for_what_it_used(
+    start_server: StartServer, name: Namer
+) -> None:
     srv: Server = await start_server(OFFLINE_TOKEN_DELAY=0.05, AI_BUDGET_TOKENS_PER_DAY=10_000)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -122,7 +126,7 @@ async def test_a_cancelled_reply_is_billed_for_what_it_used(start_server, name) 
 
 
 async def test_a_request_larger_than_the_whole_budget_is_refused_without_retry_after(
-    start_server, name
+    start_server: StartServer, name: Namer
 ) -> None:
     srv: Server = await start_server(AI_BUDGET_TOKENS_PER_DAY=100)
     client = await srv.connect(await srv.user(name()))
@@ -135,7 +139,7 @@ async def test_a_request_larger_than_the_whole_budget_is_refused_without_retry_a
 
 
 async def test_a_monthly_usd_budget_refuses_what_would_overdraw_it(
-    start_server, fake: FakeOpenAI, name
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:
     prices = '{"ok": {"input": 1.0, "output": 1.0}}'  # USD per 1,000 tokens
     worst_usd = WORST / 1000

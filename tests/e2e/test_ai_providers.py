@@ -11,7 +11,7 @@ import pytest
 from tests.ai.fake_anthropic import INPUT_TOKENS, OUTPUT_TOKENS, SECRET_DETAIL, FakeAnthropic
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, is_done
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 ROUTES = json.dumps(
     [
@@ -26,9 +26,9 @@ PRICES = json.dumps(
 
 
 async def routed_server(
-    start_server,
+    start_server: StartServer,
     fake: FakeOpenAI,
-    fake_anthropic: FakeAnthropic,  # type: ignore[no-untyped-def]
+    fake_anthropic: FakeAnthropic,
     **settings: Any,
 ) -> Server:
     srv: Server = await start_server(
@@ -45,7 +45,7 @@ async def routed_server(
 
 
 async def test_anthropic_streams_a_reply_billed_from_its_reported_usage(
-    start_server, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv: Server = await start_server(
         AI_PROVIDER="anthropic",
@@ -71,7 +71,7 @@ async def test_anthropic_streams_a_reply_billed_from_its_reported_usage(
 
 
 async def test_an_anthropic_failure_is_ai_provider_error_without_its_body(
-    start_server, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv: Server = await start_server(
         AI_PROVIDER="anthropic",
@@ -87,7 +87,7 @@ async def test_an_anthropic_failure_is_ai_provider_error_without_its_body(
 
 
 async def test_routes_send_each_model_to_its_provider(
-    start_server, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv = await routed_server(start_server, fake, fake_anthropic)
     client = await srv.connect(await srv.user(name()))
@@ -100,7 +100,7 @@ async def test_routes_send_each_model_to_its_provider(
 
 
 async def test_a_provider_failing_before_the_first_chunk_falls_through_to_the_next_model(
-    start_server, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv = await routed_server(
         start_server, fake, fake_anthropic, AI_FALLBACK_MODELS="claude-ok,chinwag-offline"
@@ -121,7 +121,7 @@ async def test_a_provider_failing_before_the_first_chunk_falls_through_to_the_ne
 
 
 async def test_after_the_first_chunk_a_failure_keeps_the_partial_answer(
-    start_server, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv = await routed_server(start_server, fake, fake_anthropic, AI_FALLBACK_MODELS="claude-ok")
     client = await srv.connect(await srv.user(name()))
@@ -134,7 +134,7 @@ async def test_after_the_first_chunk_a_failure_keeps_the_partial_answer(
 
 
 async def test_models_lists_what_can_be_asked_for_with_provider_and_prices(
-    start_server, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name
+    start_server: StartServer, fake: FakeOpenAI, fake_anthropic: FakeAnthropic, name: Namer
 ) -> None:
     srv = await routed_server(
         start_server, fake, fake_anthropic, AI_PRICES=PRICES, AI_FALLBACK_MODELS="chinwag-offline"

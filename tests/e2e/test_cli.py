@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_uploads import Payload, send_chunks, start
+from tests.support import StartServer
 
 
 def chinwag(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +70,9 @@ def test_a_chunk_size_that_cannot_fit_a_frame_stops_startup_naming_both(
     assert "MAX_CHUNK_SIZE <= 785664" in lines[0]
 
 
-async def test_the_largest_chunk_start_up_allows_is_accepted_over_the_socket(start_server) -> None:
+async def test_the_largest_chunk_start_up_allows_is_accepted_over_the_socket(
+    start_server: StartServer,
+) -> None:
     """785,664 bytes is what the refusal above offers for a 1 MiB frame limit: a
     server started with exactly that takes a chunk of that size in one frame."""
     srv = await start_server(MAX_CHUNK_SIZE=785664, WS_MAX_MESSAGE_SIZE=1048576)

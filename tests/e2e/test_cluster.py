@@ -25,8 +25,10 @@ from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
 from tests.support import (
     ADMIN,
+    Namer,
     Server,
     ServerFactory,
+    StartServer,
     free_port,
     postgres_database,
     require_service,
@@ -118,7 +120,7 @@ async def cluster(
 
 
 async def test_concurrent_senders_on_three_processes_give_everyone_one_gapless_order(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     room = name("shared")
     users = [await cluster[i % 3].user(name()) for i in range(6)]
@@ -151,7 +153,7 @@ async def test_concurrent_senders_on_three_processes_give_everyone_one_gapless_o
 
 
 async def test_offline_member_back_on_another_process_gets_backlog_and_sender_receipts(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     a_srv, b_srv, c_srv = cluster
     room = name("shared")
@@ -182,7 +184,7 @@ async def test_offline_member_back_on_another_process_gets_backlog_and_sender_re
 
 
 async def test_read_receipt_on_one_process_reaches_the_sender_on_another(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     a_srv, b_srv, _ = cluster
     room = name("shared")
@@ -208,7 +210,7 @@ async def test_read_receipt_on_one_process_reaches_the_sender_on_another(
 
 
 async def test_typing_crosses_processes_is_not_echoed_and_expires(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     room = name("shared")
     users = [await srv.user(name()) for srv in cluster]
@@ -236,7 +238,9 @@ async def test_typing_crosses_processes_is_not_echoed_and_expires(
     assert not a.pending("typing")
 
 
-async def test_chat_on_one_process_ends_typing_seen_on_another(cluster: list[Server], name) -> None:
+async def test_chat_on_one_process_ends_typing_seen_on_another(
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await cluster[0].user(name()), await cluster[1].user(name())
     a = await joined(cluster[0], alice, room, "shared")
@@ -248,7 +252,7 @@ async def test_chat_on_one_process_ends_typing_seen_on_another(cluster: list[Ser
     assert (await b.expect("typing", timeout=TYPING_TIMEOUT / 2))["data"]["is_typing"] is False
 
 
-async def test_presence_and_participants_span_processes(cluster: list[Server], name) -> None:
+async def test_presence_and_participants_span_processes(cluster: list[Server], name: Namer) -> None:
     a_srv, b_srv, c_srv = cluster
     room = name("shared")
     alice, bob = await a_srv.user(name()), await b_srv.user(name())
@@ -269,7 +273,7 @@ async def test_presence_and_participants_span_processes(cluster: list[Server], n
 
 
 async def test_offline_is_announced_only_when_the_last_connection_anywhere_closes(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     a_srv, b_srv, _ = cluster
     room = name("shared")
@@ -287,7 +291,7 @@ async def test_offline_is_announced_only_when_the_last_connection_anywhere_close
 
 
 async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     room = name("shared")
     owner = await cluster[0].user(name())
@@ -310,7 +314,7 @@ async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
 
 
 async def test_join_confirmation_lists_participants_of_every_process(
-    cluster: list[Server], name
+    cluster: list[Server], name: Namer
 ) -> None:
     room = name("shared")
     users = [await srv.user(name()) for srv in cluster]
@@ -325,7 +329,9 @@ async def test_join_confirmation_lists_participants_of_every_process(
 # ---- limits and stats ------------------------------------------------------------------
 
 
-async def test_per_user_connection_limit_counts_every_process(cluster: list[Server], name) -> None:
+async def test_per_user_connection_limit_counts_every_process(
+    cluster: list[Server], name: Namer
+) -> None:
     a_srv, b_srv, _ = cluster  # WEBSOCKET_MAX_CONNECTIONS_PER_USER=2
     alice = await a_srv.user(name())
     first = await attached(a_srv, alice)
@@ -348,7 +354,7 @@ async def test_per_user_connection_limit_counts_every_process(cluster: list[Serv
 
 
 async def test_stats_sum_connections_of_every_node(
-    pg_url: str, start_server, name, broker_url: str
+    pg_url: str, start_server: StartServer, name: Namer, broker_url: str
 ) -> None:
     a_srv, b_srv = await start_cluster(start_server, 2, cluster_env(pg_url, broker_url))
     admin = await a_srv.admin()
@@ -371,7 +377,7 @@ async def test_stats_sum_connections_of_every_node(
 
 
 async def test_serve_with_two_workers_shares_one_port(
-    pg_url: str, tmp_path: Path, name, broker_url: str
+    pg_url: str, tmp_path: Path, name: Namer, broker_url: str
 ) -> None:
     port = free_port()
     srv = Server(
@@ -426,7 +432,8 @@ async def _answers(srv: Server) -> bool:
 
 
 async def _nodes(srv: Server, admin: Any, count: int) -> bool:
-    return (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"] == count
+    nodes: int = (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"]
+    return nodes == count
 
 
 def test_serve_with_workers_but_no_redis_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from tests.e2e.test_cluster import (
     participants,
     start_cluster,
 )
-from tests.support import Server, free_port, kill
+from tests.support import Namer, Server, StartServer, free_port, kill
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Sender:
                 await self.client.send(chat(self.room, content, message_id))
                 done = await self.client.expect(
                     "delivery_confirmation",
-                    lambda f, m=message_id: (
+                    lambda f, m=message_id: (  # type: ignore[misc]
                         f["data"]["message_id"] == m and "recipient" not in f["data"]
                     ),
                 )
@@ -120,7 +120,7 @@ def first_seen(stream: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_elsewhere(
-    pg_url: str, start_server, name
+    pg_url: str, start_server: StartServer, name: Namer
 ) -> None:
     survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
     room = name("shared")
@@ -184,7 +184,7 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
 
 
 async def test_typing_set_on_a_sigkilled_process_ends_for_the_others(
-    pg_url: str, start_server, name
+    pg_url: str, start_server: StartServer, name: Namer
 ) -> None:
     survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
     room = name("shared")
@@ -287,7 +287,7 @@ async def health(srv: Server) -> tuple[int, dict[str, Any]]:
 
 
 async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_restart(
-    pg_url: str, private_redis: PrivateRedis, start_server, name
+    pg_url: str, private_redis: PrivateRedis, start_server: StartServer, name: Namer
 ) -> None:
     a_srv, b_srv = await start_cluster(
         start_server, 2, cluster_env(pg_url, broker_url=private_redis.url)

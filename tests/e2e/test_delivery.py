@@ -8,12 +8,14 @@ import asyncio
 import pytest
 
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
-from tests.support import Server, restart
+from tests.support import Namer, Server, StartServer, restart
 
 pytestmark = pytest.mark.storage
 
 
-async def test_chat_reaches_every_participant_with_seq_and_shape(server: Server, name) -> None:
+async def test_chat_reaches_every_participant_with_seq_and_shape(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -34,7 +36,7 @@ async def test_chat_reaches_every_participant_with_seq_and_shape(server: Server,
     assert c["room_id"] == room and c["queued_for"] == []
 
 
-async def test_chat_from_a_non_member_is_not_in_room(server: Server, name) -> None:
+async def test_chat_from_a_non_member_is_not_in_room(server: Server, name: Namer) -> None:
     room = name("shared")
     await joined(server, await server.user(name()), room, "shared")
     outsider = await server.connect(await server.user(name()))
@@ -43,7 +45,9 @@ async def test_chat_from_a_non_member_is_not_in_room(server: Server, name) -> No
     assert error["data"]["code"] == "NOT_IN_ROOM" and error["data"]["message_id"] == "x-1"
 
 
-async def test_resent_message_id_is_stored_once_and_marked_duplicate(server: Server, name) -> None:
+async def test_resent_message_id_is_stored_once_and_marked_duplicate(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -64,7 +68,7 @@ async def test_resent_message_id_is_stored_once_and_marked_duplicate(server: Ser
     assert contents == ["once", "marker"]
 
 
-async def test_history_pages_backwards_oldest_first(server: Server, name) -> None:
+async def test_history_pages_backwards_oldest_first(server: Server, name: Namer) -> None:
     room = name("shared")
     alice = await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -86,7 +90,7 @@ async def test_history_pages_backwards_oldest_first(server: Server, name) -> Non
 
 
 async def test_offline_member_gets_ten_messages_in_order_then_receipts(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
@@ -132,7 +136,7 @@ async def test_offline_member_gets_ten_messages_in_order_then_receipts(
     assert sixth["data"]["message_id"] == "away-5"  # nothing twice
 
 
-async def test_sync_replays_everything_after_the_named_seq(server: Server, name) -> None:
+async def test_sync_replays_everything_after_the_named_seq(server: Server, name: Namer) -> None:
     room = name("shared")
     alice = await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -151,7 +155,7 @@ async def test_sync_replays_everything_after_the_named_seq(server: Server, name)
 
 
 async def test_three_clients_200_messages_each_arrive_identically_ordered(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("shared")
     users = [await server.user(name()) for _ in range(3)]
@@ -177,7 +181,7 @@ async def test_three_clients_200_messages_each_arrive_identically_ordered(
 
 
 async def test_restart_between_send_and_reconnect_loses_nothing(
-    start_server, database_url, name
+    start_server: StartServer, database_url: str, name: Namer
 ) -> None:
     srv = await start_server(DATABASE_URL=database_url)
     room = name("shared")
@@ -194,7 +198,9 @@ async def test_restart_between_send_and_reconnect_loses_nothing(
     assert [f["data"]["content"] for f in got] == [f"before restart {i}" for i in range(5)]
 
 
-async def test_an_in_memory_sqlite_database_stores_and_replays(start_server, name) -> None:
+async def test_an_in_memory_sqlite_database_stores_and_replays(
+    start_server: StartServer, name: Namer
+) -> None:
     srv: Server = await start_server(DATABASE_URL="sqlite+aiosqlite:///:memory:")
     room = name("shared")
     alice, bob = await srv.user(name()), await srv.user(name())

@@ -18,8 +18,8 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from chinwag.client import ChatClient, Closed
+from tests.e2e.ai_helpers import ai, is_done
 from tests.e2e.rooms_helpers import chat, joined
-from tests.e2e.test_ai import ai, is_done
 from tests.e2e.test_cluster import cluster_env, start_cluster
 from tests.e2e.test_cluster_faults import chats, first_seen, stored_chats
 from tests.support import Server, User
@@ -115,7 +115,7 @@ async def _send_until(sender: Roamer, stop: asyncio.Event, sent: dict[int, str])
                 await sender.client.send(chat(sender.room, content, message_id))
                 done = await sender.client.expect(
                     "delivery_confirmation",
-                    lambda f, m=message_id: (
+                    lambda f, m=message_id: (  # type: ignore[misc]
                         f["data"]["message_id"] == m and "recipient" not in f["data"]
                     ),
                     timeout=20,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 BAD_FRAMES = [
     ("{not json", "INVALID_JSON", None),
@@ -50,7 +50,7 @@ BAD_FRAMES = [
 
 @pytest.mark.parametrize(("frame", "code", "field"), BAD_FRAMES)
 async def test_bad_frame_gets_named_error_and_connection_survives(
-    server: Server, name, frame: str, code: str, field: str | None
+    server: Server, name: Namer, frame: str, code: str, field: str | None
 ) -> None:
     client = await server.connect(await server.user(name()))
     await client.send(frame)
@@ -63,7 +63,7 @@ async def test_bad_frame_gets_named_error_and_connection_survives(
     assert (await client.expect("pong"))["data"]["server_time"].endswith("Z")
 
 
-async def test_error_echoes_the_client_message_id(server: Server, name) -> None:
+async def test_error_echoes_the_client_message_id(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     await client.send(
         {
@@ -78,14 +78,16 @@ async def test_error_echoes_the_client_message_id(server: Server, name) -> None:
     assert error["data"]["code"] in ("NOT_FOUND", "NOT_IN_ROOM")
 
 
-async def test_ping_gets_pong_with_server_time(server: Server, name) -> None:
+async def test_ping_gets_pong_with_server_time(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     await client.send({"type": "ping"})
     pong = await client.expect("pong")
     assert pong["data"]["server_time"].endswith("Z")
 
 
-async def test_rate_limit_rejects_excess_with_honest_retry_after(start_server, name) -> None:
+async def test_rate_limit_rejects_excess_with_honest_retry_after(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WS_RATE_LIMIT_REQUESTS=5, WS_RATE_LIMIT_WINDOW=2)
     client = await srv.connect(await srv.user(name()))
     started = time.monotonic()
@@ -106,7 +108,9 @@ async def test_rate_limit_rejects_excess_with_honest_retry_after(start_server, n
     assert (await client.expect("pong"))["type"] == "pong"
 
 
-async def test_rejected_frames_do_not_count_towards_the_window(start_server, name) -> None:
+async def test_rejected_frames_do_not_count_towards_the_window(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WS_RATE_LIMIT_REQUESTS=3, WS_RATE_LIMIT_WINDOW=2)
     client = await srv.connect(await srv.user(name()))
     started = time.monotonic()
@@ -124,7 +128,9 @@ async def test_rejected_frames_do_not_count_towards_the_window(start_server, nam
     assert answer["type"] == "pong", answer
 
 
-async def test_garbage_frames_count_towards_the_rate_limit(start_server, name) -> None:
+async def test_garbage_frames_count_towards_the_rate_limit(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WS_RATE_LIMIT_REQUESTS=2, WS_RATE_LIMIT_WINDOW=60)
     client = await srv.connect(await srv.user(name()))
     for _ in range(3):

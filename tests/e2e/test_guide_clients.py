@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import Server
+from tests.support import Namer, Server
 
 GUIDE = Path(__file__).parent / "guide"
 
 
-async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, name) -> None:
+async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, name: Namer) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
@@ -46,7 +46,7 @@ async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, nam
     assert "Hello, AI!" in "".join(f["data"]["content"] for f in chunks)
 
 
-async def test_guide_python_client_gets_a_streamed_reply(server: Server, name) -> None:
+async def test_guide_python_client_gets_a_streamed_reply(server: Server, name: Namer) -> None:
     user = await server.user(name())
     source = (
         (GUIDE / "guide_client.py")
@@ -63,7 +63,9 @@ async def test_guide_python_client_gets_a_streamed_reply(server: Server, name) -
     frames: list[dict[str, Any]] = []
     done = asyncio.Event()
 
-    class Driven(namespace["WebSocketChatClient"]):  # type: ignore[misc]
+    base: Any = namespace["WebSocketChatClient"]
+
+    class Driven(base):  # type: ignore[misc]
         async def handle_chat_message(self, message: dict[str, Any]) -> None:
             frames.append(message)
             if message["data"].get("done"):

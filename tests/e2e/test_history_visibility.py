@@ -11,7 +11,7 @@ import pytest
 
 from chinwag.client import ChatClient
 from tests.e2e.rooms_helpers import chat, joined
-from tests.support import Server, User
+from tests.support import Namer, Server, User
 
 pytestmark = pytest.mark.storage
 
@@ -36,7 +36,7 @@ async def synced(client: ChatClient, room: str, after: int = 0) -> list[dict[str
 
 
 async def test_a_replaced_private_member_reads_nothing_from_before_they_joined(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("private")
     owner, bob, carol = [await server.user(name()) for _ in range(3)]
@@ -59,7 +59,7 @@ async def test_a_replaced_private_member_reads_nothing_from_before_they_joined(
 
 
 async def test_the_room_list_shows_a_newcomer_no_message_from_before_they_joined(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("private")
     owner, carol = await server.user(name()), await server.user(name())
@@ -79,7 +79,9 @@ async def test_the_room_list_shows_a_newcomer_no_message_from_before_they_joined
     assert "after carol" in str(entry)
 
 
-async def test_the_owner_may_share_a_rooms_history_and_only_the_owner(server: Server, name) -> None:
+async def test_the_owner_may_share_a_rooms_history_and_only_the_owner(
+    server: Server, name: Namer
+) -> None:
     room = name("private")
     owner, carol = await server.user(name()), await server.user(name())
     o = await joined(server, owner, room)
@@ -97,7 +99,9 @@ async def test_the_owner_may_share_a_rooms_history_and_only_the_owner(server: Se
     assert await history(server, carol, room) == ["before carol"]
 
 
-async def test_group_rooms_share_history_with_members_added_later(server: Server, name) -> None:
+async def test_group_rooms_share_history_with_members_added_later(
+    server: Server, name: Namer
+) -> None:
     room = name("group")
     owner, late = await server.user(name()), await server.user(name())
     o = await joined(server, owner, room, "group")
@@ -113,7 +117,7 @@ async def test_group_rooms_share_history_with_members_added_later(server: Server
 
 
 async def test_a_shared_room_created_joined_hides_earlier_messages_from_joiners(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("shared")
     owner, guest, outsider = [await server.user(name()) for _ in range(3)]
@@ -165,7 +169,7 @@ async def ask(
 
 
 async def test_a_conversation_feeds_replies_only_in_the_room_it_started_in(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     user = await server.user(name())
     room_a, room_b = name("a"), name("b")
@@ -185,7 +189,7 @@ async def test_a_conversation_feeds_replies_only_in_the_room_it_started_in(
 
 
 async def test_a_conversation_of_a_deleted_room_does_not_follow_its_id(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     user = await server.user(name())
     room = name("room")

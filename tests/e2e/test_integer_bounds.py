@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.rooms_helpers import joined
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
@@ -41,7 +41,7 @@ def frames(room: str) -> list[dict[str, Any]]:
 
 
 async def test_an_integer_beyond_bigint_is_invalid_message_over_the_socket(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("room")
     client = await joined(server, await server.user(name()), room)
@@ -63,7 +63,9 @@ async def test_an_integer_beyond_bigint_is_invalid_message_over_the_socket(
         "/api/v1/ws/rooms/{room}/messages?before_seq=" + str(TOO_BIG),
     ],
 )
-async def test_an_integer_beyond_bigint_is_422_over_http(server: Server, name, path: str) -> None:
+async def test_an_integer_beyond_bigint_is_422_over_http(
+    server: Server, name: Namer, path: str
+) -> None:
     user = await server.user(name())
     room = name("room")
     assert (await server.post("/api/v1/ws/rooms", user, json={"room_id": room})).status_code == 201

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from tests.e2e.test_cluster import eventually
-from tests.support import Server
+from tests.support import Server, StartServer
 
 
 async def _utf8_lines(srv: Server) -> list[str]:
     return [line for line in srv.log.splitlines() if "UTF-8" in line]
 
 
-async def test_invalid_utf8_from_a_client_logs_one_line_and_no_traceback(start_server) -> None:
+async def test_invalid_utf8_from_a_client_logs_one_line_and_no_traceback(
+    start_server: StartServer,
+) -> None:
     srv = await start_server()
     user = await srv.user()
     for _ in range(2):

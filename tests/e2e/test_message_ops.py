@@ -7,13 +7,13 @@ import pytest
 
 from tests.e2e.message_helpers import about, act, history, room_of, say, stored_rows_containing
 from tests.e2e.rooms_helpers import chat
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
 
 async def test_an_edit_reaches_everyone_live_and_history_shows_the_latest_text(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
@@ -35,7 +35,7 @@ async def test_an_edit_reaches_everyone_live_and_history_shows_the_latest_text(
 
 
 async def test_a_member_who_was_offline_gets_edits_and_deletions_replayed(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
@@ -54,7 +54,7 @@ async def test_a_member_who_was_offline_gets_edits_and_deletions_replayed(
     assert deleted["data"] == {"message_id": second, "username": alice.username}
 
 
-async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, name) -> None:
+async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, name: Namer) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -68,7 +68,7 @@ async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, na
 
 
 async def test_others_may_neither_edit_nor_delete_and_unknown_ids_are_not_found(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
@@ -87,7 +87,7 @@ async def test_others_may_neither_edit_nor_delete_and_unknown_ids_are_not_found(
 
 
 async def test_a_member_may_not_delete_others_messages_but_the_owner_and_an_admin_may(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("r")
     owner, alice, carol = [await server.user(name()) for _ in range(3)]
@@ -108,7 +108,7 @@ async def test_a_member_may_not_delete_others_messages_but_the_owner_and_an_admi
 
 
 async def test_a_deleted_message_text_is_in_no_table_and_no_search_result(
-    server: Server, database_url: str, name
+    server: Server, database_url: str, name: Namer
 ) -> None:
     room = name("r")
     secret, later = name("secret"), name("later")
@@ -137,7 +137,7 @@ async def test_a_deleted_message_text_is_in_no_table_and_no_search_result(
 
 
 async def test_a_reply_carries_reply_to_and_history_lists_a_message_replies(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room, elsewhere = name("r"), name("r")
     alice, bob = await server.user(name()), await server.user(name())
@@ -156,7 +156,7 @@ async def test_a_reply_carries_reply_to_and_history_lists_a_message_replies(
     assert refused["data"]["code"] == "NOT_FOUND" and refused["data"]["message_id"] == "m-bad"
 
 
-async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name) -> None:
+async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name: Namer) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -191,7 +191,7 @@ async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name)
 
 
 async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("r")
     alice, bob, carol = [await server.user(name()) for _ in range(3)]
@@ -225,7 +225,9 @@ async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
     assert (await server.get("/api/v1/mentions", bob)).json()["unread"] == {}
 
 
-async def test_naming_the_assistant_in_a_chat_without_ai_asks_it(server: Server, name) -> None:
+async def test_naming_the_assistant_in_a_chat_without_ai_asks_it(
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)

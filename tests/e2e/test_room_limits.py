@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support import Server, ServerFactory
+from tests.support import Namer, Server, ServerFactory
 
 pytestmark = pytest.mark.storage
 
 
 async def test_concurrent_adds_to_a_private_room_leave_it_with_two_members(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     owner = await server.user(name())
     guests = [await server.user(name()) for _ in range(6)]
@@ -34,7 +34,7 @@ async def test_concurrent_adds_to_a_private_room_leave_it_with_two_members(
 
 
 async def test_concurrent_joins_of_a_private_room_by_admins_stop_at_two_members(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     owner, admin = await server.user(name()), await server.admin()
     room = name("private")
@@ -75,7 +75,7 @@ async def few_rooms(
         await factory.stop_all()
 
 
-async def test_rooms_created_per_user_are_bounded_over_http(few_rooms: Server, name) -> None:
+async def test_rooms_created_per_user_are_bounded_over_http(few_rooms: Server, name: Namer) -> None:
     user = await few_rooms.user(name())
     answers = await asyncio.gather(
         *(few_rooms.post("/api/v1/ws/rooms", user, json={"room_id": name("r")}) for _ in range(6))
@@ -97,7 +97,9 @@ async def test_rooms_created_per_user_are_bounded_over_http(few_rooms: Server, n
     ).status_code == 201
 
 
-async def test_rooms_created_per_user_are_bounded_over_the_socket(few_rooms: Server, name) -> None:
+async def test_rooms_created_per_user_are_bounded_over_the_socket(
+    few_rooms: Server, name: Namer
+) -> None:
     user = await few_rooms.user(name())
     client = await few_rooms.connect(user)
     for _ in range(3):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.rooms_helpers import chat, joined
-from tests.support import Server
+from tests.support import Namer, Server
 
 
-async def test_shared_room_admits_anyone(server: Server, name) -> None:
+async def test_shared_room_admits_anyone(server: Server, name: Namer) -> None:
     room = name("shared")
     owner, guest = await server.user(name()), await server.user(name())
     await joined(server, owner, room, "shared")
@@ -23,7 +23,7 @@ async def test_shared_room_admits_anyone(server: Server, name) -> None:
 
 
 async def test_private_room_refuses_strangers_until_the_owner_adds_one(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("private")
     owner, friend, stranger = [await server.user(name()) for _ in range(3)]
@@ -43,7 +43,7 @@ async def test_private_room_refuses_strangers_until_the_owner_adds_one(
     assert r.status_code == 409  # a private room holds two
 
 
-async def test_group_room_admits_only_added_members(server: Server, name) -> None:
+async def test_group_room_admits_only_added_members(server: Server, name: Namer) -> None:
     room = name("group")
     owner, member, outsider = [await server.user(name()) for _ in range(3)]
     await joined(server, owner, room, "group")
@@ -65,7 +65,7 @@ async def test_group_room_admits_only_added_members(server: Server, name) -> Non
     assert (await m.expect("chat"))["data"]["content"] == "hi group"
 
 
-async def test_admin_may_add_members_to_any_room(server: Server, name) -> None:
+async def test_admin_may_add_members_to_any_room(server: Server, name: Namer) -> None:
     room = name("group")
     owner, member = await server.user(name()), await server.user(name())
     admin = await server.admin()
@@ -83,7 +83,7 @@ async def test_admin_may_add_members_to_any_room(server: Server, name) -> None:
     assert member.username in r.json()["members"]
 
 
-async def test_create_room_over_http_validates(server: Server, name) -> None:
+async def test_create_room_over_http_validates(server: Server, name: Namer) -> None:
     user = await server.user(name())
     room = name("room")
     r = await server.post(
@@ -115,7 +115,7 @@ async def test_create_room_over_http_validates(server: Server, name) -> None:
     ).status_code == 401
 
 
-async def test_get_room_shows_members_and_participants(server: Server, name) -> None:
+async def test_get_room_shows_members_and_participants(server: Server, name: Namer) -> None:
     room = name("private")
     owner, other = await server.user(name()), await server.user(name())
     await joined(server, owner, room)
@@ -137,7 +137,9 @@ async def test_get_room_shows_members_and_participants(server: Server, name) -> 
     assert (await server.get(f"/api/v1/ws/rooms/{name('none')}", owner)).status_code == 404
 
 
-async def test_delete_room_is_for_the_owner_and_tells_participants(server: Server, name) -> None:
+async def test_delete_room_is_for_the_owner_and_tells_participants(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     owner, guest = await server.user(name()), await server.user(name())
     await joined(server, owner, room, "shared")
@@ -153,7 +155,7 @@ async def test_delete_room_is_for_the_owner_and_tells_participants(server: Serve
 
 @pytest.mark.storage
 async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_members(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("shared")
     owner, guest, newcomer, friend = [await server.user(name()) for _ in range(4)]
@@ -176,7 +178,7 @@ async def test_a_room_created_again_under_a_deleted_ones_name_has_only_its_own_m
     assert sent["data"]["queued_for"] == [friend.username]
 
 
-async def test_delete_room_over_the_socket(server: Server, name) -> None:
+async def test_delete_room_over_the_socket(server: Server, name: Namer) -> None:
     room = name("shared")
     owner = await server.user(name())
     o = await joined(server, owner, room, "shared")
@@ -184,7 +186,7 @@ async def test_delete_room_over_the_socket(server: Server, name) -> None:
     assert (await o.expect("room_deleted"))["data"]["room_id"] == room
 
 
-async def test_presence_joined_left_online_offline(server: Server, name) -> None:
+async def test_presence_joined_left_online_offline(server: Server, name: Namer) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -206,7 +208,7 @@ async def test_presence_joined_left_online_offline(server: Server, name) -> None
     assert info["members"] == [alice.username] and info["participants"] == [alice.username]
 
 
-async def test_participants_follow_abrupt_disconnects(server: Server, name) -> None:
+async def test_participants_follow_abrupt_disconnects(server: Server, name: Namer) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -218,7 +220,9 @@ async def test_participants_follow_abrupt_disconnects(server: Server, name) -> N
     assert bob.username in info["members"]
 
 
-async def test_membership_lasts_and_connect_subscribes_every_room(server: Server, name) -> None:
+async def test_membership_lasts_and_connect_subscribes_every_room(
+    server: Server, name: Namer
+) -> None:
     rooms = [name("shared") for _ in range(3)]
     alice, bob = await server.user(name()), await server.user(name())
     for room in rooms:
@@ -232,7 +236,7 @@ async def test_membership_lasts_and_connect_subscribes_every_room(server: Server
     assert got == set(rooms)
 
 
-async def test_leave_room_when_not_a_member_is_not_in_room(server: Server, name) -> None:
+async def test_leave_room_when_not_a_member_is_not_in_room(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     room = name("shared")
     other = await server.user(name())
@@ -241,7 +245,9 @@ async def test_leave_room_when_not_a_member_is_not_in_room(server: Server, name)
     assert (await client.expect("error"))["data"]["code"] == "NOT_IN_ROOM"
 
 
-async def test_refused_auto_join_is_answered_and_the_connection_stays(server: Server, name) -> None:
+async def test_refused_auto_join_is_answered_and_the_connection_stays(
+    server: Server, name: Namer
+) -> None:
     room = name("private")
     await joined(server, await server.user(name()), room)
     client = await server.raw_connect(await server.user(name()), room_id=room)
@@ -252,7 +258,7 @@ async def test_refused_auto_join_is_answered_and_the_connection_stays(server: Se
 
 
 async def test_bad_room_in_the_query_is_answered_and_the_connection_stays(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     client = await server.raw_connect(await server.user(name()), room_id="bad room!")
     await client.expect("connect")

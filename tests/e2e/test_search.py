@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.message_helpers import act, room_of, say
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
@@ -16,7 +16,7 @@ async def search(srv: Server, user, **params):  # type: ignore[no-untyped-def]
     return r.json()
 
 
-async def test_search_finds_whole_words_newest_first(server: Server, name) -> None:
+async def test_search_finds_whole_words_newest_first(server: Server, name: Namer) -> None:
     room, word = name("r"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
@@ -42,7 +42,7 @@ async def test_search_finds_whole_words_newest_first(server: Server, name) -> No
     assert [r["message_id"] for r in both["results"]] == [old["data"]["server_message_id"]]
 
 
-async def test_search_covers_only_the_callers_rooms(server: Server, name) -> None:
+async def test_search_covers_only_the_callers_rooms(server: Server, name: Namer) -> None:
     mine, theirs, word = name("r"), name("r"), name("w")
     alice, bob = await server.user(name()), await server.user(name())
     (a,) = await room_of(server, alice, mine)
@@ -58,7 +58,7 @@ async def test_search_covers_only_the_callers_rooms(server: Server, name) -> Non
     assert [r["room_id"] for r in only["results"]] == [theirs]
 
 
-async def test_search_pages_newest_first(server: Server, name) -> None:
+async def test_search_pages_newest_first(server: Server, name: Namer) -> None:
     room, word = name("r"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
@@ -76,7 +76,9 @@ async def test_search_pages_newest_first(server: Server, name) -> None:
     assert seen == ids[::-1]
 
 
-async def test_an_edited_message_is_found_by_its_new_words_only(server: Server, name) -> None:
+async def test_an_edited_message_is_found_by_its_new_words_only(
+    server: Server, name: Namer
+) -> None:
     room, before, after = name("r"), name("w"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
@@ -87,7 +89,7 @@ async def test_an_edited_message_is_found_by_its_new_words_only(server: Server, 
     assert [(r["message_id"], r["content"]) for r in found["results"]] == [(mid, f"{after} final")]
 
 
-async def test_a_query_without_words_is_refused_clearly(server: Server, name) -> None:
+async def test_a_query_without_words_is_refused_clearly(server: Server, name: Namer) -> None:
     alice = await server.user(name())
     r = await server.get("/api/v1/search", alice, params={"q": "?!"})
     assert r.status_code == 422 and "word" in r.json()["detail"]
@@ -95,7 +97,7 @@ async def test_a_query_without_words_is_refused_clearly(server: Server, name) ->
 
 
 async def test_search_in_a_joined_history_room_finds_nothing_from_before_one_joined(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room, word = name("r"), name("w")
     owner, bob = await server.user(name()), await server.user(name())

@@ -110,7 +110,9 @@ async def _clients(srv: Server, count: int) -> list[Any]:
     return [await srv.connect(user) for _ in range(count)]
 
 
-async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(workers) -> None:
+async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
@@ -120,7 +122,9 @@ async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(workers) -> No
     assert await _exit_code(srv) == 0, srv.log
 
 
-async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(workers) -> None:
+async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
@@ -131,7 +135,7 @@ async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(workers) -> 
     assert "Traceback" not in srv.log, srv.log
 
 
-async def test_ready_is_logged_once_every_worker_serves(workers) -> None:
+async def test_ready_is_logged_once_every_worker_serves(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     lines = srv.log.splitlines()
@@ -143,7 +147,9 @@ async def test_ready_is_logged_once_every_worker_serves(workers) -> None:
     assert (await _fresh_get(srv, "/health")).status_code == 200
 
 
-async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(workers) -> None:
+async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(3)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     secret_files = sorted(p.name for p in (srv.workdir / "data").iterdir())
@@ -168,7 +174,7 @@ def test_many_starts_at_once_on_a_fresh_data_dir_keep_one_secret(tmp_path: Path)
     of a fresh DATA_DIR, five times over (each stat and write lets the others run)."""
     for round_ in range(5):
         data = tmp_path / f"data{round_}"
-        got = _all_at_once(16, lambda d=data: load_or_create_secret(None, d))
+        got = _all_at_once(16, lambda d=data: load_or_create_secret(None, d))  # type: ignore[misc]
         assert len(got) == 16 and set(got) == {(data / "jwt_secret").read_text().strip()}
         assert [p.name for p in data.iterdir()] == ["jwt_secret"]
 
@@ -209,7 +215,7 @@ def _replies_per_worker(directory: Path) -> dict[str, float]:
     for path in directory.glob("counter_*.db"):
         total = sum(
             value
-            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
             if json.loads(key)[1] == "chinwag_ai_replies_total"
         )
         if total:
@@ -217,7 +223,9 @@ def _replies_per_worker(directory: Path) -> dict[str, float]:
     return counts
 
 
-async def test_metrics_count_every_workers_ai_replies(workers, tmp_path: Path) -> None:
+async def test_metrics_count_every_workers_ai_replies(
+    workers: Callable[..., Any], tmp_path: Path
+) -> None:
     from tests.e2e.ai_helpers import ai, is_done
 
     shared = tmp_path / "metrics"
@@ -315,7 +323,9 @@ async def _connect_until(srv: Server, stop: asyncio.Event) -> list[float]:
     return connected
 
 
-async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(workers) -> None:
+async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     before = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -336,7 +346,9 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(worke
     assert len(connected) > 20 and max(gaps) < 5, (len(connected), max(gaps))
 
 
-async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(workers) -> None:
+async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(
+    workers: Callable[..., Any],
+) -> None:
     from chinwag_client import Event
     from tests.sdk.test_resilience import assert_exactly_once_in_order
 
@@ -399,7 +411,7 @@ async def _at_least(items: list[Any], count: int) -> bool:
     return len(items) >= count
 
 
-async def test_a_sigkilled_worker_is_replaced(workers) -> None:
+async def test_a_sigkilled_worker_is_replaced(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     before = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -416,7 +428,7 @@ async def test_a_sigkilled_worker_is_replaced(workers) -> None:
         assert (await _fresh_get(srv, "/health")).status_code == 200
 
 
-async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers) -> None:
+async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     two = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -428,7 +440,7 @@ async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers) -> None:
     assert len(await _workers_are(srv, lambda pids: len(pids) == 2)) == 2
 
 
-async def test_sigterm_drains_every_worker_and_each_exits_0(workers) -> None:
+async def test_sigterm_drains_every_worker_and_each_exits_0(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     pids = await _workers_are(srv, lambda pids: len(pids) == 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import orjson
@@ -19,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.e2e.test_cluster import REDIS_URL, cluster_env, eventually
 from tests.e2e.test_cluster_faults import PrivateRedis, private_redis  # noqa: F401 - fixture
-from tests.support import ADMIN, PASSWORD, Server, require_service
+from tests.support import ADMIN, PASSWORD, Namer, Server, StartServer, require_service
 
 LOGIN = "/api/v1/auth/login"
 REGISTER = "/api/v1/auth/register"
@@ -54,7 +55,7 @@ async def login(
 
 
 async def test_failures_for_admin_from_one_address_do_not_refuse_admin_elsewhere(
-    start_server, from_address
+    start_server: StartServer, from_address: Callable[[str], httpx.AsyncClient]
 ) -> None:
     srv = await start_server(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
     attacker = from_address("127.0.0.2")
@@ -67,7 +68,7 @@ async def test_failures_for_admin_from_one_address_do_not_refuse_admin_elsewhere
 
 
 async def test_failures_for_one_user_do_not_refuse_another_users_login_from_that_address(
-    start_server, from_address, name
+    start_server: StartServer, from_address: Callable[[str], httpx.AsyncClient], name: Namer
 ) -> None:
     srv = await start_server(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
     victim = name()
@@ -78,7 +79,7 @@ async def test_failures_for_one_user_do_not_refuse_another_users_login_from_that
     assert (await login(shared, srv, victim, PASSWORD)).status_code == 200
 
 
-async def test_failed_logins_wait_longer_each_time_they_go_on(start_server) -> None:
+async def test_failed_logins_wait_longer_each_time_they_go_on(start_server: StartServer) -> None:
     srv = await start_server(LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_SECONDS=1)
     waits: dict[int, int] = {}  # failures so far -> the first Retry-After refused with
     failures = 0
@@ -96,7 +97,7 @@ async def test_failed_logins_wait_longer_each_time_they_go_on(start_server) -> N
     assert waits[2] == 1 and waits[4] > 1, waits
 
 
-async def test_correct_login_clears_that_pairs_failures(start_server) -> None:
+async def test_correct_login_clears_that_pairs_failures(start_server: StartServer) -> None:
     srv = await start_server(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
     for _ in range(2):
         assert (await srv.login(ADMIN[0], "wrong-guess")).status_code == 401
@@ -107,7 +108,7 @@ async def test_correct_login_clears_that_pairs_failures(start_server) -> None:
 
 
 async def test_login_throttle_is_shared_by_every_process_and_outlives_a_restart(
-    pg_url: str, start_server
+    pg_url: str, start_server: StartServer
 ) -> None:
     env = cluster_env(pg_url, LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
     a = await start_server(**env)
@@ -123,7 +124,9 @@ async def test_login_throttle_is_shared_by_every_process_and_outlives_a_restart(
 # ---- registrations and the HTTP API ------------------------------------------------------
 
 
-async def test_registration_is_rate_limited_per_address(start_server, from_address, name) -> None:
+async def test_registration_is_rate_limited_per_address(
+    start_server: StartServer, from_address: Callable[[str], httpx.AsyncClient], name: Namer
+) -> None:
     srv = await start_server(REGISTER_RATE_LIMIT_REQUESTS=2, REGISTER_RATE_LIMIT_WINDOW=600)
     for _ in range(2):
         assert (await srv.register(name())).status_code == 201
@@ -136,7 +139,9 @@ async def test_registration_is_rate_limited_per_address(start_server, from_addre
     assert r.status_code == 201, r.text
 
 
-async def test_http_api_is_rate_limited_per_address(start_server, from_address) -> None:
+async def test_http_api_is_rate_limited_per_address(
+    start_server: StartServer, from_address: Callable[[str], httpx.AsyncClient]
+) -> None:
     srv = await start_server(HTTP_RATE_LIMIT_REQUESTS=5, HTTP_RATE_LIMIT_WINDOW=600)
     for _ in range(5):
         assert (await srv.get("/api/v1/auth/me")).status_code == 401
@@ -149,9 +154,9 @@ async def test_http_api_is_rate_limited_per_address(start_server, from_address) 
     assert (await other.get(srv.base + "/api/v1/auth/me")).status_code == 401
 
 
-async def test_http_rate_limit_is_shared_through_redis(start_server) -> None:
+async def test_http_rate_limit_is_shared_through_redis(start_server: StartServer) -> None:
     await require_service("redis", "127.0.0.1", 6379)
-    env = {
+    env: dict[str, Any] = {
         "BROKER_URL": REDIS_URL,
         "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
         "HTTP_RATE_LIMIT_REQUESTS": 4,
@@ -165,7 +170,9 @@ async def test_http_rate_limit_is_shared_through_redis(start_server) -> None:
     assert (await b.get("/api/v1/auth/me")).status_code == 429
 
 
-async def test_a_login_is_not_queued_behind_a_burst_of_registrations(start_server, name) -> None:
+async def test_a_login_is_not_queued_behind_a_burst_of_registrations(
+    start_server: StartServer, name: Namer
+) -> None:
     """Registrations hash in a bounded pool apart from the logins' (argon2 costs
     ~0.3 s of CPU each): a login sent while five registrations still wait for
     their hash is answered before most of them."""
@@ -185,7 +192,7 @@ async def test_a_login_is_not_queued_behind_a_burst_of_registrations(start_serve
 
 
 async def test_forwarded_for_from_an_unlisted_peer_does_not_change_its_address(
-    start_server,
+    start_server: StartServer,
 ) -> None:
     srv = await start_server(HTTP_RATE_LIMIT_REQUESTS=3, HTTP_RATE_LIMIT_WINDOW=600)
     codes = [
@@ -201,7 +208,7 @@ async def test_forwarded_for_from_an_unlisted_peer_does_not_change_its_address(
 
 
 async def test_forwarded_for_from_a_listed_proxy_is_the_clients_address(
-    start_server, from_address
+    start_server: StartServer, from_address: Callable[[str], httpx.AsyncClient]
 ) -> None:
     srv = await start_server(
         HTTP_RATE_LIMIT_REQUESTS=3, HTTP_RATE_LIMIT_WINDOW=600, FORWARDED_ALLOW_IPS="127.0.0.1"
@@ -226,7 +233,9 @@ async def test_forwarded_for_from_a_listed_proxy_is_the_clients_address(
     assert codes == [401, 401, 401, 429]
 
 
-async def test_login_throttle_counts_the_forwarded_address_of_a_listed_proxy(start_server) -> None:
+async def test_login_throttle_counts_the_forwarded_address_of_a_listed_proxy(
+    start_server: StartServer,
+) -> None:
     srv = await start_server(
         LOGIN_MAX_FAILURES=2, LOGIN_LOCKOUT_SECONDS=600, FORWARDED_ALLOW_IPS="127.0.0.1"
     )
@@ -263,7 +272,7 @@ async def _origin_check(srv: Server, **headers: str) -> int:
 
 
 async def test_forwarded_proto_counts_for_the_origin_check_only_from_a_listed_proxy(
-    start_server,
+    start_server: StartServer,
 ) -> None:
     trusted = await start_server(FORWARDED_ALLOW_IPS="127.0.0.1")
     assert await _origin_check(trusted, **{"X-Forwarded-Proto": "https"}) == 101
@@ -273,7 +282,7 @@ async def test_forwarded_proto_counts_for_the_origin_check_only_from_a_listed_pr
 
 async def test_logins_are_refused_not_unthrottled_while_redis_is_away(
     private_redis: PrivateRedis,  # noqa: F811 - the fixture
-    start_server,
+    start_server: StartServer,
 ) -> None:
     srv = await start_server(
         BROKER_URL=private_redis.url, REDIS_KEY_PREFIX=f"t{uuid.uuid4().hex[:10]}:"

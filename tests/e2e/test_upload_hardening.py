@@ -25,12 +25,12 @@ from tests.e2e.test_uploads import (
     start,
     until,
 )
-from tests.support import Server, ServerFactory
+from tests.support import Namer, Server, ServerFactory
 
 
 @pytest.mark.storage
 async def test_a_deleted_rooms_files_are_unpublished_and_not_given_to_its_new_owner(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("room")
     owner, attacker = await server.user(name()), await server.user(name())
@@ -60,7 +60,9 @@ async def tight(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serve
         await factory.stop_all()
 
 
-async def test_repeated_chunks_count_towards_the_frame_rate_limit(tight: Server, name) -> None:
+async def test_repeated_chunks_count_towards_the_frame_rate_limit(
+    tight: Server, name: Namer
+) -> None:
     client = await tight.connect(await tight.user(name()))
     payload = Payload(3 * 1024, seed=7, chunk_size=1024, patches=((0, MP4_HEAD),))
     file_id = await start(client, "three.mp4", payload)  # frame 1
@@ -75,7 +77,9 @@ async def test_repeated_chunks_count_towards_the_frame_rate_limit(tight: Server,
     assert acks[-1]["received_chunks"] == 3
 
 
-async def test_a_zip_with_more_members_than_clamd_scans_is_refused(server: Server, name) -> None:
+async def test_a_zip_with_more_members_than_clamd_scans_is_refused(
+    server: Server, name: Namer
+) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for i in range(10_001):  # clamd's default MaxFiles is 10,000

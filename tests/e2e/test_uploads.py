@@ -26,7 +26,7 @@ import pytest
 
 from chinwag.client import ChatClient
 from tests.e2e.rooms_helpers import chat, joined
-from tests.support import Server, ServerFactory, User
+from tests.support import Namer, Server, ServerFactory, User
 
 MB = 1 << 20
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -147,7 +147,8 @@ async def fails(
     assert reply["type"] == "error", reply
     assert reply["data"]["code"] == code, reply
     assert reply["data"]["error"]
-    return reply["data"]
+    data: dict[str, Any] = reply["data"]
+    return data
 
 
 async def start(
@@ -186,7 +187,7 @@ async def send_chunks(
 async def _ack(client: ChatClient, file_id: str, index: int, message_id: str) -> dict[str, Any]:
     reply = await answer(client, message_id)
     assert reply["type"] == "file_upload", reply
-    data = reply["data"]
+    data: dict[str, Any] = reply["data"]
     assert data["upload_type"] == "chunk" and data["file_id"] == file_id
     assert data["chunk_index"] == index
     return data
@@ -295,7 +296,7 @@ COMPLETE_KEYS = {"upload_type", "file_id", "file_name", "file_size", "mime_type"
 
 
 async def test_50mb_out_of_order_with_a_reconnect_reaches_every_member_byte_identical(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("files")
     alice, bob, carol = (
@@ -360,7 +361,7 @@ async def test_50mb_out_of_order_with_a_reconnect_reaches_every_member_byte_iden
     assert [m for m in history if m["type"] == "file_upload"] == [complete]
 
 
-async def test_two_uploads_interleaved_on_one_connection(server: Server, name) -> None:
+async def test_two_uploads_interleaved_on_one_connection(server: Server, name: Namer) -> None:
     admin = await server.admin()
     completed = (await server.get("/api/v1/ws/stats", admin)).json()["uploads"]["completed"]
     client = await server.connect(await server.user(name()))
@@ -380,14 +381,14 @@ async def test_two_uploads_interleaved_on_one_connection(server: Server, name) -
 # ---- every file error over the socket; the connection survives each ----------------------
 
 
-async def test_a_file_over_max_file_size_is_refused_at_init(server: Server, name) -> None:
+async def test_a_file_over_max_file_size_is_refused_at_init(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     error = await fails(client, init_frame("big.mp4", 50 * MB + 1), "FILE_TOO_LARGE")
     assert error["details"]["max_file_size"] == 50 * MB
     await alive(client)
 
 
-async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name) -> None:
+async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.mp4(3 * MB)
     file_id = await start(client, "clip.mp4", payload)
@@ -402,7 +403,7 @@ async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name) -> N
     "file_name", ["setup.exe", "run.sh", "noextension", "archive.tar.bin", ".png"]
 )
 async def test_an_extension_outside_the_list_is_refused_at_init(
-    server: Server, name, file_name: str
+    server: Server, name: Namer, file_name: str
 ) -> None:
     client = await server.connect(await server.user(name()))
     await fails(client, init_frame(file_name, 10), "FILE_TYPE_NOT_ALLOWED")
@@ -415,7 +416,7 @@ async def test_an_extension_outside_the_list_is_refused_at_init(
     ids=["elf", "mz"],
 )
 async def test_an_executable_called_png_is_refused_at_finalize(
-    server: Server, name, content: bytes
+    server: Server, name: Namer, content: bytes
 ) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.of(content)
@@ -431,7 +432,7 @@ async def test_an_executable_called_png_is_refused_at_finalize(
 
 
 async def test_a_wrong_checksum_is_checksum_mismatch_and_nothing_is_published(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     user = await server.user(name())
     client = await server.connect(user)
@@ -446,7 +447,7 @@ async def test_a_wrong_checksum_is_checksum_mismatch_and_nothing_is_published(
 
 
 async def test_finalize_with_missing_chunks_lists_them_and_the_upload_can_finish(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.mp4(4 * MB + 10, seed=4)
@@ -459,7 +460,7 @@ async def test_finalize_with_missing_chunks_lists_them_and_the_upload_can_finish
     assert complete["data"]["checksum"] == payload.sha256
 
 
-async def test_unknown_upload_ids_are_upload_not_found(server: Server, name) -> None:
+async def test_unknown_upload_ids_are_upload_not_found(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     unknown = str(uuid.uuid4())
     await fails(client, status_frame(unknown), "UPLOAD_NOT_FOUND")
@@ -469,7 +470,7 @@ async def test_unknown_upload_ids_are_upload_not_found(server: Server, name) -> 
     await alive(client)
 
 
-async def test_someone_elses_upload_is_upload_not_found(server: Server, name) -> None:
+async def test_someone_elses_upload_is_upload_not_found(server: Server, name: Namer) -> None:
     owner = await server.connect(await server.user(name()))
     thief = await server.connect(await server.user(name()))
     payload = Payload.of(b"mine, all mine\n")
@@ -483,7 +484,9 @@ async def test_someone_elses_upload_is_upload_not_found(server: Server, name) ->
     await alive(thief)
 
 
-async def test_chunk_data_that_is_not_base64_is_invalid_message(server: Server, name) -> None:
+async def test_chunk_data_that_is_not_base64_is_invalid_message(
+    server: Server, name: Namer
+) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.of(b"0123456789")
     file_id = await start(client, "digits.txt", payload)
@@ -493,7 +496,7 @@ async def test_chunk_data_that_is_not_base64_is_invalid_message(server: Server, 
     await finalize(client, file_id, payload.sha256)
 
 
-async def test_an_upload_into_a_room_needs_membership(server: Server, name) -> None:
+async def test_an_upload_into_a_room_needs_membership(server: Server, name: Namer) -> None:
     room = name("files")
     await joined(server, await server.user(name()), room, "group")
     outsider = await server.connect(await server.user(name()))
@@ -502,7 +505,7 @@ async def test_an_upload_into_a_room_needs_membership(server: Server, name) -> N
 
 
 async def test_finalize_after_leaving_the_room_is_not_in_room_and_shares_nothing(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("files")
     alice, bob = await server.user(name()), await server.user(name())
@@ -521,7 +524,7 @@ async def test_finalize_after_leaving_the_room_is_not_in_room_and_shares_nothing
     assert await b.expect("file_upload", is_complete(file_id)) == complete
 
 
-async def test_an_empty_file_can_be_shared(server: Server, name) -> None:
+async def test_an_empty_file_can_be_shared(server: Server, name: Namer) -> None:
     user = await server.user(name())
     client = await server.connect(user)
     payload = Payload.of(b"")
@@ -536,7 +539,7 @@ async def test_an_empty_file_can_be_shared(server: Server, name) -> None:
 
 
 async def test_uploader_and_members_download_with_safe_headers_others_do_not(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     room = name("files")
     alice, bob, eve = (
@@ -562,7 +565,7 @@ async def test_uploader_and_members_download_with_safe_headers_others_do_not(
     assert (await server.get(FILES + str(uuid.uuid4()), alice)).status_code == 404
 
 
-async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, name) -> None:
+async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, name: Namer) -> None:
     alice, bob = await server.user(name()), await server.user(name())
     a = await server.connect(alice)
     complete = await put(a, "private.json", Payload.of(b'{"secret": true}'))
@@ -584,7 +587,7 @@ async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, na
     ],
 )
 async def test_a_hostile_file_name_is_sanitised_and_stored_inside_upload_dir(
-    server: Server, name, file_name: str, stored_as: str
+    server: Server, name: Namer, file_name: str, stored_as: str
 ) -> None:
     user = await server.user(name())
     client = await server.connect(user)
@@ -625,7 +628,7 @@ async def tight(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serve
         await factory.stop_all()
 
 
-async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, name) -> None:
+async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, name: Namer) -> None:
     client = await tight.connect(await tight.user(name()))
     payload = Payload(10 * 1024, seed=10, chunk_size=1024, patches=((0, MP4_HEAD),))
     file_id = await start(client, "ten.mp4", payload)  # frame 1
@@ -640,7 +643,7 @@ async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, nam
     assert error["data"]["code"] == "RATE_LIMIT" and error["data"]["retry_after"] >= 1
 
 
-async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name) -> None:
+async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name: Namer) -> None:
     client = await tight.connect(await tight.user(name()))
     await start(client, "one.txt", Payload.of(b"1" * 100, chunk_size=1024))
     await start(client, "two.txt", Payload.of(b"2" * 100, chunk_size=1024))
@@ -648,7 +651,9 @@ async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name) -> N
     assert error["details"]["max_uploads"] == 2
 
 
-async def test_bytes_held_in_temporary_storage_per_user_are_bounded(tight: Server, name) -> None:
+async def test_bytes_held_in_temporary_storage_per_user_are_bounded(
+    tight: Server, name: Namer
+) -> None:
     client = await tight.connect(await tight.user(name()))
     await start(client, "big.txt", Payload.of(b"b" * 15_000, chunk_size=1024))
     error = await fails(client, init_frame("more.txt", 10_000), "UPLOAD_LIMIT")
@@ -658,7 +663,9 @@ async def test_bytes_held_in_temporary_storage_per_user_are_bounded(tight: Serve
 # ---- abandoned uploads --------------------------------------------------------------------
 
 
-async def test_an_abandoned_upload_is_removed_with_its_temporary_file(tight: Server, name) -> None:
+async def test_an_abandoned_upload_is_removed_with_its_temporary_file(
+    tight: Server, name: Namer
+) -> None:
     user = await tight.user(name())
     client = await tight.connect(user)
     payload = Payload.of(b"x" * 3000, chunk_size=1024)
@@ -673,7 +680,7 @@ async def test_an_abandoned_upload_is_removed_with_its_temporary_file(tight: Ser
 
 
 async def test_after_a_disconnect_an_upload_resumes_on_a_new_connection(
-    tight: Server, name
+    tight: Server, name: Namer
 ) -> None:
     user = await tight.user(name())
     first = await tight.connect(user)
@@ -739,7 +746,7 @@ def file_size_limit(srv: Server, limit: int) -> Any:
 
 
 async def test_a_failed_chunk_write_is_storage_error_and_nothing_is_shared(
-    fragile: Server, name
+    fragile: Server, name: Namer
 ) -> None:
     room = name("files")
     alice, bob = await fragile.user(name()), await fragile.user(name())
@@ -759,7 +766,7 @@ async def test_a_failed_chunk_write_is_storage_error_and_nothing_is_shared(
 
 
 async def test_a_failed_publish_is_storage_error_and_nothing_is_shared(
-    fragile: Server, name
+    fragile: Server, name: Namer
 ) -> None:
     room = name("files")
     alice, bob = await fragile.user(name()), await fragile.user(name())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ from tests.e2e.test_uploads import (
     status_frame,
     temp_file,
 )
-from tests.support import Server, ServerFactory
+from tests.support import Namer, Server, ServerFactory, StartServer
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ async def test_health_reports_the_scanner(scanning: Server) -> None:
     assert r.status_code == 200 and r.json()["scanner"] == "ok"
 
 
-async def test_a_clean_file_is_scanned_published_and_downloadable(scanning: Server, name) -> None:
+async def test_a_clean_file_is_scanned_published_and_downloadable(
+    scanning: Server, name: Namer
+) -> None:
     room = name("scanned")
     alice, bob = await scanning.user(name()), await scanning.user(name())
     a = await joined(scanning, alice, room, "shared")
@@ -87,7 +90,7 @@ async def test_a_clean_file_is_scanned_published_and_downloadable(scanning: Serv
     ids=["alone", "in-a-zip", "near-the-end-of-50MB"],
 )
 async def test_eicar_is_virus_detected_and_nothing_is_published(
-    scanning: Server, name, file_name: str, payload: Payload
+    scanning: Server, name: Namer, file_name: str, payload: Payload
 ) -> None:
     room = name("scanned")
     alice, bob = await scanning.user(name()), await scanning.user(name())
@@ -106,7 +109,7 @@ async def test_eicar_is_virus_detected_and_nothing_is_published(
 
 
 async def test_a_stopped_clamd_is_scan_unavailable_and_health_503_until_it_returns(
-    start_server, clamd_factory, name
+    start_server: StartServer, clamd_factory: Any, name: Namer
 ) -> None:
     scanner = clamd_factory()
     srv = await start_server(
@@ -138,7 +141,9 @@ async def test_a_stopped_clamd_is_scan_unavailable_and_health_503_until_it_retur
         back.stop()
 
 
-async def test_an_archive_member_too_large_to_scan_is_refused(scanning: Server, name) -> None:
+async def test_an_archive_member_too_large_to_scan_is_refused(
+    scanning: Server, name: Namer
+) -> None:
     """clamd scans a member only up to its MaxFileSize and then says OK: a zip whose
     member declares more than MAX_FILE_SIZE cannot be vouched for."""
     buffer = io.BytesIO()
@@ -159,7 +164,7 @@ async def test_an_archive_member_too_large_to_scan_is_refused(scanning: Server, 
 
 
 async def test_a_clamd_whose_stream_limit_is_below_the_file_fails_closed(
-    start_server, clamd_factory, monkeypatch, name
+    start_server: StartServer, clamd_factory: Any, monkeypatch: pytest.MonkeyPatch, name: Namer
 ) -> None:
     """Debian's default StreamMaxLength (25M) is below MAX_FILE_SIZE: clamd refuses the
     rest of the stream, and the file is not published as if it were clean."""
