@@ -33,11 +33,15 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"AI streaming relay, offline model at full speed (no model time); {pin.describe()}")
-    print(f"{'streams at once':>16} {'replies':>8} {'tokens/s':>10} "
-          f"{'first chunk p50 ms':>19} {'p99 ms':>8}")
+    print(
+        f"{'streams at once':>16} {'replies':>8} {'tokens/s':>10} "
+        f"{'first chunk p50 ms':>19} {'p99 ms':>8}"
+    )
     for n in AI_STREAMS:
-        print(f"{n:>16} {r[f'replies_{n}']:>8.0f} {r[f'tokens_per_s_{n}']:>10,.0f} "
-              f"{r[f'ttfc_p50_ms_{n}']:>19.2f} {r[f'ttfc_p99_ms_{n}']:>8.2f}")
+        print(
+            f"{n:>16} {r[f'replies_{n}']:>8.0f} {r[f'tokens_per_s_{n}']:>10,.0f} "
+            f"{r[f'ttfc_p50_ms_{n}']:>19.2f} {r[f'ttfc_p99_ms_{n}']:>8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -108,12 +108,22 @@ def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> C
         for i in range(size):
             d = workdir / f"node{i}"
             d.mkdir(parents=True, exist_ok=True)
-            node_env = {**env, "DATA_DIR": str(d / "data"), "UPLOAD_DIR": str(d / "up"),
-                        "TEMP_DIR": str(d / "up" / "temp")}
+            node_env = {
+                **env,
+                "DATA_DIR": str(d / "data"),
+                "UPLOAD_DIR": str(d / "up"),
+                "TEMP_DIR": str(d / "up" / "temp"),
+            }
             port = free_port()
-            procs.append(ServerProc(f"chinwag{i}", [sys.executable, "-m", "chinwag", "serve",
-                                                    "--port", str(port)],
-                                    port, workdir, env=node_env))
+            procs.append(
+                ServerProc(
+                    f"chinwag{i}",
+                    [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
+                    port,
+                    workdir,
+                    env=node_env,
+                )
+            )
             # One at a time: the first migrates; starting together also races the
             # admin/user INSERTs of a fresh database.
             procs[-1].wait_ready(timeout=30)
@@ -134,12 +144,14 @@ REDIS_CLUSTER_PIDS: list[int] = []
 
 # ------------------------------------------------------------------ HTTP
 
+
 async def ws_tokens(port: int, usernames: list[str]) -> dict[str, str]:
     """Register (409 = already there), log in and fetch a ws token for each user."""
     import httpx
 
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+
         async def one(username: str) -> tuple[str, str]:
             body = {"username": username, "password": PASSWORD}
             r = await http.post("/api/v1/auth/register", json=body)
@@ -148,8 +160,7 @@ async def ws_tokens(port: int, usernames: list[str]) -> dict[str, str]:
             r = await http.post("/api/v1/auth/login", json=body)
             r.raise_for_status()
             access = r.json()["access_token"]
-            r = await http.post("/api/v1/ws/token",
-                                headers={"Authorization": f"Bearer {access}"})
+            r = await http.post("/api/v1/ws/token", headers={"Authorization": f"Bearer {access}"})
             r.raise_for_status()
             return username, r.json()["token"]
 
@@ -177,8 +188,9 @@ class Receiver:
     task: asyncio.Task[None] | None = None
 
     async def open(self, url: str) -> None:
-        self.ws = await connect(url, max_size=None, ping_interval=None, compression=None,
-                                open_timeout=30)
+        self.ws = await connect(
+            url, max_size=None, ping_interval=None, compression=None, open_timeout=30
+        )
         while True:  # connect, the offline replay, then our join confirmation
             frame = orjson.loads(await self.ws.recv())
             if frame.get("type") == "join_room":
@@ -216,8 +228,7 @@ class Receiver:
 
 
 def ws_url(port: int, token: str, room: str) -> str:
-    return (f"ws://127.0.0.1:{port}/api/v1/ws/ws?token={token}"
-            f"&room_id={room}&room_type=shared")
+    return f"ws://127.0.0.1:{port}/api/v1/ws/ws?token={token}&room_id={room}&room_type=shared"
 
 
 async def open_all(receivers: list[Receiver], urls: list[str], concurrency: int = 50) -> None:
@@ -272,23 +283,33 @@ def client_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
-                   deadline: float, *, spread_senders: bool = False,
-                   profile: Path | None = None) -> Result:
+async def run_once(
+    cluster: Cluster,
+    tokens: dict[str, str],
+    n: int,
+    m: int,
+    deadline: float,
+    *,
+    spread_senders: bool = False,
+    profile: Path | None = None,
+) -> Result:
     room = f"bench-{uuid.uuid4().hex[:8]}"
     done_events = [asyncio.Event() for _ in range(n)]
     receivers = [Receiver(room, m, e) for e in done_events]
     rx_users = [u for u in tokens if not u.startswith("sender")]
     ports = cluster.ports
     # One sender on the first process, or one on each process sharing the M messages.
-    senders = [Receiver(room, m, asyncio.Event())
-               for _ in range(len(ports) if spread_senders else 1)]
+    senders = [
+        Receiver(room, m, asyncio.Event()) for _ in range(len(ports) if spread_senders else 1)
+    ]
     try:
         async with asyncio.timeout(deadline):
             for i, sender in enumerate(senders):  # the first one creates the room
                 await sender.open(ws_url(ports[i], tokens[f"sender{i}"], room))
-            urls = [ws_url(ports[i % len(ports)], tokens[rx_users[i % len(rx_users)]], room)
-                    for i in range(n)]
+            urls = [
+                ws_url(ports[i % len(ports)], tokens[rx_users[i % len(rx_users)]], room)
+                for i in range(n)
+            ]
             # Each user's first connection joins the room, then the rest follow: two
             # connections of one user joining at once can race to insert the membership.
             first = min(n, len(rx_users))
@@ -305,16 +326,29 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             for i in range(m):
                 ws = senders[i % len(senders)].ws
                 assert ws is not None
-                await ws.send(orjson.dumps({
-                    "type": "chat", "room_id": room, "message_id": f"{room}-{i}",
-                    "data": {"message": repr(time.perf_counter()), "ai": False}}).decode())
+                await ws.send(
+                    orjson.dumps(
+                        {
+                            "type": "chat",
+                            "room_id": room,
+                            "message_id": f"{room}-{i}",
+                            "data": {"message": repr(time.perf_counter()), "ai": False},
+                        }
+                    ).decode()
+                )
             await asyncio.gather(*(e.wait() for e in done_events))
             t1 = max(r.last_at for r in receivers)
-            per_proc = [cpu_delta(b, p.cpu())[0] for b, p in zip(before, cluster.procs,
-                                                                   strict=True)]
-            redis_cpu = (sum(cpu_delta(b, cpu_snapshot(pid))[0]
-                             for b, pid in zip(redis_before, rpids, strict=True))
-                         if rpids else None)
+            per_proc = [
+                cpu_delta(b, p.cpu())[0] for b, p in zip(before, cluster.procs, strict=True)
+            ]
+            redis_cpu = (
+                sum(
+                    cpu_delta(b, cpu_snapshot(pid))[0]
+                    for b, pid in zip(redis_before, rpids, strict=True)
+                )
+                if rpids
+                else None
+            )
             postgres = postgres_delta(pg_before, postgres_cpu())
             client = client_cpu_s() - client_before
             if spy is not None:
@@ -329,24 +363,36 @@ async def run_once(cluster: Cluster, tokens: dict[str, str], n: int, m: int,
             raise RuntimeError(f"receiver got {len(r.seqs)} chats, order/dups wrong")
     lat = sorted(x for r in receivers for x in r.latencies)
     counts = Counter(i % len(ports) for i in range(n))
-    return Result(len(ports), cluster.broker, n * m, t1 - t0, per_proc, redis_cpu, postgres,
-                  client,
-                  lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3,
-                  [counts[i] for i in range(len(ports))])
+    return Result(
+        len(ports),
+        cluster.broker,
+        n * m,
+        t1 - t0,
+        per_proc,
+        redis_cpu,
+        postgres,
+        client,
+        lat[len(lat) // 2] * 1e3,
+        lat[int(len(lat) * 0.99)] * 1e3,
+        [counts[i] for i in range(len(ports))],
+    )
 
 
 # ------------------------------------------------------------------ driver
 
 
-def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool,
-                load: str) -> None:
+def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool, load: str) -> None:
     who = "one sender per process" if spread else "1 sender on process 1"
     reps = max((len(v) for v in results.values()), default=0)
-    print(f"\nroom fan-out: {n} receivers spread round-robin over the processes, {who}, "
-          f"a burst of {m} chats = {n * m:,} deliveries; medians of {reps}")
-    head = (f"{'processes':<16}{'deliveries/s':>13}{'vs 1':>7}{'p50 ms':>8}{'p99 ms':>8}"
-            f"{'chinwag CPU s, per process':>29}{'us/deliv':>10}{'redis s':>9}{'pg s':>7}"
-            f"{'client busy':>13}")
+    print(
+        f"\nroom fan-out: {n} receivers spread round-robin over the processes, {who}, "
+        f"a burst of {m} chats = {n * m:,} deliveries; medians of {reps}"
+    )
+    head = (
+        f"{'processes':<16}{'deliveries/s':>13}{'vs 1':>7}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'chinwag CPU s, per process':>29}{'us/deliv':>10}{'redis s':>9}{'pg s':>7}"
+        f"{'client busy':>13}"
+    )
     print(head)
     print("-" * len(head))
     for label, runs in results.items():
@@ -358,20 +404,23 @@ def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool,
         one = results.get("1" + label.partition(" ")[1] + label.partition(" ")[2])
         base = statistics.median(r.rate for r in one) if one else None
         ratio = f"{rate / base:.2f}x" if base and label != "1 (memory)" else "-"
-        per_proc = [statistics.median(r.per_proc_cpu[i] for r in runs)
-                    for i in range(runs[0].size)]
+        per_proc = [statistics.median(r.per_proc_cpu[i] for r in runs) for i in range(runs[0].size)]
         redis = [r.redis_cpu for r in runs if r.redis_cpu is not None]
-        print(f"{label:<16}{rate:>13,.0f}{ratio:>7}"
-              f"{statistics.median(r.p50_ms for r in runs):>8.0f}"
-              f"{statistics.median(r.p99_ms for r in runs):>8.0f}"
-              f"{' / '.join(f'{c:.2f}' for c in per_proc):>29}"
-              f"{statistics.median(r.server_us_per_delivery for r in runs):>10.1f}"
-              f"{(f'{statistics.median(redis):.2f}' if redis else '-'):>9}"
-              f"{statistics.median(r.postgres_cpu for r in runs):>7.2f}"
-              f"{statistics.median(r.client_cpu / r.seconds for r in runs):>12.0%}")
-    print(f"(CPU seconds between the first send and the last delivery. Machine: "
-          f"{os.cpu_count()} cpus shared by every chinwag process, Redis, PostgreSQL and "
-          f"this generator; load average before the run: {load}.)")
+        print(
+            f"{label:<16}{rate:>13,.0f}{ratio:>7}"
+            f"{statistics.median(r.p50_ms for r in runs):>8.0f}"
+            f"{statistics.median(r.p99_ms for r in runs):>8.0f}"
+            f"{' / '.join(f'{c:.2f}' for c in per_proc):>29}"
+            f"{statistics.median(r.server_us_per_delivery for r in runs):>10.1f}"
+            f"{(f'{statistics.median(redis):.2f}' if redis else '-'):>9}"
+            f"{statistics.median(r.postgres_cpu for r in runs):>7.2f}"
+            f"{statistics.median(r.client_cpu / r.seconds for r in runs):>12.0%}"
+        )
+    print(
+        f"(CPU seconds between the first send and the last delivery. Machine: "
+        f"{os.cpu_count()} cpus shared by every chinwag process, Redis, PostgreSQL and "
+        f"this generator; load average before the run: {load}.)"
+    )
 
 
 async def main() -> int:
@@ -380,17 +429,30 @@ async def main() -> int:
     ap.add_argument("--messages", "-m", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sizes", default="1,2,3", help="cluster sizes, e.g. 1,2,3")
-    ap.add_argument("--broker", choices=["redis", "redis-cluster", "both"], default="redis",
-                    help="one Redis, a 3-master Redis Cluster started for the run, or both")
-    ap.add_argument("--memory", action="store_true",
-                    help="also one process with BROKER_URL=memory:// (no Redis hop)")
-    ap.add_argument("--spread-senders", action="store_true",
-                    help="one sender on every process (sharing the M chats) instead of one")
+    ap.add_argument(
+        "--broker",
+        choices=["redis", "redis-cluster", "both"],
+        default="redis",
+        help="one Redis, a 3-master Redis Cluster started for the run, or both",
+    )
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="also one process with BROKER_URL=memory:// (no Redis hop)",
+    )
+    ap.add_argument(
+        "--spread-senders",
+        action="store_true",
+        help="one sender on every process (sharing the M chats) instead of one",
+    )
     ap.add_argument("--users", type=int, default=20, help="receiver users (connections share)")
     ap.add_argument("--deadline", type=float, default=45.0, help="bound on each repetition (s)")
     ap.add_argument("--quick", action="store_true", help="1 repetition, 150 receivers")
-    ap.add_argument("--profile", action="store_true",
-                    help="py-spy the first process during one extra burst of the largest size")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the first process during one extra burst of the largest size",
+    )
     ap.add_argument("--json", type=Path, help="write every repetition here")
     args = ap.parse_args()
     load = f"{os.getloadavg()[0]:.2f}"
@@ -417,32 +479,53 @@ async def main() -> int:
         tokens: dict[str, str] | None = None
         for label, size, broker in plan:
             log(f"== {label} process(es), broker {broker}")
-            cluster = await asyncio.to_thread(start_cluster, size, database_url, broker,
-                                              workdir / label.split()[0])
+            cluster = await asyncio.to_thread(
+                start_cluster, size, database_url, broker, workdir / label.split()[0]
+            )
             try:
                 if tokens is None:  # one database for every size: users are made once
-                    tokens = await ws_tokens(cluster.ports[0], [
-                        *[f"sender{i}" for i in range(max(sizes))],
-                        *[f"rx{i}" for i in range(args.users)]])
+                    tokens = await ws_tokens(
+                        cluster.ports[0],
+                        [
+                            *[f"sender{i}" for i in range(max(sizes))],
+                            *[f"rx{i}" for i in range(args.users)],
+                        ],
+                    )
                 runs = results.setdefault(label, [])
                 for rep in range(args.reps):
                     try:
-                        r = await run_once(cluster, tokens, args.receivers, args.messages,
-                                           args.deadline, spread_senders=args.spread_senders)
+                        r = await run_once(
+                            cluster,
+                            tokens,
+                            args.receivers,
+                            args.messages,
+                            args.deadline,
+                            spread_senders=args.spread_senders,
+                        )
                     except (RuntimeError, OSError) as exc:
                         log(f"   rep {rep + 1}: FAILED: {exc}")
                         continue
                     runs.append(r)
-                    log(f"   rep {rep + 1}: {r.rate:,.0f} deliveries/s in {r.seconds:.2f}s, "
+                    log(
+                        f"   rep {rep + 1}: {r.rate:,.0f} deliveries/s in {r.seconds:.2f}s, "
                         f"chinwag CPU {[round(c, 2) for c in r.per_proc_cpu]} s, "
-                        f"postgres {r.postgres_cpu:.2f} s, client {r.client_cpu:.2f} s")
+                        f"postgres {r.postgres_cpu:.2f} s, client {r.client_cpu:.2f} s"
+                    )
                 if args.profile and size == max(sizes) and broker == REDIS_URL:
                     out = workdir / "profile.raw"
-                    await run_once(cluster, tokens, args.receivers, args.messages * 3,
-                                   args.deadline, spread_senders=args.spread_senders,
-                                   profile=out)
-                    profile_text = (f"py-spy of process 1 of {size} during a burst of "
-                                    f"{args.messages * 3}:\n" + summarise_profile(out))
+                    await run_once(
+                        cluster,
+                        tokens,
+                        args.receivers,
+                        args.messages * 3,
+                        args.deadline,
+                        spread_senders=args.spread_senders,
+                        profile=out,
+                    )
+                    profile_text = (
+                        f"py-spy of process 1 of {size} during a burst of "
+                        f"{args.messages * 3}:\n" + summarise_profile(out)
+                    )
             finally:
                 await asyncio.to_thread(cluster.stop)
     finally:
@@ -455,8 +538,9 @@ async def main() -> int:
     if profile_text:
         print("\n" + profile_text)
     if args.json:
-        args.json.write_text(json.dumps({k: [vars(r) for r in v] for k, v in results.items()},
-                                        indent=1))
+        args.json.write_text(
+            json.dumps({k: [vars(r) for r in v] for k, v in results.items()}, indent=1)
+        )
     return 0 if results and all(results.values()) else 1
 
 
@@ -470,4 +554,3 @@ def _run() -> int:
 
 if __name__ == "__main__":
     sys.exit(_run())
-

@@ -61,8 +61,11 @@ async def _one_reply(ws: Any) -> tuple[float, int]:
     from chinwag.ai.tokens import count_tokens
 
     sent = time.perf_counter()
-    await ws.send(json.dumps({"type": "chat", "message_id": f"ai-{uuid.uuid4().hex}",
-                              "data": {"message": LONG}}))
+    await ws.send(
+        json.dumps(
+            {"type": "chat", "message_id": f"ai-{uuid.uuid4().hex}", "data": {"message": LONG}}
+        )
+    )
     first: float | None = None
     tokens = 0
     while True:
@@ -113,8 +116,12 @@ async def _relay(urls: list[str], replies: int) -> dict[str, float]:
 def ai_relay_rep(pin: Pinning, workdir: Path, replies: int = 96) -> dict[str, float]:
     """One repetition: a fresh server, 1 stream then 8 streams at once.
     Keys: tokens_per_s_<n>, ttfc_p50_ms_<n>, ttfc_p99_ms_<n>, replies_<n>."""
-    server, tokens = start_chinwag(workdir, pin.server_cpu, users=max(AI_STREAMS),
-                                   env={"AI_PROVIDER": "offline", "OFFLINE_TOKEN_DELAY": "0"})
+    server, tokens = start_chinwag(
+        workdir,
+        pin.server_cpu,
+        users=max(AI_STREAMS),
+        env={"AI_PROVIDER": "offline", "OFFLINE_TOKEN_DELAY": "0"},
+    )
     try:
         out: dict[str, float] = {}
         with pinned(pin.loadgen_cpu):
@@ -147,9 +154,14 @@ async def store_cell(url: str, events: int, writers: int) -> float:
 
         async def writer(w: int) -> None:
             for i in range(per):
-                await store.events.append(room, "chat", {"content": f"m{i}"},
-                                          sender=room + "-u", client_message_id=f"{w}-{i}",
-                                          require_member=True)
+                await store.events.append(
+                    room,
+                    "chat",
+                    {"content": f"m{i}"},
+                    sender=room + "-u",
+                    client_message_id=f"{w}-{i}",
+                    require_member=True,
+                )
 
         started = time.perf_counter()
         await asyncio.gather(*(writer(w) for w in range(writers)))
@@ -171,12 +183,12 @@ async def _store_cells(backend: str, workdir: Path, events: int) -> dict[str, fl
         try:
             db = await create_database()
         except OSError as e:
-            raise TargetUnavailable(f"PostgreSQL not reachable at {PG['host']}:{PG['port']} "
-                                    f"({e})") from e
+            raise TargetUnavailable(
+                f"PostgreSQL not reachable at {PG['host']}:{PG['port']} ({e})"
+            ) from e
         url = f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{db}?ssl=disable"
     try:
-        return {f"msgs_per_s_{w}": round(await store_cell(url, events, w))
-                for w in STORE_WRITERS}
+        return {f"msgs_per_s_{w}": round(await store_cell(url, events, w)) for w in STORE_WRITERS}
     finally:
         if db:
             await drop_database(db)
@@ -210,8 +222,11 @@ class Extra:
     def brief(self, r: dict[str, Any]) -> str:
         if not r.get("ok"):
             return f"FAILED: {r.get('failure')}"
-        return ", ".join(f"{label} {fmt.format(r[key])}" for key, label, fmt in self.metrics
-                         if r.get(key) is not None)
+        return ", ".join(
+            f"{label} {fmt.format(r[key])}"
+            for key, label, fmt in self.metrics
+            if r.get(key) is not None
+        )
 
 
 AI_METRICS: list[Metric] = [
@@ -237,21 +252,43 @@ def extras(quick: bool) -> list[Extra]:
     """The chinwag-only scenarios of a full or a --quick run."""
     replies, size_mb, events = (16, 10, 500) if quick else (96, 50, 2000)
     return [
-        Extra("ai-relay", f"AI relay, offline model at full speed: {replies} replies on 1 "
-              "stream, then 8 streams at once", AI_METRICS,
-              functools.partial(ai_relay_rep, replies=replies)),
-        Extra("upload-50mb", f"{size_mb} MB in 1 MB chunks over one WebSocket, 8 in flight, "
-              "no scanning", UPLOAD_METRICS, functools.partial(upload_rep, size=size_mb * MB)),
-        Extra("store-sqlite", f"SqlStore append on SQLite, {events} messages per writer count",
-              STORE_METRICS, functools.partial(store_rep, "sqlite", events=events)),
-        Extra("store-postgres", f"SqlStore append on PostgreSQL (a fresh database), {events} "
-              "messages per writer count", STORE_METRICS,
-              functools.partial(store_rep, "postgres", events=events)),
+        Extra(
+            "ai-relay",
+            f"AI relay, offline model at full speed: {replies} replies on 1 "
+            "stream, then 8 streams at once",
+            AI_METRICS,
+            functools.partial(ai_relay_rep, replies=replies),
+        ),
+        Extra(
+            "upload-50mb",
+            f"{size_mb} MB in 1 MB chunks over one WebSocket, 8 in flight, no scanning",
+            UPLOAD_METRICS,
+            functools.partial(upload_rep, size=size_mb * MB),
+        ),
+        Extra(
+            "store-sqlite",
+            f"SqlStore append on SQLite, {events} messages per writer count",
+            STORE_METRICS,
+            functools.partial(store_rep, "sqlite", events=events),
+        ),
+        Extra(
+            "store-postgres",
+            f"SqlStore append on PostgreSQL (a fresh database), {events} messages per writer count",
+            STORE_METRICS,
+            functools.partial(store_rep, "postgres", events=events),
+        ),
     ]
 
 
-def run_all(chosen: list[Extra], targets: list[str], skipped: dict[str, str], reps: int,
-            pin: Pinning, workdir: Path, verbose: bool = False) -> dict[str, dict[str, Cell]]:
+def run_all(
+    chosen: list[Extra],
+    targets: list[str],
+    skipped: dict[str, str],
+    reps: int,
+    pin: Pinning,
+    workdir: Path,
+    verbose: bool = False,
+) -> dict[str, dict[str, Cell]]:
     """{scenario: {"chinwag": Cell}}, like run.py's results; nothing without chinwag."""
     results: dict[str, dict[str, Cell]] = {}
     if "chinwag" not in targets:
@@ -275,8 +312,10 @@ def run_all(chosen: list[Extra], targets: list[str], skipped: dict[str, str], re
             except Exception as e:
                 r.update(ok=False, failure=f"{type(e).__name__}: {e}")
             cell.reps.append(r)
-            log(f"bench: {'chinwag':<10} {ex.name:<10} rep {rep}: {ex.brief(r)}"
-                f"  [{time.monotonic() - t0:.1f} s]")
+            log(
+                f"bench: {'chinwag':<10} {ex.name:<10} rep {rep}: {ex.brief(r)}"
+                f"  [{time.monotonic() - t0:.1f} s]"
+            )
             if verbose:
                 log(json.dumps(r))
             if not r["ok"]:
@@ -290,13 +329,20 @@ def summarise(results: dict[str, dict[str, Cell]], chosen: list[Extra]) -> dict[
     for ex in chosen:
         for tname, cell in results.get(ex.name, {}).items():
             out.setdefault(ex.name, {})[tname] = {
-                "ok_reps": len(cell.ok_reps()), "reps": len(cell.reps), "skipped": cell.skipped,
-                **{key: cell.median(key) for key, *_ in ex.metrics}}
+                "ok_reps": len(cell.ok_reps()),
+                "reps": len(cell.reps),
+                "skipped": cell.skipped,
+                **{key: cell.median(key) for key, *_ in ex.metrics},
+            }
     return out
 
 
-def print_table(results: dict[str, dict[str, Cell]], chosen: list[Extra],
-                target_names: list[str], file: Any = sys.stdout) -> None:
+def print_table(
+    results: dict[str, dict[str, Cell]],
+    chosen: list[Extra],
+    target_names: list[str],
+    file: Any = sys.stdout,
+) -> None:
     """The second table, in the style of measure.print_table: medians, peers n/a¹."""
     shown = [ex for ex in chosen if ex.name in results]
     if not shown:

@@ -41,16 +41,29 @@ async def measure(members: int, messages: int, profile: bool) -> None:
     workdir = tempfile.mkdtemp(prefix="chinwag-inprocess-")
     store = SqlStore(f"sqlite+aiosqlite:///{workdir}/chinwag.db")
     await store.start()
-    limits = Limits(max_connections=100_000, max_connections_per_user=10,
-                    outbox_size=1000, rate_limit_requests=10**9, rate_limit_window=1.0,
-                    presence_ttl=60, typing_timeout=5, cleanup_interval=3600,
-                    heartbeat_interval=3600, single_process=True)
+    limits = Limits(
+        max_connections=100_000,
+        max_connections_per_user=10,
+        outbox_size=1000,
+        rate_limit_requests=10**9,
+        rate_limit_window=1.0,
+        presence_ttl=60,
+        typing_timeout=5,
+        cleanup_interval=3600,
+        heartbeat_interval=3600,
+        single_process=True,
+    )
     broker = MemoryBroker()
     ai = AISetup(OfflineProvider(), PriceTable(), AssistantConfig(OFFLINE_MODEL, 30, 4000))
-    uploads = UploadManager(UploadStorage(Path(workdir) / "up", Path(workdir) / "tmp"),
-                            DisabledScanner(), max_file_size=1 << 20, max_chunk_size=1 << 16,
-                            upload_timeout=60, max_uploads_per_user=1,
-                            max_temp_bytes_per_user=1 << 20)
+    uploads = UploadManager(
+        UploadStorage(Path(workdir) / "up", Path(workdir) / "tmp"),
+        DisabledScanner(),
+        max_file_size=1 << 20,
+        max_chunk_size=1 << 16,
+        upload_timeout=60,
+        max_uploads_per_user=1,
+        max_temp_bytes_per_user=1 << 20,
+    )
     service = ChatService(store, broker, broker, limits, "bench", ai=ai, uploads=uploads)
     await broker.start(service.hub.on_message, service.hub.resync_all)
     writes = 0
@@ -62,8 +75,7 @@ async def measure(members: int, messages: int, profile: bool) -> None:
             frame.wire = frame.text.encode()  # the encode a real write does once
         return True
 
-    join = decode(encode({"type": "join_room", "room_id": "r",
-                          "data": {"room_type": "shared"}}))
+    join = decode(encode({"type": "join_room", "room_id": "r", "data": {"room_type": "shared"}}))
     sessions = []
     for i in range(members + 1):
         session = await service.open(Identity(i + 1, f"user{i}"), time.time() + 3600)
@@ -71,9 +83,17 @@ async def measure(members: int, messages: int, profile: bool) -> None:
         await service.attach(session, None)
         await service.handle(session, join)
         sessions.append(session)
-    frames = [encode({"type": "chat", "room_id": "r", "message_id": f"m{i}",
-                      "data": {"message": f'{{"t":{time.time()},"i":{i}}}', "ai": False}})
-              for i in range(messages)]
+    frames = [
+        encode(
+            {
+                "type": "chat",
+                "room_id": "r",
+                "message_id": f"m{i}",
+                "data": {"message": f'{{"t":{time.time()},"i":{i}}}', "ai": False},
+            }
+        )
+        for i in range(messages)
+    ]
     writes = 0
     profiler = cProfile.Profile() if profile else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -85,9 +105,11 @@ async def measure(members: int, messages: int, profile: bool) -> None:
         profiler.disable()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     deliveries = messages * members  # the sender's own copy and confirmation not counted
-    print(f"{members} members x {messages} messages: {writes:,} frames written, "
-          f"CPU {cpu:.3f} s (wall {wall:.3f} s): {cpu * 1e3 / messages:.3f} ms per message, "
-          f"{cpu * 1e6 / deliveries:.2f} µs per delivery")
+    print(
+        f"{members} members x {messages} messages: {writes:,} frames written, "
+        f"CPU {cpu:.3f} s (wall {wall:.3f} s): {cpu * 1e3 / messages:.3f} ms per message, "
+        f"{cpu * 1e6 / deliveries:.2f} µs per delivery"
+    )
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
     await store.close()

@@ -153,7 +153,6 @@ def sockets_per_process(pid: int) -> dict[int, int]:
     return out
 
 
-
 # ------------------------------------------------------------ TIME_WAIT
 
 
@@ -198,8 +197,13 @@ def postgres_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 def redis_pid() -> int | None:
     try:
-        out = subprocess.run(["redis-cli", "-p", "6379", "info", "server"], capture_output=True,
-                             text=True, timeout=5, check=False).stdout
+        out = subprocess.run(
+            ["redis-cli", "-p", "6379", "info", "server"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
     for line in out.splitlines():

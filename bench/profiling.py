@@ -14,9 +14,23 @@ from pathlib import Path
 
 def start_profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).with_name("py-spy")
-    proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--rate", "250",
-                             "--format", "raw", "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(0.5)  # attached before the burst starts
     return proc
 

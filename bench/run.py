@@ -55,8 +55,16 @@ FULL = [
     # Past one process's 20000 fds: 4 server processes (<= ~19k each even if
     # accept() spreads unevenly), 3 generators of <= 16,667 sockets, each with
     # 4 source addresses of its own (~4.2k ports per address).
-    Scenario("idle-50000", "idle", receivers=50000, hold=5, servers=4, loadgens=3,
-             local_addrs="127.0.0.2-13", concurrency=60),
+    Scenario(
+        "idle-50000",
+        "idle",
+        receivers=50000,
+        hold=5,
+        servers=4,
+        loadgens=3,
+        local_addrs="127.0.0.2-13",
+        concurrency=60,
+    ),
 ]
 #: For CI: checks that every target still starts and answers, in about 20 seconds.
 SMOKE = [
@@ -96,8 +104,7 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="~20 s smoke run (1 repetition, small sizes)"
     )
-    ap.add_argument("--smoke", action="store_true",
-                    help="~20 s check that every target runs (CI)")
+    ap.add_argument("--smoke", action="store_true", help="~20 s check that every target runs (CI)")
     ap.add_argument("--reps", type=int, help="repetitions per cell (default 3; 1 with --quick)")
     ap.add_argument("--targets", default=",".join(TARGETS), help="comma-separated (default: all)")
     ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")

@@ -226,8 +226,11 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
                     str(round(budget + 30)),
                     *extra,
                     *(["--local-addrs", addrs[i]] if addrs[i] else []),
-                    *(["--concurrency", str(-(-sc.concurrency // sc.loadgens))]
-                      if sc.concurrency else []),
+                    *(
+                        ["--concurrency", str(-(-sc.concurrency // sc.loadgens))]
+                        if sc.concurrency
+                        else []
+                    ),
                 ]
                 lg_tag = tag if sc.loadgens == 1 else f"{tag}-{i}"
                 lgs.append(Loadgen("idle.mjs", argv, pin.loadgen_cpu, workdir, lg_tag, budget))
@@ -293,9 +296,9 @@ def run_once(target: Target, sc: Scenario, pin: Pinning, workdir: Path, rep: int
             )
             if sc.servers > 1:
                 # connections per server process: its sockets at ready minus before
-                per_proc = sorted(
-                    (n - socks0.get(p, 0) for p, n in socks1.items()), reverse=True
-                )[: sc.servers]
+                per_proc = sorted((n - socks0.get(p, 0) for p, n in socks1.items()), reverse=True)[
+                    : sc.servers
+                ]
                 per_proc += [0] * (sc.servers - len(per_proc))
                 out.update(
                     {

@@ -36,10 +36,19 @@ WINDOW = 50
 
 
 def start(port: int, workdir: Path) -> ServerProc:
-    env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "data"), "UPLOAD_DIR": str(workdir / "up"),
-           "TEMP_DIR": str(workdir / "up" / "temp")}
-    proc = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
-                      port, workdir, env=env)
+    env = {
+        **CHINWAG_ENV,
+        "DATA_DIR": str(workdir / "data"),
+        "UPLOAD_DIR": str(workdir / "up"),
+        "TEMP_DIR": str(workdir / "up" / "temp"),
+    }
+    proc = ServerProc(
+        "chinwag",
+        [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
+        port,
+        workdir,
+        env=env,
+    )
     proc.wait_ready()
     return proc
 
@@ -103,9 +112,12 @@ async def run(n: int, m: int, kill: bool, workdir: Path) -> dict[str, float]:
         for seqs in results:
             if seqs != sorted(set(seqs)) or len(seqs) != m:
                 raise RuntimeError("a receiver got a chat twice, out of order or not at all")
-        return {"deliveries_per_s": n * m / elapsed, "seconds": elapsed,
-                "recovery_s": max(finished) - restarted_at if restarted_at else 0.0,
-                "reconnects": sum(c.connections - 1 for c in clients)}
+        return {
+            "deliveries_per_s": n * m / elapsed,
+            "seconds": elapsed,
+            "recovery_s": max(finished) - restarted_at if restarted_at else 0.0,
+            "reconnects": sum(c.connections - 1 for c in clients),
+        }
     finally:
         for c in clients:
             await c.close()
@@ -122,8 +134,10 @@ def main() -> int:
     for kill in (False, True):
         with TemporaryDirectory() as tmp:
             r = asyncio.run(run(args.n, args.m, kill, Path(tmp)))
-        print(f"{'killed' if kill else 'clean':<8} {r['deliveries_per_s']:>13,.0f} "
-              f"{r['seconds']:>8.2f} {r['recovery_s']:>11.2f} {r['reconnects']:>11.0f}")
+        print(
+            f"{'killed' if kill else 'clean':<8} {r['deliveries_per_s']:>13,.0f} "
+            f"{r['seconds']:>8.2f} {r['recovery_s']:>11.2f} {r['reconnects']:>11.0f}"
+        )
     print("every receiver got every chat exactly once, in seq order")
     return 0
 

@@ -50,8 +50,7 @@ def words() -> list[str]:
     vowels = "aeiou"
     out: set[str] = set()
     while len(out) < VOCABULARY:
-        out.add("".join(rng.choice(letters) + rng.choice(vowels)
-                        for _ in range(rng.randint(2, 4))))
+        out.add("".join(rng.choice(letters) + rng.choice(vowels) for _ in range(rng.randint(2, 4))))
     return sorted(out, key=lambda w: (len(w), w))
 
 
@@ -85,9 +84,17 @@ def rooms_for(total: int) -> int:
 
 
 def chat_json(text: str, seq: int) -> str:
-    return json.dumps({"role": "user", "content": text, "username": f"u{seq % 50}",
-                       "user_id": 1, "client_message_id": None, "conversation_id": None,
-                       "timestamp": "2026-12-01T12:00:00.000Z"})
+    return json.dumps(
+        {
+            "role": "user",
+            "content": text,
+            "username": f"u{seq % 50}",
+            "user_id": 1,
+            "client_message_id": None,
+            "conversation_id": None,
+            "timestamp": "2026-12-01T12:00:00.000Z",
+        }
+    )
 
 
 def load_sqlite(path: Path, total: int, vocab: list[str]) -> None:
@@ -95,19 +102,29 @@ def load_sqlite(path: Path, total: int, vocab: list[str]) -> None:
     db = sqlite3.connect(path)
     n_rooms = rooms_for(total)
     with db:
-        db.executemany("INSERT INTO rooms (id, room_id, room_name, room_type, owner, last_seq, "
-                       "members_version, created_at) VALUES (?, ?, ?, 'shared', 'owner', 0, 0, ?)",
-                       [(r + 1, f"room{r}", f"room{r}", now) for r in range(n_rooms)])
-        db.executemany("INSERT INTO room_members (room_pk, username, joined_at, delivered_seq, "
-                       "read_seq) VALUES (?, ?, ?, 0, 0)",
-                       [(r + 1, USER, now) for r in range(n_rooms) if r % 2 == 0]
-                       + [(r + 1, FEW, now) for r in FEW_ROOMS])
-        db.executemany("INSERT INTO room_events (room_pk, seq, type, data, sender, created_at) "
-                       "VALUES (?, ?, 'chat', ?, ?, ?)",
-                       ((room + 1, seq, chat_json(text, seq), f"u{seq % 50}", now)
-                        for room, seq, text in messages(total, vocab)))
-        db.execute("UPDATE rooms SET last_seq = (SELECT max(seq) FROM room_events "
-                   "WHERE room_pk = rooms.id)")
+        db.executemany(
+            "INSERT INTO rooms (id, room_id, room_name, room_type, owner, last_seq, "
+            "members_version, created_at) VALUES (?, ?, ?, 'shared', 'owner', 0, 0, ?)",
+            [(r + 1, f"room{r}", f"room{r}", now) for r in range(n_rooms)],
+        )
+        db.executemany(
+            "INSERT INTO room_members (room_pk, username, joined_at, delivered_seq, "
+            "read_seq) VALUES (?, ?, ?, 0, 0)",
+            [(r + 1, USER, now) for r in range(n_rooms) if r % 2 == 0]
+            + [(r + 1, FEW, now) for r in FEW_ROOMS],
+        )
+        db.executemany(
+            "INSERT INTO room_events (room_pk, seq, type, data, sender, created_at) "
+            "VALUES (?, ?, 'chat', ?, ?, ?)",
+            (
+                (room + 1, seq, chat_json(text, seq), f"u{seq % 50}", now)
+                for room, seq, text in messages(total, vocab)
+            ),
+        )
+        db.execute(
+            "UPDATE rooms SET last_seq = (SELECT max(seq) FROM room_events "
+            "WHERE room_pk = rooms.id)"
+        )
     db.execute("INSERT INTO room_events_fts(room_events_fts) VALUES ('optimize')")
     db.execute("ANALYZE")
     db.close()
@@ -122,42 +139,72 @@ async def load_postgres(url: str, total: int, vocab: list[str]) -> None:
         n_rooms = rooms_for(total)
         # Indexes are built once after the load, as a restore would (from their own
         # definitions, read back from the database).
-        rebuild = [r["indexdef"] for r in await conn.fetch(
-            "SELECT indexdef FROM pg_indexes WHERE indexname IN "
-            "('ix_room_events_search', 'ix_room_events_ref')")]
-        await conn.execute("DROP INDEX ix_room_events_search; DROP INDEX ix_room_events_ref; "
-                           "ALTER TABLE room_events DROP CONSTRAINT uq_room_events_client_id")
-        await conn.copy_records_to_table("rooms", columns=[
-            "id", "room_id", "room_name", "room_type", "owner", "last_seq", "members_version",
-            "created_at"], records=[(r + 1, f"room{r}", f"room{r}", "shared", "owner", 0, 0, now)
-                                    for r in range(n_rooms)])
-        await conn.copy_records_to_table("room_members", columns=[
-            "room_pk", "username", "joined_at", "delivered_seq", "read_seq"],
+        rebuild = [
+            r["indexdef"]
+            for r in await conn.fetch(
+                "SELECT indexdef FROM pg_indexes WHERE indexname IN "
+                "('ix_room_events_search', 'ix_room_events_ref')"
+            )
+        ]
+        await conn.execute(
+            "DROP INDEX ix_room_events_search; DROP INDEX ix_room_events_ref; "
+            "ALTER TABLE room_events DROP CONSTRAINT uq_room_events_client_id"
+        )
+        await conn.copy_records_to_table(
+            "rooms",
+            columns=[
+                "id",
+                "room_id",
+                "room_name",
+                "room_type",
+                "owner",
+                "last_seq",
+                "members_version",
+                "created_at",
+            ],
+            records=[
+                (r + 1, f"room{r}", f"room{r}", "shared", "owner", 0, 0, now)
+                for r in range(n_rooms)
+            ],
+        )
+        await conn.copy_records_to_table(
+            "room_members",
+            columns=["room_pk", "username", "joined_at", "delivered_seq", "read_seq"],
             records=[(r + 1, USER, now, 0, 0) for r in range(n_rooms) if r % 2 == 0]
-            + [(r + 1, FEW, now, 0, 0) for r in FEW_ROOMS])
-        await conn.copy_records_to_table("room_events", columns=[
-            "room_pk", "seq", "type", "data", "sender", "created_at"],
-            records=((room + 1, seq, "chat", chat_json(text, seq), f"u{seq % 50}", now)
-                     for room, seq, text in messages(total, vocab)))
+            + [(r + 1, FEW, now, 0, 0) for r in FEW_ROOMS],
+        )
+        await conn.copy_records_to_table(
+            "room_events",
+            columns=["room_pk", "seq", "type", "data", "sender", "created_at"],
+            records=(
+                (room + 1, seq, "chat", chat_json(text, seq), f"u{seq % 50}", now)
+                for room, seq, text in messages(total, vocab)
+            ),
+        )
         await conn.execute("SET maintenance_work_mem = '256MB'")
         for definition in rebuild:
             await conn.execute(definition)
-        await conn.execute("ALTER TABLE room_events ADD CONSTRAINT uq_room_events_client_id "
-                           "UNIQUE (room_pk, sender, client_message_id)")
-        await conn.execute("SELECT setval(pg_get_serial_sequence('rooms', 'id'), "
-                           f"{n_rooms})")
+        await conn.execute(
+            "ALTER TABLE room_events ADD CONSTRAINT uq_room_events_client_id "
+            "UNIQUE (room_pk, sender, client_message_id)"
+        )
+        await conn.execute(f"SELECT setval(pg_get_serial_sequence('rooms', 'id'), {n_rooms})")
         await conn.execute("VACUUM ANALYZE")
     finally:
         await conn.close()
 
 
-async def measure(url: str, vocab: list[str], queries: int,
-                  total: int) -> dict[str, tuple[float, float, float]]:
+async def measure(
+    url: str, vocab: list[str], queries: int, total: int
+) -> dict[str, tuple[float, float, float]]:
     store = SqlStore(url)
     small = f"room{2 * max(1, (rooms_for(total) - 1) // 4)}"  # a small room the user is in
-    scopes = {"all rooms": (USER, None), "big room": (USER, "room0"),
-              f"small room ({small})": (USER, small),
-              "all rooms of a user in 3 small": (FEW, None)}
+    scopes = {
+        "all rooms": (USER, None),
+        "big room": (USER, "room0"),
+        f"small room ({small})": (USER, small),
+        "all rooms of a user in 3 small": (FEW, None),
+    }
     out: dict[str, tuple[float, float, float]] = {}
     rng = random.Random(3)
     try:
@@ -173,8 +220,11 @@ async def measure(url: str, vocab: list[str], queries: int,
                     hits.append(len(found))
                     if i == 0:  # the first query of a cell also warms the cache
                         times.pop()
-                out[f"{kind:<18} {scope}"] = (statistics.median(times),
-                                              _p99(times), statistics.mean(hits))
+                out[f"{kind:<18} {scope}"] = (
+                    statistics.median(times),
+                    _p99(times),
+                    statistics.mean(hits),
+                )
     finally:
         await store.close()
     return out
@@ -185,8 +235,9 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-async def run_backend(backend: str, total: int, queries: int, tmp: Path,
-                      vocab: list[str]) -> dict[str, tuple[float, float, float]]:
+async def run_backend(
+    backend: str, total: int, queries: int, tmp: Path, vocab: list[str]
+) -> dict[str, tuple[float, float, float]]:
     if backend == "sqlite":
         path = tmp / "search.db"
         url = f"sqlite+aiosqlite:///{path}"
@@ -195,8 +246,11 @@ async def run_backend(backend: str, total: int, queries: int, tmp: Path,
         await store.close()
         started = time.perf_counter()
         load_sqlite(path, total, vocab)
-        print(f"sqlite: loaded {total:,} messages in {time.perf_counter() - started:.0f} s, "
-              f"{path.stat().st_size / 1e6:.0f} MB", flush=True)
+        print(
+            f"sqlite: loaded {total:,} messages in {time.perf_counter() - started:.0f} s, "
+            f"{path.stat().st_size / 1e6:.0f} MB",
+            flush=True,
+        )
         return await measure(url, vocab, queries, total)
     import asyncpg
 
@@ -210,8 +264,10 @@ async def run_backend(backend: str, total: int, queries: int, tmp: Path,
         await store.close()
         started = time.perf_counter()
         await load_postgres(url, total, vocab)
-        print(f"postgres: loaded {total:,} messages in {time.perf_counter() - started:.0f} s",
-              flush=True)
+        print(
+            f"postgres: loaded {total:,} messages in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
         return await measure(url, vocab, queries, total)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -229,17 +285,19 @@ async def main() -> None:
     results: dict[str, dict[str, tuple[float, float, float]]] = {}
     try:
         for backend in args.backends.split(","):
-            results[backend] = await run_backend(backend, args.messages, args.queries, tmp,
-                                                 vocab)
+            results[backend] = await run_backend(backend, args.messages, args.queries, tmp, vocab)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nsearch latency, ms ({args.messages:,} messages, {args.queries} queries per "
-          f"cell, {PAGE} per page; hits = mean results returned)")
+    print(
+        f"\nsearch latency, ms ({args.messages:,} messages, {args.queries} queries per "
+        f"cell, {PAGE} per page; hits = mean results returned)"
+    )
     header = "".join(f" {b + ' p50':>12} {b + ' p99':>12} {'hits':>5}" for b in results)
     print(f"{'word / scope':<50}{header}")
     for cell in next(iter(results.values())):
-        row = "".join(f" {r[cell][0]:>12.2f} {r[cell][1]:>12.2f} {r[cell][2]:>5.1f}"
-                      for r in results.values())
+        row = "".join(
+            f" {r[cell][0]:>12.2f} {r[cell][1]:>12.2f} {r[cell][2]:>5.1f}" for r in results.values()
+        )
         print(f"{cell:<50}{row}")
 
 

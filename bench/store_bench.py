@@ -32,8 +32,9 @@ def main() -> None:
     try:
         for backend in ("sqlite", "postgres"):
             try:
-                runs = [store_rep(backend, pin, tmp / f"{backend}-{rep}", events)
-                        for rep in range(reps)]
+                runs = [
+                    store_rep(backend, pin, tmp / f"{backend}-{rep}", events) for rep in range(reps)
+                ]
             except TargetUnavailable as e:
                 print(f"{backend}: {e}")
                 columns[backend] = None

@@ -33,19 +33,21 @@ class Target:
     note: str
     start: Callable[[int, Path, int | None], ServerProc]
     url: Callable[[int], str]
-    loadgen_args: Callable[[ServerProc, int, Path, bool, int], list[str]] = (
-        lambda s, n, w, i, m: []
-    )
+    loadgen_args: Callable[[ServerProc, int, Path, bool, int], list[str]] = lambda s, n, w, i, m: []
     start_many: Callable[[int, Path, int | None, int], ServerProc] | None = None
 
 
-def _start_websockets(
-    port: int, workdir: Path, cpu: int | None, processes: int = 1
-) -> ServerProc:
+def _start_websockets(port: int, workdir: Path, cpu: int | None, processes: int = 1) -> ServerProc:
     s = ServerProc(
         "websockets",
-        [sys.executable, str(PEERS / "websockets_server.py"), "--port", str(port),
-         "--processes", str(processes)],
+        [
+            sys.executable,
+            str(PEERS / "websockets_server.py"),
+            "--port",
+            str(port),
+            "--processes",
+            str(processes),
+        ],
         port,
         workdir,
         cpu=cpu,
@@ -93,11 +95,20 @@ CHINWAG_ENV = {
 def _start_chinwag(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     # DATA_DIR lives in the run's workdir, so users registered by an earlier
     # repetition (and their cached tokens) are reused.
-    env = {**CHINWAG_ENV, "DATA_DIR": str(workdir / "chinwag-data"),
-           "UPLOAD_DIR": str(workdir / "chinwag-uploads"),
-           "TEMP_DIR": str(workdir / "chinwag-uploads" / "temp")}
-    s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
-                   port, workdir, env=env, cpu=cpu)
+    env = {
+        **CHINWAG_ENV,
+        "DATA_DIR": str(workdir / "chinwag-data"),
+        "UPLOAD_DIR": str(workdir / "chinwag-uploads"),
+        "TEMP_DIR": str(workdir / "chinwag-uploads" / "temp"),
+    }
+    s = ServerProc(
+        "chinwag",
+        [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
+        port,
+        workdir,
+        env=env,
+        cpu=cpu,
+    )
     s.wait_ready()
     s.token_cache = workdir / "chinwag-tokens.json"
     s.data_dir = env["DATA_DIR"]
@@ -130,8 +141,14 @@ def _start_chinwag_workers(port: int, workdir: Path, cpu: int | None, workers: i
         "UPLOAD_DIR": str(run_dir / "uploads"),
         "TEMP_DIR": str(run_dir / "uploads" / "temp"),
     }
-    s = ServerProc("chinwag", [sys.executable, "-m", "chinwag", "serve", "--port", str(port),
-                               "--workers", str(workers)], port, workdir, env=env, cpu=cpu)
+    s = ServerProc(
+        "chinwag",
+        [sys.executable, "-m", "chinwag", "serve", "--port", str(port), "--workers", str(workers)],
+        port,
+        workdir,
+        env=env,
+        cpu=cpu,
+    )
     s.on_stop.append(lambda: asyncio.run(drop_database(db)))
     try:
         s.wait_ready(timeout=60)
@@ -147,8 +164,14 @@ def _mint_ws_token(username: str, user_id: int) -> str:
     import jwt
 
     now = int(time.time())
-    claims = {"sub": username, "uid": user_id, "adm": False, "aud": "chinwag:ws",
-              "iat": now, "exp": now + 86400}
+    claims = {
+        "sub": username,
+        "uid": user_id,
+        "adm": False,
+        "aud": "chinwag:ws",
+        "iat": now,
+        "exp": now + 86400,
+    }
     return jwt.encode(claims, CHINWAG_ENV["JWT_SECRET"], algorithm="HS256")
 
 

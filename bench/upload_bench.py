@@ -71,12 +71,15 @@ def main() -> int:
             try:
                 runs = []
                 for i in range(args.runs):
-                    run = upload_rep(pin, work / f"scan-{mode}-{i + 1}", size, chunk_size,
-                                     args.window, env)
-                    log(f"scan {mode} run {i + 1}: {run['mb_s']:.1f} MB/s "
+                    run = upload_rep(
+                        pin, work / f"scan-{mode}-{i + 1}", size, chunk_size, args.window, env
+                    )
+                    log(
+                        f"scan {mode} run {i + 1}: {run['mb_s']:.1f} MB/s "
                         f"({run['seconds']:.2f} s; chunks {run['chunk_mb_s']:.1f} MB/s, "
                         f"finalize {run['finalize_s']:.2f} s), RSS idle "
-                        f"{run['idle_rss_mib']:.0f} MiB, upload peak {run['upload_hwm_mib']} MiB")
+                        f"{run['idle_rss_mib']:.0f} MiB, upload peak {run['upload_hwm_mib']} MiB"
+                    )
                     runs.append(run)
                 results[mode] = runs
             finally:
@@ -89,18 +92,26 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nupload of {size / MB:.0f} MB in {chunk_size // 1024} kB chunks over one "
-          f"WebSocket, window {args.window}, median of {args.runs}; {pin.describe()}")
-    print("RSS: idle = before the upload; upload peak = VmHWM reset before the upload, read "
-          "after complete;\n     process peak = VmHWM over the whole life (start-up and "
-          "login included)")
-    print(f"{'scanning':<9} {'MB/s':>7} {'seconds':>8} {'chunks MB/s':>12} {'finalize s':>11} "
-          f"{'idle MiB':>9} {'upload peak MiB':>16} {'process peak MiB':>17}")
+    print(
+        f"\nupload of {size / MB:.0f} MB in {chunk_size // 1024} kB chunks over one "
+        f"WebSocket, window {args.window}, median of {args.runs}; {pin.describe()}"
+    )
+    print(
+        "RSS: idle = before the upload; upload peak = VmHWM reset before the upload, read "
+        "after complete;\n     process peak = VmHWM over the whole life (start-up and "
+        "login included)"
+    )
+    print(
+        f"{'scanning':<9} {'MB/s':>7} {'seconds':>8} {'chunks MB/s':>12} {'finalize s':>11} "
+        f"{'idle MiB':>9} {'upload peak MiB':>16} {'process peak MiB':>17}"
+    )
     for mode, runs in results.items():
         med = {k: _median([r[k] for r in runs]) for k in runs[0]}
-        print(f"{mode:<9} {med['mb_s']:>7.1f} {med['seconds']:>8.2f} {med['chunk_mb_s']:>12.1f} "
-              f"{med['finalize_s']:>11.2f} {med['idle_rss_mib']:>9.0f} "
-              f"{med['upload_hwm_mib']:>16.0f} {med['peak_hwm_mib']:>17.0f}")
+        print(
+            f"{mode:<9} {med['mb_s']:>7.1f} {med['seconds']:>8.2f} {med['chunk_mb_s']:>12.1f} "
+            f"{med['finalize_s']:>11.2f} {med['idle_rss_mib']:>9.0f} "
+            f"{med['upload_hwm_mib']:>16.0f} {med['peak_hwm_mib']:>17.0f}"
+        )
     if args.json:
         print(json.dumps(results, indent=2))
     return 0

@@ -64,14 +64,25 @@ async def _upload(url: str, file: File, window: int) -> tuple[float, float]:
     async with connect(url, max_size=None, ping_interval=None, compression=None) as ws:
         await ws.recv()  # the connect frame
         t0 = time.perf_counter()
-        await ws.send(json.dumps({"type": "file_upload", "data": {
-            "upload_type": "init", "file_name": "bench.mp4", "file_size": file.size,
-            "mime_type": "video/mp4"}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "file_upload",
+                    "data": {
+                        "upload_type": "init",
+                        "file_name": "bench.mp4",
+                        "file_size": file.size,
+                        "mime_type": "video/mp4",
+                    },
+                }
+            )
+        )
         init = await _upload_reply(ws)
         file_id, total = init["file_id"], init["total_chunks"]
         assert total == len(file.encoded), init
-        prefix = json.dumps({"type": "file_upload", "data": {
-            "upload_type": "chunk", "file_id": file_id}})[:-2]  # ends inside "data"
+        prefix = json.dumps(
+            {"type": "file_upload", "data": {"upload_type": "chunk", "file_id": file_id}}
+        )[:-2]  # ends inside "data"
         unacked = 0
         for index, encoded in enumerate(file.encoded):
             while unacked >= window:
@@ -85,8 +96,18 @@ async def _upload(url: str, file: File, window: int) -> tuple[float, float]:
             unacked -= 1
         assert last.get("received_chunks") == total or total == 0, last
         t1 = time.perf_counter()
-        await ws.send(json.dumps({"type": "file_upload", "data": {
-            "upload_type": "finalize", "file_id": file_id, "checksum": file.sha256}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "file_upload",
+                    "data": {
+                        "upload_type": "finalize",
+                        "file_id": file_id,
+                        "checksum": file.sha256,
+                    },
+                }
+            )
+        )
         done = await _upload_reply(ws)
         t2 = time.perf_counter()
         assert done["upload_type"] == "complete" and done["checksum"] == file.sha256, done
@@ -109,12 +130,22 @@ def _reset_hwm(pid: int) -> bool:
     return True
 
 
-def upload_rep(pin: Pinning, workdir: Path, size: int = 50 * MB, chunk_size: int = MB,
-               window: int = 8, env: dict[str, str] | None = None) -> dict[str, float | None]:
+def upload_rep(
+    pin: Pinning,
+    workdir: Path,
+    size: int = 50 * MB,
+    chunk_size: int = MB,
+    window: int = 8,
+    env: dict[str, str] | None = None,
+) -> dict[str, float | None]:
     """One upload to a fresh server. ``env`` adds server settings (e.g. scanning)."""
     file = test_file(size, chunk_size)
-    server_env = {"MAX_CHUNK_SIZE": str(chunk_size), "MAX_FILE_SIZE": str(max(size, chunk_size)),
-                  "VIRUS_SCAN_ENABLED": "false", **(env or {})}
+    server_env = {
+        "MAX_CHUNK_SIZE": str(chunk_size),
+        "MAX_FILE_SIZE": str(max(size, chunk_size)),
+        "VIRUS_SCAN_ENABLED": "false",
+        **(env or {}),
+    }
     server, (token,) = start_chinwag(workdir, pin.server_cpu, env=server_env)
     try:
         lifetime = _vm_kib(server.pid, "VmHWM")  # start-up and login (argon2: 64 MiB)
@@ -127,8 +158,12 @@ def upload_rep(pin: Pinning, workdir: Path, size: int = 50 * MB, chunk_size: int
         server.stop()
         shutil.rmtree(workdir / "uploads", ignore_errors=True)
     seconds = send_s + finalize_s
-    return {"mb_s": round(size / MB / seconds, 1), "seconds": round(seconds, 3),
-            "chunk_mb_s": round(size / MB / send_s, 1), "finalize_s": round(finalize_s, 3),
-            "idle_rss_mib": round(idle / 1024, 1),
-            "upload_hwm_mib": round(peak / 1024, 1) if reset else None,
-            "peak_hwm_mib": round(max(peak, lifetime) / 1024, 1)}
+    return {
+        "mb_s": round(size / MB / seconds, 1),
+        "seconds": round(seconds, 3),
+        "chunk_mb_s": round(size / MB / send_s, 1),
+        "finalize_s": round(finalize_s, 3),
+        "idle_rss_mib": round(idle / 1024, 1),
+        "upload_hwm_mib": round(peak / 1024, 1) if reset else None,
+        "peak_hwm_mib": round(max(peak, lifetime) / 1024, 1),
+    }

@@ -33,8 +33,12 @@ def write_zip(path: Path, members: int) -> None:
         batch = []
         for i in range(members):
             name = f"{i:x}".encode()
-            batch.append(_CENTRAL.pack(b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0,
-                                       len(name), 0, 0, 0, 0, 0, 0) + name)
+            batch.append(
+                _CENTRAL.pack(
+                    b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0
+                )
+                + name
+            )
             if len(batch) == 65536:
                 f.write(b"".join(batch))
                 batch.clear()
@@ -54,8 +58,15 @@ def measure(path: str) -> None:
     ok = policy.zip_declared_sizes_ok(path, 50 * 1024 * 1024)
     cpu = time.process_time() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"accepted": ok, "cpu_s": round(cpu, 3),
-                      "rss_growth_mib": round((after.ru_maxrss - before.ru_maxrss) / 1024, 1)}))
+    print(
+        json.dumps(
+            {
+                "accepted": ok,
+                "cpu_s": round(cpu, 3),
+                "rss_growth_mib": round((after.ru_maxrss - before.ru_maxrss) / 1024, 1),
+            }
+        )
+    )
 
 
 def main() -> None:

@@ -42,5 +42,9 @@ chat = mount_chinwag(app, "/chat", settings)
 if __name__ == "__main__":
     # chinwag's logging keeps ?token= out of uvicorn's access log.
     configure_logging(settings.log_level, settings.log_format, settings.debug)
-    uvicorn.run(app, host=os.environ.get("HOST", "127.0.0.1"),
-                port=int(os.environ.get("PORT", "8000")), log_config=None)
+    uvicorn.run(
+        app,
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "8000")),
+        log_config=None,
+    )

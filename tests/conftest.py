@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Server, ServerFactory, postgres_database, require_service
+from tests.support import Namer, Server, ServerFactory, postgres_database, require_service
 
 pytest_plugins = ["tests.clamd_fixture", "tests.s3_fixture", "tests.redis_cluster_fixture"]
 
@@ -21,8 +21,9 @@ pytest_plugins = ["tests.clamd_fixture", "tests.s3_fixture", "tests.redis_cluste
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         both = metafunc.definition.get_closest_marker("storage") is not None
-        metafunc.parametrize("backend", ["sqlite", "postgres"] if both else ["sqlite"],
-                             indirect=True, scope="module")
+        metafunc.parametrize(
+            "backend", ["sqlite", "postgres"] if both else ["sqlite"], indirect=True, scope="module"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-async def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory
-                       ) -> AsyncIterator[str]:
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'chinwag.db'}"
         return
@@ -52,8 +54,9 @@ async def start_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
 
 @pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory, database_url: str
-                 ) -> AsyncIterator[Server]:
+async def server(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str
+) -> AsyncIterator[Server]:
     """One server per module (and backend); tests use unique names to stay apart."""
     factory = ServerFactory(tmp_path_factory.mktemp("server"))
     try:
@@ -63,9 +66,13 @@ async def server(tmp_path_factory: pytest.TempPathFactory, database_url: str
 
 
 @pytest.fixture(scope="session")
-def name() -> Callable[[str], str]:
+def name() -> Namer:
     """Unique names so tests never collide."""
-    return lambda prefix="u": f"{prefix}{uuid.uuid4().hex[:8]}"
+
+    def unique(prefix: str = "u") -> str:
+        return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+    return unique
 
 
 def in_ci() -> bool:

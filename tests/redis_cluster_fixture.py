@@ -55,8 +55,9 @@ def _answers(port: int) -> bool:
 
 def _cluster_state_ok(cli: str, ports: list[int]) -> bool:
     for port in ports:
-        done = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True,
-                              timeout=5, check=False)
+        done = subprocess.run(
+            [cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=5, check=False
+        )
         if b"cluster_state:ok" not in done.stdout:
             return False
     return True
@@ -86,23 +87,56 @@ def start_nodes(root: Path) -> RedisClusterNodes:
             workdir = root / f"node{index}"
             workdir.mkdir()
             log = (workdir / "redis.log").open("wb")
-            procs.append(subprocess.Popen(
-                [server, "--port", str(port), "--cluster-port", str(bus),
-                 "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", str(workdir / "nodes.conf"),
-                 "--cluster-node-timeout", "2000", "--dir", str(workdir),
-                 "--save", "", "--appendonly", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        server,
+                        "--port",
+                        str(port),
+                        "--cluster-port",
+                        str(bus),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        str(workdir / "nodes.conf"),
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--dir",
+                        str(workdir),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
             log.close()
             ports.append(port)
         _wait("every node answering PING", lambda: all(_answers(p) for p in ports), procs)
         create = subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, timeout=START_TIMEOUT, check=False)
+            [
+                cli,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            timeout=START_TIMEOUT,
+            check=False,
+        )
         if create.returncode != 0:
-            raise RuntimeError("redis-cli --cluster create failed: "
-                               + create.stdout.decode(errors="replace")[-500:])
+            raise RuntimeError(
+                "redis-cli --cluster create failed: "
+                + create.stdout.decode(errors="replace")[-500:]
+            )
         _wait("cluster_state:ok", lambda: _cluster_state_ok(cli, ports), procs)
     except BaseException:
         stop_nodes(procs)

@@ -43,9 +43,13 @@ class S3Server:
 
     def settings(self, bucket: str, prefix: str = "files") -> dict[str, Any]:
         """chinwag's settings for this server and ``bucket``."""
-        return {"FILE_STORAGE_URL": f"s3://{bucket}/{prefix}", "S3_ENDPOINT_URL": self.endpoint,
-                "S3_ACCESS_KEY_ID": "test", "S3_SECRET_ACCESS_KEY": "test",
-                "S3_MIN_PART_SIZE": MIN_PART}
+        return {
+            "FILE_STORAGE_URL": f"s3://{bucket}/{prefix}",
+            "S3_ENDPOINT_URL": self.endpoint,
+            "S3_ACCESS_KEY_ID": "test",
+            "S3_SECRET_ACCESS_KEY": "test",
+            "S3_MIN_PART_SIZE": MIN_PART,
+        }
 
     def keys(self, bucket: str) -> list[str]:
         reply = self.client().list_objects_v2(Bucket=bucket)
@@ -61,8 +65,9 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     env = {**os.environ, "S3_UPLOAD_PART_MIN_SIZE": str(MIN_PART)}
-    proc = subprocess.Popen([binary, "-H", "127.0.0.1", "-p", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_for(endpoint, proc)

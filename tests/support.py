@@ -13,13 +13,33 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 
 from chinwag.client import ChatClient
 from chinwag_client import Backoff, Client
+
+
+class Namer(Protocol):
+    """The ``name`` fixture: a unique name, ``prefix`` then random hex."""
+
+    def __call__(self, prefix: str = "u") -> str: ...
+
+
+class StartServer(Protocol):
+    """The ``start_server`` fixture (``ServerFactory.start``)."""
+
+    async def __call__(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        command: list[str] | None = None,
+        prefix: str = "",
+        **settings: Any,
+    ) -> Server: ...
+
 
 PASSWORD = "correct-horse-battery"
 ADMIN = ("admin", "admin-password-123")
@@ -56,8 +76,9 @@ async def postgres_database() -> AsyncIterator[str]:
     try:
         yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{dbname}"
     finally:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres",
-                                     database="postgres")
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=5432, user="postgres", database="postgres"
+        )
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         finally:
@@ -102,10 +123,17 @@ class Server:
 
     async def start(self) -> None:
         log = open(self.workdir / "server.log", "ab")
-        command = self.command or [sys.executable, "-m", "chinwag", "serve",
-                                   "--port", str(self.port)]
-        self.proc = subprocess.Popen(command, cwd=self.workdir, env=self.env, stdout=log,
-                                     stderr=subprocess.STDOUT)
+        command = self.command or [
+            sys.executable,
+            "-m",
+            "chinwag",
+            "serve",
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            command, cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         deadline = asyncio.get_running_loop().time() + 30
         while True:
@@ -141,15 +169,18 @@ class Server:
     # ---- users and connections -------------------------------------------
 
     async def register(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        return await self.http.post(self.base + "/api/v1/auth/register",
-                                    json={"username": username, "password": password})
+        return await self.http.post(
+            self.base + "/api/v1/auth/register", json={"username": username, "password": password}
+        )
 
     async def login(self, username: str, password: str = PASSWORD) -> httpx.Response:
-        return await self.http.post(self.base + "/api/v1/auth/login",
-                                    json={"username": username, "password": password})
+        return await self.http.post(
+            self.base + "/api/v1/auth/login", json={"username": username, "password": password}
+        )
 
-    async def user(self, username: str | None = None, password: str = PASSWORD,
-                   register: bool = True) -> User:
+    async def user(
+        self, username: str | None = None, password: str = PASSWORD, register: bool = True
+    ) -> User:
         username = username or f"u{uuid.uuid4().hex[:8]}"
         if register:
             r = await self.register(username, password)
@@ -157,37 +188,48 @@ class Server:
         r = await self.login(username, password)
         assert r.status_code == 200, r.text
         access = r.json()["access_token"]
-        me = await self.http.get(self.base + "/api/v1/auth/me",
-                                 headers={"Authorization": f"Bearer {access}"})
-        r = await self.http.post(self.base + "/api/v1/ws/token",
-                                 headers={"Authorization": f"Bearer {access}"})
+        me = await self.http.get(
+            self.base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {access}"}
+        )
+        r = await self.http.post(
+            self.base + "/api/v1/ws/token", headers={"Authorization": f"Bearer {access}"}
+        )
         assert r.status_code == 200, r.text
         return User(username, access, r.json()["token"], me.json()["id"])
 
     async def admin(self) -> User:
         return await self.user(ADMIN[0], ADMIN[1], register=False)
 
-    async def connect(self, user: User | None, token: str | None = None,
-                      **query: Any) -> ChatClient:
+    async def connect(
+        self, user: User | None, token: str | None = None, **query: Any
+    ) -> ChatClient:
         """Connect and take the ``connect`` frame."""
         client = await self.raw_connect(user, token, **query)
         await client.expect("connect")
         return client
 
-    async def sdk(self, username: str, password: str = PASSWORD,
-                  backoff: Backoff | None = None) -> Client:
+    async def sdk(
+        self, username: str, password: str = PASSWORD, backoff: Backoff | None = None
+    ) -> Client:
         """A started SDK client (``chinwag_client.Client``) of an existing user, with
         quick reconnects; closed with the server."""
-        client = Client(self.base, username, password,
-                        backoff=backoff or Backoff(base=0.05, cap=0.5))
+        client = Client(
+            self.base, username, password, backoff=backoff or Backoff(base=0.05, cap=0.5)
+        )
         await client.start()
         self.sdk_clients.append(client)
         return client
 
-    async def raw_connect(self, user: User | None, token: str | None = None,
-                          headers: dict[str, str] | None = None, **query: Any) -> ChatClient:
-        client = await ChatClient.connect(self.ws_base, token or (user.ws_token if user else None),
-                                          headers=headers, **query)
+    async def raw_connect(
+        self,
+        user: User | None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        **query: Any,
+    ) -> ChatClient:
+        client = await ChatClient.connect(
+            self.ws_base, token or (user.ws_token if user else None), headers=headers, **query
+        )
         self.clients.append(client)
         return client
 
@@ -207,27 +249,37 @@ class ServerFactory:
         self.servers: list[Server] = []
 
     def env(self, workdir: Path, **settings: Any) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("WEBSOCKET_", "WS_", "FORWARDED_"))}
-        env.update({
-            "DATA_DIR": str(workdir / "data"),
-            "UPLOAD_DIR": str(workdir / "uploads"),
-            "TEMP_DIR": str(workdir / "uploads" / "temp"),
-            "JWT_SECRET": "test-secret-" + "x" * 32,
-            "ADMIN_USERNAME": ADMIN[0],
-            "ADMIN_PASSWORD": ADMIN[1],
-            "WS_RATE_LIMIT_REQUESTS": "100000",
-            "HTTP_RATE_LIMIT_REQUESTS": "100000",
-            "REGISTER_RATE_LIMIT_REQUESTS": "100000",
-            "LOG_LEVEL": "info",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("WEBSOCKET_", "WS_", "FORWARDED_"))
+        }
+        env.update(
+            {
+                "DATA_DIR": str(workdir / "data"),
+                "UPLOAD_DIR": str(workdir / "uploads"),
+                "TEMP_DIR": str(workdir / "uploads" / "temp"),
+                "JWT_SECRET": "test-secret-" + "x" * 32,
+                "ADMIN_USERNAME": ADMIN[0],
+                "ADMIN_PASSWORD": ADMIN[1],
+                "WS_RATE_LIMIT_REQUESTS": "100000",
+                "HTTP_RATE_LIMIT_REQUESTS": "100000",
+                "REGISTER_RATE_LIMIT_REQUESTS": "100000",
+                "LOG_LEVEL": "info",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update({k: str(v) for k, v in settings.items()})
         return env
 
-    async def start(self, workdir: Path | None = None, port: int | None = None,
-                    command: list[str] | None = None, prefix: str = "",
-                    **settings: Any) -> Server:
+    async def start(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        command: list[str] | None = None,
+        prefix: str = "",
+        **settings: Any,
+    ) -> Server:
         """Start chinwag (or ``command``, a host app with chinwag under ``prefix``,
         which finds its port in ``PORT``)."""
         workdir = workdir or self.tmp / f"srv{len(self.servers)}"
@@ -235,8 +287,7 @@ class ServerFactory:
         port = port or free_port()
         if command is not None:
             settings.setdefault("PORT", port)
-        srv = Server(port, self.env(workdir, **settings), workdir, command=command,
-                     prefix=prefix)
+        srv = Server(port, self.env(workdir, **settings), workdir, command=command, prefix=prefix)
         self.servers.append(srv)
         await srv.start()
         return srv
@@ -259,5 +310,17 @@ def kill(srv: Server) -> None:
         srv.proc.wait()
 
 
-__all__ = ["ADMIN", "PASSWORD", "Server", "ServerFactory", "User", "free_port", "kill",
-           "postgres_database", "require_service", "restart"]
+__all__ = [
+    "ADMIN",
+    "PASSWORD",
+    "Namer",
+    "Server",
+    "ServerFactory",
+    "StartServer",
+    "User",
+    "free_port",
+    "kill",
+    "postgres_database",
+    "require_service",
+    "restart",
+]

@@ -87,8 +87,9 @@ if __name__ == "__main__":
     ap.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.processes > 1:
-        sys.exit(run_processes(a.processes, ["--host", a.host, "--port", str(a.port),
-                                             "--loop", a.loop]))
+        sys.exit(
+            run_processes(a.processes, ["--host", a.host, "--port", str(a.port), "--loop", a.loop])
+        )
     if a.loop == "uvloop":
         try:
             import uvloop

@@ -13,27 +13,35 @@ from collections.abc import Iterator
 
 from chinwag.settings import Settings, SettingsError, load_settings
 
-SETTINGS_HELP = ("Settings (DATABASE_URL, BROKER_URL, JWT_SECRET, limits, AI …) come from "
-                 "environment variables or a .env file in the working directory; the "
-                 "README's settings table lists each with its default.")
+SETTINGS_HELP = (
+    "Settings (DATABASE_URL, BROKER_URL, JWT_SECRET, limits, AI …) come from "
+    "environment variables or a .env file in the working directory; the "
+    "README's settings table lists each with its default."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    helpful = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter,
-               "epilog": SETTINGS_HELP}
-    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server",
-                                     **helpful)  # type: ignore[arg-type]
+    helpful = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter, "epilog": SETTINGS_HELP}
+    parser = argparse.ArgumentParser(prog="chinwag", description="chinwag chat server", **helpful)  # type: ignore[arg-type]
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the server", **helpful)  # type: ignore[arg-type]
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on")
-    serve.add_argument("--workers", type=int, default=1,
-                       help="processes sharing the port (needs BROKER_URL=redis://…)")
-    admin = sub.add_parser("create-admin", help="create an admin user or reset its password",
-                           **helpful)  # type: ignore[arg-type]
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes sharing the port (needs BROKER_URL=redis://…)",
+    )
+    admin = sub.add_parser(
+        "create-admin",
+        help="create an admin user or reset its password",
+        **helpful,  # type: ignore[arg-type]
+    )
     admin.add_argument("username")
-    admin.add_argument("--password", help="read from the terminal (or "
-                       "CHINWAG_ADMIN_PASSWORD) when omitted")
+    admin.add_argument(
+        "--password", help="read from the terminal (or CHINWAG_ADMIN_PASSWORD) when omitted"
+    )
     from chinwag_client import terminal
 
     chat = sub.add_parser("chat", help="interactive terminal chat with a chinwag server")
@@ -79,8 +87,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     configure_logging(settings.log_level, settings.log_format, settings.debug)
     if workers > 1:
         if not settings.uses_redis:
-            raise SettingsError("invalid setting BROKER_URL: --workers needs redis://… so the "
-                                "processes can share rooms")
+            raise SettingsError(
+                "invalid setting BROKER_URL: --workers needs redis://… so the "
+                "processes can share rooms"
+            )
         from chinwag.server.workers import run_workers
 
         with _shared_metrics():
@@ -101,8 +111,11 @@ def _create_admin(settings: Settings, username: str, password: str | None) -> in
     from chinwag.server.auth import Passwords
     from chinwag.store.sql import SqlStore
 
-    password = password or os.environ.get("CHINWAG_ADMIN_PASSWORD") or getpass.getpass(
-        f"password for {username}: ")
+    password = (
+        password
+        or os.environ.get("CHINWAG_ADMIN_PASSWORD")
+        or getpass.getpass(f"password for {username}: ")
+    )
     if len(password) < 8:
         print("chinwag: the password needs at least 8 characters", file=sys.stderr)
         return 2

@@ -124,8 +124,13 @@ class Settings(BaseSettings):
     def _lower(cls, v: Any) -> Any:
         return v.lower() if isinstance(v, str) else v
 
-    @field_validator("ws_allowed_origins", "ai_models", "ai_fallback_models",
-                     "forwarded_allow_ips", mode="before")
+    @field_validator(
+        "ws_allowed_origins",
+        "ai_models",
+        "ai_fallback_models",
+        "forwarded_allow_ips",
+        mode="before",
+    )
     @classmethod
     def _comma_list(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -169,8 +174,10 @@ class Settings(BaseSettings):
                 raise ValueError("must be redis+cluster://[user:password@]host:port[,host:port...]")
             return v
         if not (v == "memory://" or v.startswith(("redis://", "rediss://", "unix://"))):
-            raise ValueError("must be memory://, redis://host:port[/db] or "
-                             "redis+cluster://host:port[,host:port...]")
+            raise ValueError(
+                "must be memory://, redis://host:port[/db] or "
+                "redis+cluster://host:port[,host:port...]"
+            )
         return v
 
     @field_validator("file_storage_url")
@@ -198,15 +205,20 @@ class Settings(BaseSettings):
                 f"MAX_CHUNK_SIZE={self.max_chunk_size} cannot work with WS_MAX_MESSAGE_SIZE="
                 f"{self.ws_max_message_size}: a chunk travels base64-encoded in one frame, "
                 f"which needs WS_MAX_MESSAGE_SIZE >= {needed} (or MAX_CHUNK_SIZE <= "
-                f"{(self.ws_max_message_size - 1024) // 4 * 3})")
+                f"{(self.ws_max_message_size - 1024) // 4 * 3})"
+            )
         if self.file_storage_url is not None:
             # S3 refuses a multipart upload whose parts (but the last) are smaller.
             if self.max_chunk_size < min(self.s3_min_part_size, self.max_file_size):
-                raise ValueError(f"MAX_CHUNK_SIZE must be at least S3_MIN_PART_SIZE "
-                                 f"({self.s3_min_part_size}) with FILE_STORAGE_URL=s3://…")
+                raise ValueError(
+                    f"MAX_CHUNK_SIZE must be at least S3_MIN_PART_SIZE "
+                    f"({self.s3_min_part_size}) with FILE_STORAGE_URL=s3://…"
+                )
             if -(-self.max_file_size // self.max_chunk_size) > S3_MAX_PARTS:
-                raise ValueError(f"MAX_FILE_SIZE / MAX_CHUNK_SIZE must not exceed "
-                                 f"{S3_MAX_PARTS} (S3's most parts per upload)")
+                raise ValueError(
+                    f"MAX_FILE_SIZE / MAX_CHUNK_SIZE must not exceed "
+                    f"{S3_MAX_PARTS} (S3's most parts per upload)"
+                )
         return self
 
     @property

@@ -52,26 +52,67 @@ class FakeAnthropic:
             error = {"type": "error", "error": {"type": "api_error", "message": SECRET_DETAIL}}
             await JSONResponse(error, status_code=500)(scope, receive, send)
             return
-        events = [_sse("message_start", {"type": "message_start", "message": {
-            "id": "msg_fake", "type": "message", "role": "assistant", "model": mode,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1}}}),
-            _sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                         "content_block": {"type": "text", "text": ""}})]
+        events = [
+            _sse(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_fake",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": mode,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": INPUT_TOKENS, "output_tokens": 1},
+                    },
+                },
+            ),
+            _sse(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+        ]
         pieces = REPLY_PIECES[:2] if mode in ("claude-drop", "claude-overload") else REPLY_PIECES
-        events += [_sse("content_block_delta", {
-            "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": p}}) for p in pieces]
+        events += [
+            _sse(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": p},
+                },
+            )
+            for p in pieces
+        ]
         if mode == "claude-overload":
-            events.append(_sse("error", {"type": "error", "error": {
-                "type": "overloaded_error", "message": SECRET_DETAIL}}))
+            events.append(
+                _sse(
+                    "error",
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": SECRET_DETAIL},
+                    },
+                )
+            )
         elif mode != "claude-drop":
             events += [
                 _sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                _sse("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                       "usage": {"output_tokens": OUTPUT_TOKENS}}),
-                _sse("message_stop", {"type": "message_stop"})]
+                _sse(
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                        "usage": {"output_tokens": OUTPUT_TOKENS},
+                    },
+                ),
+                _sse("message_stop", {"type": "message_stop"}),
+            ]
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         for item in events:

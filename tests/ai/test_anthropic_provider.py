@@ -19,9 +19,14 @@ from .fake_anthropic import (
     running_fake_anthropic,
 )
 
-TURNS = [ChatTurn("system", "Be brief."), ChatTurn("assistant", "(greeting)"),
-         ChatTurn("user", "Hi"), ChatTurn("user", "again"), ChatTurn("assistant", "Hello"),
-         ChatTurn("user", "How are you?")]
+TURNS = [
+    ChatTurn("system", "Be brief."),
+    ChatTurn("assistant", "(greeting)"),
+    ChatTurn("user", "Hi"),
+    ChatTurn("user", "again"),
+    ChatTurn("assistant", "Hello"),
+    ChatTurn("user", "How are you?"),
+]
 
 
 @pytest.fixture
@@ -37,8 +42,9 @@ async def provider(fake: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
     await made.aclose()
 
 
-async def collect(provider: AnthropicProvider, model: str,
-                  max_tokens: int | None = None) -> tuple[str, list[UsageReport]]:
+async def collect(
+    provider: AnthropicProvider, model: str, max_tokens: int | None = None
+) -> tuple[str, list[UsageReport]]:
     texts, usage = [], []
     async for item in provider.stream(TURNS, GenerationParams(model, max_tokens=max_tokens)):
         if isinstance(item, TextDelta):
@@ -49,27 +55,32 @@ async def collect(provider: AnthropicProvider, model: str,
 
 
 async def test_streams_text_and_reports_usage_from_start_and_delta(
-        provider: AnthropicProvider) -> None:
+    provider: AnthropicProvider,
+) -> None:
     text, usage = await collect(provider, "claude-ok")
     assert text == "Claude says hello."
     assert usage == [UsageReport(prompt_tokens=INPUT_TOKENS, completion_tokens=OUTPUT_TOKENS)]
 
 
 async def test_system_is_separate_and_turns_alternate_from_a_user_turn(
-        provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    provider: AnthropicProvider, fake: FakeAnthropic
+) -> None:
     await collect(provider, "claude-ok", max_tokens=77)
     sent = fake.requests[-1]
     assert sent["system"] == "Be brief."
-    assert sent["messages"] == [{"role": "user", "content": "Hi\n\nagain"},
-                                {"role": "assistant", "content": "Hello"},
-                                {"role": "user", "content": "How are you?"}]
+    assert sent["messages"] == [
+        {"role": "user", "content": "Hi\n\nagain"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "How are you?"},
+    ]
     assert sent["max_tokens"] == 77 and sent["stream"] is True
     assert fake.api_keys[-1] == "test-key"
 
 
 @pytest.mark.parametrize("model", ["claude-fail-500", "claude-overload"])
 async def test_failures_are_ai_provider_errors_keeping_the_detail_internal(
-        provider: AnthropicProvider, model: str) -> None:
+    provider: AnthropicProvider, model: str
+) -> None:
     with pytest.raises(AIProviderError) as caught:
         await collect(provider, model)
     assert SECRET_DETAIL not in caught.value.message
@@ -77,7 +88,8 @@ async def test_failures_are_ai_provider_errors_keeping_the_detail_internal(
 
 
 async def test_a_stream_dropped_mid_body_is_an_ai_provider_error(
-        provider: AnthropicProvider) -> None:
+    provider: AnthropicProvider,
+) -> None:
     with pytest.raises(AIProviderError):
         await collect(provider, "claude-drop")
 

@@ -111,8 +111,7 @@ class Twins(MemoryPubSub):
         state = MemoryState()
         self.set_add, self.set_remove = state.set_add, state.set_remove
         self.set_members, self.set_count = state.set_members, state.set_count
-        self.set_add_many, self.put, self.get_many = (state.set_add_many, state.put,
-                                                      state.get_many)
+        self.set_add_many, self.put, self.get_many = (state.set_add_many, state.put, state.get_many)
 
 
 @pytest.fixture(params=["memory", "memory-twins", "redis", "redis-plain", "redis-cluster"])
@@ -121,8 +120,9 @@ def impl(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch,
-                   request: pytest.FixtureRequest) -> AsyncIterator[NodeFactory]:
+async def new_node(
+    impl: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[NodeFactory]:
     """Start brokers of ``impl`` (as many as the test asks for) sharing one namespace."""
     cluster_url = None
     if impl == "redis-cluster":
@@ -146,8 +146,9 @@ async def new_node(impl: str, monkeypatch: pytest.MonkeyPatch,
         elif impl == "memory-twins":
             broker = Twins()
         elif cluster_url is not None:
-            broker = RedisClusterBroker(cluster_url, node_id=f"test-{len(nodes)}",
-                                        key_prefix=prefix)
+            broker = RedisClusterBroker(
+                cluster_url, node_id=f"test-{len(nodes)}", key_prefix=prefix
+            )
         else:
             broker = RedisBroker(REDIS_URL, node_id=f"test-{len(nodes)}", key_prefix=prefix)
         node = Node(broker, Inbox())

@@ -41,6 +41,7 @@ def _upgrade_to(revision: str):  # type: ignore[no-untyped-def]
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
     return run
 
 
@@ -68,9 +69,12 @@ async def test_existing_rooms_and_files_are_carried_over(db: Database) -> None:
             await conn.execute(text(statement))
     await db.migrate()
     async with db.engine.connect() as conn:
-        rooms = dict((await conn.execute(text(
-            "SELECT room_id, history_visibility FROM rooms"))).all())
-        files = dict((await conn.execute(text("SELECT file_id, room_pk FROM files"))).all())
+        rooms: dict[str, str] = dict(
+            (await conn.execute(text("SELECT room_id, history_visibility FROM rooms"))).all()
+        )
+        files: dict[str, int] = dict(
+            (await conn.execute(text("SELECT file_id, room_pk FROM files"))).all()
+        )
         joined = (await conn.execute(text("SELECT joined_seq FROM room_members"))).scalar()
     assert rooms == {"dm": "joined", "team": "shared", "reborn": "shared"}
     assert files == {"f-team": 2, "f-mine": None}

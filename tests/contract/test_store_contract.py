@@ -16,6 +16,7 @@ from chinwag.protocol.frames import iso
 from chinwag.store.base import Store
 from chinwag.store.files import FileRecord
 from chinwag.store.sql import SqlStore
+from tests.support import Namer
 
 pytestmark = pytest.mark.storage
 
@@ -64,7 +65,7 @@ async def room_with(
 # ---- users ------------------------------------------------------------------------------
 
 
-async def test_users_create_get_and_refuse_a_taken_name(store: Store, fresh) -> None:
+async def test_users_create_get_and_refuse_a_taken_name(store: Store, fresh: Namer) -> None:
     name = fresh("u")
     created = await store.users.create(name, "h1")
     assert same(await store.users.get(name), created) and not created.is_admin
@@ -73,7 +74,7 @@ async def test_users_create_get_and_refuse_a_taken_name(store: Store, fresh) -> 
     assert await store.users.get(fresh("nobody")) is None
 
 
-async def test_upsert_admin_creates_then_updates(store: Store, fresh) -> None:
+async def test_upsert_admin_creates_then_updates(store: Store, fresh: Namer) -> None:
     name = fresh("admin")
     first = await store.users.upsert_admin(name, "h1")
     second = await store.users.upsert_admin(name, "h2")
@@ -84,7 +85,7 @@ async def test_upsert_admin_creates_then_updates(store: Store, fresh) -> None:
 
 
 async def test_a_room_starts_with_its_owner_and_refuses_a_second_create(
-    store: Store, fresh
+    store: Store, fresh: Namer
 ) -> None:
     owner = fresh("o")
     await store.users.create(owner, "h")
@@ -96,7 +97,7 @@ async def test_a_room_starts_with_its_owner_and_refuses_a_second_create(
         await store.rooms.create(room_id, "Again", "group", owner)
 
 
-async def test_members_add_remove_and_version(store: Store, fresh) -> None:
+async def test_members_add_remove_and_version(store: Store, fresh: Namer) -> None:
     bob = fresh("b")
     room_id = await room_with(store, fresh)
     version, _ = await store.rooms.members_versioned(room_id)
@@ -110,7 +111,7 @@ async def test_members_add_remove_and_version(store: Store, fresh) -> None:
     assert await store.rooms.member(room_id, bob) is None
 
 
-async def test_a_new_member_starts_at_the_rooms_current_seq(store: Store, fresh) -> None:
+async def test_a_new_member_starts_at_the_rooms_current_seq(store: Store, fresh: Namer) -> None:
     bob = fresh("b")
     room_id = await room_with(store, fresh)
     await store.events.append(room_id, "chat", {"content": "before"})
@@ -121,7 +122,9 @@ async def test_a_new_member_starts_at_the_rooms_current_seq(store: Store, fresh)
     assert [r.room_id for r, _ in await store.rooms.rooms_of(bob)] == [room_id]
 
 
-async def test_cursors_move_only_forward_and_report_the_old_value_once(store: Store, fresh) -> None:
+async def test_cursors_move_only_forward_and_report_the_old_value_once(
+    store: Store, fresh: Namer
+) -> None:
     bob = fresh("b")
     room_id = await room_with(store, fresh, bob)
     for i in range(3):
@@ -135,14 +138,14 @@ async def test_cursors_move_only_forward_and_report_the_old_value_once(store: St
     assert member is not None and member.read_seq == 3 and member.delivered_seq == 3
 
 
-async def test_delete_removes_the_room(store: Store, fresh) -> None:
+async def test_delete_removes_the_room(store: Store, fresh: Namer) -> None:
     room_id = await room_with(store, fresh)
     assert await store.rooms.delete(room_id) is True
     assert await store.rooms.get(room_id) is None
     assert await store.rooms.delete(room_id) is False
 
 
-async def test_count_by_type_counts_each_kind(store: Store, fresh) -> None:
+async def test_count_by_type_counts_each_kind(store: Store, fresh: Namer) -> None:
     before = await store.rooms.count_by_type()
     await room_with(store, fresh, room_type="private")
     after = await store.rooms.count_by_type()
@@ -152,7 +155,7 @@ async def test_count_by_type_counts_each_kind(store: Store, fresh) -> None:
 # ---- events -------------------------------------------------------------------------------
 
 
-async def test_append_numbers_events_gaplessly_per_room(store: Store, fresh) -> None:
+async def test_append_numbers_events_gaplessly_per_room(store: Store, fresh: Namer) -> None:
     room_id = await room_with(store, fresh)
     seqs = [(await store.events.append(room_id, "chat", {"i": i})).event.seq for i in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
@@ -162,7 +165,7 @@ async def test_append_numbers_events_gaplessly_per_room(store: Store, fresh) -> 
     assert [e.seq for e in await store.events.before(room_id, None, 2)] == [4, 5]
 
 
-async def test_a_repeated_client_id_returns_the_first_event(store: Store, fresh) -> None:
+async def test_a_repeated_client_id_returns_the_first_event(store: Store, fresh: Namer) -> None:
     bob = fresh("b")
     room_id = await room_with(store, fresh, bob)
     first = await store.events.append(room_id, "chat", {"n": 1}, sender=bob, client_message_id="m1")
@@ -173,7 +176,7 @@ async def test_a_repeated_client_id_returns_the_first_event(store: Store, fresh)
     assert (await store.events.append(room_id, "chat", {}, sender=bob)).event.seq == 2
 
 
-async def test_append_refuses_non_members_and_missing_rooms(store: Store, fresh) -> None:
+async def test_append_refuses_non_members_and_missing_rooms(store: Store, fresh: Namer) -> None:
     room_id = await room_with(store, fresh)
     with pytest.raises(NotInRoom):
         await store.events.append(room_id, "chat", {}, sender=fresh("x"), require_member=True)
@@ -182,7 +185,9 @@ async def test_append_refuses_non_members_and_missing_rooms(store: Store, fresh)
     assert await store.events.after(room_id, 0) == []
 
 
-async def test_chats_between_skips_the_readers_own_and_other_types(store: Store, fresh) -> None:
+async def test_chats_between_skips_the_readers_own_and_other_types(
+    store: Store, fresh: Namer
+) -> None:
     bob, carol = fresh("b"), fresh("c")
     room_id = await room_with(store, fresh, bob, carol)
     await store.events.append(room_id, "chat", {"x": 1}, sender=bob)
@@ -196,7 +201,9 @@ async def test_chats_between_skips_the_readers_own_and_other_types(store: Store,
 # ---- conversations and files ----------------------------------------------------------
 
 
-async def test_conversation_turns_in_order_and_found_by_client_id(store: Store, fresh) -> None:
+async def test_conversation_turns_in_order_and_found_by_client_id(
+    store: Store, fresh: Namer
+) -> None:
     owner = fresh("o")
     conv = await store.conversations.create(owner, "title", None)
     assert same(await store.conversations.get(conv.id), conv)
@@ -215,7 +222,7 @@ async def test_conversation_turns_in_order_and_found_by_client_id(store: Store, 
     assert await store.conversations.get(-1) is None
 
 
-async def test_files_add_and_get(store: Store, fresh) -> None:
+async def test_files_add_and_get(store: Store, fresh: Namer) -> None:
     file_id = uuid.uuid4().hex
     record = FileRecord(
         file_id, fresh("o"), None, "a.txt", 3, "text/plain", "0" * 64, "stored", datetime.now(UTC)

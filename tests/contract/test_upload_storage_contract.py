@@ -42,13 +42,15 @@ async def _published(storage: Storage, stored_name: str) -> bytes:
     return data
 
 
-async def _write_all(storage: Storage, upload_id: str, handle: str, data: bytes,
-                     order: list[int]) -> list[str]:
-    pieces = [data[i: i + CHUNK] for i in range(0, len(data), CHUNK)]
+async def _write_all(
+    storage: Storage, upload_id: str, handle: str, data: bytes, order: list[int]
+) -> list[str]:
+    pieces = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     tokens = [""] * len(pieces)
     for index in order:
-        tokens[index] = await storage.write_chunk(upload_id, handle, index, index * CHUNK,
-                                                  pieces[index])
+        tokens[index] = await storage.write_chunk(
+            upload_id, handle, index, index * CHUNK, pieces[index]
+        )
     return tokens
 
 
@@ -76,8 +78,9 @@ async def test_a_second_storage_object_continues_an_upload_the_first_started(
     if isinstance(storage, LocalStorage):
         other = LocalStorage(storage.upload_dir, storage.temp_dir)
     else:
-        other = S3Storage(storage._s3, S3Location(storage.bucket, storage.prefix),
-                          tmp_path / "other")
+        other = S3Storage(
+            storage._s3, S3Location(storage.bucket, storage.prefix), tmp_path / "other"
+        )
     rest = await _write_all(other, upload_id, handle, data, [1, 2])
     tokens = [first[0], rest[1], rest[2]]
     async with other.assembled(upload_id, handle, tokens) as path:
@@ -119,15 +122,17 @@ async def test_discard_is_idempotent_and_ends_the_upload(storage: Storage) -> No
 
 
 @pytest.mark.parametrize("upload_id", ["../../x", "not-a-uuid", ""])
-async def test_upload_ids_that_are_not_uuids_are_not_found(storage: Storage,
-                                                           upload_id: str) -> None:
+async def test_upload_ids_that_are_not_uuids_are_not_found(
+    storage: Storage, upload_id: str
+) -> None:
     with pytest.raises(UploadNotFound):
         await storage.create(upload_id, 1)
 
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "a/b", "..", "ABCDEF" * 6, "0" * 31])
-async def test_stored_names_publish_could_not_produce_are_not_found(storage: Storage,
-                                                                    name: str) -> None:
+async def test_stored_names_publish_could_not_produce_are_not_found(
+    storage: Storage, name: str
+) -> None:
     with pytest.raises(UploadNotFound):
         await storage.delete_published(name)
 

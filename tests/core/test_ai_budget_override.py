@@ -26,8 +26,9 @@ async def admission(tmp_path: Path) -> AsyncIterator[Admission]:
     store = SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'chinwag.db'}")
     await store.start()
     await store.users.create("alice", "x")
-    catalog = Catalog({"offline": OfflineProvider()}, [], default_model="chinwag-offline",
-                      prices=PriceTable())
+    catalog = Catalog(
+        {"offline": OfflineProvider()}, [], default_model="chinwag-offline", prices=PriceTable()
+    )
     yield Admission(catalog, store, AdmissionConfig(4000, 3, DEFAULT, 60, "node"))
     await store.close()
 
@@ -46,5 +47,6 @@ async def test_an_override_replaces_the_default_field_by_field(admission: Admiss
 async def test_a_lowered_budget_refuses_the_next_reply(admission: Admission) -> None:
     await admission.store.users.update("alice", UserChanges(budget=Budget(tokens_per_day=10)))
     with pytest.raises(BudgetExceeded):
-        await admission.admit(Identity(1, "alice"), ChatData(message="hello", max_tokens=50),
-                              "hello", None, None)
+        await admission.admit(
+            Identity(1, "alice"), ChatData(message="hello", max_tokens=50), "hello", None, None
+        )

@@ -61,8 +61,12 @@ async def test_sessions_catching_up_from_one_seq_share_one_read(tmp_path: Path) 
     store, events, reads = await events_over(tmp_path)
     try:
         readers = [Reader(f"u{i}") for i in range(50)]
-        pages = await asyncio.gather(*(events.fetch_after(r, "r", 2)  # type: ignore[arg-type]
-                                       for r in readers))
+        pages = await asyncio.gather(
+            *(
+                events.fetch_after(r, "r", 2)  # type: ignore[arg-type]
+                for r in readers
+            )
+        )
         assert reads.after_calls == [("r", 2)]
         assert all(page == pages[0] for page in pages)
         assert [seq for seq, _ in pages[0]] == [3, 4, 5]
@@ -71,13 +75,16 @@ async def test_sessions_catching_up_from_one_seq_share_one_read(tmp_path: Path) 
 
 
 async def test_other_rooms_and_other_seqs_are_read_apart_and_later_reads_are_fresh(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     store, events, reads = await events_over(tmp_path)
     try:
         reader = Reader("bob")
-        await asyncio.gather(events.fetch_after(reader, "r", 0),  # type: ignore[arg-type]
-                             events.fetch_after(reader, "r", 3),  # type: ignore[arg-type]
-                             events.fetch_after(reader, "other", 0))  # type: ignore[arg-type]
+        await asyncio.gather(
+            events.fetch_after(reader, "r", 0),  # type: ignore[arg-type]
+            events.fetch_after(reader, "r", 3),  # type: ignore[arg-type]
+            events.fetch_after(reader, "other", 0),  # type: ignore[arg-type]
+        )
         assert sorted(reads.after_calls) == [("other", 0), ("r", 0), ("r", 3)]
         await store.events.append("r", "chat", {"n": 5}, sender="alice")
         page = await events.fetch_after(reader, "r", 3)  # type: ignore[arg-type]

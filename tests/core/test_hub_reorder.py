@@ -26,8 +26,9 @@ class Store:
     def commit(self, *seqs: int) -> None:
         self.events.update({seq: f"event {seq}" for seq in seqs})
 
-    async def fetch_after(self, _session: Session, _room: str,
-                          after: int) -> list[tuple[int, str | None]]:
+    async def fetch_after(
+        self, _session: Session, _room: str, after: int
+    ) -> list[tuple[int, str | None]]:
         self.reads.append(after)
         return [(seq, text) for seq, text in sorted(self.events.items()) if seq > after]
 
@@ -39,8 +40,12 @@ async def joined_session(store: Store, grace: float) -> tuple[Hub, Session]:
     broker = MemoryBroker()
     hub = Hub(broker, store, reorder_grace=grace)
     await broker.start(hub.on_message, hub.resync_all)
-    session = Session(Identity(1, "alice"), outbox_capacity=64,
-                      limiter=SlidingWindow(100, 1), token_expires_at=time.time() + 60)
+    session = Session(
+        Identity(1, "alice"),
+        outbox_capacity=64,
+        limiter=SlidingWindow(100, 1),
+        token_expires_at=time.time() + 60,
+    )
     await hub.add(session)
     await hub.join(session, ROOM, 0)
     await until(lambda: not session.rooms[ROOM].catching_up)  # the join's own read

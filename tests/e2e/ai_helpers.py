@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from tests.ai.fake_openai import FakeOpenAI
-from tests.support import Server
+from tests.support import Server, StartServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -30,14 +30,23 @@ def outcome(frame: dict[str, Any]) -> bool:
     return frame["type"] == "error" or (frame["type"] == "chat" and is_done(frame))
 
 
-async def openai_server(start_server, fake: FakeOpenAI, **settings: Any) -> Server:  # type: ignore[no-untyped-def]
-    srv: Server = await start_server(AI_PROVIDER="openai", OPENAI_BASE_URL=fake.base_url,
-                                     OPENAI_API_KEY="sk-test", DEFAULT_MODEL="ok",
-                                     AI_MAX_RETRIES=0, **settings)
+async def openai_server(start_server: StartServer, fake: FakeOpenAI, **settings: Any) -> Server:
+    srv: Server = await start_server(
+        AI_PROVIDER="openai",
+        OPENAI_BASE_URL=fake.base_url,
+        OPENAI_API_KEY="sk-test",
+        DEFAULT_MODEL="ok",
+        AI_MAX_RETRIES=0,
+        **settings,
+    )
     return srv
 
 
 def cluster(database_url: str, **extra: Any) -> dict[str, Any]:
     """Settings two processes share to be one cluster (their own Redis key prefix)."""
-    return {"DATABASE_URL": database_url, "BROKER_URL": REDIS_URL,
-            "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:", **extra}
+    return {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": REDIS_URL,
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
+        **extra,
+    }

@@ -29,8 +29,9 @@ async def say(client: ChatClient, room: str, text: str, **data: Any) -> dict[str
     """Send a chat (no AI unless asked); its delivery confirmation."""
     mid = uuid.uuid4().hex
     await client.send(chat(room, text, mid, **data))
-    return await client.expect("delivery_confirmation",
-                               lambda f: f["data"].get("message_id") == mid)
+    return await client.expect(
+        "delivery_confirmation", lambda f: f["data"].get("message_id") == mid
+    )
 
 
 async def act(client: ChatClient, kind: str, room: str, **data: Any) -> dict[str, Any]:
@@ -38,8 +39,12 @@ async def act(client: ChatClient, kind: str, room: str, **data: Any) -> dict[str
     delivery_confirmation or an error, both carrying the frame's message_id)."""
     mid = uuid.uuid4().hex
     await client.send({"type": kind, "room_id": room, "message_id": mid, "data": data})
-    return await client.expect(None, lambda f: f["type"] in ("delivery_confirmation", "error")
-                               and f["data"].get("message_id") == mid)
+    return await client.expect(
+        None,
+        lambda f: (
+            f["type"] in ("delivery_confirmation", "error") and f["data"].get("message_id") == mid
+        ),
+    )
 
 
 def about(message_id: int):  # type: ignore[no-untyped-def]
@@ -60,9 +65,11 @@ async def stored_rows_containing(database_url: str, needle: str) -> list[str]:
     found: list[str] = []
     if database_url.startswith("sqlite"):
         with sqlite3.connect(database_url.split(":///", 1)[1]) as db:
-            tables = [t for (t,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")
-                      if not t.startswith(("sqlite_", "room_events_fts"))]
+            tables = [
+                t
+                for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if not t.startswith(("sqlite_", "room_events_fts"))
+            ]
             for table in tables:
                 for row in db.execute(f'SELECT * FROM "{table}"'):
                     if needle in repr(row):
@@ -70,8 +77,10 @@ async def stored_rows_containing(database_url: str, needle: str) -> list[str]:
         return found
     conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        tables = [r["tablename"] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        tables = [
+            r["tablename"]
+            for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
         for table in tables:
             for row in await conn.fetch(f'SELECT t::text AS row FROM "{table}" t'):
                 if needle in row["row"]:

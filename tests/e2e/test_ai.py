@@ -9,19 +9,31 @@ import time
 
 import pytest
 
+from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, is_done, openai_server
 from tests.e2e.rooms_helpers import joined
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 CHUNK_KEYS = {"role", "content", "streaming", "conversation_id", "timestamp"}
-DONE_KEYS = {"role", "content", "streaming", "done", "message_id", "conversation_id",
-             "tokens_used", "model_used", "cost_usd", "response_time"}
+DONE_KEYS = {
+    "role",
+    "content",
+    "streaming",
+    "done",
+    "message_id",
+    "conversation_id",
+    "tokens_used",
+    "model_used",
+    "cost_usd",
+    "response_time",
+}
 
 
-async def test_offline_reply_streams_chunks_then_completion(server: Server, name) -> None:
+async def test_offline_reply_streams_chunks_then_completion(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
-    await client.send(ai("Hello, AI!", conversation_id=None, model_preference="gpt-4",
-                         message_id="m1"))
+    await client.send(
+        ai("Hello, AI!", conversation_id=None, model_preference="gpt-4", message_id="m1")
+    )
     confirmation = await client.expect("delivery_confirmation")
     conv = confirmation["data"]["conversation_id"]
     chunks = []
@@ -43,7 +55,9 @@ async def test_offline_reply_streams_chunks_then_completion(server: Server, name
     assert isinstance(done["message_id"], int) and done["response_time"] >= 0
 
 
-async def test_two_conversations_stream_at_once_on_one_socket(start_server, name) -> None:
+async def test_two_conversations_stream_at_once_on_one_socket(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.01)
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("first conversation"))
@@ -66,7 +80,9 @@ async def test_two_conversations_stream_at_once_on_one_socket(start_server, name
     assert switches >= 2  # interleaved, each chunk tagged with its conversation
 
 
-async def test_cancel_stops_the_reply_and_keeps_what_was_written(start_server, name) -> None:
+async def test_cancel_stops_the_reply_and_keeps_what_was_written(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.05)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -85,18 +101,23 @@ async def test_cancel_stops_the_reply_and_keeps_what_was_written(start_server, n
     assert (await client.expect("error"))["data"]["code"] == "NOT_FOUND"
 
 
-async def test_cancel_closes_the_request_at_the_provider(start_server, fake, name) -> None:
+async def test_cancel_closes_the_request_at_the_provider(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake)
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("stall please", model_preference="stall"))
     first = await client.expect("chat")
-    await client.send({"type": "cancel",
-                       "data": {"conversation_id": first["data"]["conversation_id"]}})
+    await client.send(
+        {"type": "cancel", "data": {"conversation_id": first["data"]["conversation_id"]}}
+    )
     assert (await client.expect("chat", is_done))["data"]["cancelled"] is True
     assert await fake.wait_client_left()
 
 
-async def test_the_model_gets_system_prompt_and_earlier_turns(start_server, fake, name) -> None:
+async def test_the_model_gets_system_prompt_and_earlier_turns(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake)
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("What is chinwag?", system_prompt="Be brief."))
@@ -112,7 +133,7 @@ async def test_the_model_gets_system_prompt_and_earlier_turns(start_server, fake
     ]
 
 
-async def test_someone_elses_conversation_is_forbidden(server: Server, name) -> None:
+async def test_someone_elses_conversation_is_forbidden(server: Server, name: Namer) -> None:
     alice = await server.connect(await server.user(name()))
     await alice.send(ai("mine"))
     conv = (await alice.expect("chat", is_done))["data"]["conversation_id"]
@@ -125,7 +146,9 @@ async def test_someone_elses_conversation_is_forbidden(server: Server, name) -> 
     assert r.status_code == 403
 
 
-async def test_unknown_model_falls_back_to_default_model(start_server, fake, name) -> None:
+async def test_unknown_model_falls_back_to_default_model(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake, AI_MODELS="ok,no-usage")
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("hi", model_preference="gpt-9000"))
@@ -136,8 +159,9 @@ async def test_unknown_model_falls_back_to_default_model(start_server, fake, nam
     assert done["model_used"] == "no-usage" and "model_fallback" not in done
 
 
-async def test_cost_comes_from_reported_usage_and_the_price_table(start_server, fake,
-                                                                 name) -> None:
+async def test_cost_comes_from_reported_usage_and_the_price_table(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     prices = '{"ok": {"input": 0.01, "output": 0.02}}'
     srv = await openai_server(start_server, fake, AI_PRICES=prices)
     client = await srv.connect(await srv.user(name()))
@@ -153,7 +177,9 @@ async def test_cost_comes_from_reported_usage_and_the_price_table(start_server, 
 
 
 @pytest.mark.parametrize("model", ["fail-500", "hang", "drop"])
-async def test_provider_failure_is_ai_provider_error(start_server, fake, name, model) -> None:
+async def test_provider_failure_is_ai_provider_error(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer, model: str
+) -> None:
     srv = await openai_server(start_server, fake, AI_TIMEOUT=1)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -170,8 +196,9 @@ async def test_provider_failure_is_ai_provider_error(start_server, fake, name, m
         assert history["messages"][-1]["content"] == "Hello there"
 
 
-async def test_room_participants_see_the_stream_and_a_stored_completion(server: Server,
-                                                                        name) -> None:
+async def test_room_participants_see_the_stream_and_a_stored_completion(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -195,7 +222,9 @@ async def test_room_participants_see_the_stream_and_a_stored_completion(server: 
     assert stored["data"]["content"] == "".join(chunks) and stored["data"]["done"] is True
 
 
-async def test_reply_outlives_a_sender_who_disconnects(start_server, name) -> None:
+async def test_reply_outlives_a_sender_who_disconnects(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.02)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -213,7 +242,9 @@ async def test_reply_outlives_a_sender_who_disconnects(start_server, name) -> No
     assert "keep going without me" in answer[0]["content"]
 
 
-async def test_resent_message_id_starts_no_second_reply(start_server, name) -> None:
+async def test_resent_message_id_starts_no_second_reply(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server()
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("once only", message_id="dup-1"))
@@ -231,7 +262,7 @@ async def test_resent_message_id_starts_no_second_reply(start_server, name) -> N
     assert stats["ai"]["requests"] == 1
 
 
-async def test_ai_false_in_a_room_gets_no_reply(server: Server, name) -> None:
+async def test_ai_false_in_a_room_gets_no_reply(server: Server, name: Namer) -> None:
     room = name("shared")
     a = await joined(server, await server.user(name()), room, "shared")
     await a.send({"type": "chat", "room_id": room, "data": {"message": "just us", "ai": False}})

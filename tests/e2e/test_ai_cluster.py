@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from tests.e2e.ai_helpers import ai, cluster, is_done
 from tests.e2e.test_cluster import require_backends, start_cluster
+from tests.support import Namer, StartServer
 
 
-async def test_cancel_sent_to_another_process_stops_the_reply(pg_url: str, start_server,
-                                                              name) -> None:
+async def test_cancel_sent_to_another_process_stops_the_reply(
+    pg_url: str, start_server: StartServer, name: Namer
+) -> None:
     await require_backends()
     a, b = await start_cluster(start_server, 2, cluster(pg_url, OFFLINE_TOKEN_DELAY=0.05))
     user = await a.user(name())

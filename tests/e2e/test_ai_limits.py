@@ -9,7 +9,7 @@ from typing import Any
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, cluster, is_done, openai_server, outcome
 from tests.e2e.test_cluster import require_backends, start_cluster
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 SLOW = 0.05  # seconds between offline tokens: a reply runs for about two seconds
 
@@ -24,10 +24,12 @@ async def confirmed(client: Any, frame: dict[str, Any]) -> int:
 
 
 async def test_replies_beyond_the_per_user_limit_get_rate_limit_across_processes(
-        pg_url: str, start_server, name) -> None:
+    pg_url: str, start_server: StartServer, name: Namer
+) -> None:
     await require_backends()
-    a, b = await start_cluster(start_server, 2, cluster(
-        pg_url, AI_MAX_CONCURRENT_PER_USER=2, OFFLINE_TOKEN_DELAY=SLOW))
+    a, b = await start_cluster(
+        start_server, 2, cluster(pg_url, AI_MAX_CONCURRENT_PER_USER=2, OFFLINE_TOKEN_DELAY=SLOW)
+    )
     user = await a.user(name())
     on_a, on_b = await a.connect(user), await b.connect(user)
     first = await confirmed(on_a, ai("one", message_id="c1"))
@@ -37,16 +39,18 @@ async def test_replies_beyond_the_per_user_limit_get_rate_limit_across_processes
     assert refused["data"]["code"] == "RATE_LIMIT" and refused["data"]["message_id"] == "c3"
     assert "AI_MAX_CONCURRENT_PER_USER" in refused["data"]["error"]
     for conv in (first, second):
-        await on_a.expect("chat", lambda f, c=conv: done_in(f, c))
+        await on_a.expect("chat", lambda f, c=conv: done_in(f, c))  # type: ignore[misc]
     third = await confirmed(on_b, ai("three again", message_id="c4"))
     assert (await on_b.expect("chat", lambda f: done_in(f, third)))["data"]["tokens_used"] > 0
-    titles = [c["title"] for c in (await a.get("/api/v1/conversations", user)).json()[
-        "conversations"]]
+    titles = [
+        c["title"] for c in (await a.get("/api/v1/conversations", user)).json()["conversations"]
+    ]
     assert "three" not in titles  # the refused request created nothing
 
 
 async def test_a_message_over_the_context_budget_is_refused_naming_the_limit(
-        start_server, fake: FakeOpenAI, name) -> None:
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake, AI_CONTEXT_TOKENS=100)
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("word " * 1000, message_id="big"))
@@ -60,10 +64,12 @@ async def test_a_message_over_the_context_budget_is_refused_naming_the_limit(
     assert [r["messages"][-1]["content"] for r in fake.requests] == ["fits"]
 
 
-async def test_max_tokens_is_capped_at_the_models_maximum(start_server, fake: FakeOpenAI,
-                                                         name) -> None:
-    srv = await openai_server(start_server, fake, AI_MAX_TOKENS=2000,
-                              AI_MODEL_MAX_TOKENS='{"no-*": 300}')
+async def test_max_tokens_is_capped_at_the_models_maximum(
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
+    srv = await openai_server(
+        start_server, fake, AI_MAX_TOKENS=2000, AI_MODEL_MAX_TOKENS='{"no-*": 300}'
+    )
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("long please", max_tokens=1_000_000))
     await client.expect("chat", is_done)
@@ -75,7 +81,8 @@ async def test_max_tokens_is_capped_at_the_models_maximum(start_server, fake: Fa
 
 
 async def test_a_model_without_a_price_is_not_served_when_prices_are_set(
-        start_server, fake: FakeOpenAI, name) -> None:
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake, AI_PRICES='{"ok": {"input": 1, "output": 2}}')
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("free lunch?", model_preference="o1-pro"))
@@ -86,7 +93,8 @@ async def test_a_model_without_a_price_is_not_served_when_prices_are_set(
 
 
 async def test_a_second_chat_in_a_conversation_with_a_running_reply_is_refused(
-        start_server, name) -> None:
+    start_server: StartServer, name: Namer
+) -> None:
     srv: Server = await start_server(OFFLINE_TOKEN_DELAY=SLOW)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -107,7 +115,8 @@ async def test_a_second_chat_in_a_conversation_with_a_running_reply_is_refused(
 
 
 async def test_a_provider_error_body_reaches_the_log_not_the_client(
-        start_server, fake: FakeOpenAI, name) -> None:
+    start_server: StartServer, fake: FakeOpenAI, name: Namer
+) -> None:
     srv = await openai_server(start_server, fake)
     client = await srv.connect(await srv.user(name()))
     await client.send(ai("break", model_preference="fail-500"))
@@ -120,7 +129,7 @@ async def test_a_provider_error_body_reaches_the_log_not_the_client(
     assert "the fake model exploded" in srv.log
 
 
-async def test_all_outcomes_of_a_burst_are_answered(start_server, name) -> None:
+async def test_all_outcomes_of_a_burst_are_answered(start_server: StartServer, name: Namer) -> None:
     """Sixty chats from one connection: three run, the rest are refused at once."""
     srv: Server = await start_server(OFFLINE_TOKEN_DELAY=SLOW)
     client = await srv.connect(await srv.user(name()))

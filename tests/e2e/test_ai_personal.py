@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from tests.e2e.ai_helpers import ai, is_done
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 
 async def _answer(srv: Server, user, conv: int) -> str:  # type: ignore[no-untyped-def]
@@ -22,8 +22,9 @@ async def _answer(srv: Server, user, conv: int) -> str:  # type: ignore[no-untyp
         await asyncio.sleep(0.1)
 
 
-async def test_reply_whose_reader_left_mid_stream_is_replayed_on_reconnect(start_server,
-                                                                           name) -> None:
+async def test_reply_whose_reader_left_mid_stream_is_replayed_on_reconnect(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.02)
     alice = await srv.user(name())
     client = await srv.connect(alice)
@@ -39,7 +40,7 @@ async def test_reply_whose_reader_left_mid_stream_is_replayed_on_reconnect(start
     assert replayed["data"]["conversation_id"] == conv
 
 
-async def test_sync_on_the_personal_stream_returns_the_reply(server: Server, name) -> None:
+async def test_sync_on_the_personal_stream_returns_the_reply(server: Server, name: Namer) -> None:
     alice = await server.user(name())
     client = await server.connect(alice)
     await client.send(ai("remember this"))
@@ -55,7 +56,7 @@ async def test_sync_on_the_personal_stream_returns_the_reply(server: Server, nam
     assert done["data"]["rooms"] == {stream: live["seq"]}
 
 
-async def test_nobody_else_joins_or_syncs_a_personal_stream(server: Server, name) -> None:
+async def test_nobody_else_joins_or_syncs_a_personal_stream(server: Server, name: Namer) -> None:
     alice, bob = await server.user(name()), await server.user(name())
     a = await server.connect(alice)
     await a.send(ai("mine only"))
@@ -70,8 +71,9 @@ async def test_nobody_else_joins_or_syncs_a_personal_stream(server: Server, name
     assert response.status_code == 403
 
 
-async def test_a_user_cannot_create_a_room_named_like_a_personal_stream(server: Server,
-                                                                        name) -> None:
+async def test_a_user_cannot_create_a_room_named_like_a_personal_stream(
+    server: Server, name: Namer
+) -> None:
     bob = await server.user(name())
     b = await server.connect(bob)
     await b.send({"type": "join_room", "room_id": f"@{name()}"})

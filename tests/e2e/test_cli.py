@@ -11,12 +11,19 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_uploads import Payload, send_chunks, start
+from tests.support import StartServer
 
 
 def chinwag(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chinwag", *args], cwd=cwd,
-                          env={**os.environ, "DATA_DIR": str(cwd), **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chinwag", *args],
+        cwd=cwd,
+        env={**os.environ, "DATA_DIR": str(cwd), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_chinwag_alone_prints_its_help(tmp_path: Path) -> None:
@@ -35,10 +42,13 @@ def test_serve_help_shows_defaults_and_where_settings_come_from(tmp_path: Path) 
     assert "environment variables or a .env file" in text
 
 
-@pytest.mark.parametrize("url", ["redis+cluster://", "redis+cluster://host-without-port",
-                                 "redis+cluster://a:6379,b:notaport"])
-def test_a_malformed_redis_cluster_url_stops_startup_showing_the_form(tmp_path: Path,
-                                                                     url: str) -> None:
+@pytest.mark.parametrize(
+    "url",
+    ["redis+cluster://", "redis+cluster://host-without-port", "redis+cluster://a:6379,b:notaport"],
+)
+def test_a_malformed_redis_cluster_url_stops_startup_showing_the_form(
+    tmp_path: Path, url: str
+) -> None:
     done = chinwag("serve", "--port", "1", cwd=tmp_path, BROKER_URL=url)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
@@ -48,9 +58,11 @@ def test_a_malformed_redis_cluster_url_stops_startup_showing_the_form(tmp_path: 
 
 @pytest.mark.parametrize(("chunk", "frame"), [("1048576", "1048576"), ("786000", "1048576")])
 def test_a_chunk_size_that_cannot_fit_a_frame_stops_startup_naming_both(
-        tmp_path: Path, chunk: str, frame: str) -> None:
-    done = chinwag("serve", "--port", "1", cwd=tmp_path, MAX_CHUNK_SIZE=chunk,
-                   WS_MAX_MESSAGE_SIZE=frame)
+    tmp_path: Path, chunk: str, frame: str
+) -> None:
+    done = chinwag(
+        "serve", "--port", "1", cwd=tmp_path, MAX_CHUNK_SIZE=chunk, WS_MAX_MESSAGE_SIZE=frame
+    )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, done.stderr
@@ -59,7 +71,8 @@ def test_a_chunk_size_that_cannot_fit_a_frame_stops_startup_naming_both(
 
 
 async def test_the_largest_chunk_start_up_allows_is_accepted_over_the_socket(
-        start_server) -> None:
+    start_server: StartServer,
+) -> None:
     """785,664 bytes is what the refusal above offers for a 1 MiB frame limit: a
     server started with exactly that takes a chunk of that size in one frame."""
     srv = await start_server(MAX_CHUNK_SIZE=785664, WS_MAX_MESSAGE_SIZE=1048576)

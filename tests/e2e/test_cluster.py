@@ -25,8 +25,10 @@ from chinwag.client import ChatClient, Closed
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
 from tests.support import (
     ADMIN,
+    Namer,
     Server,
     ServerFactory,
+    StartServer,
     free_port,
     postgres_database,
     require_service,
@@ -40,13 +42,19 @@ TYPING_TIMEOUT = 1.0
 
 def cluster_env(database_url: str, broker_url: str = REDIS_URL, **extra: Any) -> dict[str, Any]:
     """Settings every process of one cluster shares (a fresh key prefix per cluster)."""
-    return {"DATABASE_URL": database_url, "BROKER_URL": broker_url,
-            "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
-            "PRESENCE_TTL": PRESENCE_TTL, "TYPING_TIMEOUT": TYPING_TIMEOUT, **extra}
+    return {
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker_url,
+        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
+        "PRESENCE_TTL": PRESENCE_TTL,
+        "TYPING_TIMEOUT": TYPING_TIMEOUT,
+        **extra,
+    }
 
 
-async def start_cluster(start: Callable[..., Awaitable[Server]], size: int,
-                        env: dict[str, Any]) -> list[Server]:
+async def start_cluster(
+    start: Callable[..., Awaitable[Server]], size: int, env: dict[str, Any]
+) -> list[Server]:
     """Start ``size`` processes: the first alone (it migrates and creates the admin),
     the others together. Starting all at once races two admin INSERTs on a fresh
     database and one process dies of the unique violation (upsert_admin selects,
@@ -60,8 +68,9 @@ async def require_backends() -> None:
     await require_service("redis", "127.0.0.1", 6379)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10,
-                     what: str = "condition") -> float:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float = 10, what: str = "condition"
+) -> float:
     """Poll ``check`` until it holds; the seconds it took. Fails after ``within``."""
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -92,15 +101,17 @@ def is_presence(username: str, status: str) -> Callable[[dict[str, Any]], bool]:
 
 
 @pytest.fixture(scope="module")
-async def cluster(tmp_path_factory: pytest.TempPathFactory,
-                  broker_url: str) -> AsyncIterator[list[Server]]:
+async def cluster(
+    tmp_path_factory: pytest.TempPathFactory, broker_url: str
+) -> AsyncIterator[list[Server]]:
     """Three processes; tests use their own users and rooms to stay apart."""
     await require_backends()
     async with postgres_database() as url:
         factory = ServerFactory(tmp_path_factory.mktemp("cluster"))
         try:
-            yield await start_cluster(factory.start, 3, cluster_env(
-                url, broker_url, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2))
+            yield await start_cluster(
+                factory.start, 3, cluster_env(url, broker_url, WEBSOCKET_MAX_CONNECTIONS_PER_USER=2)
+            )
         finally:
             await factory.stop_all()
 
@@ -109,7 +120,8 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory,
 
 
 async def test_concurrent_senders_on_three_processes_give_everyone_one_gapless_order(
-        cluster: list[Server], name) -> None:
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     users = [await cluster[i % 3].user(name()) for i in range(6)]
     clients = [await joined(cluster[0], users[0], room, "shared")]
@@ -130,7 +142,8 @@ async def test_concurrent_senders_on_three_processes_give_everyone_one_gapless_o
     assert seqs == list(range(seqs[0], seqs[0] + 300))  # strictly increasing, gapless
     for index in range(3):  # each sender's own order is kept
         assert [c for _, c in streams[0] if c.startswith(f"{index}:")] == [
-            f"{index}:{i}" for i in range(100)]
+            f"{index}:{i}" for i in range(100)
+        ]
     await senders[0].send(chat(room, "marker", "marker"))
     for client in clients:  # nothing twice: the next chat anyone sees is the marker
         assert (await client.expect("chat"))["data"]["content"] == "marker"
@@ -140,7 +153,8 @@ async def test_concurrent_senders_on_three_processes_give_everyone_one_gapless_o
 
 
 async def test_offline_member_back_on_another_process_gets_backlog_and_sender_receipts(
-        cluster: list[Server], name) -> None:
+    cluster: list[Server], name: Namer
+) -> None:
     a_srv, b_srv, c_srv = cluster
     room = name("shared")
     alice, bob = await a_srv.user(name()), await b_srv.user(name())
@@ -157,16 +171,21 @@ async def test_offline_member_back_on_another_process_gets_backlog_and_sender_re
     b = await c_srv.connect(bob)  # back on a third process
     got = [await b.expect("chat", is_chat_from(alice.username)) for _ in range(5)]
     assert [(f["seq"], f["data"]["content"]) for f in got] == [
-        (s, f"away {i}") for i, s in enumerate(seqs)]
-    receipts = [await a.expect("delivery_confirmation",
-                               lambda f: f["data"].get("recipient") == bob.username)
-                for _ in range(5)]
+        (s, f"away {i}") for i, s in enumerate(seqs)
+    ]
+    receipts = [
+        await a.expect(
+            "delivery_confirmation", lambda f: f["data"].get("recipient") == bob.username
+        )
+        for _ in range(5)
+    ]
     assert sorted(r["data"]["message_id"] for r in receipts) == [f"away-{i}" for i in range(5)]
     assert {r["data"]["status"] for r in receipts} == {"delivered"}
 
 
 async def test_read_receipt_on_one_process_reaches_the_sender_on_another(
-        cluster: list[Server], name) -> None:
+    cluster: list[Server], name: Namer
+) -> None:
     a_srv, b_srv, _ = cluster
     room = name("shared")
     alice, bob = await a_srv.user(name()), await b_srv.user(name())
@@ -179,8 +198,10 @@ async def test_read_receipt_on_one_process_reaches_the_sender_on_another(
     for _ in range(3):
         await b.expect("chat", is_chat_from(alice.username))
     await b.send({"type": "read_receipt", "data": {"room_id": room, "seq": seqs[1]}})
-    reads = [await a.expect("delivery_confirmation", lambda f: f["data"]["status"] == "read")
-             for _ in range(2)]
+    reads = [
+        await a.expect("delivery_confirmation", lambda f: f["data"]["status"] == "read")
+        for _ in range(2)
+    ]
     assert [r["data"]["message_id"] for r in reads] == ["r-0", "r-1"]
     assert {r["data"]["recipient"] for r in reads} == {bob.username}
 
@@ -188,8 +209,9 @@ async def test_read_receipt_on_one_process_reaches_the_sender_on_another(
 # ---- typing and presence -------------------------------------------------------------
 
 
-async def test_typing_crosses_processes_is_not_echoed_and_expires(cluster: list[Server],
-                                                                  name) -> None:
+async def test_typing_crosses_processes_is_not_echoed_and_expires(
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     users = [await srv.user(name()) for srv in cluster]
     a = await joined(cluster[0], users[0], room, "shared")
@@ -199,8 +221,12 @@ async def test_typing_crosses_processes_is_not_echoed_and_expires(cluster: list[
     started = loop.time()
     for client in others:
         frame = await client.expect("typing")
-        assert frame["data"] == {"user_id": users[0].user_id, "username": users[0].username,
-                                 "is_typing": True, "room_id": room}
+        assert frame["data"] == {
+            "user_id": users[0].user_id,
+            "username": users[0].username,
+            "is_typing": True,
+            "room_id": room,
+        }
     for client in others:
         stopped = await client.expect("typing", timeout=TYPING_TIMEOUT + 5)
         assert stopped["data"]["is_typing"] is False
@@ -212,8 +238,9 @@ async def test_typing_crosses_processes_is_not_echoed_and_expires(cluster: list[
     assert not a.pending("typing")
 
 
-async def test_chat_on_one_process_ends_typing_seen_on_another(cluster: list[Server],
-                                                               name) -> None:
+async def test_chat_on_one_process_ends_typing_seen_on_another(
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await cluster[0].user(name()), await cluster[1].user(name())
     a = await joined(cluster[0], alice, room, "shared")
@@ -225,7 +252,7 @@ async def test_chat_on_one_process_ends_typing_seen_on_another(cluster: list[Ser
     assert (await b.expect("typing", timeout=TYPING_TIMEOUT / 2))["data"]["is_typing"] is False
 
 
-async def test_presence_and_participants_span_processes(cluster: list[Server], name) -> None:
+async def test_presence_and_participants_span_processes(cluster: list[Server], name: Namer) -> None:
     a_srv, b_srv, c_srv = cluster
     room = name("shared")
     alice, bob = await a_srv.user(name()), await b_srv.user(name())
@@ -246,7 +273,8 @@ async def test_presence_and_participants_span_processes(cluster: list[Server], n
 
 
 async def test_offline_is_announced_only_when_the_last_connection_anywhere_closes(
-        cluster: list[Server], name) -> None:
+    cluster: list[Server], name: Namer
+) -> None:
     a_srv, b_srv, _ = cluster
     room = name("shared")
     alice, bob = await a_srv.user(name()), await a_srv.user(name())
@@ -263,7 +291,8 @@ async def test_offline_is_announced_only_when_the_last_connection_anywhere_close
 
 
 async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
-        cluster: list[Server], name) -> None:
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     owner = await cluster[0].user(name())
     await joined(cluster[0], owner, room, "shared")
@@ -276,13 +305,17 @@ async def test_one_user_joining_from_two_processes_at_once_is_one_membership(
     info = (await cluster[0].get(f"/api/v1/ws/rooms/{room}", owner)).json()
     assert sorted(info["members"]) == sorted([owner.username, *(u.username for u in users)])
     history = (await cluster[0].get(f"/api/v1/ws/rooms/{room}/messages", owner)).json()
-    joins = [e["data"]["username"] for e in history["messages"]
-             if e["type"] == "presence" and e["data"]["status"] == "joined"]
+    joins = [
+        e["data"]["username"]
+        for e in history["messages"]
+        if e["type"] == "presence" and e["data"]["status"] == "joined"
+    ]
     assert sorted(joins) == sorted(u.username for u in users)  # one "joined" each
 
 
-async def test_join_confirmation_lists_participants_of_every_process(cluster: list[Server],
-                                                                     name) -> None:
+async def test_join_confirmation_lists_participants_of_every_process(
+    cluster: list[Server], name: Namer
+) -> None:
     room = name("shared")
     users = [await srv.user(name()) for srv in cluster]
     await joined(cluster[0], users[0], room, "shared")
@@ -296,8 +329,9 @@ async def test_join_confirmation_lists_participants_of_every_process(cluster: li
 # ---- limits and stats ------------------------------------------------------------------
 
 
-async def test_per_user_connection_limit_counts_every_process(cluster: list[Server],
-                                                              name) -> None:
+async def test_per_user_connection_limit_counts_every_process(
+    cluster: list[Server], name: Namer
+) -> None:
     a_srv, b_srv, _ = cluster  # WEBSOCKET_MAX_CONNECTIONS_PER_USER=2
     alice = await a_srv.user(name())
     first = await attached(a_srv, alice)
@@ -319,8 +353,9 @@ async def test_per_user_connection_limit_counts_every_process(cluster: list[Serv
     await eventually(admitted, within=5, what="a connection after one closed")
 
 
-async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, name,
-                                                   broker_url: str) -> None:
+async def test_stats_sum_connections_of_every_node(
+    pg_url: str, start_server: StartServer, name: Namer, broker_url: str
+) -> None:
     a_srv, b_srv = await start_cluster(start_server, 2, cluster_env(pg_url, broker_url))
     admin = await a_srv.admin()
     users = [await a_srv.user(name()) for _ in range(3)]
@@ -341,25 +376,37 @@ async def test_stats_sum_connections_of_every_node(pg_url: str, start_server, na
 # ---- chinwag serve --workers N ------------------------------------------------------------
 
 
-async def test_serve_with_two_workers_shares_one_port(pg_url: str, tmp_path: Path,
-                                                      name, broker_url: str) -> None:
+async def test_serve_with_two_workers_shares_one_port(
+    pg_url: str, tmp_path: Path, name: Namer, broker_url: str
+) -> None:
     port = free_port()
-    srv = Server(port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url, broker_url)),
-                 tmp_path)
+    srv = Server(
+        port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url, broker_url)), tmp_path
+    )
     # The admin first: two workers creating it at once race (see start_cluster).
-    subprocess.run([sys.executable, "-m", "chinwag", "create-admin", ADMIN[0], "--password",
-                    ADMIN[1]], cwd=tmp_path, env=srv.env, capture_output=True, check=True,
-                   timeout=30)
+    subprocess.run(
+        [sys.executable, "-m", "chinwag", "create-admin", ADMIN[0], "--password", ADMIN[1]],
+        cwd=tmp_path,
+        env=srv.env,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
     with (tmp_path / "server.log").open("ab") as log:
         srv.proc = subprocess.Popen(
             [*SERVE, "--workers", "2", "--port", str(port)],
-            cwd=tmp_path, env=srv.env, stdout=log, stderr=subprocess.STDOUT)
+            cwd=tmp_path,
+            env=srv.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         await eventually(lambda: _answers(srv), within=30, what="/health on the workers")
         admin = await srv.admin()
         # Both workers publish their snapshot: the stats count two nodes.
-        await eventually(lambda: _nodes(srv, admin, 2), within=PRESENCE_TTL * 3,
-                         what="two nodes in the stats")
+        await eventually(
+            lambda: _nodes(srv, admin, 2), within=PRESENCE_TTL * 3, what="two nodes in the stats"
+        )
         room = name("shared")
         users = [await srv.user(name()) for _ in range(4)]
         clients = [await joined(srv, users[0], room, "shared")]
@@ -385,16 +432,22 @@ async def _answers(srv: Server) -> bool:
 
 
 async def _nodes(srv: Server, admin: Any, count: int) -> bool:
-    return (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"] == count
+    nodes: int = (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"]
+    return nodes == count
 
 
 def test_serve_with_workers_but_no_redis_exits_2_with_one_line(tmp_path: Path) -> None:
     env = ServerFactory(tmp_path).env(tmp_path, BROKER_URL="memory://")
     done = subprocess.run(
         [*SERVE, "--workers", "2", "--port", str(free_port())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30, check=False)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "BROKER_URL" in lines[0] and "redis://" in lines[0], done.stderr
     assert done.stdout == ""
-

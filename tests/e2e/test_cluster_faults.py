@@ -33,7 +33,7 @@ from tests.e2e.test_cluster import (
     participants,
     start_cluster,
 )
-from tests.support import Server, free_port, kill
+from tests.support import Namer, Server, StartServer, free_port, kill
 
 
 @dataclass
@@ -56,8 +56,12 @@ class Sender:
             content, message_id = f"{self.tag}{i}", f"{self.tag}-{i}"
             try:
                 await self.client.send(chat(self.room, content, message_id))
-                done = await self.client.expect("delivery_confirmation", lambda f, m=message_id: (
-                    f["data"]["message_id"] == m and "recipient" not in f["data"]))
+                done = await self.client.expect(
+                    "delivery_confirmation",
+                    lambda f, m=message_id: (  # type: ignore[misc]
+                        f["data"]["message_id"] == m and "recipient" not in f["data"]
+                    ),
+                )
             except (Closed, ConnectionClosed):
                 return
             assert done["data"]["status"] == "delivered"
@@ -76,8 +80,11 @@ class Sender:
 
 def chats(client: ChatClient, room: str) -> list[tuple[int, str]]:
     """(seq, content) of every chat of ``room`` the client received, in arrival order."""
-    return [(f["seq"], f["data"]["content"]) for f in client.frames
-            if f is not None and f.get("type") == "chat" and f.get("room_id") == room]
+    return [
+        (f["seq"], f["data"]["content"])
+        for f in client.frames
+        if f is not None and f.get("type") == "chat" and f.get("room_id") == room
+    ]
 
 
 async def has_all(client: ChatClient, room: str, sent: dict[int, str]) -> bool:
@@ -90,8 +97,9 @@ async def stored_chats(srv: Server, room: str, user: Any) -> dict[int, str]:
     path = f"/api/v1/ws/rooms/{room}/messages?limit=500"
     while True:
         page = (await srv.get(path, user)).json()
-        out.update({e["seq"]: e["data"]["content"] for e in page["messages"]
-                    if e["type"] == "chat"})
+        out.update(
+            {e["seq"]: e["data"]["content"] for e in page["messages"] if e["type"] == "chat"}
+        )
         if page["next_before_seq"] is None:
             return out
         path = f"/api/v1/ws/rooms/{room}/messages?limit=500&before_seq={page['next_before_seq']}"
@@ -112,7 +120,8 @@ def first_seen(stream: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_elsewhere(
-        pg_url: str, start_server, name) -> None:
+    pg_url: str, start_server: StartServer, name: Namer
+) -> None:
     survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
     room = name("shared")
     talker, watcher, mover, leaver = [await survivor.user(name()) for _ in range(4)]
@@ -137,8 +146,11 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
             return leaver.username not in await participants(survivor, room, talker)
 
         # Entries live PRESENCE_TTL after their last refresh: gone within that, plus slack.
-        expiry = asyncio.create_task(eventually(leaver_gone, within=2 * PRESENCE_TTL,
-                                                what="the dead process's presence gone"))
+        expiry = asyncio.create_task(
+            eventually(
+                leaver_gone, within=2 * PRESENCE_TTL, what="the dead process's presence gone"
+            )
+        )
         await m.wait_closed()
         last_seen = max(seq for seq, _ in chats(m, room))
         back = await survivor.connect(mover)  # the same ws token works on every process
@@ -146,7 +158,8 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
         await back.expect("sync")
         await expiry
         assert await participants(survivor, room, talker) == sorted(
-            u.username for u in (talker, watcher, mover))
+            u.username for u in (talker, watcher, mover)
+        )
         await sender.confirmed(30)  # traffic goes on after the recovery
     finally:
         if expiry is not None:
@@ -159,7 +172,8 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
     # confirmed: that one must reach everyone too).
     assert sender.sent.items() <= stored.items() and doomed.sent.items() <= stored.items()
     assert set(stored.values()) - {*sender.sent.values(), *doomed.sent.values()} <= {
-        f"v{len(doomed.sent)}"}
+        f"v{len(doomed.sent)}"
+    }
     expected = sorted(stored.items())
     for client in (t, w):  # the survivor's clients: everything, once, in order
         await eventually(partial(has_all, client, room, stored), what="delivery")
@@ -170,7 +184,8 @@ async def test_sigkilled_process_loses_nothing_stored_and_its_clients_recover_el
 
 
 async def test_typing_set_on_a_sigkilled_process_ends_for_the_others(
-        pg_url: str, start_server, name) -> None:
+    pg_url: str, start_server: StartServer, name: Namer
+) -> None:
     survivor, victim = await start_cluster(start_server, 2, cluster_env(pg_url))
     room = name("shared")
     alice, bob = await victim.user(name()), await survivor.user(name())
@@ -191,8 +206,12 @@ async def test_typing_set_on_a_sigkilled_process_ends_for_the_others(
     loop = asyncio.get_running_loop()
     killed = loop.time()
     ended = await b.expect("typing", timeout=TYPING_TIMEOUT * 1.5 + 5)
-    assert ended["data"] == {"user_id": alice.user_id, "username": alice.username,
-                             "is_typing": False, "room_id": room}
+    assert ended["data"] == {
+        "user_id": alice.user_id,
+        "username": alice.username,
+        "is_typing": False,
+        "room_id": room,
+    }
     assert loop.time() - killed <= TYPING_TIMEOUT * 1.5 + 1
     with pytest.raises(TimeoutError):  # ended once
         await b.expect("typing", timeout=TYPING_TIMEOUT)
@@ -212,8 +231,18 @@ class PrivateRedis:
     async def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", stdout=log, stderr=log)
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                stdout=log,
+                stderr=log,
+            )
         await eventually(self._answers, within=10, what="redis-server up")
 
     async def kill(self) -> None:
@@ -258,9 +287,11 @@ async def health(srv: Server) -> tuple[int, dict[str, Any]]:
 
 
 async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_restart(
-        pg_url: str, private_redis: PrivateRedis, start_server, name) -> None:
-    a_srv, b_srv = await start_cluster(start_server, 2,
-                                       cluster_env(pg_url, broker_url=private_redis.url))
+    pg_url: str, private_redis: PrivateRedis, start_server: StartServer, name: Namer
+) -> None:
+    a_srv, b_srv = await start_cluster(
+        start_server, 2, cluster_env(pg_url, broker_url=private_redis.url)
+    )
     room = name("shared")
     alice, amy, bob = [await a_srv.user(name()) for _ in range(3)]
     a = await joined(a_srv, alice, room, "shared")
@@ -272,6 +303,7 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
         await sender.confirmed(30)
         await private_redis.kill()
         for srv in (a_srv, b_srv):  # both notice, and say so
+
             async def down(srv: Server = srv) -> bool:
                 status, body = await health(srv)
                 return status == 503 and body["broker"] == "down"
@@ -279,12 +311,15 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
             await eventually(down, within=5, what="/health 503 with the broker down")
         # Same-process chat goes on: stored, confirmed, delivered there at once.
         during, during_b = await sender.confirmed(20), await other.confirmed(5)
-        await eventually(lambda: _has_seq(a2, room, during), within=5,
-                         what="delivery on A while Redis is down")
-        await eventually(lambda: _has_seq(b, room, during_b), within=5,
-                         what="delivery on B while Redis is down")
+        await eventually(
+            lambda: _has_seq(a2, room, during), within=5, what="delivery on A while Redis is down"
+        )
+        await eventually(
+            lambda: _has_seq(b, room, during_b), within=5, what="delivery on B while Redis is down"
+        )
         await private_redis.start()
         for srv in (a_srv, b_srv):
+
             async def up(srv: Server = srv) -> bool:
                 return (await health(srv))[0] == 200
 
@@ -300,8 +335,9 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
     # No sync from the clients: each process re-reads the store once its broker link
     # is back, so every client gets every stored message, once, in seq order.
     for client in (a, a2, b):
-        await eventually(partial(has_all, client, room, sent), within=10,
-                         what="every message after the heal")
+        await eventually(
+            partial(has_all, client, room, sent), within=10, what="every message after the heal"
+        )
         assert chats(client, room) == expected
     assert await stored_chats(b_srv, room, bob) == sent
     # Presence is back in the fresh Redis too (refreshed every PRESENCE_TTL / 3).
@@ -315,4 +351,3 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
 
 async def _has_seq(client: ChatClient, room: str, seq: int) -> bool:
     return any(s == seq for s, _ in chats(client, room))
-

@@ -42,8 +42,9 @@ def storage_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any
 
 
 @pytest.fixture
-async def pair(pg_url: str, start_server: Callable[..., Awaitable[Server]],
-               storage_env: dict[str, Any]) -> list[Server]:
+async def pair(
+    pg_url: str, start_server: Callable[..., Awaitable[Server]], storage_env: dict[str, Any]
+) -> list[Server]:
     return await start_cluster(start_server, 2, cluster_env(pg_url, **storage_env))
 
 
@@ -103,10 +104,13 @@ async def test_two_processes_racing_to_finalize_share_the_file_once(
     on_b = await b.connect(user)
     file_id = await start(on_a, "notes.txt", TEXT, room=room)
     await send_chunks(on_a, file_id, TEXT)
-    await asyncio.gather(send(on_a, finalize_frame(file_id, TEXT.sha256)),
-                         send(on_b, finalize_frame(file_id, TEXT.sha256)))
-    await on_a.expect("file_upload", lambda f: f["data"].get("upload_type") == "complete",
-                      timeout=30)
+    await asyncio.gather(
+        send(on_a, finalize_frame(file_id, TEXT.sha256)),
+        send(on_b, finalize_frame(file_id, TEXT.sha256)),
+    )
+    await on_a.expect(
+        "file_upload", lambda f: f["data"].get("upload_type") == "complete", timeout=30
+    )
     # Whichever lost was answered with an error; the room holds the file once.
     r = await a.get(f"/api/v1/ws/rooms/{room}/messages", user)
     assert r.status_code == 200, r.text

@@ -11,10 +11,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 
-async def test_connect_frame_has_guide_fields_and_user(server: Server, name) -> None:
+async def test_connect_frame_has_guide_fields_and_user(server: Server, name: Namer) -> None:
     user = await server.user(name())
     client = await server.raw_connect(user)
     frame = await client.expect()
@@ -26,8 +26,9 @@ async def test_connect_frame_has_guide_fields_and_user(server: Server, name) -> 
 
 
 @pytest.mark.parametrize("token", [None, "not-a-jwt", "expired", "access", "forged"])
-async def test_bad_token_gets_auth_failed_then_4401(server: Server, name,
-                                                    token: str | None) -> None:
+async def test_bad_token_gets_auth_failed_then_4401(
+    server: Server, name: Namer, token: str | None
+) -> None:
     user = await server.user(name())
     secret = server.env["JWT_SECRET"]
     claims = {"sub": user.username, "uid": user.user_id, "aud": "chinwag:ws"}
@@ -44,7 +45,7 @@ async def test_bad_token_gets_auth_failed_then_4401(server: Server, name,
     assert await client.wait_closed() == 4401
 
 
-async def test_foreign_origin_is_refused_with_403(server: Server, name) -> None:
+async def test_foreign_origin_is_refused_with_403(server: Server, name: Namer) -> None:
     user = await server.user(name())
     url = f"{server.ws_base}/api/v1/ws/ws?token={user.ws_token}"
     with pytest.raises(InvalidStatus) as info:
@@ -52,7 +53,9 @@ async def test_foreign_origin_is_refused_with_403(server: Server, name) -> None:
     assert info.value.response.status_code == 403
 
 
-async def test_same_origin_and_listed_origin_are_allowed(start_server, name) -> None:
+async def test_same_origin_and_listed_origin_are_allowed(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WS_ALLOWED_ORIGINS="https://app.example.com")
     user = await srv.user(name())
     url = f"{srv.ws_base}/api/v1/ws/ws?token={user.ws_token}"
@@ -61,7 +64,9 @@ async def test_same_origin_and_listed_origin_are_allowed(start_server, name) -> 
             assert '"connect"' in str(await asyncio.wait_for(ws.recv(), 5))
 
 
-async def test_per_user_connection_limit_closes_with_1013(start_server, name) -> None:
+async def test_per_user_connection_limit_closes_with_1013(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_MAX_CONNECTIONS_PER_USER=2)
     user = await srv.user(name())
     await srv.connect(user)
@@ -74,7 +79,9 @@ async def test_per_user_connection_limit_closes_with_1013(start_server, name) ->
     assert other.close_code is None
 
 
-async def test_global_connection_limit_closes_with_1013(start_server, name) -> None:
+async def test_global_connection_limit_closes_with_1013(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_MAX_CONNECTIONS=2)
     await srv.connect(await srv.user(name()))
     await srv.connect(await srv.user(name()))
@@ -83,14 +90,16 @@ async def test_global_connection_limit_closes_with_1013(start_server, name) -> N
     assert await third.wait_closed() == 1013
 
 
-async def test_oversized_frame_closes_with_1009(start_server, name) -> None:
+async def test_oversized_frame_closes_with_1009(start_server: StartServer, name: Namer) -> None:
     srv = await start_server(WS_MAX_MESSAGE_SIZE=4096, MAX_CHUNK_SIZE=1024)
     client = await srv.connect(await srv.user(name()))
     await client.send("x" * 5000)
     assert await client.wait_closed() == 1009
 
 
-async def test_connection_closes_with_4401_when_token_expires(start_server, name) -> None:
+async def test_connection_closes_with_4401_when_token_expires(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WS_TOKEN_EXPIRE_SECONDS=2)
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -99,7 +108,7 @@ async def test_connection_closes_with_4401_when_token_expires(start_server, name
     assert await client.wait_closed() == 4401
 
 
-async def test_refresh_token_extends_the_connection(start_server, name) -> None:
+async def test_refresh_token_extends_the_connection(start_server: StartServer, name: Namer) -> None:
     srv = await start_server(WS_TOKEN_EXPIRE_SECONDS=3)
     user = await srv.user(name())
     first_exp = jwt.decode(user.ws_token, options={"verify_signature": False})["exp"]
@@ -121,7 +130,9 @@ async def test_refresh_token_extends_the_connection(start_server, name) -> None:
     assert client.close_code is None
 
 
-async def test_refresh_with_bad_or_foreign_token_changes_nothing(server: Server, name) -> None:
+async def test_refresh_with_bad_or_foreign_token_changes_nothing(
+    server: Server, name: Namer
+) -> None:
     user, other = await server.user(name()), await server.user(name())
     client = await server.connect(user)
     for token in ("garbage", other.ws_token, user.access_token):
@@ -131,7 +142,7 @@ async def test_refresh_with_bad_or_foreign_token_changes_nothing(server: Server,
     assert (await client.expect("pong"))["type"] == "pong"
 
 
-async def test_half_open_handshake_is_dropped(start_server) -> None:
+async def test_half_open_handshake_is_dropped(start_server: StartServer) -> None:
     srv = await start_server(WEBSOCKET_HANDSHAKE_TIMEOUT=1)
     reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
     writer.write(b"GET /api/v1/ws/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
@@ -143,7 +154,8 @@ async def test_half_open_handshake_is_dropped(start_server) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 async def test_sigterm_or_sigint_closes_every_socket_with_1012_and_exits_0(
-        start_server, name, sig: int) -> None:
+    start_server: StartServer, name: Namer, sig: int
+) -> None:
     srv = await start_server()
     clients = [await srv.connect(await srv.user(name())) for _ in range(3)]
     assert await srv.stop(sig) == 0

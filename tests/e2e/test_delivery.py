@@ -8,12 +8,14 @@ import asyncio
 import pytest
 
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
-from tests.support import Server, restart
+from tests.support import Namer, Server, StartServer, restart
 
 pytestmark = pytest.mark.storage
 
 
-async def test_chat_reaches_every_participant_with_seq_and_shape(server: Server, name) -> None:
+async def test_chat_reaches_every_participant_with_seq_and_shape(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -34,7 +36,7 @@ async def test_chat_reaches_every_participant_with_seq_and_shape(server: Server,
     assert c["room_id"] == room and c["queued_for"] == []
 
 
-async def test_chat_from_a_non_member_is_not_in_room(server: Server, name) -> None:
+async def test_chat_from_a_non_member_is_not_in_room(server: Server, name: Namer) -> None:
     room = name("shared")
     await joined(server, await server.user(name()), room, "shared")
     outsider = await server.connect(await server.user(name()))
@@ -43,8 +45,9 @@ async def test_chat_from_a_non_member_is_not_in_room(server: Server, name) -> No
     assert error["data"]["code"] == "NOT_IN_ROOM" and error["data"]["message_id"] == "x-1"
 
 
-async def test_resent_message_id_is_stored_once_and_marked_duplicate(server: Server,
-                                                                      name) -> None:
+async def test_resent_message_id_is_stored_once_and_marked_duplicate(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -65,7 +68,7 @@ async def test_resent_message_id_is_stored_once_and_marked_duplicate(server: Ser
     assert contents == ["once", "marker"]
 
 
-async def test_history_pages_backwards_oldest_first(server: Server, name) -> None:
+async def test_history_pages_backwards_oldest_first(server: Server, name: Namer) -> None:
     room = name("shared")
     alice = await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -75,18 +78,20 @@ async def test_history_pages_backwards_oldest_first(server: Server, name) -> Non
     page = (await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=3", alice)).json()
     assert [m["data"]["content"] for m in page["messages"]] == ["m4", "m5", "m6"]
     before = page["messages"][0]["seq"]
-    older = (await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=3&before_seq={before}",
-                              alice)).json()
+    older = (
+        await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=3&before_seq={before}", alice)
+    ).json()
     assert [m["data"]["content"] for m in older["messages"]] == ["m1", "m2", "m3"]
     stranger = await server.user(name())
-    assert (await server.get(f"/api/v1/ws/rooms/{room}/messages",
-                             stranger)).status_code == 200  # shared: anyone may read
-    assert (await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=0",
-                             alice)).status_code == 422
+    assert (
+        await server.get(f"/api/v1/ws/rooms/{room}/messages", stranger)
+    ).status_code == 200  # shared: anyone may read
+    assert (await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=0", alice)).status_code == 422
 
 
-async def test_offline_member_gets_ten_messages_in_order_then_receipts(server: Server,
-                                                                       name) -> None:
+async def test_offline_member_gets_ten_messages_in_order_then_receipts(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -103,11 +108,15 @@ async def test_offline_member_gets_ten_messages_in_order_then_receipts(server: S
     got = [await b.expect("chat", is_chat_from(alice.username)) for _ in range(10)]
     assert [f["data"]["content"] for f in got] == [f"while away {i}" for i in range(10)]
     assert [f["seq"] for f in got] == seqs
-    receipts = [await a.expect("delivery_confirmation",
-                               lambda f: f["data"].get("recipient") == bob.username)
-                for _ in range(10)]
+    receipts = [
+        await a.expect(
+            "delivery_confirmation", lambda f: f["data"].get("recipient") == bob.username
+        )
+        for _ in range(10)
+    ]
     assert sorted(r["data"]["message_id"] for r in receipts) == sorted(
-        f"away-{i}" for i in range(10))
+        f"away-{i}" for i in range(10)
+    )
     assert all(r["data"]["status"] == "delivered" for r in receipts)
     # A new message after the backlog arrives after it.
     await a.send(chat(room, "fresh"))
@@ -115,8 +124,10 @@ async def test_offline_member_gets_ten_messages_in_order_then_receipts(server: S
     assert fresh["data"]["content"] == "fresh" and fresh["seq"] > seqs[-1]
     # Reading up to the 5th marks the first five as read, one receipt each.
     await b.send({"type": "read_receipt", "data": {"room_id": room, "seq": seqs[4]}})
-    reads = [await a.expect("delivery_confirmation",
-                            lambda f: f["data"]["status"] == "read") for _ in range(5)]
+    reads = [
+        await a.expect("delivery_confirmation", lambda f: f["data"]["status"] == "read")
+        for _ in range(5)
+    ]
     assert [r["data"]["message_id"] for r in reads] == [f"away-{i}" for i in range(5)]
     assert all(r["data"]["recipient"] == bob.username for r in reads)
     await b.send({"type": "read_receipt", "data": {"room_id": room, "seq": seqs[4]}})
@@ -125,7 +136,7 @@ async def test_offline_member_gets_ten_messages_in_order_then_receipts(server: S
     assert sixth["data"]["message_id"] == "away-5"  # nothing twice
 
 
-async def test_sync_replays_everything_after_the_named_seq(server: Server, name) -> None:
+async def test_sync_replays_everything_after_the_named_seq(server: Server, name: Namer) -> None:
     room = name("shared")
     alice = await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -143,8 +154,9 @@ async def test_sync_replays_everything_after_the_named_seq(server: Server, name)
     assert (await other.expect("error"))["data"]["code"] == "NOT_IN_ROOM"
 
 
-async def test_three_clients_200_messages_each_arrive_identically_ordered(server: Server,
-                                                                          name) -> None:
+async def test_three_clients_200_messages_each_arrive_identically_ordered(
+    server: Server, name: Namer
+) -> None:
     room = name("shared")
     users = [await server.user(name()) for _ in range(3)]
     clients = [await joined(server, users[0], room, "shared")]
@@ -168,8 +180,9 @@ async def test_three_clients_200_messages_each_arrive_identically_ordered(server
         assert mine == [f"{index}:{i}" for i in range(200)]
 
 
-async def test_restart_between_send_and_reconnect_loses_nothing(start_server, database_url,
-                                                                name) -> None:
+async def test_restart_between_send_and_reconnect_loses_nothing(
+    start_server: StartServer, database_url: str, name: Namer
+) -> None:
     srv = await start_server(DATABASE_URL=database_url)
     room = name("shared")
     alice, bob = await srv.user(name()), await srv.user(name())
@@ -185,7 +198,9 @@ async def test_restart_between_send_and_reconnect_loses_nothing(start_server, da
     assert [f["data"]["content"] for f in got] == [f"before restart {i}" for i in range(5)]
 
 
-async def test_an_in_memory_sqlite_database_stores_and_replays(start_server, name) -> None:
+async def test_an_in_memory_sqlite_database_stores_and_replays(
+    start_server: StartServer, name: Namer
+) -> None:
     srv: Server = await start_server(DATABASE_URL="sqlite+aiosqlite:///:memory:")
     room = name("shared")
     alice, bob = await srv.user(name()), await srv.user(name())

@@ -46,13 +46,20 @@ class Endpoint:
 @pytest.fixture
 async def endpoint() -> AsyncIterator[tuple[Endpoint, int]]:
     app = Endpoint()
-    config = uvicorn.Config(app, ws=DirectWebSocketProtocol, ws_per_message_deflate=False,
-                            ws_ping_interval=None, lifespan="off", log_config=None)
+    config = uvicorn.Config(
+        app,
+        ws=DirectWebSocketProtocol,
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
+        lifespan="off",
+        log_config=None,
+    )
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: DirectWebSocketProtocol(config, state, {}), "127.0.0.1", 0)
+        lambda: DirectWebSocketProtocol(config, state, {}), "127.0.0.1", 0
+    )
     port = server.sockets[0].getsockname()[1]
     try:
         yield app, port
@@ -63,7 +70,9 @@ async def endpoint() -> AsyncIterator[tuple[Endpoint, int]]:
         await server.wait_closed()
 
 
-async def test_uvicorn_still_has_every_internal_the_direct_path_uses(endpoint) -> None:
+async def test_uvicorn_still_has_every_internal_the_direct_path_uses(
+    endpoint: tuple[Endpoint, int],
+) -> None:
     app, port = endpoint
     async with connect(f"ws://127.0.0.1:{port}/") as ws:
         protocol = await asyncio.wait_for(app.protocol, 5)
@@ -74,12 +83,15 @@ async def test_uvicorn_still_has_every_internal_the_direct_path_uses(endpoint) -
         missing += [n for n in RELIED_ON_METHODS if not hasattr(WebSocketsSansIOProtocol, n)]
         assert not missing, (
             f"uvicorn {uvicorn.__version__} no longer has {missing} on its sansio WebSocket "
-            "protocol: server/direct_write.py relies on them (fix it before upgrading)")
+            "protocol: server/direct_write.py relies on them (fix it before upgrading)"
+        )
         assert protocol.conn.state.name == "OPEN"
         await ws.close()
 
 
-async def test_a_direct_write_reaches_the_client_as_one_text_frame(endpoint) -> None:
+async def test_a_direct_write_reaches_the_client_as_one_text_frame(
+    endpoint: tuple[Endpoint, int],
+) -> None:
     app, port = endpoint
     async with connect(f"ws://127.0.0.1:{port}/") as ws:
         assert await asyncio.wait_for(ws.recv(), 5) == "written directly"
@@ -88,7 +100,9 @@ async def test_a_direct_write_reaches_the_client_as_one_text_frame(endpoint) -> 
         assert protocol.request is None and protocol.response is None  # freed at accept
 
 
-async def test_flow_control_and_a_peer_close_turn_direct_writes_off(endpoint) -> None:
+async def test_flow_control_and_a_peer_close_turn_direct_writes_off(
+    endpoint: tuple[Endpoint, int],
+) -> None:
     app, port = endpoint
     async with connect(f"ws://127.0.0.1:{port}/") as ws:
         await asyncio.wait_for(ws.recv(), 5)
@@ -105,7 +119,9 @@ async def test_flow_control_and_a_peer_close_turn_direct_writes_off(endpoint) ->
     assert not protocol.write_frame(OutFrame("after close"))
 
 
-async def test_frames_of_one_tick_after_the_first_go_out_together_in_order(endpoint) -> None:
+async def test_frames_of_one_tick_after_the_first_go_out_together_in_order(
+    endpoint: tuple[Endpoint, int],
+) -> None:
     app, port = endpoint
     async with connect(f"ws://127.0.0.1:{port}/") as ws:
         assert await asyncio.wait_for(ws.recv(), 5) == "written directly"
@@ -116,13 +132,14 @@ async def test_frames_of_one_tick_after_the_first_go_out_together_in_order(endpo
         assert protocol.gathered == []  # the tick's first frame went out at once
         for i in range(5):
             assert protocol.write_frame(OutFrame(f"then {i}"))
-        assert len(protocol.gathered) == 5  # the rest wait for the end of the tick
+        waiting = protocol.gathered  # the rest wait for the end of the tick
+        assert waiting is not None and len(waiting) == 5
         got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(6)]
         assert got == ["first"] + [f"then {i}" for i in range(5)]
         assert protocol.gathered is None
 
 
-async def test_a_large_tick_is_written_in_bounded_pieces(endpoint) -> None:
+async def test_a_large_tick_is_written_in_bounded_pieces(endpoint: tuple[Endpoint, int]) -> None:
     app, port = endpoint
     async with connect(f"ws://127.0.0.1:{port}/", max_size=None) as ws:
         await asyncio.wait_for(ws.recv(), 5)
@@ -133,4 +150,6 @@ async def test_a_large_tick_is_written_in_bounded_pieces(endpoint) -> None:
             assert protocol.write_frame(OutFrame(f"{i}:{big}"))
             assert protocol.gathered_bytes < MAX_WRITE_BYTES
         got = [await asyncio.wait_for(ws.recv(), 5) for _ in range(12)]
-        assert [g.split(":", 1)[0] for g in got] == [str(i) for i in range(12)]
+        assert [g.split(":", 1)[0] for g in got if isinstance(g, str)] == [
+            str(i) for i in range(12)
+        ]

@@ -18,8 +18,8 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from chinwag.client import ChatClient, Closed
+from tests.e2e.ai_helpers import ai, is_done
 from tests.e2e.rooms_helpers import chat, joined
-from tests.e2e.test_ai import ai, is_done
 from tests.e2e.test_cluster import cluster_env, start_cluster
 from tests.e2e.test_cluster_faults import chats, first_seen, stored_chats
 from tests.support import Server, User
@@ -36,7 +36,8 @@ async def _reply(srv: Server, user: User, room: str) -> dict[str, Any]:
 
 
 async def test_sigterm_during_a_streaming_ai_reply_closes_with_1012_and_stores_it_whole(
-        start_server: Callable[..., Awaitable[Server]], name: Callable[[str], str]) -> None:
+    start_server: Callable[..., Awaitable[Server]], name: Callable[[str], str]
+) -> None:
     srv = await start_server(OFFLINE_TOKEN_DELAY=0.05, DRAIN_TIMEOUT=DRAIN_TIMEOUT)
     user = await srv.user(name("u"))
     # The same question uninterrupted first: the offline model's answer is deterministic.
@@ -54,8 +55,11 @@ async def test_sigterm_during_a_streaming_ai_reply_closes_with_1012_and_stores_i
     # exited by itself, in time.
     assert await srv.stop(signal.SIGTERM, timeout=DRAIN_TIMEOUT) == 0, srv.log
     assert await client.wait_closed() == 1012
-    assert not any(is_done(f) for f in client.frames
-                   if f and f.get("type") == "chat" and f.get("room_id") == room)
+    assert not any(
+        is_done(f)
+        for f in client.frames
+        if f and f.get("type") == "chat" and f.get("room_id") == room
+    )
 
     await srv.start()
     stored = await _reply(srv, user, room)
@@ -88,8 +92,9 @@ class Roamer:
                     continue
                 with contextlib.suppress(OSError, Closed, ConnectionClosed, TimeoutError):
                     client = await srv.connect(self.user)
-                    await client.send({"type": "sync",
-                                       "data": {"rooms": {self.room: max(seen, default=0)}}})
+                    await client.send(
+                        {"type": "sync", "data": {"rooms": {self.room: max(seen, default=0)}}}
+                    )
                     await client.expect("sync")
                     self.clients.append(client)
                     return
@@ -110,8 +115,11 @@ async def _send_until(sender: Roamer, stop: asyncio.Event, sent: dict[int, str])
                 await sender.client.send(chat(sender.room, content, message_id))
                 done = await sender.client.expect(
                     "delivery_confirmation",
-                    lambda f, m=message_id: f["data"]["message_id"] == m
-                    and "recipient" not in f["data"], timeout=20)
+                    lambda f, m=message_id: (  # type: ignore[misc]
+                        f["data"]["message_id"] == m and "recipient" not in f["data"]
+                    ),
+                    timeout=20,
+                )
                 break
             except (Closed, ConnectionClosed):
                 await sender.reconnect()
@@ -120,8 +128,8 @@ async def _send_until(sender: Roamer, stop: asyncio.Event, sent: dict[int, str])
 
 
 async def test_rolling_restart_of_every_process_under_traffic_loses_and_duplicates_nothing(
-        pg_url: str, start_server: Callable[..., Awaitable[Server]],
-        name: Callable[[str], str]) -> None:
+    pg_url: str, start_server: Callable[..., Awaitable[Server]], name: Callable[[str], str]
+) -> None:
     cluster = await start_cluster(start_server, 3, cluster_env(pg_url))
     room = name("rolling")
     owner = await cluster[0].user(name("o"))
@@ -161,8 +169,7 @@ async def test_rolling_restart_of_every_process_under_traffic_loses_and_duplicat
     # Every process was restarted under each of them.
     assert len(sender.clients) > 1 and all(len(r.clients) > 1 for r in readers)
     stored = await stored_chats(cluster[0], room, owner)
-    assert sorted(stored.values(), key=lambda c: int(c[1:])) == [
-        f"m{i}" for i in range(len(sent))]
+    assert sorted(stored.values(), key=lambda c: int(c[1:])) == [f"m{i}" for i in range(len(sent))]
     assert sent == stored  # every message stored once, and confirmed with its seq
     expected = sorted(stored.items())
     for reader in readers:
@@ -170,4 +177,3 @@ async def test_rolling_restart_of_every_process_under_traffic_loses_and_duplicat
             while len(reader.received()) < len(expected):
                 await asyncio.sleep(0.05)
         assert reader.received() == expected
-

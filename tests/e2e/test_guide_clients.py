@@ -15,20 +15,30 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import Server
+from tests.support import Namer, Server
 
 GUIDE = Path(__file__).parent / "guide"
 
 
-async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, name) -> None:
+async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, name: Namer) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
     user = await server.user(name())
     result = await asyncio.to_thread(
-        subprocess.run, [node, "--experimental-websocket", "--no-warnings",
-                         str(GUIDE / "drive_guide_client.mjs"), str(server.port), user.ws_token],
-        capture_output=True, text=True, timeout=60)
+        subprocess.run,
+        [
+            node,
+            "--experimental-websocket",
+            "--no-warnings",
+            str(GUIDE / "drive_guide_client.mjs"),
+            str(server.port),
+            user.ws_token,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     frames = json.loads(result.stdout.strip().splitlines()[-1])
     chunks = [f for f in frames if f["data"].get("streaming")]
@@ -36,22 +46,26 @@ async def test_guide_javascript_client_gets_a_streamed_reply(server: Server, nam
     assert "Hello, AI!" in "".join(f["data"]["content"] for f in chunks)
 
 
-async def test_guide_python_client_gets_a_streamed_reply(server: Server, name) -> None:
+async def test_guide_python_client_gets_a_streamed_reply(server: Server, name: Namer) -> None:
     user = await server.user(name())
-    source = (GUIDE / "guide_client.py").read_text().replace("localhost:8000",
-                                                             f"localhost:{server.port}")
+    source = (
+        (GUIDE / "guide_client.py")
+        .read_text()
+        .replace("localhost:8000", f"localhost:{server.port}")
+    )
     # The guide was written for the websockets API that has ``connection.closed``;
     # today's package keeps that API as websockets.legacy.
     from websockets.legacy.client import connect as legacy_connect
 
     shim = types.SimpleNamespace(connect=legacy_connect, exceptions=websockets.exceptions)
     namespace: dict[str, Any] = {"__name__": "guide_client", "websockets": shim}
-    exec(compile(source.replace("import websockets\n", ""), "guide_client.py", "exec"),
-         namespace)
+    exec(compile(source.replace("import websockets\n", ""), "guide_client.py", "exec"), namespace)
     frames: list[dict[str, Any]] = []
     done = asyncio.Event()
 
-    class Driven(namespace["WebSocketChatClient"]):  # type: ignore[misc]
+    base: Any = namespace["WebSocketChatClient"]
+
+    class Driven(base):  # type: ignore[misc]
         async def handle_chat_message(self, message: dict[str, Any]) -> None:
             frames.append(message)
             if message["data"].get("done"):

@@ -8,10 +8,12 @@ import time
 from websockets.asyncio.client import connect
 
 from tests.e2e.rooms_helpers import joined
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 
-async def test_system_heartbeat_arrives_every_interval(start_server, name) -> None:
+async def test_system_heartbeat_arrives_every_interval(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=0.5)
     client = await srv.connect(await srv.user(name()))
     first = await client.expect("system", timeout=5)
@@ -21,7 +23,9 @@ async def test_system_heartbeat_arrives_every_interval(start_server, name) -> No
         assert frame["data"]["server_time"].endswith("Z")
 
 
-async def test_dead_peer_is_cleaned_up_within_two_intervals(start_server, name) -> None:
+async def test_dead_peer_is_cleaned_up_within_two_intervals(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=1)
     watcher = await srv.user(name())
     room = name("room")
@@ -34,8 +38,7 @@ async def test_dead_peer_is_cleaned_up_within_two_intervals(start_server, name) 
     ghost.transport.pause_reading()
     await watch.expect("presence", lambda f: f["data"]["status"] == "joined")
     started = time.monotonic()
-    offline = await watch.expect("presence", lambda f: f["data"]["status"] == "offline",
-                                 timeout=10)
+    offline = await watch.expect("presence", lambda f: f["data"]["status"] == "offline", timeout=10)
     assert offline["data"]["username"] == ghost_user.username
     assert time.monotonic() - started <= 2 * 1 + 1.5  # two intervals (plus scheduling)
     info = (await srv.get(f"/api/v1/ws/rooms/{room}", watcher)).json()
@@ -44,7 +47,9 @@ async def test_dead_peer_is_cleaned_up_within_two_intervals(start_server, name) 
     await asyncio.sleep(0)
 
 
-async def test_periodic_cleanup_persists_delivery_cursors(start_server, name) -> None:
+async def test_periodic_cleanup_persists_delivery_cursors(
+    start_server: StartServer, name: Namer
+) -> None:
     srv: Server = await start_server(WEBSOCKET_CLEANUP_INTERVAL=0.5)
     alice, bob = await srv.user(name()), await srv.user(name())
     room = name("room")

@@ -27,14 +27,21 @@ def socket(server: Server) -> Iterator[ClientConnection]:
     """One connection for the whole run (sync: hypothesis drives plain functions)."""
     username = f"h{uuid.uuid4().hex[:8]}"
     with httpx.Client(base_url=server.base, timeout=30) as http:
-        assert http.post("/api/v1/auth/register",
-                         json={"username": username, "password": PASSWORD}).status_code == 201
-        access = http.post("/api/v1/auth/login", json={"username": username,
-                                                       "password": PASSWORD}).json()
-        token = http.post("/api/v1/ws/token", headers={
-            "Authorization": f"Bearer {access['access_token']}"}).json()["token"]
-    with connect(f"{server.ws_base}/api/v1/ws/ws?token={token}",
-                 max_size=None, open_timeout=10) as ws:
+        assert (
+            http.post(
+                "/api/v1/auth/register", json={"username": username, "password": PASSWORD}
+            ).status_code
+            == 201
+        )
+        access = http.post(
+            "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        ).json()
+        token = http.post(
+            "/api/v1/ws/token", headers={"Authorization": f"Bearer {access['access_token']}"}
+        ).json()["token"]
+    with connect(
+        f"{server.ws_base}/api/v1/ws/ws?token={token}", max_size=None, open_timeout=10
+    ) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "connect"
         ws.send(json.dumps({"type": "join_room", "room_id": R, "data": {"room_type": "shared"}}))
         while json.loads(ws.recv(timeout=10))["type"] != "join_room":
@@ -51,14 +58,21 @@ def _answers_until_pong(ws: ClientConnection) -> list[dict[str, Any]]:
     return seen
 
 
-@settings(max_examples=200, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(text=frames, binary=st.booleans())
-@example(text=json.dumps({"type": "chat", "data": {"message": "hi", "conversation_id": 2**63}}),
-         binary=False)
+@example(
+    text=json.dumps({"type": "chat", "data": {"message": "hi", "conversation_id": 2**63}}),
+    binary=False,
+)
 @example(text=json.dumps({"type": "sync", "data": {"rooms": {R: 2**63}}}), binary=False)
 def test_hostile_frames_get_client_errors_and_the_connection_survives(
-        socket: ClientConnection, server: Server, text: str, binary: bool) -> None:
+    socket: ClientConnection, server: Server, text: str, binary: bool
+) -> None:
     socket.send(text.encode() if binary else text)
     socket.send(json.dumps({"type": "ping"}))
     answers = _answers_until_pong(socket)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.rooms_helpers import joined
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
@@ -24,15 +24,25 @@ def frames(room: str) -> list[dict[str, Any]]:
         {"type": "cancel", "data": {"conversation_id": TOO_BIG}},
         {"type": "read_receipt", "room_id": room, "data": {"seq": TOO_BIG}},
         {"type": "sync", "data": {"rooms": {room: TOO_BIG}}},
-        {"type": "file_upload", "data": {"upload_type": "init", "file_name": "a.txt",
-                                         "file_size": TOO_BIG}},
-        {"type": "file_upload", "data": {"upload_type": "chunk", "file_id": "x",
-                                         "chunk_index": TOO_BIG, "chunk_data": ""}},
+        {
+            "type": "file_upload",
+            "data": {"upload_type": "init", "file_name": "a.txt", "file_size": TOO_BIG},
+        },
+        {
+            "type": "file_upload",
+            "data": {
+                "upload_type": "chunk",
+                "file_id": "x",
+                "chunk_index": TOO_BIG,
+                "chunk_data": "",
+            },
+        },
     ]
 
 
 async def test_an_integer_beyond_bigint_is_invalid_message_over_the_socket(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("room")
     client = await joined(server, await server.user(name()), room)
     for i, frame in enumerate(frames(room)):
@@ -45,12 +55,17 @@ async def test_an_integer_beyond_bigint_is_invalid_message_over_the_socket(
     assert "Traceback" not in server.log
 
 
-@pytest.mark.parametrize("path", [
-    f"/api/v1/conversations/{TOO_BIG}/messages",
-    "/api/v1/conversations/0/messages",
-    "/api/v1/ws/rooms/{room}/messages?before_seq=" + str(TOO_BIG),
-])
-async def test_an_integer_beyond_bigint_is_422_over_http(server: Server, name, path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/v1/conversations/{TOO_BIG}/messages",
+        "/api/v1/conversations/0/messages",
+        "/api/v1/ws/rooms/{room}/messages?before_seq=" + str(TOO_BIG),
+    ],
+)
+async def test_an_integer_beyond_bigint_is_422_over_http(
+    server: Server, name: Namer, path: str
+) -> None:
     user = await server.user(name())
     room = name("room")
     assert (await server.post("/api/v1/ws/rooms", user, json={"room_id": room})).status_code == 201

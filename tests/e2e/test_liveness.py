@@ -8,7 +8,7 @@ import re
 
 from chinwag.protocol.codes import CloseCode
 from tests.e2e.rooms_helpers import chat, joined
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 INTERVAL = 1.0
 
@@ -20,8 +20,9 @@ async def log_line(srv: Server, pattern: str, within: float = 15) -> re.Match[st
     return found
 
 
-async def test_a_peer_that_keeps_sending_stays_although_its_pongs_wait(start_server,
-                                                                       name) -> None:
+async def test_a_peer_that_keeps_sending_stays_although_its_pongs_wait(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=INTERVAL)
     client = await srv.connect(await srv.user(name()))
     client.ws.transport.pause_reading()  # the server's pings go unanswered meanwhile
@@ -37,8 +38,9 @@ async def test_a_peer_that_keeps_sending_stays_although_its_pongs_wait(start_ser
     assert "ping timeout" not in srv.log
 
 
-async def test_a_silent_peer_is_closed_with_ping_timeout_after_two_intervals(start_server,
-                                                                             name) -> None:
+async def test_a_silent_peer_is_closed_with_ping_timeout_after_two_intervals(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=INTERVAL)
     client = await srv.connect(await srv.user(name()))
     client.ws.transport.pause_reading()  # nothing from this peer from now on
@@ -49,8 +51,9 @@ async def test_a_silent_peer_is_closed_with_ping_timeout_after_two_intervals(sta
     assert client.close_reason == "ping timeout"
 
 
-async def test_a_burst_with_a_short_interval_keeps_every_connection(start_server,
-                                                                    name) -> None:
+async def test_a_burst_with_a_short_interval_keeps_every_connection(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=0.5, WS_RATE_LIMIT_REQUESTS=1000)
     room = name("room")
     users = [await srv.user(name()) for _ in range(3)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.test_cluster import eventually
-from tests.support import Server
+from tests.support import Server, StartServer
 
 
 async def _utf8_lines(srv: Server) -> list[str]:
@@ -11,7 +11,8 @@ async def _utf8_lines(srv: Server) -> list[str]:
 
 
 async def test_invalid_utf8_from_a_client_logs_one_line_and_no_traceback(
-        start_server) -> None:
+    start_server: StartServer,
+) -> None:
     srv = await start_server()
     user = await srv.user()
     for _ in range(2):

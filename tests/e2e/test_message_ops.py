@@ -7,13 +7,14 @@ import pytest
 
 from tests.e2e.message_helpers import about, act, history, room_of, say, stored_rows_containing
 from tests.e2e.rooms_helpers import chat
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
 
 async def test_an_edit_reaches_everyone_live_and_history_shows_the_latest_text(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -34,7 +35,8 @@ async def test_an_edit_reaches_everyone_live_and_history_shows_the_latest_text(
 
 
 async def test_a_member_who_was_offline_gets_edits_and_deletions_replayed(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -52,7 +54,7 @@ async def test_a_member_who_was_offline_gets_edits_and_deletions_replayed(
     assert deleted["data"] == {"message_id": second, "username": alice.username}
 
 
-async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, name) -> None:
+async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, name: Namer) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -66,7 +68,8 @@ async def test_history_shows_a_deleted_message_as_a_tombstone(server: Server, na
 
 
 async def test_others_may_neither_edit_nor_delete_and_unknown_ids_are_not_found(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, bob, room, alice)  # bob owns the room, alice writes
@@ -79,13 +82,13 @@ async def test_others_may_neither_edit_nor_delete_and_unknown_ids_are_not_found(
     for kind, extra in (("edit_message", {"content": "x"}), ("delete_message", {})):
         missing = await act(a, kind, room, message_id=10**9, **extra)
         assert missing["data"]["code"] == "NOT_FOUND"
-    item = next(m for m in await history(server, alice, room) if m["data"].get("message_id")
-                == mid)
+    item = next(m for m in await history(server, alice, room) if m["data"].get("message_id") == mid)
     assert item["data"]["content"] == "mine" and "edited_at" not in item["data"]
 
 
 async def test_a_member_may_not_delete_others_messages_but_the_owner_and_an_admin_may(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     owner, alice, carol = [await server.user(name()) for _ in range(3)]
     o, a, c = await room_of(server, owner, room, alice, carol)
@@ -93,11 +96,11 @@ async def test_a_member_may_not_delete_others_messages_but_the_owner_and_an_admi
     second = (await say(a, room, "two"))["data"]["server_message_id"]
     refused = await act(c, "delete_message", room, message_id=first)
     assert refused["data"]["code"] == "FORBIDDEN"
-    assert (await act(o, "delete_message", room, message_id=first))["data"]["status"] == \
-        "delivered"
+    assert (await act(o, "delete_message", room, message_id=first))["data"]["status"] == "delivered"
     admin = await server.connect(await server.admin())
-    assert (await act(admin, "delete_message", room, message_id=second))["type"] == \
-        "delivery_confirmation"
+    assert (await act(admin, "delete_message", room, message_id=second))[
+        "type"
+    ] == "delivery_confirmation"
     deletions = [await c.expect("message_deleted") for _ in range(2)]
     assert [d["data"]["message_id"] for d in deletions] == [first, second]
     again = await act(a, "delete_message", room, message_id=first)
@@ -105,7 +108,8 @@ async def test_a_member_may_not_delete_others_messages_but_the_owner_and_an_admi
 
 
 async def test_a_deleted_message_text_is_in_no_table_and_no_search_result(
-        server: Server, database_url: str, name) -> None:
+    server: Server, database_url: str, name: Namer
+) -> None:
     room = name("r")
     secret, later = name("secret"), name("later")
     alice, bob = await server.user(name()), await server.user(name())
@@ -133,7 +137,8 @@ async def test_a_deleted_message_text_is_in_no_table_and_no_search_result(
 
 
 async def test_a_reply_carries_reply_to_and_history_lists_a_message_replies(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room, elsewhere = name("r"), name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -143,8 +148,7 @@ async def test_a_reply_carries_reply_to_and_history_lists_a_message_replies(
     live = await a.expect("chat", about(yes["data"]["server_message_id"]))
     assert live["data"]["reply_to"] == question
     replies = await history(server, alice, room, reply_to=question)
-    assert [(m["data"]["content"], m["data"]["reply_to"]) for m in replies] == [
-        ("yes", question)]
+    assert [(m["data"]["content"], m["data"]["reply_to"]) for m in replies] == [("yes", question)]
     other = (await room_of(server, bob, elsewhere))[0]
     foreign = (await say(other, elsewhere, "there"))["data"]["server_message_id"]
     await b.send(chat(room, "no", "m-bad", reply_to=foreign))
@@ -152,7 +156,7 @@ async def test_a_reply_carries_reply_to_and_history_lists_a_message_replies(
     assert refused["data"]["code"] == "NOT_FOUND" and refused["data"]["message_id"] == "m-bad"
 
 
-async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name) -> None:
+async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name: Namer) -> None:
     room = name("r")
     alice, bob = await server.user(name()), await server.user(name())
     a, b = await room_of(server, alice, room, bob)
@@ -161,18 +165,25 @@ async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name)
     on = await act(b, "react", room, message_id=mid, emoji="👍", on=True)
     reaction = await a.expect("reaction")
     assert reaction["seq"] == on["data"]["seq"]
-    assert reaction["data"] == {"message_id": mid, "emoji": "👍", "username": bob.username,
-                                "on": True}
+    assert reaction["data"] == {
+        "message_id": mid,
+        "emoji": "👍",
+        "username": bob.username,
+        "on": True,
+    }
     again = await act(b, "react", room, message_id=mid, emoji="👍", on=True)
     assert again["data"]["unchanged"] is True and "seq" not in again["data"]
     await act(a, "react", room, message_id=mid, emoji="👍")
     await act(a, "react", room, message_id=mid, emoji="🚀")
     item = next(m for m in await history(server, bob, room) if m["seq"] == seq)
-    assert item["data"]["reactions"] == {"👍": [bob.username, alice.username],
-                                         "🚀": [alice.username]}
+    assert item["data"]["reactions"] == {
+        "👍": [bob.username, alice.username],
+        "🚀": [alice.username],
+    }
     off = await act(b, "react", room, message_id=mid, emoji="👍", on=False)
-    assert (await a.expect("reaction", lambda f: f["seq"] == off["data"]["seq"]))[
-        "data"]["on"] is False
+    assert (await a.expect("reaction", lambda f: f["seq"] == off["data"]["seq"]))["data"][
+        "on"
+    ] is False
     item = next(m for m in await history(server, bob, room) if m["seq"] == seq)
     assert item["data"]["reactions"] == {"👍": [alice.username], "🚀": [alice.username]}
     bad = await act(b, "react", room, message_id=mid, emoji="two words")
@@ -180,7 +191,8 @@ async def test_reactions_round_trip_one_per_user_and_emoji(server: Server, name)
 
 
 async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice, bob, carol = [await server.user(name()) for _ in range(3)]
     a, b, c = await room_of(server, alice, room, bob, carol)
@@ -188,8 +200,11 @@ async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
     to_carol = await say(a, room, f"and you @{carol.username}.")
     mention = await b.expect("mention")
     assert mention["room_id"] == room
-    assert mention["data"] == {"message_id": to_bob["data"]["server_message_id"],
-                               "seq": to_bob["data"]["seq"], "by": alice.username}
+    assert mention["data"] == {
+        "message_id": to_bob["data"]["server_message_id"],
+        "seq": to_bob["data"]["seq"],
+        "by": alice.username,
+    }
     # Mentions go out in the order of their messages: had carol been told of the
     # first, that would be the first mention she got.
     first_for_carol = await c.expect("mention")
@@ -200,15 +215,19 @@ async def test_a_mention_reaches_only_the_mentioned_member_and_counts_as_unread(
     listed = (await server.get("/api/v1/ws/rooms", bob)).json()["rooms"]
     assert [r["mentions"] for r in listed if r["room_id"] == room] == [1]
     assert unread["mentions"][0]["unread"] is True
-    await b.send({"type": "read_receipt", "room_id": room,
-                  "data": {"seq": to_carol["data"]["seq"]}})
-    await a.expect("delivery_confirmation", lambda f: f["data"]["status"] == "read"
-                   and f["data"]["seq"] == to_bob["data"]["seq"])
+    await b.send(
+        {"type": "read_receipt", "room_id": room, "data": {"seq": to_carol["data"]["seq"]}}
+    )
+    await a.expect(
+        "delivery_confirmation",
+        lambda f: f["data"]["status"] == "read" and f["data"]["seq"] == to_bob["data"]["seq"],
+    )
     assert (await server.get("/api/v1/mentions", bob)).json()["unread"] == {}
 
 
-async def test_naming_the_assistant_in_a_chat_without_ai_asks_it(server: Server,
-                                                                   name) -> None:
+async def test_naming_the_assistant_in_a_chat_without_ai_asks_it(
+    server: Server, name: Namer
+) -> None:
     room = name("r")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)

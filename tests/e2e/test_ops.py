@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 import pytest
 
 from tests.e2e.rooms_helpers import joined
-from tests.support import PASSWORD, Server, postgres_database, require_service
+from tests.support import PASSWORD, Namer, Server, StartServer, postgres_database, require_service
 
 
 async def test_health_reports_each_part(server: Server) -> None:
@@ -18,7 +20,7 @@ async def test_health_reports_each_part(server: Server) -> None:
     assert isinstance(body["websocket"]["active_connections"], int)
 
 
-async def test_health_is_503_when_the_database_is_unreachable(start_server) -> None:
+async def test_health_is_503_when_the_database_is_unreachable(start_server: StartServer) -> None:
     await require_service("postgres", "127.0.0.1", 5432)
     async with postgres_database() as url:
         srv = await start_server(DATABASE_URL=url)
@@ -35,13 +37,13 @@ async def test_health_is_503_when_the_database_is_unreachable(start_server) -> N
         await srv.stop()
 
 
-async def test_stats_need_an_admin(server: Server, name) -> None:
+async def test_stats_need_an_admin(server: Server, name: Namer) -> None:
     assert (await server.get("/api/v1/ws/stats")).status_code == 401
     user = await server.user(name())
     assert (await server.get("/api/v1/ws/stats", user)).status_code == 403
 
 
-async def test_stats_count_a_short_session(start_server, name) -> None:
+async def test_stats_count_a_short_session(start_server: StartServer, name: Namer) -> None:
     srv = await start_server()
     admin = await srv.admin()
     alice, bob = await srv.user(name()), await srv.user(name())
@@ -49,8 +51,14 @@ async def test_stats_count_a_short_session(start_server, name) -> None:
     a = await joined(srv, alice, room, "shared")
     await joined(srv, bob, room)
     for i in range(3):
-        await a.send({"type": "chat", "room_id": room, "message_id": f"s{i}",
-                      "data": {"message": f"hello {i}", "ai": False}})
+        await a.send(
+            {
+                "type": "chat",
+                "room_id": room,
+                "message_id": f"s{i}",
+                "data": {"message": f"hello {i}", "ai": False},
+            }
+        )
         await a.expect("delivery_confirmation")
     await a.send({"type": "chat", "data": {"message": "hi model"}})
     await a.expect("chat", lambda f: f["data"].get("done") is True)
@@ -67,7 +75,7 @@ async def test_stats_count_a_short_session(start_server, name) -> None:
     assert stats["uploads"] == {"in_progress": 0, "completed": 0}
 
 
-async def test_metrics_are_prometheus_text(server: Server, name) -> None:
+async def test_metrics_are_prometheus_text(server: Server, name: Namer) -> None:
     await server.connect(await server.user(name()))
     r = await server.get("/metrics")
     assert r.status_code == 200
@@ -76,7 +84,9 @@ async def test_metrics_are_prometheus_text(server: Server, name) -> None:
     assert "chinwag_messages_received_total" in r.text
 
 
-async def test_logs_never_contain_tokens_or_passwords(start_server, name) -> None:
+async def test_logs_never_contain_tokens_or_passwords(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(LOG_LEVEL="debug")
     user = await srv.user(name())
     client = await srv.connect(user)
@@ -92,21 +102,31 @@ async def test_logs_never_contain_tokens_or_passwords(start_server, name) -> Non
     assert PASSWORD not in log
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("WEBSOCKET_HEARTBEAT_INTERVAL", "soon"),
-    ("BROKER_URL", "carrier-pigeon://"),
-    ("AI_PRICES", "{not json"),
-    ("JWT_SECRET", "short"),
-])
-async def test_bad_setting_stops_startup_with_one_line_naming_it(tmp_path, variable, value
-                                                                  ) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WEBSOCKET_HEARTBEAT_INTERVAL", "soon"),
+        ("BROKER_URL", "carrier-pigeon://"),
+        ("AI_PRICES", "{not json"),
+        ("JWT_SECRET", "short"),
+    ],
+)
+async def test_bad_setting_stops_startup_with_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
     import os
     import subprocess
     import sys
 
     env = {**os.environ, variable: value, "DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "chinwag", "serve", "--port", "1"], env=env,
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "chinwag", "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and variable in lines[0], result.stderr

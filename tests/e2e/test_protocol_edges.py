@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.support import Server
+from tests.support import Namer, Server, StartServer
 
 
 async def sent(srv: Server) -> int:
@@ -11,7 +11,9 @@ async def sent(srv: Server) -> int:
     return int(stats["messages_sent"])
 
 
-async def test_a_binary_frame_is_refused_and_the_connection_stays(server, name) -> None:
+async def test_a_binary_frame_is_refused_and_the_connection_stays(
+    server: Server, name: Namer
+) -> None:
     client = await server.connect(await server.user(name()))
     await client.ws.send(b'{"type":"ping","message_id":"bin"}')
     error = await client.expect("error", timeout=5)
@@ -22,11 +24,12 @@ async def test_a_binary_frame_is_refused_and_the_connection_stays(server, name) 
     await client.expect("pong")
 
 
-async def test_the_querys_room_exists_once_connect_arrives(server, name) -> None:
+async def test_the_querys_room_exists_once_connect_arrives(server: Server, name: Namer) -> None:
     user, room = await server.user(name()), name("room")
     for _ in range(40):  # rooms to subscribe on connect: work that came before the join
-        created = await server.post("/api/v1/ws/rooms", user, json={
-            "room_id": name("other"), "room_type": "group"})
+        created = await server.post(
+            "/api/v1/ws/rooms", user, json={"room_id": name("other"), "room_type": "group"}
+        )
         assert created.status_code == 201, created.text
     client = await server.connect(user, room_id=room, room_type="shared")
     response = await server.get(f"/api/v1/ws/rooms/{room}", user)
@@ -36,7 +39,7 @@ async def test_the_querys_room_exists_once_connect_arrives(server, name) -> None
     assert joined["room_id"] == room
 
 
-async def test_messages_sent_counts_direct_answers(start_server, name) -> None:
+async def test_messages_sent_counts_direct_answers(start_server: StartServer, name: Namer) -> None:
     srv = await start_server()
     user = await srv.user(name())
     before = await sent(srv)
@@ -47,7 +50,7 @@ async def test_messages_sent_counts_direct_answers(start_server, name) -> None:
     assert await sent(srv) - before == 4
 
 
-async def test_messages_sent_counts_heartbeats(start_server, name) -> None:
+async def test_messages_sent_counts_heartbeats(start_server: StartServer, name: Namer) -> None:
     srv = await start_server(WEBSOCKET_HEARTBEAT_INTERVAL=0.3)
     client = await srv.connect(await srv.user(name()))
     await client.expect("system")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.message_helpers import act, room_of, say
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
@@ -16,7 +16,7 @@ async def search(srv: Server, user, **params):  # type: ignore[no-untyped-def]
     return r.json()
 
 
-async def test_search_finds_whole_words_newest_first(server: Server, name) -> None:
+async def test_search_finds_whole_words_newest_first(server: Server, name: Namer) -> None:
     room, word = name("r"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
@@ -25,18 +25,24 @@ async def test_search_finds_whole_words_newest_first(server: Server, name) -> No
     new = await say(a, room, f"Fixed the {word.upper()}!")
     found = await search(server, alice, q=word)
     assert [r["message_id"] for r in found["results"]] == [
-        new["data"]["server_message_id"], old["data"]["server_message_id"]]
+        new["data"]["server_message_id"],
+        old["data"]["server_message_id"],
+    ]
     hit = found["results"][0]
-    assert hit == {"room_id": room, "seq": new["data"]["seq"],
-                   "message_id": new["data"]["server_message_id"],
-                   "username": alice.username, "content": f"Fixed the {word.upper()}!",
-                   "timestamp": hit["timestamp"]}
+    assert hit == {
+        "room_id": room,
+        "seq": new["data"]["seq"],
+        "message_id": new["data"]["server_message_id"],
+        "username": alice.username,
+        "content": f"Fixed the {word.upper()}!",
+        "timestamp": hit["timestamp"],
+    }
     assert hit["timestamp"].endswith("Z")
     both = await search(server, alice, q=f"broken {word}")
     assert [r["message_id"] for r in both["results"]] == [old["data"]["server_message_id"]]
 
 
-async def test_search_covers_only_the_callers_rooms(server: Server, name) -> None:
+async def test_search_covers_only_the_callers_rooms(server: Server, name: Namer) -> None:
     mine, theirs, word = name("r"), name("r"), name("w")
     alice, bob = await server.user(name()), await server.user(name())
     (a,) = await room_of(server, alice, mine)
@@ -52,12 +58,13 @@ async def test_search_covers_only_the_callers_rooms(server: Server, name) -> Non
     assert [r["room_id"] for r in only["results"]] == [theirs]
 
 
-async def test_search_pages_newest_first(server: Server, name) -> None:
+async def test_search_pages_newest_first(server: Server, name: Namer) -> None:
     room, word = name("r"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
-    ids = [(await say(a, room, f"{word} number {i}"))["data"]["server_message_id"]
-           for i in range(5)]
+    ids = [
+        (await say(a, room, f"{word} number {i}"))["data"]["server_message_id"] for i in range(5)
+    ]
     seen: list[int] = []
     params: dict[str, object] = {"q": word, "room_id": room, "limit": 2}
     while True:
@@ -69,7 +76,9 @@ async def test_search_pages_newest_first(server: Server, name) -> None:
     assert seen == ids[::-1]
 
 
-async def test_an_edited_message_is_found_by_its_new_words_only(server: Server, name) -> None:
+async def test_an_edited_message_is_found_by_its_new_words_only(
+    server: Server, name: Namer
+) -> None:
     room, before, after = name("r"), name("w"), name("w")
     alice = await server.user(name())
     (a,) = await room_of(server, alice, room)
@@ -77,11 +86,10 @@ async def test_an_edited_message_is_found_by_its_new_words_only(server: Server, 
     await act(a, "edit_message", room, message_id=mid, content=f"{after} final")
     assert (await search(server, alice, q=before))["results"] == []
     found = await search(server, alice, q=after)
-    assert [(r["message_id"], r["content"]) for r in found["results"]] == [
-        (mid, f"{after} final")]
+    assert [(r["message_id"], r["content"]) for r in found["results"]] == [(mid, f"{after} final")]
 
 
-async def test_a_query_without_words_is_refused_clearly(server: Server, name) -> None:
+async def test_a_query_without_words_is_refused_clearly(server: Server, name: Namer) -> None:
     alice = await server.user(name())
     r = await server.get("/api/v1/search", alice, params={"q": "?!"})
     assert r.status_code == 422 and "word" in r.json()["detail"]
@@ -89,14 +97,16 @@ async def test_a_query_without_words_is_refused_clearly(server: Server, name) ->
 
 
 async def test_search_in_a_joined_history_room_finds_nothing_from_before_one_joined(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room, word = name("r"), name("w")
     owner, bob = await server.user(name()), await server.user(name())
     o = await server.connect(owner, room_id=room)  # private: history "joined"
     await o.expect("join_room")
     await say(o, room, f"{word} before bob")
-    added = await server.post(f"/api/v1/ws/rooms/{room}/members", owner,
-                              json={"username": bob.username})
+    added = await server.post(
+        f"/api/v1/ws/rooms/{room}/members", owner, json={"username": bob.username}
+    )
     assert added.status_code == 201, added.text
     after = await say(o, room, f"{word} after bob")
     found = await search(server, bob, q=word)

@@ -49,10 +49,22 @@ async def workers(pg_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., An
         started.append(srv)
         with (workdir / "server.log").open("ab") as log:
             srv.proc = subprocess.Popen(
-                [sys.executable, "-m", "chinwag", "serve", "--workers", str(count),
-                 "--port", str(srv.port)],
-                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "chinwag",
+                    "serve",
+                    "--workers",
+                    str(count),
+                    "--port",
+                    str(srv.port),
+                ],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         await eventually(lambda: _healthy(srv), within=60, what="/health on the workers")
         return srv
 
@@ -98,7 +110,9 @@ async def _clients(srv: Server, count: int) -> list[Any]:
     return [await srv.connect(user) for _ in range(count)]
 
 
-async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(workers) -> None:
+async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
@@ -108,7 +122,9 @@ async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(workers) -> No
     assert await _exit_code(srv) == 0, srv.log
 
 
-async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(workers) -> None:
+async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     clients = await _clients(srv, 4)
     assert srv.proc is not None
@@ -119,19 +135,21 @@ async def test_ctrl_c_in_the_terminal_closes_every_socket_with_1012(workers) -> 
     assert "Traceback" not in srv.log, srv.log
 
 
-async def test_ready_is_logged_once_every_worker_serves(workers) -> None:
+async def test_ready_is_logged_once_every_worker_serves(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     lines = srv.log.splitlines()
     parent = next(i for i, line in enumerate(lines) if READY in line)
     served = [i for i, line in enumerate(lines) if "chinwag ready (node" in line]
     assert len(served) == 2 and all(i < parent for i in served), srv.log
-    early = [line for line in lines[:served[0]] if "running on" in line.lower()]
+    early = [line for line in lines[: served[0]] if "running on" in line.lower()]
     assert early == [], srv.log
     assert (await _fresh_get(srv, "/health")).status_code == 200
 
 
-async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(workers) -> None:
+async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(3)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     secret_files = sorted(p.name for p in (srv.workdir / "data").iterdir())
@@ -140,11 +158,14 @@ async def test_workers_on_a_fresh_data_dir_keep_one_generated_secret(workers) ->
     # Tokens issued by whichever worker are accepted by every other one.
     for _ in range(12):
         async with httpx.AsyncClient(timeout=10) as http:
-            r = await http.post(srv.base + "/api/v1/auth/login",
-                                json={"username": user.username, "password": PASSWORD})
+            r = await http.post(
+                srv.base + "/api/v1/auth/login",
+                json={"username": user.username, "password": PASSWORD},
+            )
         assert r.status_code == 200, r.text
-        me = await _fresh_get(srv, "/api/v1/auth/me",
-                              headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        me = await _fresh_get(
+            srv, "/api/v1/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
         assert me.status_code == 200, me.text
 
 
@@ -153,7 +174,7 @@ def test_many_starts_at_once_on_a_fresh_data_dir_keep_one_secret(tmp_path: Path)
     of a fresh DATA_DIR, five times over (each stat and write lets the others run)."""
     for round_ in range(5):
         data = tmp_path / f"data{round_}"
-        got = _all_at_once(16, lambda d=data: load_or_create_secret(None, d))
+        got = _all_at_once(16, lambda d=data: load_or_create_secret(None, d))  # type: ignore[misc]
         assert len(got) == 16 and set(got) == {(data / "jwt_secret").read_text().strip()}
         assert [p.name for p in data.iterdir()] == ["jwt_secret"]
 
@@ -178,8 +199,12 @@ def _replies(text: str) -> float:
     """The total of ``chinwag_ai_replies_total`` over its labels in a /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples if sample.name == "chinwag_ai_replies_total")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "chinwag_ai_replies_total"
+    )
 
 
 def _replies_per_worker(directory: Path) -> dict[str, float]:
@@ -188,14 +213,19 @@ def _replies_per_worker(directory: Path) -> dict[str, float]:
 
     counts: dict[str, float] = {}
     for path in directory.glob("counter_*.db"):
-        total = sum(value for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
-                    if json.loads(key)[1] == "chinwag_ai_replies_total")
+        total = sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))  # type: ignore[no-untyped-call]
+            if json.loads(key)[1] == "chinwag_ai_replies_total"
+        )
         if total:
             counts[path.stem.removeprefix("counter_")] = total
     return counts
 
 
-async def test_metrics_count_every_workers_ai_replies(workers, tmp_path: Path) -> None:
+async def test_metrics_count_every_workers_ai_replies(
+    workers: Callable[..., Any], tmp_path: Path
+) -> None:
     from tests.e2e.ai_helpers import ai, is_done
 
     shared = tmp_path / "metrics"
@@ -218,8 +248,9 @@ async def test_metrics_count_every_workers_ai_replies(workers, tmp_path: Path) -
 # ---- uvicorn's supervisor: signals, replacements, and what chinwag relies on in it ----
 
 
-def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_points_at_its_own(
-        ) -> None:
+def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_points_at_its_own() -> (
+    None
+):
     """``chinwag.server.workers`` points ``uvicorn.supervisors.multiprocess.Process``
     at ``ChinwagWorker`` and overrides ``Process.server``/``target``/``join``: an
     uvicorn upgrade that changes any of these fails here, not in production."""
@@ -231,8 +262,7 @@ def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_point
         code = getattr(multiprocess.Multiprocess, method).__code__
         assert "Process" in code.co_names, f"Multiprocess.{method} no longer names Process"
     assert list(inspect.signature(multiprocess.Process).parameters) == ["config", "sockets"]
-    assert list(inspect.signature(multiprocess.Multiprocess).parameters) == ["config",
-                                                                            "sockets"]
+    assert list(inspect.signature(multiprocess.Multiprocess).parameters) == ["config", "sockets"]
     assert isinstance(inspect.getattr_static(multiprocess.Process, "server"), property)
     for method in ("target", "join", "wait_until_ready"):
         assert callable(getattr(multiprocess.Process, method)), method
@@ -293,7 +323,9 @@ async def _connect_until(srv: Server, stop: asyncio.Event) -> list[float]:
     return connected
 
 
-async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(workers) -> None:
+async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(
+    workers: Callable[..., Any],
+) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     before = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -301,8 +333,11 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(worke
     stop = asyncio.Event()
     probing = asyncio.create_task(_connect_until(srv, stop))
     os.kill(srv.proc.pid, signal.SIGHUP)
-    await eventually(lambda: _logged(srv, "chinwag restarted: 2 new workers"), within=120,
-                     what="the rolling restart")
+    await eventually(
+        lambda: _logged(srv, "chinwag restarted: 2 new workers"),
+        within=120,
+        what="the rolling restart",
+    )
     after = await _workers_are(srv, lambda pids: len(pids) == 2)
     stop.set()
     connected = await probing
@@ -312,7 +347,8 @@ async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(worke
 
 
 async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(
-        workers) -> None:
+    workers: Callable[..., Any],
+) -> None:
     from chinwag_client import Event
     from tests.sdk.test_resilience import assert_exactly_once_in_order
 
@@ -343,17 +379,23 @@ async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_ord
         await eventually(lambda: _at_least(confirmed, 20), within=30, what="traffic")
         assert srv.proc is not None
         os.kill(srv.proc.pid, signal.SIGHUP)
-        await eventually(lambda: _logged(srv, "chinwag restarted: 2 new workers"),
-                         within=120, what="the rolling restart")
+        await eventually(
+            lambda: _logged(srv, "chinwag restarted: 2 new workers"),
+            within=120,
+            what="the rolling restart",
+        )
         after = len(confirmed)
-        await eventually(lambda: _at_least(confirmed, after + 20), within=60,
-                         what="traffic after the restart")
+        await eventually(
+            lambda: _at_least(confirmed, after + 20), within=60, what="traffic after the restart"
+        )
         stop.set()
         async with asyncio.timeout(30):
             await sending
-        await eventually(lambda: _at_least([e for e in seen if e.type == "chat"],
-                                           len(confirmed)), within=30,
-                         what="the reader to catch up")
+        await eventually(
+            lambda: _at_least([e for e in seen if e.type == "chat"], len(confirmed)),
+            within=30,
+            what="the reader to catch up",
+        )
     finally:
         stop.set()
         sending.cancel()
@@ -369,7 +411,7 @@ async def _at_least(items: list[Any], count: int) -> bool:
     return len(items) >= count
 
 
-async def test_a_sigkilled_worker_is_replaced(workers) -> None:
+async def test_a_sigkilled_worker_is_replaced(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     before = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -377,13 +419,16 @@ async def test_a_sigkilled_worker_is_replaced(workers) -> None:
     os.kill(victim, signal.SIGKILL)
     after = await _workers_are(srv, lambda pids: len(pids) == 2 and victim not in pids)
     assert before - {victim} < after, (before, after)
-    await eventually(lambda: _logged(srv, f"Child process [{victim}] died"), within=10,
-                     what="the parent to log the death")
+    await eventually(
+        lambda: _logged(srv, f"Child process [{victim}] died"),
+        within=10,
+        what="the parent to log the death",
+    )
     for _ in range(6):  # fresh connections, so either worker
         assert (await _fresh_get(srv, "/health")).status_code == 200
 
 
-async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers) -> None:
+async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     two = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -395,7 +440,7 @@ async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers) -> None:
     assert len(await _workers_are(srv, lambda pids: len(pids) == 2)) == 2
 
 
-async def test_sigterm_drains_every_worker_and_each_exits_0(workers) -> None:
+async def test_sigterm_drains_every_worker_and_each_exits_0(workers: Callable[..., Any]) -> None:
     srv = await workers(2, JWT_SECRET="w" * 40)
     await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
     pids = await _workers_are(srv, lambda pids: len(pids) == 2)
@@ -412,10 +457,17 @@ async def test_sigterm_drains_every_worker_and_each_exits_0(workers) -> None:
 def test_workers_that_cannot_start_stop_the_parent_with_exit_3(tmp_path: Path) -> None:
     """No database on port 1: each worker's startup fails (exit 3), and the parent
     stops with 3 instead of starting workers for ever."""
-    env = ServerFactory(tmp_path).env(tmp_path, **cluster_env(
-        "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"))
+    env = ServerFactory(tmp_path).env(
+        tmp_path, **cluster_env("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    )
     done = subprocess.run(
         [sys.executable, "-m", "chinwag", "serve", "--workers", "2", "--port", str(free_port())],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert "failed to start, stopping the parent process" in done.stdout + done.stderr

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
+from tests.support import Namer, StartServer
 
 
-async def test_slow_reader_is_disconnected_and_room_keeps_flowing(start_server, name) -> None:
+async def test_slow_reader_is_disconnected_and_room_keeps_flowing(
+    start_server: StartServer, name: Namer
+) -> None:
     srv = await start_server(WEBSOCKET_OUTBOX_SIZE=32)
     room = name("shared")
     alice, bob, carol = [await srv.user(name()) for _ in range(3)]

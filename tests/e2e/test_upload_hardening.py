@@ -25,12 +25,13 @@ from tests.e2e.test_uploads import (
     start,
     until,
 )
-from tests.support import Server, ServerFactory
+from tests.support import Namer, Server, ServerFactory
 
 
 @pytest.mark.storage
 async def test_a_deleted_rooms_files_are_unpublished_and_not_given_to_its_new_owner(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("room")
     owner, attacker = await server.user(name()), await server.user(name())
     client = await joined(server, owner, room, "shared")
@@ -59,16 +60,16 @@ async def tight(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serve
         await factory.stop_all()
 
 
-async def test_repeated_chunks_count_towards_the_frame_rate_limit(tight: Server,
-                                                                  name) -> None:
+async def test_repeated_chunks_count_towards_the_frame_rate_limit(
+    tight: Server, name: Namer
+) -> None:
     client = await tight.connect(await tight.user(name()))
     payload = Payload(3 * 1024, seed=7, chunk_size=1024, patches=((0, MP4_HEAD),))
     file_id = await start(client, "three.mp4", payload)  # frame 1
     await send_chunks(client, file_id, payload, [0])  # new: free
     codes = []
     for _ in range(6):  # repeats write nothing: frames 2-5, then over the limit
-        reply = await answer(client, await send(client, chunk_frame(file_id, 0,
-                                                                     payload.chunk(0))))
+        reply = await answer(client, await send(client, chunk_frame(file_id, 0, payload.chunk(0))))
         codes.append(reply["data"].get("code") if reply["type"] == "error" else "ok")
     assert codes == ["ok"] * 4 + ["RATE_LIMIT"] * 2
     # chunks that write something stay free while the window is full
@@ -76,8 +77,9 @@ async def test_repeated_chunks_count_towards_the_frame_rate_limit(tight: Server,
     assert acks[-1]["received_chunks"] == 3
 
 
-async def test_a_zip_with_more_members_than_clamd_scans_is_refused(server: Server,
-                                                                   name) -> None:
+async def test_a_zip_with_more_members_than_clamd_scans_is_refused(
+    server: Server, name: Namer
+) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for i in range(10_001):  # clamd's default MaxFiles is 10,000
@@ -86,6 +88,5 @@ async def test_a_zip_with_more_members_than_clamd_scans_is_refused(server: Serve
     client = await server.connect(await server.user(name()))
     file_id = await start(client, "many.zip", payload)
     await send_chunks(client, file_id, payload)
-    error = await fails(client, finalize_frame(file_id, payload.sha256),
-                        "FILE_TYPE_NOT_ALLOWED")
+    error = await fails(client, finalize_frame(file_id, payload.sha256), "FILE_TYPE_NOT_ALLOWED")
     assert error["details"] == {"extension": "zip"}

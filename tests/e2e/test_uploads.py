@@ -26,7 +26,7 @@ import pytest
 
 from chinwag.client import ChatClient
 from tests.e2e.rooms_helpers import chat, joined
-from tests.support import Server, ServerFactory, User
+from tests.support import Namer, Server, ServerFactory, User
 
 MB = 1 << 20
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -40,8 +40,15 @@ class Payload:
     """A file's bytes, made chunk by chunk on demand (never held whole): random
     bytes from a seed with ``patches`` (offset, bytes) laid over them, or ``data``."""
 
-    def __init__(self, size: int, *, seed: int = 0, chunk_size: int = MB,
-                 patches: Iterable[tuple[int, bytes]] = (), data: bytes | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        seed: int = 0,
+        chunk_size: int = MB,
+        patches: Iterable[tuple[int, bytes]] = (),
+        data: bytes | None = None,
+    ) -> None:
         self.size = len(data) if data is not None else size
         self.seed = seed
         self.chunk_size = chunk_size
@@ -53,8 +60,7 @@ class Payload:
         return cls(len(data), data=data, chunk_size=chunk_size)
 
     @classmethod
-    def mp4(cls, size: int, *, seed: int = 0, patches: Iterable[tuple[int, bytes]] = ()
-            ) -> Payload:
+    def mp4(cls, size: int, *, seed: int = 0, patches: Iterable[tuple[int, bytes]] = ()) -> Payload:
         """Random bytes behind an ISO-BMFF ``ftyp`` box: passes the .mp4 content check."""
         return cls(size, seed=seed, patches=((0, MP4_HEAD), *patches))
 
@@ -71,7 +77,7 @@ class Payload:
         for offset, blob in self.patches:
             lo, hi = max(offset, start), min(offset + len(blob), end)
             if lo < hi:
-                raw[lo - start:hi - start] = blob[lo - offset:hi - offset]
+                raw[lo - start : hi - start] = blob[lo - offset : hi - offset]
         return bytes(raw)
 
     @functools.cached_property
@@ -89,16 +95,20 @@ def upload(data: dict[str, Any], room: str | None = None) -> dict[str, Any]:
     return frame
 
 
-def init_frame(file_name: str, size: int, room: str | None = None,
-               mime_type: str = "application/octet-stream") -> dict[str, Any]:
-    return upload({"upload_type": "init", "file_name": file_name, "file_size": size,
-                   "mime_type": mime_type}, room)
+def init_frame(
+    file_name: str, size: int, room: str | None = None, mime_type: str = "application/octet-stream"
+) -> dict[str, Any]:
+    return upload(
+        {"upload_type": "init", "file_name": file_name, "file_size": size, "mime_type": mime_type},
+        room,
+    )
 
 
 def chunk_frame(file_id: str, index: int, data: bytes | str) -> dict[str, Any]:
     encoded = data if isinstance(data, str) else base64.b64encode(data).decode()
-    return upload({"upload_type": "chunk", "file_id": file_id, "chunk_index": index,
-                   "chunk_data": encoded})
+    return upload(
+        {"upload_type": "chunk", "file_id": file_id, "chunk_index": index, "chunk_data": encoded}
+    )
 
 
 def status_frame(file_id: str) -> dict[str, Any]:
@@ -129,18 +139,21 @@ async def call(client: ChatClient, frame: dict[str, Any], timeout: float = 30) -
     return await answer(client, await send(client, frame), timeout)
 
 
-async def fails(client: ChatClient, frame: dict[str, Any], code: str,
-                timeout: float = 30) -> dict[str, Any]:
+async def fails(
+    client: ChatClient, frame: dict[str, Any], code: str, timeout: float = 30
+) -> dict[str, Any]:
     """Send ``frame``; assert it is answered by an ``error`` with ``code``; return its data."""
     reply = await call(client, frame, timeout)
     assert reply["type"] == "error", reply
     assert reply["data"]["code"] == code, reply
     assert reply["data"]["error"]
-    return reply["data"]
+    data: dict[str, Any] = reply["data"]
+    return data
 
 
-async def start(client: ChatClient, file_name: str, payload: Payload,
-                room: str | None = None) -> str:
+async def start(
+    client: ChatClient, file_name: str, payload: Payload, room: str | None = None
+) -> str:
     """Init an upload of ``payload``; return its file_id."""
     reply = await call(client, init_frame(file_name, payload.size, room))
     assert reply["type"] == "file_upload", reply
@@ -151,9 +164,13 @@ async def start(client: ChatClient, file_name: str, payload: Payload,
     return str(data["file_id"])
 
 
-async def send_chunks(client: ChatClient, file_id: str, payload: Payload,
-                      indexes: Iterable[int] | None = None, window: int = 8
-                      ) -> list[dict[str, Any]]:
+async def send_chunks(
+    client: ChatClient,
+    file_id: str,
+    payload: Payload,
+    indexes: Iterable[int] | None = None,
+    window: int = 8,
+) -> list[dict[str, Any]]:
     """Send chunks (pipelined, at most ``window`` unanswered); return the acks in order."""
     indexes = list(range(payload.total_chunks) if indexes is None else indexes)
     sent: list[tuple[int, str]] = []
@@ -161,18 +178,16 @@ async def send_chunks(client: ChatClient, file_id: str, payload: Payload,
     for index in indexes:
         if len(sent) - len(acks) >= window:
             acks.append(await _ack(client, file_id, *sent[len(acks)]))
-        sent.append((index, await send(client, chunk_frame(file_id, index,
-                                                           payload.chunk(index)))))
-    for index, message_id in sent[len(acks):]:
+        sent.append((index, await send(client, chunk_frame(file_id, index, payload.chunk(index)))))
+    for index, message_id in sent[len(acks) :]:
         acks.append(await _ack(client, file_id, index, message_id))
     return acks
 
 
-async def _ack(client: ChatClient, file_id: str, index: int, message_id: str
-               ) -> dict[str, Any]:
+async def _ack(client: ChatClient, file_id: str, index: int, message_id: str) -> dict[str, Any]:
     reply = await answer(client, message_id)
     assert reply["type"] == "file_upload", reply
-    data = reply["data"]
+    data: dict[str, Any] = reply["data"]
     assert data["upload_type"] == "chunk" and data["file_id"] == file_id
     assert data["chunk_index"] == index
     return data
@@ -182,22 +197,25 @@ def is_complete(file_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda f: f["data"].get("upload_type") == "complete" and f["data"]["file_id"] == file_id
 
 
-async def finalize(client: ChatClient, file_id: str, checksum: str,
-                   timeout: float = 60) -> dict[str, Any]:
+async def finalize(
+    client: ChatClient, file_id: str, checksum: str, timeout: float = 60
+) -> dict[str, Any]:
     """Finalize; return the ``complete`` frame (a room event when the upload has a room)."""
     message_id = await send(client, finalize_frame(file_id, checksum))
 
     def done(f: dict[str, Any]) -> bool:
         return (f["type"] == "error" and f["data"].get("message_id") == message_id) or (
-            f["type"] == "file_upload" and is_complete(file_id)(f))
+            f["type"] == "file_upload" and is_complete(file_id)(f)
+        )
 
     reply = await client.expect(None, done, timeout=timeout)
     assert reply["type"] == "file_upload", reply
     return reply
 
 
-async def put(client: ChatClient, file_name: str, payload: Payload,
-              room: str | None = None) -> dict[str, Any]:
+async def put(
+    client: ChatClient, file_name: str, payload: Payload, room: str | None = None
+) -> dict[str, Any]:
     """A whole upload in order; the ``complete`` frame."""
     file_id = await start(client, file_name, payload, room)
     await send_chunks(client, file_id, payload)
@@ -226,7 +244,7 @@ def disposition(header: str) -> tuple[str, str]:
     if rest.startswith("filename*=utf-8''"):
         return kind, unquote(rest.removeprefix("filename*=utf-8''"))
     assert rest.startswith('filename="') and rest.endswith('"'), header
-    return kind, rest[len('filename="'):-1]
+    return kind, rest[len('filename="') : -1]
 
 
 def files_under(directory: Path) -> set[Path]:
@@ -260,35 +278,40 @@ async def until(condition: Callable[[], bool], timeout: float = 10, what: str = 
         await asyncio.sleep(0.05)
 
 
-async def no_file_event_before_marker(observer: ChatClient, sender: ChatClient,
-                                      room: str) -> None:
+async def no_file_event_before_marker(observer: ChatClient, sender: ChatClient, room: str) -> None:
     """Nothing was shared in ``room``: a later chat reaches ``observer`` with no
     ``file_upload`` before it."""
     marker = f"marker-{uuid.uuid4().hex}"
     await sender.send(chat(room, marker))
     await observer.expect("chat", lambda f: f["data"]["content"] == marker)
-    assert not [f for f in observer.pending("file_upload")
-                if f["data"].get("upload_type") == "complete"]
+    assert not [
+        f for f in observer.pending("file_upload") if f["data"].get("upload_type") == "complete"
+    ]
 
 
 # ---- the whole story: 50 MB, out of order, resumed, shared ----------------------------
 
 
-COMPLETE_KEYS = {"upload_type", "file_id", "file_name", "file_size", "mime_type", "checksum",
-                 "url"}
+COMPLETE_KEYS = {"upload_type", "file_id", "file_name", "file_size", "mime_type", "checksum", "url"}
 
 
 async def test_50mb_out_of_order_with_a_reconnect_reaches_every_member_byte_identical(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("files")
-    alice, bob, carol = (await server.user(name()), await server.user(name()),
-                         await server.user(name()))
+    alice, bob, carol = (
+        await server.user(name()),
+        await server.user(name()),
+        await server.user(name()),
+    )
     a = await joined(server, alice, room, "shared")
     b = await joined(server, bob, room)
     c = await joined(server, carol, room)
     await c.close()  # a member, offline during the whole upload
-    await a.expect("presence", lambda f: f["data"] == {
-        "room_id": room, "username": carol.username, "status": "offline"})
+    await a.expect(
+        "presence",
+        lambda f: f["data"] == {"room_id": room, "username": carol.username, "status": "offline"},
+    )
 
     payload = Payload.mp4(50 * MB, seed=50)
     file_id = await start(a, "holiday.mp4", payload, room)
@@ -338,7 +361,7 @@ async def test_50mb_out_of_order_with_a_reconnect_reaches_every_member_byte_iden
     assert [m for m in history if m["type"] == "file_upload"] == [complete]
 
 
-async def test_two_uploads_interleaved_on_one_connection(server: Server, name) -> None:
+async def test_two_uploads_interleaved_on_one_connection(server: Server, name: Namer) -> None:
     admin = await server.admin()
     completed = (await server.get("/api/v1/ws/stats", admin)).json()["uploads"]["completed"]
     client = await server.connect(await server.user(name()))
@@ -358,14 +381,14 @@ async def test_two_uploads_interleaved_on_one_connection(server: Server, name) -
 # ---- every file error over the socket; the connection survives each ----------------------
 
 
-async def test_a_file_over_max_file_size_is_refused_at_init(server: Server, name) -> None:
+async def test_a_file_over_max_file_size_is_refused_at_init(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     error = await fails(client, init_frame("big.mp4", 50 * MB + 1), "FILE_TOO_LARGE")
     assert error["details"]["max_file_size"] == 50 * MB
     await alive(client)
 
 
-async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name) -> None:
+async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.mp4(3 * MB)
     file_id = await start(client, "clip.mp4", payload)
@@ -376,19 +399,25 @@ async def test_a_chunk_over_max_chunk_size_is_refused(server: Server, name) -> N
     assert complete["data"]["file_size"] == 3 * MB
 
 
-@pytest.mark.parametrize("file_name", ["setup.exe", "run.sh", "noextension", "archive.tar.bin",
-                                       ".png"])
-async def test_an_extension_outside_the_list_is_refused_at_init(server: Server, name,
-                                                                file_name: str) -> None:
+@pytest.mark.parametrize(
+    "file_name", ["setup.exe", "run.sh", "noextension", "archive.tar.bin", ".png"]
+)
+async def test_an_extension_outside_the_list_is_refused_at_init(
+    server: Server, name: Namer, file_name: str
+) -> None:
     client = await server.connect(await server.user(name()))
     await fails(client, init_frame(file_name, 10), "FILE_TYPE_NOT_ALLOWED")
     await alive(client)
 
 
-@pytest.mark.parametrize("content", [b"\x7fELF\x02\x01\x01" + bytes(200),
-                                     b"MZ\x90\x00\x03" + bytes(200)], ids=["elf", "mz"])
-async def test_an_executable_called_png_is_refused_at_finalize(server: Server, name,
-                                                               content: bytes) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b"\x7fELF\x02\x01\x01" + bytes(200), b"MZ\x90\x00\x03" + bytes(200)],
+    ids=["elf", "mz"],
+)
+async def test_an_executable_called_png_is_refused_at_finalize(
+    server: Server, name: Namer, content: bytes
+) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.of(content)
     file_id = await start(client, "cute-cat.png", payload)
@@ -403,7 +432,8 @@ async def test_an_executable_called_png_is_refused_at_finalize(server: Server, n
 
 
 async def test_a_wrong_checksum_is_checksum_mismatch_and_nothing_is_published(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     user = await server.user(name())
     client = await server.connect(user)
     payload = Payload.of(b"hello, world\n" * 100)
@@ -417,7 +447,8 @@ async def test_a_wrong_checksum_is_checksum_mismatch_and_nothing_is_published(
 
 
 async def test_finalize_with_missing_chunks_lists_them_and_the_upload_can_finish(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.mp4(4 * MB + 10, seed=4)
     file_id = await start(client, "clip.mp4", payload)
@@ -429,7 +460,7 @@ async def test_finalize_with_missing_chunks_lists_them_and_the_upload_can_finish
     assert complete["data"]["checksum"] == payload.sha256
 
 
-async def test_unknown_upload_ids_are_upload_not_found(server: Server, name) -> None:
+async def test_unknown_upload_ids_are_upload_not_found(server: Server, name: Namer) -> None:
     client = await server.connect(await server.user(name()))
     unknown = str(uuid.uuid4())
     await fails(client, status_frame(unknown), "UPLOAD_NOT_FOUND")
@@ -439,7 +470,7 @@ async def test_unknown_upload_ids_are_upload_not_found(server: Server, name) -> 
     await alive(client)
 
 
-async def test_someone_elses_upload_is_upload_not_found(server: Server, name) -> None:
+async def test_someone_elses_upload_is_upload_not_found(server: Server, name: Namer) -> None:
     owner = await server.connect(await server.user(name()))
     thief = await server.connect(await server.user(name()))
     payload = Payload.of(b"mine, all mine\n")
@@ -453,7 +484,9 @@ async def test_someone_elses_upload_is_upload_not_found(server: Server, name) ->
     await alive(thief)
 
 
-async def test_chunk_data_that_is_not_base64_is_invalid_message(server: Server, name) -> None:
+async def test_chunk_data_that_is_not_base64_is_invalid_message(
+    server: Server, name: Namer
+) -> None:
     client = await server.connect(await server.user(name()))
     payload = Payload.of(b"0123456789")
     file_id = await start(client, "digits.txt", payload)
@@ -463,7 +496,7 @@ async def test_chunk_data_that_is_not_base64_is_invalid_message(server: Server, 
     await finalize(client, file_id, payload.sha256)
 
 
-async def test_an_upload_into_a_room_needs_membership(server: Server, name) -> None:
+async def test_an_upload_into_a_room_needs_membership(server: Server, name: Namer) -> None:
     room = name("files")
     await joined(server, await server.user(name()), room, "group")
     outsider = await server.connect(await server.user(name()))
@@ -472,7 +505,8 @@ async def test_an_upload_into_a_room_needs_membership(server: Server, name) -> N
 
 
 async def test_finalize_after_leaving_the_room_is_not_in_room_and_shares_nothing(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("files")
     alice, bob = await server.user(name()), await server.user(name())
     a = await joined(server, alice, room, "shared")
@@ -490,7 +524,7 @@ async def test_finalize_after_leaving_the_room_is_not_in_room_and_shares_nothing
     assert await b.expect("file_upload", is_complete(file_id)) == complete
 
 
-async def test_an_empty_file_can_be_shared(server: Server, name) -> None:
+async def test_an_empty_file_can_be_shared(server: Server, name: Namer) -> None:
     user = await server.user(name())
     client = await server.connect(user)
     payload = Payload.of(b"")
@@ -505,10 +539,14 @@ async def test_an_empty_file_can_be_shared(server: Server, name) -> None:
 
 
 async def test_uploader_and_members_download_with_safe_headers_others_do_not(
-        server: Server, name) -> None:
+    server: Server, name: Namer
+) -> None:
     room = name("files")
-    alice, bob, eve = (await server.user(name()), await server.user(name()),
-                       await server.user(name()))
+    alice, bob, eve = (
+        await server.user(name()),
+        await server.user(name()),
+        await server.user(name()),
+    )
     a = await joined(server, alice, room, "shared")
     await joined(server, bob, room)
     content = b"<script>alert(1)</script> is just text here\n"
@@ -527,7 +565,7 @@ async def test_uploader_and_members_download_with_safe_headers_others_do_not(
     assert (await server.get(FILES + str(uuid.uuid4()), alice)).status_code == 404
 
 
-async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, name) -> None:
+async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, name: Namer) -> None:
     alice, bob = await server.user(name()), await server.user(name())
     a = await server.connect(alice)
     complete = await put(a, "private.json", Payload.of(b'{"secret": true}'))
@@ -539,14 +577,18 @@ async def test_a_file_without_a_room_is_for_its_uploader_only(server: Server, na
     assert (await server.get(url, bob)).status_code == 403
 
 
-@pytest.mark.parametrize(("file_name", "stored_as"), [
-    ("../../etc/passwd.txt", "passwd.txt"),
-    ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
-    ('a"b\r\nSet-Cookie: x=1.txt', "a_bSet-Cookie_ x=1.txt"),
-    ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.txt", "x.txt"),  # fullwidth: NFKC first
-])
+@pytest.mark.parametrize(
+    ("file_name", "stored_as"),
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\win.ini.txt", "win.ini.txt"),
+        ('a"b\r\nSet-Cookie: x=1.txt', "a_bSet-Cookie_ x=1.txt"),
+        ("\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fx.txt", "x.txt"),  # fullwidth: NFKC first
+    ],
+)
 async def test_a_hostile_file_name_is_sanitised_and_stored_inside_upload_dir(
-        server: Server, name, file_name: str, stored_as: str) -> None:
+    server: Server, name: Namer, file_name: str, stored_as: str
+) -> None:
     user = await server.user(name())
     client = await server.connect(user)
     outside = server.workdir.parent
@@ -575,13 +617,18 @@ async def tight(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serve
     factory = ServerFactory(tmp_path_factory.mktemp("tight"))
     try:
         yield await factory.start(
-            WS_RATE_LIMIT_REQUESTS=5, MAX_CHUNK_SIZE=1024, MAX_UPLOADS_PER_USER=2,
-            MAX_TEMP_BYTES_PER_USER=20_000, UPLOAD_TIMEOUT=2, WEBSOCKET_CLEANUP_INTERVAL=0.5)
+            WS_RATE_LIMIT_REQUESTS=5,
+            MAX_CHUNK_SIZE=1024,
+            MAX_UPLOADS_PER_USER=2,
+            MAX_TEMP_BYTES_PER_USER=20_000,
+            UPLOAD_TIMEOUT=2,
+            WEBSOCKET_CLEANUP_INTERVAL=0.5,
+        )
     finally:
         await factory.stop_all()
 
 
-async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, name) -> None:
+async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, name: Namer) -> None:
     client = await tight.connect(await tight.user(name()))
     payload = Payload(10 * 1024, seed=10, chunk_size=1024, patches=((0, MP4_HEAD),))
     file_id = await start(client, "ten.mp4", payload)  # frame 1
@@ -596,7 +643,7 @@ async def test_chunks_are_not_counted_by_the_frame_rate_limit(tight: Server, nam
     assert error["data"]["code"] == "RATE_LIMIT" and error["data"]["retry_after"] >= 1
 
 
-async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name) -> None:
+async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name: Namer) -> None:
     client = await tight.connect(await tight.user(name()))
     await start(client, "one.txt", Payload.of(b"1" * 100, chunk_size=1024))
     await start(client, "two.txt", Payload.of(b"2" * 100, chunk_size=1024))
@@ -604,8 +651,9 @@ async def test_concurrent_uploads_per_user_are_bounded(tight: Server, name) -> N
     assert error["details"]["max_uploads"] == 2
 
 
-async def test_bytes_held_in_temporary_storage_per_user_are_bounded(tight: Server,
-                                                                     name) -> None:
+async def test_bytes_held_in_temporary_storage_per_user_are_bounded(
+    tight: Server, name: Namer
+) -> None:
     client = await tight.connect(await tight.user(name()))
     await start(client, "big.txt", Payload.of(b"b" * 15_000, chunk_size=1024))
     error = await fails(client, init_frame("more.txt", 10_000), "UPLOAD_LIMIT")
@@ -615,8 +663,9 @@ async def test_bytes_held_in_temporary_storage_per_user_are_bounded(tight: Serve
 # ---- abandoned uploads --------------------------------------------------------------------
 
 
-async def test_an_abandoned_upload_is_removed_with_its_temporary_file(tight: Server,
-                                                                       name) -> None:
+async def test_an_abandoned_upload_is_removed_with_its_temporary_file(
+    tight: Server, name: Namer
+) -> None:
     user = await tight.user(name())
     client = await tight.connect(user)
     payload = Payload.of(b"x" * 3000, chunk_size=1024)
@@ -630,8 +679,9 @@ async def test_an_abandoned_upload_is_removed_with_its_temporary_file(tight: Ser
     await fails(client, status_frame(file_id), "UPLOAD_NOT_FOUND")
 
 
-async def test_after_a_disconnect_an_upload_resumes_on_a_new_connection(tight: Server,
-                                                                         name) -> None:
+async def test_after_a_disconnect_an_upload_resumes_on_a_new_connection(
+    tight: Server, name: Namer
+) -> None:
     user = await tight.user(name())
     first = await tight.connect(user)
     payload = Payload.of(b"resumable text\n" * 200, chunk_size=1024)  # 3 chunks
@@ -673,8 +723,11 @@ async def fragile(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
     root = tmp_path_factory.mktemp("fragile")
     factory = ServerFactory(root)
     try:
-        yield await factory.start(workdir=root / "srv", UPLOAD_DIR=root / "srv" / "uploads",
-                                  TEMP_DIR=root / "srv" / "temp")
+        yield await factory.start(
+            workdir=root / "srv",
+            UPLOAD_DIR=root / "srv" / "uploads",
+            TEMP_DIR=root / "srv" / "temp",
+        )
     finally:
         await factory.stop_all()
 
@@ -693,7 +746,8 @@ def file_size_limit(srv: Server, limit: int) -> Any:
 
 
 async def test_a_failed_chunk_write_is_storage_error_and_nothing_is_shared(
-        fragile: Server, name) -> None:
+    fragile: Server, name: Namer
+) -> None:
     room = name("files")
     alice, bob = await fragile.user(name()), await fragile.user(name())
     a = await joined(fragile, alice, room, "shared")
@@ -712,7 +766,8 @@ async def test_a_failed_chunk_write_is_storage_error_and_nothing_is_shared(
 
 
 async def test_a_failed_publish_is_storage_error_and_nothing_is_shared(
-        fragile: Server, name) -> None:
+    fragile: Server, name: Namer
+) -> None:
     room = name("files")
     alice, bob = await fragile.user(name()), await fragile.user(name())
     a = await joined(fragile, alice, room, "shared")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_cluster import cluster_env, start_cluster
-from tests.support import Server
+from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage
 
@@ -40,7 +40,7 @@ async def _say(srv: Server, user: Any, room_id: str, text: str) -> int:
     return int(done["data"]["seq"])
 
 
-async def test_my_rooms_carry_unread_last_seq_and_last_message(server: Server, name) -> None:
+async def test_my_rooms_carry_unread_last_seq_and_last_message(server: Server, name: Namer) -> None:
     alice, bob = await server.user(name("a")), await server.user(name("b"))
     room = name("r")
     await _room(server, alice, room)
@@ -65,7 +65,7 @@ async def test_my_rooms_carry_unread_last_seq_and_last_message(server: Server, n
 
 
 async def test_shared_scope_lists_only_shared_rooms_and_whether_the_caller_is_in(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     alice, bob = await server.user(name("a")), await server.user(name("b"))
     shared, group = name("s"), name("g")
@@ -81,7 +81,9 @@ async def test_shared_scope_lists_only_shared_rooms_and_whether_the_caller_is_in
     assert r.status_code == 422 and "scope" in r.json()["detail"]
 
 
-async def test_user_search_by_prefix_ignores_case_and_needs_a_token(server: Server, name) -> None:
+async def test_user_search_by_prefix_ignores_case_and_needs_a_token(
+    server: Server, name: Namer
+) -> None:
     stem = name("Zed")
     a = await server.user(stem + "_one")
     await server.user(stem + "_two")
@@ -94,7 +96,7 @@ async def test_user_search_by_prefix_ignores_case_and_needs_a_token(server: Serv
 
 
 async def test_admin_endpoints_refuse_others_and_list_users_with_spend(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     bob = await server.user(name("b"))
     assert (await server.get("/api/v1/admin/users", bob)).status_code == 403
@@ -118,7 +120,7 @@ async def test_admin_endpoints_refuse_others_and_list_users_with_spend(
     assert all({"room_id", "members", "last_seq", "owner"} <= set(r) for r in rooms)
 
 
-async def test_budget_override_is_stored_replaced_and_cleared(server: Server, name) -> None:
+async def test_budget_override_is_stored_replaced_and_cleared(server: Server, name: Namer) -> None:
     bob, admin = await server.user(name("b")), await server.admin()
     url = server.base + f"/api/v1/admin/users/{bob.username}"
     r = await server.http.patch(
@@ -146,7 +148,7 @@ async def test_budget_override_is_stored_replaced_and_cleared(server: Server, na
 
 
 async def test_disabling_a_user_refuses_their_tokens_and_closes_their_sockets_with_4401(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     bob, admin = await server.user(name("b")), await server.admin()
     ws = await server.connect(bob)
@@ -168,7 +170,7 @@ async def test_disabling_a_user_refuses_their_tokens_and_closes_their_sockets_wi
 
 
 async def test_disabling_closes_the_users_sockets_on_every_process(
-    pg_url: str, start_server: Callable[..., Any], name
+    pg_url: str, start_server: Callable[..., Any], name: Namer
 ) -> None:
     a, b = await start_cluster(start_server, 2, cluster_env(pg_url))
     bob = await a.user(name("b"))
@@ -206,7 +208,7 @@ async def test_docs_and_redoc_load_every_asset_from_this_server(server: Server) 
 
 
 async def test_receipts_give_each_members_cursors_to_those_who_may_see_the_room(
-    server: Server, name
+    server: Server, name: Namer
 ) -> None:
     alice, bob = await server.user(name("a")), await server.user(name("b"))
     room = name("g")

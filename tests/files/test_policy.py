@@ -233,8 +233,9 @@ def test_zip_with_more_members_than_clamd_scans_fails(tmp_path: Path) -> None:
     members = {f"{i}.txt": b"" for i in range(policy.MAX_ARCHIVE_MEMBERS + 1)}
     path = _zip(tmp_path / "many.zip", members)
     assert not policy.zip_declared_sizes_ok(path, limit=10**9)
-    assert policy.zip_declared_sizes_ok(path, limit=10**9,
-                                        max_members=policy.MAX_ARCHIVE_MEMBERS + 1)
+    assert policy.zip_declared_sizes_ok(
+        path, limit=10**9, max_members=policy.MAX_ARCHIVE_MEMBERS + 1
+    )
 
 
 def test_zip64_records_and_prepended_data_are_read_like_zipfile(tmp_path: Path) -> None:
@@ -256,7 +257,7 @@ def test_zip_whose_central_directory_is_cut_fails(tmp_path: Path) -> None:
     data = _zip(tmp_path / "a.zip", {"a.txt": b"a", "b.txt": b"b"}).read_bytes()
     eocd = data.rfind(b"PK\x05\x06")
     cut = tmp_path / "cut.zip"
-    cut.write_bytes(data[:eocd - 10] + data[eocd:])
+    cut.write_bytes(data[: eocd - 10] + data[eocd:])
     assert not policy.zip_declared_sizes_ok(cut, limit=10**9)
 
 

@@ -86,8 +86,16 @@ async def test_publish_across_filesystems_falls_back_to_a_copy(
 
 @pytest.mark.parametrize(
     "name",
-    ["../etc/passwd", "a/b", "..", ".hidden", "/etc/passwd", "ABCDEF" * 6, "0" * 31,
-     "0" * 32 + "/"],
+    [
+        "../etc/passwd",
+        "a/b",
+        "..",
+        ".hidden",
+        "/etc/passwd",
+        "ABCDEF" * 6,
+        "0" * 31,
+        "0" * 32 + "/",
+    ],
 )
 def test_open_published_refuses_names_publish_could_not_produce(
     storage: LocalStorage, name: str

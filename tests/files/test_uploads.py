@@ -588,16 +588,19 @@ async def test_two_managers_racing_to_finalize_publish_and_scan_once(
     one, two = make_manager(scanner), make_manager(scanner)
     file_id = await start(one, PNG)
     await send_all(one, file_id, PNG)
-    results = await asyncio.gather(one.finalize(ALICE, file_id, sha(PNG)),
-                                   two.finalize(ALICE, file_id, sha(PNG)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        one.finalize(ALICE, file_id, sha(PNG)),
+        two.finalize(ALICE, file_id, sha(PNG)),
+        return_exceptions=True,
+    )
     published = [r for r in results if isinstance(r, FinalizedUpload)]
     refused = [r for r in results if isinstance(r, ChatError)]
     assert len(published) == 1 and len(refused) == 1, results
     assert isinstance(refused[0], (InvalidMessage, UploadNotFound))
     assert len(scanner.scanned) == 1
     assert [p.name for p in storage.upload_dir.iterdir() if p.is_file()] == [
-        published[0].stored_name]
+        published[0].stored_name
+    ]
 
 
 async def test_a_finalize_claim_left_by_a_dead_process_expires_after_the_lease(

@@ -31,8 +31,10 @@ def test_room_ids_have_64_name_characters_and_may_name_a_personal_stream() -> No
 
 
 def test_room_id_in_both_places_must_agree() -> None:
-    assert code_of('{"type":"typing","room_id":"a","data":{"room_id":"b","is_typing":true}}') \
+    assert (
+        code_of('{"type":"typing","room_id":"a","data":{"room_id":"b","is_typing":true}}')
         is ErrorCode.INVALID_MESSAGE
+    )
 
 
 def test_numeric_message_id_becomes_a_string() -> None:
@@ -41,48 +43,58 @@ def test_numeric_message_id_becomes_a_string() -> None:
 
 
 def test_guide_chat_frame_with_null_conversation_is_valid() -> None:
-    msg = codec.decode('{"type":"chat","data":{"message":"Hello, AI!","conversation_id":null,'
-                       '"model_preference":"gpt-4","temperature":0.7},"room_id":"room-123",'
-                       '"message_id":"msg-1"}')
+    msg = codec.decode(
+        '{"type":"chat","data":{"message":"Hello, AI!","conversation_id":null,'
+        '"model_preference":"gpt-4","temperature":0.7},"room_id":"room-123",'
+        '"message_id":"msg-1"}'
+    )
     assert isinstance(msg, Chat) and msg.data.temperature == 0.7
 
 
 def test_checksum_accepts_prefix_and_upper_case() -> None:
-    msg = codec.decode('{"type":"file_upload","data":{"upload_type":"finalize","file_id":"f",'
-                       '"checksum":"sha256:' + "AB" * 32 + '"}}')
+    msg = codec.decode(
+        '{"type":"file_upload","data":{"upload_type":"finalize","file_id":"f",'
+        '"checksum":"sha256:' + "AB" * 32 + '"}}'
+    )
     assert isinstance(msg, FileUpload) and isinstance(msg.data, UploadFinalize)
     assert msg.data.checksum == "ab" * 32
 
 
 def _upload(data: str) -> str:
-    return '{"type":"file_upload","data":{' + data + '}}'
+    return '{"type":"file_upload","data":{' + data + "}}"
 
 
 # The upload manager relies on these: it no longer checks types, signs or the
 # checksum's form itself.
-@pytest.mark.parametrize("data", [
-    '"upload_type":"init","file_name":"a.txt","file_size":-1',
-    '"upload_type":"chunk","file_id":"f","chunk_index":-1,"chunk_data":"eA=="',
-    '"upload_type":"chunk","file_id":"f","chunk_index":0,"chunk_data":5',
-    '"upload_type":"finalize","file_id":"f","checksum":""',
-    '"upload_type":"finalize","file_id":"f","checksum":"abc"',
-    '"upload_type":"finalize","file_id":"f","checksum":"' + "z" * 64 + '"',
-    '"upload_type":"finalize","file_id":"f","checksum":"md5:' + "0" * 64 + '"',
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        '"upload_type":"init","file_name":"a.txt","file_size":-1',
+        '"upload_type":"chunk","file_id":"f","chunk_index":-1,"chunk_data":"eA=="',
+        '"upload_type":"chunk","file_id":"f","chunk_index":0,"chunk_data":5',
+        '"upload_type":"finalize","file_id":"f","checksum":""',
+        '"upload_type":"finalize","file_id":"f","checksum":"abc"',
+        '"upload_type":"finalize","file_id":"f","checksum":"' + "z" * 64 + '"',
+        '"upload_type":"finalize","file_id":"f","checksum":"md5:' + "0" * 64 + '"',
+    ],
+)
 def test_upload_fields_of_the_wrong_type_sign_or_form_are_invalid_message(data: str) -> None:
     assert code_of(_upload(data)) is ErrorCode.INVALID_MESSAGE
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    ("", ErrorCode.INVALID_JSON),
-    ("nul", ErrorCode.INVALID_JSON),
-    ('"just a string"', ErrorCode.INVALID_MESSAGE),
-    ('{"type": 5}', ErrorCode.INVALID_MESSAGE),
-    ('{"type": "nope"}', ErrorCode.UNKNOWN_TYPE),
-    ('{"type": "chat", "data": {"message": ""}}', ErrorCode.INVALID_MESSAGE),
-    ('{"type": "chat", "data": {"message": "x"}, "extra": 1}', ErrorCode.INVALID_MESSAGE),
-    ('{"type": "cancel", "data": {}}', ErrorCode.INVALID_MESSAGE),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("", ErrorCode.INVALID_JSON),
+        ("nul", ErrorCode.INVALID_JSON),
+        ('"just a string"', ErrorCode.INVALID_MESSAGE),
+        ('{"type": 5}', ErrorCode.INVALID_MESSAGE),
+        ('{"type": "nope"}', ErrorCode.UNKNOWN_TYPE),
+        ('{"type": "chat", "data": {"message": ""}}', ErrorCode.INVALID_MESSAGE),
+        ('{"type": "chat", "data": {"message": "x"}, "extra": 1}', ErrorCode.INVALID_MESSAGE),
+        ('{"type": "cancel", "data": {}}', ErrorCode.INVALID_MESSAGE),
+    ],
+)
 def test_rejections_carry_the_right_code(frame: str, code: ErrorCode) -> None:
     assert code_of(frame) is code
 
@@ -96,8 +108,10 @@ def test_invalid_message_details_name_every_bad_field() -> None:
 
 def test_error_event_shape() -> None:
     event = codec.error_event("RATE_LIMIT", "slow down", message_id="m", retry_after=3)
-    assert event == {"type": "error", "data": {"error": "slow down", "code": "RATE_LIMIT",
-                                               "message_id": "m", "retry_after": 3}}
+    assert event == {
+        "type": "error",
+        "data": {"error": "slow down", "code": "RATE_LIMIT", "message_id": "m", "retry_after": 3},
+    }
 
 
 def test_times_are_utc_with_z() -> None:

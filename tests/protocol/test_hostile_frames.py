@@ -37,8 +37,11 @@ def _check(text: str | bytes) -> None:
     except ChatError as exc:
         assert exc.code in CLIENT_FAULTS, exc
         assert exc.message
-        codec.encode(codec.error_event(exc.code.value, exc.message, message_id=exc.message_id,
-                                       details=exc.details))  # the answer can be sent
+        codec.encode(
+            codec.error_event(
+                exc.code.value, exc.message, message_id=exc.message_id, details=exc.details
+            )
+        )  # the answer can be sent
         return
     ignored = {"data"} if message.type == "ping" else set()  # ping's data is never read
     for number in _ints(message.model_dump(exclude=ignored)):
@@ -54,5 +57,6 @@ def test_any_text_frame_decodes_or_is_a_client_error(text: str) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(mutated_frames, frame_objects()))
 def test_frames_of_known_types_with_wrong_shapes_decode_or_are_client_errors(
-        frame: dict[str, Any]) -> None:
+    frame: dict[str, Any],
+) -> None:
     _check(json.dumps(frame).encode())

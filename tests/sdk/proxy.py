@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from typing import Any
 
 
 class CuttingProxy:
@@ -58,10 +60,11 @@ class CuttingProxy:
             while True:
                 await asyncio.sleep(seconds)
                 self.cut()
+
         self._spawn(loop())
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -79,9 +82,14 @@ class CuttingProxy:
         self._spawn(self._pipe(reader, up_writer, link, downstream=False))
         self._spawn(self._pipe(up_reader, writer, link, downstream=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    link: tuple[asyncio.StreamWriter, asyncio.StreamWriter], *,
-                    downstream: bool) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        *,
+        downstream: bool,
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await reader.read(65536):
                 if downstream and self.muted:

@@ -26,8 +26,10 @@ async def test_two_clients_chat(start_server: Callable[..., Any]) -> None:
     srv: Server = await start_server()
     await srv.user("alice")
     await srv.user("bob")
-    async with (Client(srv.base, "alice", PASSWORD) as alice,
-                Client(srv.base, "bob", PASSWORD) as bob):
+    async with (
+        Client(srv.base, "alice", PASSWORD) as alice,
+        Client(srv.base, "bob", PASSWORD) as bob,
+    ):
         room = await alice.join("lobby")
         assert room.members == ("alice",)
         await bob.join("lobby")
@@ -36,7 +38,11 @@ async def test_two_clients_chat(start_server: Callable[..., Any]) -> None:
         assert confirmation.seq is not None and confirmation.server_message_id > 0
         event = await next_chat(bob_events)
         assert (event.room_id, event.seq, event.content, event.username) == (
-            "lobby", confirmation.seq, "hello bob", "alice")
+            "lobby",
+            confirmation.seq,
+            "hello bob",
+            "alice",
+        )
         await bob.send("lobby", "hi alice")
         alice_events = alice.events()
         got = [await next_chat(alice_events), await next_chat(alice_events)]
@@ -45,7 +51,8 @@ async def test_two_clients_chat(start_server: Callable[..., Any]) -> None:
 
 
 async def test_ask_returns_the_reply_and_ask_stream_yields_its_chunks(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server()
     await srv.user("carol")
     carol = await srv.sdk("carol")
@@ -71,7 +78,8 @@ async def test_a_wrong_password_is_a_sign_in_error(start_server: Callable[..., A
 
 
 async def test_too_many_connections_backs_off_and_connects_when_a_slot_frees(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server(WEBSOCKET_MAX_CONNECTIONS_PER_USER=1)
     jack = await srv.user("jack")
     other_device = await srv.connect(jack)

@@ -16,8 +16,9 @@ FAST = Backoff(base=0.05, cap=0.5)
 Events = AsyncIterator[Event]
 
 
-async def take(events: Events, kind: str, seen: list[Event] | None = None,
-               timeout: float = 10) -> Event:
+async def take(
+    events: Events, kind: str, seen: list[Event] | None = None, timeout: float = 10
+) -> Event:
     """The next event of ``kind``; every event on the way is appended to ``seen``."""
     async with asyncio.timeout(timeout):
         async for event in events:
@@ -28,8 +29,9 @@ async def take(events: Events, kind: str, seen: list[Event] | None = None,
     raise AssertionError("events() ended")
 
 
-async def clients(server: Server, name: Callable[[str], str], count: int,
-                  room: str) -> list[Client]:
+async def clients(
+    server: Server, name: Callable[[str], str], count: int, room: str
+) -> list[Client]:
     """``count`` new users' SDK clients, all members of ``room`` (the first owns it)."""
     out = []
     for _ in range(count):
@@ -41,7 +43,8 @@ async def clients(server: Server, name: Callable[[str], str], count: int,
 
 
 async def test_an_edit_and_a_delete_reach_another_client_as_stored_events_in_order(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice, bob = await clients(server, name, 2, room)
     events = bob.events()
@@ -53,24 +56,31 @@ async def test_an_edit_and_a_delete_reach_another_client_as_stored_events_in_ord
     assert changed.seq == chat.seq + 1 and changed.event_id and not changed.unchanged  # type: ignore[operator]
     edited = await take(events, "message_edited")
     assert (edited.room_id, edited.seq, edited.message_id, edited.content, edited.username) == (
-        room, changed.seq, mid, "see you at 6", alice.username)
+        room,
+        changed.seq,
+        mid,
+        "see you at 6",
+        alice.username,
+    )
     assert edited.edited_at and edited.edited_at.endswith("Z")
     same = await alice.edit(room, mid, "see you at 6")
     assert same.unchanged and same.seq is None and same.event_id is None
     gone = await alice.delete(room, mid)
     deleted = await take(events, "message_deleted")
-    assert (deleted.seq, deleted.message_id, deleted.username) == (
-        gone.seq, mid, alice.username)
+    assert (deleted.seq, deleted.message_id, deleted.username) == (gone.seq, mid, alice.username)
     assert gone.seq == changed.seq + 1  # the unchanged edit stored nothing
     page = await bob.history(room)
     tombstone = next(e for e in page if e.seq == chat.seq)
     assert tombstone.deleted and "content" not in tombstone.data
     assert [e.type for e in page if e.seq > chat.seq] == [  # type: ignore[operator]
-        "message_edited", "message_deleted"]
+        "message_edited",
+        "message_deleted",
+    ]
 
 
 async def test_editing_or_deleting_someone_elses_message_raises_forbidden(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice, bob = await clients(server, name, 2, room)  # alice owns the room
     mine = (await bob.send(room, "bob's words")).server_message_id
@@ -88,7 +98,8 @@ async def test_editing_or_deleting_someone_elses_message_raises_forbidden(
 
 
 async def test_a_reply_carries_the_id_of_the_message_it_answers(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice, bob = await clients(server, name, 2, room)
     events = alice.events()
@@ -97,7 +108,10 @@ async def test_a_reply_carries_the_id_of_the_message_it_answers(
     await take(events, "chat")
     reply = await take(events, "chat")
     assert (reply.seq, reply.content, reply.reply_to) == (
-        answer.seq, "yes", question.server_message_id)
+        answer.seq,
+        "yes",
+        question.server_message_id,
+    )
     stored = next(e for e in await alice.history(room) if e.seq == answer.seq)
     assert stored.reply_to == question.server_message_id
     with pytest.raises(RequestError) as missing:
@@ -106,7 +120,8 @@ async def test_a_reply_carries_the_id_of_the_message_it_answers(
 
 
 async def test_a_reaction_goes_on_and_off_and_history_sums_them(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice, bob = await clients(server, name, 2, room)
     events = alice.events()
@@ -115,7 +130,12 @@ async def test_a_reaction_goes_on_and_off_and_history_sums_them(
     given = await bob.react(room, sent.server_message_id, "👍")
     reaction = await take(events, "reaction")
     assert (reaction.seq, reaction.message_id, reaction.emoji, reaction.username, reaction.on) == (
-        given.seq, sent.server_message_id, "👍", bob.username, True)
+        given.seq,
+        sent.server_message_id,
+        "👍",
+        bob.username,
+        True,
+    )
     assert (await bob.react(room, sent.server_message_id, "👍")).unchanged
     [item] = [e for e in await alice.history(room) if e.seq == sent.seq]
     assert item.reactions == {"👍": (bob.username,)}
@@ -127,7 +147,8 @@ async def test_a_reaction_goes_on_and_off_and_history_sums_them(
 
 
 async def test_a_mention_reaches_only_the_member_named_and_after_the_chat(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice, bob, carol = await clients(server, name, 3, room)
     bob_events, carol_events = bob.events(), carol.events()
@@ -135,9 +156,13 @@ async def test_a_mention_reaches_only_the_member_named_and_after_the_chat(
     for_carol = await alice.send(room, f"you too, @{carol.username}.")
     bob_saw: list[Event] = []
     mention = await take(bob_events, "mention", bob_saw)
-    assert (mention.room_id, mention.seq, mention.message_id, mention.mention_seq,
-            mention.mentioned_by) == (room, None, for_bob.server_message_id, for_bob.seq,
-                                      alice.username)
+    assert (
+        mention.room_id,
+        mention.seq,
+        mention.message_id,
+        mention.mention_seq,
+        mention.mentioned_by,
+    ) == (room, None, for_bob.server_message_id, for_bob.seq, alice.username)
     assert [e.seq for e in bob_saw if e.type == "chat"] == [for_bob.seq]  # the chat came first
     carol_saw: list[Event] = []
     mention = await take(carol_events, "mention", carol_saw)
@@ -146,7 +171,8 @@ async def test_a_mention_reaches_only_the_member_named_and_after_the_chat(
 
 
 async def test_search_finds_words_in_the_callers_rooms_only(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     mine, theirs, word = name("r"), name("r"), name("w")
     (alice,) = await clients(server, name, 1, mine)
     (bob,) = await clients(server, name, 1, theirs)
@@ -156,8 +182,14 @@ async def test_search_finds_words_in_the_callers_rooms_only(
     new = await alice.send(mine, f"fixed the {word.upper()}!")
     found = await alice.search(word)
     assert [r.message_id for r in found] == [new.server_message_id, old.server_message_id]
-    assert found[0] == SearchResult(mine, new.seq or 0, new.server_message_id, alice.username,
-                                    f"fixed the {word.upper()}!", found[0].timestamp)
+    assert found[0] == SearchResult(
+        mine,
+        new.seq or 0,
+        new.server_message_id,
+        alice.username,
+        f"fixed the {word.upper()}!",
+        found[0].timestamp,
+    )
     assert found[0].timestamp.endswith("Z")
     assert [r.seq for r in await alice.search(word, limit=1)] == [new.seq]
     assert [r.room_id for r in await bob.search(word, room_id=theirs)] == [theirs]
@@ -167,7 +199,8 @@ async def test_search_finds_words_in_the_callers_rooms_only(
 
 
 async def test_an_edit_whose_answer_is_lost_in_a_drop_is_resent_and_done_once(
-        server: Server, name: Callable[[str], str]) -> None:
+    server: Server, name: Callable[[str], str]
+) -> None:
     room = name("r")
     alice_user, bob_user = await server.user(name("u")), await server.user(name("u"))
     bob = await server.sdk(bob_user.username)

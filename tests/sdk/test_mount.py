@@ -18,7 +18,8 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mount_in_fastapi.p
 
 
 async def test_chinwag_mounted_under_chat_in_a_host_app_carries_a_conversation(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server(command=[sys.executable, str(EXAMPLE)], prefix="/chat")
     home = await srv.http.get(f"http://127.0.0.1:{srv.port}/")
     assert home.json() == {"app": "my product", "started": True, "chat": "/chat"}
@@ -26,8 +27,7 @@ async def test_chinwag_mounted_under_chat_in_a_host_app_carries_a_conversation(
     assert health.status_code == 200 and health.json()["database"] == "ok"
     await srv.user("ann")
     await srv.user("ben")
-    async with (Client(srv.base, "ann", PASSWORD) as ann,
-                Client(srv.base, "ben", PASSWORD) as ben):
+    async with Client(srv.base, "ann", PASSWORD) as ann, Client(srv.base, "ben", PASSWORD) as ben:
         await ann.join("mounted")
         await ben.join("mounted")
         sent = await ann.send("mounted", "through the mount")

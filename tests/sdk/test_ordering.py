@@ -60,7 +60,10 @@ def test_a_mention_waits_for_the_chat_it_names() -> None:
     assert seqs(order.offer(ev(3))) == [] and order.has_gap("r")
     got = order.offer(ev(2))
     assert [(e.type, e.data.get("seq", e.seq)) for e in got] == [
-        ("chat", 2), ("chat", 3), ("mention", 3)]
+        ("chat", 2),
+        ("chat", 3),
+        ("mention", 3),
+    ]
     assert order.offer_after(mention(5), 5) == []
     assert order.synced("r", 5) == [mention(5)]  # chat 5 was never meant for this user
     order.offer_after(mention(9), 9)

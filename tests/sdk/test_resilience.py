@@ -18,8 +18,9 @@ from tests.support import PASSWORD, Server, kill
 FAST = Backoff(base=0.05, cap=0.5)
 
 
-async def collect_chats(client: Client, count: int, seen: list[Event],
-                        on_chat: Callable[[int], None] | None = None) -> None:
+async def collect_chats(
+    client: Client, count: int, seen: list[Event], on_chat: Callable[[int], None] | None = None
+) -> None:
     """Take events until ``count`` chats arrived; every stored event goes in ``seen``."""
     chats = 0
     async for event in client.events():
@@ -40,13 +41,16 @@ def assert_exactly_once_in_order(seen: list[Event], texts: list[str]) -> None:
 
 
 async def test_events_yield_every_seq_once_in_order_across_a_server_kill(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server()
     await srv.user("alice")
     await srv.user("bob")
     texts = [f"message {i}" for i in range(200)]
-    async with (Client(srv.base, "alice", PASSWORD, backoff=FAST) as alice,
-                Client(srv.base, "bob", PASSWORD, backoff=FAST) as bob):
+    async with (
+        Client(srv.base, "alice", PASSWORD, backoff=FAST) as alice,
+        Client(srv.base, "bob", PASSWORD, backoff=FAST) as bob,
+    ):
         await alice.join("lobby")
         await bob.join("lobby")
         seen: list[Event] = []
@@ -71,13 +75,16 @@ async def test_events_yield_every_seq_once_in_order_across_a_server_kill(
 
 
 async def test_a_token_expiring_every_5_seconds_goes_unnoticed(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server(WS_TOKEN_EXPIRE_SECONDS=5)
     await srv.user("erin")
     await srv.user("fred")
     texts = [f"tick {i}" for i in range(40)]
-    async with (Client(srv.base, "erin", PASSWORD) as erin,
-                Client(srv.base, "fred", PASSWORD) as fred):
+    async with (
+        Client(srv.base, "erin", PASSWORD) as erin,
+        Client(srv.base, "fred", PASSWORD) as fred,
+    ):
         await erin.join("clock")
         await fred.join("clock")
         seen: list[Event] = []
@@ -92,20 +99,26 @@ async def test_a_token_expiring_every_5_seconds_goes_unnoticed(
 
 
 async def test_exactly_once_over_1000_messages_while_the_network_cuts_connections(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server()
     await srv.user("gina")
     await srv.user("hank")
     texts = [f"m{i:04d}" for i in range(1000)]
     async with CuttingProxy(srv.port) as proxy:
-        async with (Client(proxy.base, "gina", PASSWORD, backoff=FAST) as gina,
-                    Client(proxy.base, "hank", PASSWORD, backoff=FAST) as hank):
+        async with (
+            Client(proxy.base, "gina", PASSWORD, backoff=FAST) as gina,
+            Client(proxy.base, "hank", PASSWORD, backoff=FAST) as hank,
+        ):
             await gina.join("busy")
             await hank.join("busy")
             seen: list[Event] = []
             cut_at = set(range(100, 1000, 100))
-            receiving = asyncio.create_task(collect_chats(
-                hank, len(texts), seen, lambda n: proxy.cut() if n in cut_at else None))
+            receiving = asyncio.create_task(
+                collect_chats(
+                    hank, len(texts), seen, lambda n: proxy.cut() if n in cut_at else None
+                )
+            )
             proxy.cut_every(2.0)
             window = asyncio.Semaphore(20)  # sends in flight at once, so cuts hit some
 
@@ -133,7 +146,8 @@ async def test_exactly_once_over_1000_messages_while_the_network_cuts_connection
 
 
 async def test_an_upload_cut_off_midway_resumes_and_completes(
-        start_server: Callable[..., Any], tmp_path: Path) -> None:
+    start_server: Callable[..., Any], tmp_path: Path
+) -> None:
     srv: Server = await start_server(MAX_CHUNK_SIZE=262144)
     await srv.user("iris")
     path = tmp_path / "big.zip"
@@ -142,6 +156,7 @@ async def test_an_upload_cut_off_midway_resumes_and_completes(
     calls: list[tuple[int, int]] = []
     async with CuttingProxy(srv.port) as proxy:
         async with Client(proxy.base, "iris", PASSWORD, backoff=FAST) as iris:
+
             def progress(sent: int, total: int) -> None:
                 calls.append((sent, total))
                 if len(calls) == 3:
@@ -160,7 +175,8 @@ async def test_an_upload_cut_off_midway_resumes_and_completes(
 
 
 async def test_a_private_ai_reply_cut_off_midway_still_arrives_whole(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server(OFFLINE_TOKEN_DELAY=0.05)
     await srv.user("jill")
     async with CuttingProxy(srv.port) as proxy:
@@ -175,6 +191,7 @@ async def test_a_private_ai_reply_cut_off_midway_still_arrives_whole(
             assert jill.connections >= 2 and stream.reply is not None
             r = await jill.http.get(
                 f"/api/v1/conversations/{stream.reply.conversation_id}/messages",
-                headers=await jill.credentials.auth_headers())
+                headers=await jill.credentials.auth_headers(),
+            )
     stored = [m for m in r.json()["messages"] if m["role"] == "assistant"]
     assert stream.reply.text == stored[-1]["content"] and stream.reply.tokens_used > 0

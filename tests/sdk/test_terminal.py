@@ -16,15 +16,21 @@ from chinwag_client import Client, Event
 from tests.support import PASSWORD, Server
 
 
-def spawn(srv: Server, user: str, *extra: str, password: bool = True,
-          log: Path | None = None) -> pexpect.spawn:
+def spawn(
+    srv: Server, user: str, *extra: str, password: bool = True, log: Path | None = None
+) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if k != "CHINWAG_PASSWORD"}
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"  # pexpect does not answer cursor-position queries
     if password:
         env["CHINWAG_PASSWORD"] = PASSWORD
-    child = pexpect.spawn(sys.executable, ["-m", "chinwag", "chat", "--url", srv.base,
-                                           "--user", user, *extra],
-                          env=env, dimensions=(24, 100), encoding="utf-8", timeout=20)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "chinwag", "chat", "--url", srv.base, "--user", user, *extra],
+        env=env,
+        dimensions=(24, 100),
+        encoding="utf-8",
+        timeout=20,
+    )
     if log is not None:
         child.logfile_read = log.open("w", encoding="utf-8")  # what the terminal showed
     return child
@@ -40,8 +46,7 @@ async def expect_match(child: pexpect.spawn, pattern: str) -> re.Match[str]:
     return child.match
 
 
-async def next_of(client: Client, kind: str, by: str | None = None,
-                  timeout: float = 20) -> Event:
+async def next_of(client: Client, kind: str, by: str | None = None, timeout: float = 20) -> Event:
     """The next event of ``kind`` (from ``by`` when given) on the client's events()."""
     async with asyncio.timeout(timeout):
         async for event in client.events():
@@ -81,7 +86,8 @@ async def test_chat_joins_receives_sends_and_quits(start_server: Callable[..., A
 
 
 async def test_chat_asks_for_the_password_when_it_is_not_in_the_environment(
-        start_server: Callable[..., Any]) -> None:
+    start_server: Callable[..., Any],
+) -> None:
     srv: Server = await start_server()
     await srv.user("carol")
     child = spawn(srv, "carol", "--room", "den", password=False)
@@ -99,7 +105,8 @@ async def test_chat_asks_for_the_password_when_it_is_not_in_the_environment(
 
 
 async def test_chat_edits_a_message_by_its_number_and_searches(
-        start_server: Callable[..., Any], tmp_path: Path) -> None:
+    start_server: Callable[..., Any], tmp_path: Path
+) -> None:
     srv: Server = await start_server()
     await srv.user("alice")
     await srv.user("bob")
@@ -118,8 +125,11 @@ async def test_chat_edits_a_message_by_its_number_and_searches(
             assert (edited.content, edited.username) == ("the plan is ready", "alice")
             child.sendline("/search plan ready")
             await expect(child, r'2 messages found for "plan ready":')
-            await expect(child, rf"\[lobby #{seq}\] alice \(\d{{4}}-\d\d-\d\d \d\d:\d\d\): "
-                                r"the plan is ready")
+            await expect(
+                child,
+                rf"\[lobby #{seq}\] alice \(\d{{4}}-\d\d-\d\d \d\d:\d\d\): "
+                r"the plan is ready",
+            )
             await expect(child, r"\[lobby #\d+\] bob \(.{16}\): is the plan ready\?")
             child.sendline("/edit 999 nothing")
             await expect(child, r"no message #999 in lobby")
@@ -130,7 +140,8 @@ async def test_chat_edits_a_message_by_its_number_and_searches(
 
 
 async def test_chat_shows_and_sends_replies_reactions_deletions_and_mentions(
-        start_server: Callable[..., Any], tmp_path: Path) -> None:
+    start_server: Callable[..., Any], tmp_path: Path
+) -> None:
     srv: Server = await start_server()
     await srv.user("alice")
     await srv.user("bob")
@@ -149,16 +160,23 @@ async def test_chat_shows_and_sends_replies_reactions_deletions_and_mentions(
             child.sendline(f"/reply {lunch.seq} yes please")
             reply = await next_of(bob, "chat", by="alice")
             assert (reply.content, reply.reply_to) == ("yes please", lunch.server_message_id)
-            await expect(child, rf'\[lobby #{reply.seq}\] alice \(reply to #{lunch.seq} '
-                                r'\(bob: "lunch at noon, at the usual place by th…"\)\): '
-                                r"yes please")
+            await expect(
+                child,
+                rf"\[lobby #{reply.seq}\] alice \(reply to #{lunch.seq} "
+                r'\(bob: "lunch at noon, at the usual place by th…"\)\): '
+                r"yes please",
+            )
             assert reply.message_id is not None
             await bob.react("lobby", reply.message_id, "👍")
             await expect(child, rf'\* bob reacted 👍 to #{reply.seq} \(alice: "yes please"\)')
             child.sendline(f"/react lobby#{lunch.seq} 🎉")
             reaction = await next_of(bob, "reaction", by="alice")
             assert (reaction.emoji, reaction.username, reaction.message_id, reaction.on) == (
-                "🎉", "alice", lunch.server_message_id, True)
+                "🎉",
+                "alice",
+                lunch.server_message_id,
+                True,
+            )
             child.sendline(f"/unreact {lunch.seq} 🎉")
             taken = await next_of(bob, "reaction", by="alice")
             assert (taken.emoji, taken.on) == ("🎉", False)

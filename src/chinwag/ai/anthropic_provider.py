@@ -52,15 +52,26 @@ class AnthropicProvider(RemoteModels):
 
     name = "anthropic"
 
-    def __init__(self, api_key: str | None, base_url: str | None,
-                 models: tuple[str, ...] | None, timeout: float, max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        models: tuple[str, ...] | None,
+        timeout: float,
+        max_retries: int = 2,
+    ) -> None:
         super().__init__(models, timeout, max_retries)
         self.base_url = base_url or ANTHROPIC_BASE_URL
-        self._client = AsyncAnthropic(api_key=api_key or _NO_KEY, base_url=self.base_url,
-                                      timeout=timeout, max_retries=max_retries)
+        self._client = AsyncAnthropic(
+            api_key=api_key or _NO_KEY,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
 
-    async def stream(self, turns: Sequence[ChatTurn],
-                     params: GenerationParams) -> AsyncGenerator[StreamItem, None]:
+    async def stream(
+        self, turns: Sequence[ChatTurn], params: GenerationParams
+    ) -> AsyncGenerator[StreamItem, None]:
         if not self.serves(params.model):
             raise AIProviderError(f"model {params.model!r} is not in AI_MODELS")
         system = "\n\n".join(t.content for t in turns if t.role == "system")
@@ -103,8 +114,10 @@ class AnthropicProvider(RemoteModels):
         finally:
             await events.close()
         if not finished:
-            raise AIProviderError("the AI provider's stream ended before the reply was finished "
-                                  "(connection dropped mid-stream?)")
+            raise AIProviderError(
+                "the AI provider's stream ended before the reply was finished "
+                "(connection dropped mid-stream?)"
+            )
         if prompt_tokens is not None:
             yield UsageReport(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
@@ -112,10 +125,14 @@ class AnthropicProvider(RemoteModels):
         await self._client.close()
 
     def _error(self, exc: Exception, *, started: bool) -> AIProviderError:
-        return sdk_failure(exc, started=started, timeout=self._timeout,
-                           timeout_type=APITimeoutError,
-                           connection_type=(APIConnectionError, TransportError),
-                           status_type=APIStatusError)
+        return sdk_failure(
+            exc,
+            started=started,
+            timeout=self._timeout,
+            timeout_type=APITimeoutError,
+            connection_type=(APIConnectionError, TransportError),
+            status_type=APIStatusError,
+        )
 
 
 def alternating(turns: Sequence[ChatTurn]) -> list[MessageParam]:

@@ -102,8 +102,7 @@ class RemoteModels:
     """What the SDK-backed providers share: their SDK options checked once, and the
     models they serve (``models=None``: any name; otherwise only those listed)."""
 
-    def __init__(self, models: tuple[str, ...] | None, timeout: float,
-                 max_retries: int) -> None:
+    def __init__(self, models: tuple[str, ...] | None, timeout: float, max_retries: int) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if max_retries < 0:

@@ -85,10 +85,18 @@ class ModelInfo:
 
 
 class Catalog:
-    def __init__(self, providers: Mapping[str, Provider], routes: Sequence[Route], *,
-                 default_model: str, prices: PriceTable, fallback_models: Sequence[str] = (),
-                 max_tokens: int = 4096, model_max_tokens: Mapping[str, int] | None = None,
-                 known_models: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        routes: Sequence[Route],
+        *,
+        default_model: str,
+        prices: PriceTable,
+        fallback_models: Sequence[str] = (),
+        max_tokens: int = 4096,
+        model_max_tokens: Mapping[str, int] | None = None,
+        known_models: Sequence[str] = (),
+    ) -> None:
         """``providers`` by kind name; with no ``routes`` the one provider serves all.
 
         Raises ValueError when a route names a provider that is not given, when the
@@ -100,8 +108,9 @@ class Catalog:
             routes = [Route(match="*", provider=next(iter(providers)))]
         for route in routes:
             if route.provider not in providers:
-                raise ValueError(f"AI_ROUTES names provider {route.provider!r}, "
-                                 "which is not configured")
+                raise ValueError(
+                    f"AI_ROUTES names provider {route.provider!r}, which is not configured"
+                )
         self.providers = dict(providers)
         self.routes = list(routes)
         self.prices = prices
@@ -112,10 +121,14 @@ class Catalog:
             raise ValueError(f"DEFAULT_MODEL: no provider serves {default_model!r}")
         if not self.priced(default_model):
             raise ValueError(f"DEFAULT_MODEL: {default_model!r} has no price in AI_PRICES")
-        self.fallback_models = [m for m in dict.fromkeys(fallback_models)
-                                if self.provider_for(m) is not None and self.priced(m)]
-        self._known = list(dict.fromkeys([default_model, *self.fallback_models, *known_models,
-                                          *prices.models()]))
+        self.fallback_models = [
+            m
+            for m in dict.fromkeys(fallback_models)
+            if self.provider_for(m) is not None and self.priced(m)
+        ]
+        self._known = list(
+            dict.fromkeys([default_model, *self.fallback_models, *known_models, *prices.models()])
+        )
 
     def provider_for(self, model: str) -> Provider | None:
         """The provider of the first route matching ``model``, if it serves it."""
@@ -127,8 +140,11 @@ class Catalog:
 
     def priced(self, model: str) -> bool:
         """False only when prices are configured and ``model`` (not offline) has none."""
-        return (not self.prices or model.startswith(OFFLINE_MODEL)
-                or self.prices.price(model) is not None)
+        return (
+            not self.prices
+            or model.startswith(OFFLINE_MODEL)
+            or self.prices.price(model) is not None
+        )
 
     def choose(self, requested: str | None) -> tuple[str, bool]:
         """The model to answer with, and whether it fell back to ``DEFAULT_MODEL``."""
@@ -160,8 +176,14 @@ class Catalog:
             price = self.prices.price(model)
             if price is None and model.startswith(OFFLINE_MODEL):
                 price = FREE
-            found.append(ModelInfo(model, provider.name, price.input if price else None,
-                                   price.output if price else None))
+            found.append(
+                ModelInfo(
+                    model,
+                    provider.name,
+                    price.input if price else None,
+                    price.output if price else None,
+                )
+            )
         return found
 
     async def aclose(self) -> None:

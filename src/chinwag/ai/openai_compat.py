@@ -131,9 +131,14 @@ class OpenAICompatProvider(RemoteModels):
         await self._client.close()
 
     def _error(self, exc: Exception, *, started: bool) -> AIProviderError:
-        return sdk_failure(exc, started=started, timeout=self._timeout,
-                           timeout_type=APITimeoutError, connection_type=APIConnectionError,
-                           status_type=APIStatusError)
+        return sdk_failure(
+            exc,
+            started=started,
+            timeout=self._timeout,
+            timeout_type=APITimeoutError,
+            connection_type=APIConnectionError,
+            status_type=APIStatusError,
+        )
 
 
 def _message(turn: ChatTurn) -> ChatCompletionMessageParam:

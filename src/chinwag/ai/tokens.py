@@ -35,6 +35,7 @@ class Turn(Protocol):
     @property
     def content(self) -> str: ...
 
+
 TOKENS_PER_TURN = 3
 REPLY_PRIMING = 3
 

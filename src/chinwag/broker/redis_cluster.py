@@ -51,7 +51,7 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], str | None, str 
     Raises ValueError naming the problem."""
     if not url.startswith(SCHEME):
         raise ValueError(f"must start with {SCHEME}")
-    rest = url[len(SCHEME):].split("/", 1)[0].split("?", 1)[0]
+    rest = url[len(SCHEME) :].split("/", 1)[0].split("?", 1)[0]
     user = password = None
     if "@" in rest:
         auth, rest = rest.rsplit("@", 1)
@@ -92,8 +92,11 @@ class RedisClusterBroker(RedisExpiringState):
         op = self._timings.op_timeout
         self._cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in seeds],
-            username=self._user, password=self._password,
-            socket_timeout=op, socket_connect_timeout=op, socket_keepalive=True,
+            username=self._user,
+            password=self._password,
+            socket_timeout=op,
+            socket_connect_timeout=op,
+            socket_keepalive=True,
             protocol=2,
         )
         self._client = self._cluster
@@ -172,8 +175,12 @@ class RedisClusterBroker(RedisExpiringState):
         # few at a time instead (bounded, not to exhaust a node's connection pool),
         # each call going straight to its slot's master.
         for start in range(0, len(calls), CONCURRENT_SET_ADDS):
-            await asyncio.gather(*(self._set_add(keys=[key], args=args)
-                                   for key, args in calls[start : start + CONCURRENT_SET_ADDS]))
+            await asyncio.gather(
+                *(
+                    self._set_add(keys=[key], args=args)
+                    for key, args in calls[start : start + CONCURRENT_SET_ADDS]
+                )
+            )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -185,8 +192,12 @@ class RedisClusterBroker(RedisExpiringState):
                 return link
             if self._on_message is None or self._on_resync is None:
                 raise BrokerUnavailable("subscribe: broker is not started")
-            link = RedisBroker(self._node_url(host, port), node_id=self._node_id,
-                               key_prefix=self._prefix, timings=self._timings)
+            link = RedisBroker(
+                self._node_url(host, port),
+                node_id=self._node_id,
+                key_prefix=self._prefix,
+                timings=self._timings,
+            )
             await link.start(self._on_message, self._on_resync)
             self._links[name] = link
             return link
@@ -196,4 +207,3 @@ class RedisClusterBroker(RedisExpiringState):
         if self._password is not None:
             auth = f"{quote(self._user or '', safe='')}:{quote(self._password, safe='')}@"
         return f"redis://{auth}{host}:{port}"
-

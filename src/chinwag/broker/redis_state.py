@@ -124,9 +124,11 @@ class RedisExpiringState:
         by_key: dict[str, list[str]] = {}
         for key, member in entries:
             by_key.setdefault(key, []).append(member)
-        calls = [(self._set_key(key), [_ms(ttl), *members[start : start + SET_ADD_BATCH]])
-                 for key, members in by_key.items()
-                 for start in range(0, len(members), SET_ADD_BATCH)]
+        calls = [
+            (self._set_key(key), [_ms(ttl), *members[start : start + SET_ADD_BATCH]])
+            for key, members in by_key.items()
+            for start in range(0, len(members), SET_ADD_BATCH)
+        ]
         if calls:
             async with self._guard("set_add_many"):
                 await self._set_add_calls(calls)

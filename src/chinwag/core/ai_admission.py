@@ -95,15 +95,23 @@ class Admission:
         if user is None:
             return default
         tokens, usd = user.budget_tokens_per_day, user.budget_usd_per_month
-        return Budget(tokens if tokens is not None else default.tokens_per_day,
-                      usd if usd is not None else default.usd_per_month)
+        return Budget(
+            tokens if tokens is not None else default.tokens_per_day,
+            usd if usd is not None else default.usd_per_month,
+        )
 
     async def usage(self, username: str) -> tuple[Usage, Budget]:
         return await self.store.budgets.usage(username, windows()), await self.budget_of(username)
 
-    async def admit(self, who: Identity, data: AiOptions, message: str,
-                    conversation_id: int | None, room_id: str | None,
-                    before: Before = LATEST) -> Plan:
+    async def admit(
+        self,
+        who: Identity,
+        data: AiOptions,
+        message: str,
+        conversation_id: int | None,
+        room_id: str | None,
+        before: Before = LATEST,
+    ) -> Plan:
         """Raise the error that refuses the reply to ``message``, or reserve it and
         return its plan (creating the conversation when ``conversation_id`` is None).
         The model sees the turns of the branch ``before`` names, then ``message``."""
@@ -114,34 +122,63 @@ class Admission:
             raise InvalidMessage(
                 f"the message and system prompt are about {needed} tokens; the limit is "
                 f"AI_CONTEXT_TOKENS={self.config.context_tokens}",
-                details=[{"field": "message", "error": "too long",
-                          "limit": self.config.context_tokens, "tokens": needed}])
+                details=[
+                    {
+                        "field": "message",
+                        "error": "too long",
+                        "limit": self.config.context_tokens,
+                        "tokens": needed,
+                    }
+                ],
+            )
         history = []
         if conv is not None and before is not None:
             history = await self.store.conversations.branch(
-                conv.id, None if isinstance(before, str) else before)
-        earlier = [ChatTurn(t.role, t.content) for t in history  # type: ignore[arg-type]
-                   if t.role in ("user", "assistant")]
+                conv.id, None if isinstance(before, str) else before
+            )
+        earlier = [
+            ChatTurn(t.role, t.content)  # type: ignore[arg-type]
+            for t in history
+            if t.role in ("user", "assistant")
+        ]
         turns = trim_context(data.system_prompt, earlier, message, self.config.context_tokens)
         model, fell_back = self.catalog.choose(data.model_preference)
         models = self.catalog.chain(model)
-        caps = {m: min(data.max_tokens or self.catalog.max_output(m),
-                       self.catalog.max_output(m)) for m in models}
+        caps = {
+            m: min(data.max_tokens or self.catalog.max_output(m), self.catalog.max_output(m))
+            for m in models
+        }
         prompt = count_prompt_tokens(turns)
-        claim = Claim(who.username, conv.id if conv else None,
-                      prompt + max(caps.values()),
-                      max(self.catalog.prices.cost_usd(m, prompt, caps[m]) for m in models),
-                      self.config.node_id)
+        claim = Claim(
+            who.username,
+            conv.id if conv else None,
+            prompt + max(caps.values()),
+            max(self.catalog.prices.cost_usd(m, prompt, caps[m]) for m in models),
+            self.config.node_id,
+        )
         reply_id = await self._reserve(claim)
         if conv is None:
-            conv = await self.store.conversations.create(who.username,
-                                                         conversation_title(message), room_id)
+            conv = await self.store.conversations.create(
+                who.username, conversation_title(message), room_id
+            )
             await self.store.budgets.attach(reply_id, conv.id)
-        return Plan(who, conv, room_id, turns, models, fell_back, caps, data.temperature,
-                    prompt, reply_id, history[-1].id if history else None)
+        return Plan(
+            who,
+            conv,
+            room_id,
+            turns,
+            models,
+            fell_back,
+            caps,
+            data.temperature,
+            prompt,
+            reply_id,
+            history[-1].id if history else None,
+        )
 
-    async def conversation(self, who: Identity, conversation_id: int | None,
-                           room_id: str | Literal["its own"] | None) -> ConversationRecord | None:
+    async def conversation(
+        self, who: Identity, conversation_id: int | None, room_id: str | Literal["its own"] | None
+    ) -> ConversationRecord | None:
         """The caller's conversation of that id (None for None): NOT_FOUND; someone
         else's is FORBIDDEN, and so is one that started in another room than
         ``room_id`` (or outside rooms, or in a deleted room of the same id): its turns
@@ -156,9 +193,11 @@ class Admission:
             raise Forbidden(f"conversation {conversation_id} belongs to someone else")
         same_room = room_id == "its own" or conv.room_id == room_id
         if not same_room or not await self._room_outlived(conv):
-            raise Forbidden(f"conversation {conversation_id} belongs to "
-                            + (f"room '{conv.room_id}'" if conv.room_id else "no room")
-                            + "; start a new conversation here")
+            raise Forbidden(
+                f"conversation {conversation_id} belongs to "
+                + (f"room '{conv.room_id}'" if conv.room_id else "no room")
+                + "; start a new conversation here"
+            )
         return conv
 
     async def _room_outlived(self, conv: ConversationRecord) -> bool:
@@ -173,18 +212,22 @@ class Admission:
         budget = await self.budget_of(claim.username)
         now = windows()
         lease = now.now + timedelta(seconds=self.config.lease_seconds)
-        result = await self.store.budgets.reserve(claim, budget,
-                                                  self.config.max_concurrent_per_user, now, lease)
+        result = await self.store.budgets.reserve(
+            claim, budget, self.config.max_concurrent_per_user, now, lease
+        )
         if isinstance(result, int):
             return result
         if result == "concurrency":
             raise RateLimited(
                 f"you have {self.config.max_concurrent_per_user} AI replies running "
-                "(AI_MAX_CONCURRENT_PER_USER): wait for one to finish or cancel it")
+                "(AI_MAX_CONCURRENT_PER_USER): wait for one to finish or cancel it"
+            )
         if result == "conversation":
             raise RateLimited(
                 f"a reply is already being written in conversation {claim.conversation_id}: "
-                "wait for it to finish or cancel it", conversation_id=claim.conversation_id)
+                "wait for it to finish or cancel it",
+                conversation_id=claim.conversation_id,
+            )
         limit: float | None
         asked: float
         if result == "tokens":
@@ -198,8 +241,11 @@ class Admission:
         if limit is not None and asked > limit:
             raise BudgetExceeded(
                 f"this request may use up to {what}, more than your whole {window} "
-                f"({limit}): ask for fewer max_tokens or a shorter message")
+                f"({limit}): ask for fewer max_tokens or a shorter message"
+            )
         retry_after = max(1, int((reset - now.now).total_seconds() + 0.999))
         raise BudgetExceeded(
             f"your {window} ({limit}) does not cover this request (up to {what}) on top of "
-            "what you used and what your running replies hold", retry_after=retry_after)
+            "what you used and what your running replies hold",
+            retry_after=retry_after,
+        )

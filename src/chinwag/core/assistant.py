@@ -58,8 +58,14 @@ class _Outcome:
 
 
 class Assistant:
-    def __init__(self, admission: Admission, store: Store, events: Events, stats: NodeStats,
-                 config: AssistantConfig) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        store: Store,
+        events: Events,
+        stats: NodeStats,
+        config: AssistantConfig,
+    ) -> None:
         self.admission = admission
         self.catalog = admission.catalog
         self.store = store
@@ -70,15 +76,20 @@ class Assistant:
         self._leases: asyncio.Task[None] | None = None
         self._cancels = f"ai-cancel:{admission.config.node_id}"  # this process's channel
 
-    async def admit(self, who: Identity, data: AiOptions, message: str,
-                    conversation_id: int | None, room_id: str | None,
-                    before: Before = LATEST) -> Plan:
+    async def admit(
+        self,
+        who: Identity,
+        data: AiOptions,
+        message: str,
+        conversation_id: int | None,
+        room_id: str | None,
+        before: Before = LATEST,
+    ) -> Plan:
         """Check and reserve a reply (raises the error that refuses it); by default it
         continues the conversation's active branch (see ``Admission.admit``)."""
         await self._listen()
         try:
-            return await self.admission.admit(who, data, message, conversation_id, room_id,
-                                              before)
+            return await self.admission.admit(who, data, message, conversation_id, room_id, before)
         except BudgetExceeded:
             metrics.AI_BUDGET_REFUSALS.inc()
             raise
@@ -175,8 +186,12 @@ class Assistant:
                 last = index == len(plan.models) - 1
                 if outcome.failure is None or outcome.parts or last or reply.cancelled:
                     break
-                log.warning("AI model %s failed before its first chunk in conversation %s; "
-                            "trying %s", model, plan.conv.id, plan.models[index + 1])
+                log.warning(
+                    "AI model %s failed before its first chunk in conversation %s; trying %s",
+                    model,
+                    plan.conv.id,
+                    plan.models[index + 1],
+                )
             await self._finish(plan, outcome, started, reply.cancelled)
         finally:
             if self._running.get(plan.conv.id) is reply:
@@ -201,7 +216,8 @@ class Assistant:
                     break
                 except TimeoutError:
                     raise AIProviderError(
-                        f"the model sent nothing for {self.config.timeout:g} s") from None
+                        f"the model sent nothing for {self.config.timeout:g} s"
+                    ) from None
                 if isinstance(item, UsageReport):
                     reported = item
                 elif isinstance(item, TextDelta):
@@ -210,14 +226,19 @@ class Assistant:
                     out.parts.append(item.text)
                     out.completion_tokens += count_tokens(item.text)
                     chunk = encode(frames.ai_chunk(item.text, plan.conv.id, plan.room_id))
-                    await self.events.hub.publish_chunk(plan.room_id, plan.who.username,
-                                                        plan.conv.id, chunk)
+                    await self.events.hub.publish_chunk(
+                        plan.room_id, plan.who.username, plan.conv.id, chunk
+                    )
         except asyncio.CancelledError:
             if not reply.cancelled:
                 raise
         except AIProviderError as exc:
-            log.warning("AI provider failed in conversation %s (model %s): %s", plan.conv.id,
-                        out.model, exc.internal or exc.message)
+            log.warning(
+                "AI provider failed in conversation %s (model %s): %s",
+                plan.conv.id,
+                out.model,
+                exc.internal or exc.message,
+            )
             out.failure = exc
         except ChatError as exc:
             out.failure = exc
@@ -240,18 +261,37 @@ class Assistant:
         hub, conv, who = self.events.hub, plan.conv, plan.who
         content = "".join(out.parts)
         if out.failure is not None:
-            await hub.send_user(who.username, encode(frames.error(
-                out.failure.code.value, out.failure.message, conversation_id=conv.id,
-                tokens_used=tokens)))
+            await hub.send_user(
+                who.username,
+                encode(
+                    frames.error(
+                        out.failure.code.value,
+                        out.failure.message,
+                        conversation_id=conv.id,
+                        tokens_used=tokens,
+                    )
+                ),
+            )
             if not content:
                 return
         await self.store.conversations.add_turn(
-            conv.id, "assistant", content, model=out.model, tokens_used=tokens, cost_usd=cost,
-            parent_id=plan.answer_to)
+            conv.id,
+            "assistant",
+            content,
+            model=out.model,
+            tokens_used=tokens,
+            cost_usd=cost,
+            parent_id=plan.answer_to,
+        )
         summary: dict[str, Any] = {
-            "role": "assistant", "streaming": False, "done": True,
-            "conversation_id": conv.id, "tokens_used": tokens, "model_used": out.model,
-            "cost_usd": cost, "response_time": round(time.monotonic() - started, 3),
+            "role": "assistant",
+            "streaming": False,
+            "done": True,
+            "conversation_id": conv.id,
+            "tokens_used": tokens,
+            "model_used": out.model,
+            "cost_usd": cost,
+            "response_time": round(time.monotonic() - started, 3),
         }
         if plan.fell_back or out.model != plan.models[0]:
             summary["model_fallback"] = True
@@ -262,12 +302,18 @@ class Assistant:
         # A roomless reply goes to its requester's personal stream: stored with a
         # seq, like a room's, so the offline queue and ``sync`` replay it.
         room_id = plan.room_id or await ensure_personal(self.store, hub, who.username)
-        stored = {**summary, "content": content, "username": ASSISTANT,
-                  "reply_to": who.username, "timestamp": frames.utc_now()}
+        stored = {
+            **summary,
+            "content": content,
+            "username": ASSISTANT,
+            "reply_to": who.username,
+            "timestamp": frames.utc_now(),
+        }
         await self.events.append_ai(room_id, stored)
 
-    def _measure(self, plan: Plan, out: _Outcome, started: float, cost: float,
-                 cancelled: bool) -> None:
+    def _measure(
+        self, plan: Plan, out: _Outcome, started: float, cost: float, cancelled: bool
+    ) -> None:
         provider = self.catalog.provider_for(out.model)
         name = provider.name if provider is not None else "none"
         outcome = "cancelled" if cancelled else "error" if out.failure is not None else "ok"

@@ -27,8 +27,13 @@ class Envelope:
     key: Any = None  # stream key for chunks; command arguments for control
 
     def pack(self) -> bytes:
-        header = {"k": self.kind, "r": self.room_id, "q": self.seq, "x": self.exclude,
-                  "y": self.key}
+        header = {
+            "k": self.kind,
+            "r": self.room_id,
+            "q": self.seq,
+            "x": self.exclude,
+            "y": self.key,
+        }
         return orjson.dumps(header) + b"\n" + self.text.encode()
 
     @classmethod

@@ -55,17 +55,30 @@ class Events:
         self._members[room_id] = fresh
         return fresh[1]
 
-    async def append(self, room_id: str, type: str, data: dict[str, Any], *,
-                     sender: str | None = None, client_message_id: str | None = None,
-                     require_member: bool = False, exclude: str | None = None,
-                     ) -> Appended:
+    async def append(
+        self,
+        room_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        sender: str | None = None,
+        client_message_id: str | None = None,
+        require_member: bool = False,
+        exclude: str | None = None,
+    ) -> Appended:
         """Store, then publish (unless it was a duplicate)."""
         appended = await self.store.events.append(
-            room_id, type, data, sender=sender, client_message_id=client_message_id,
-            require_member=require_member)
+            room_id,
+            type,
+            data,
+            sender=sender,
+            client_message_id=client_message_id,
+            require_member=require_member,
+        )
         if not appended.duplicate:
-            await self.publisher.publish_stored(room_id, appended.event.seq,
-                                          encode(render(appended.event)), exclude)
+            await self.publisher.publish_stored(
+                room_id, appended.event.seq, encode(render(appended.event)), exclude
+            )
         return appended
 
     async def append_ai(self, room_id: str, data: dict[str, Any]) -> EventRecord:
@@ -78,22 +91,24 @@ class Events:
         await self.publisher.publish_stored(room_id, record.seq, encode(live))
         return record
 
-    async def membership(self, room_id: str, username: str,
-                         status: frames.PresenceStatus) -> int:
+    async def membership(self, room_id: str, username: str, status: frames.PresenceStatus) -> int:
         appended = await self.append(
-            room_id, "presence", frames.presence_data(room_id, username, status),
-            exclude=username)
+            room_id, "presence", frames.presence_data(room_id, username, status), exclude=username
+        )
         return appended.event.seq
 
     async def room_deleted(self, room_id: str) -> None:
         text = encode(frames.room_deleted(room_id))
         await self.publisher.control_room(room_id, "deleted", text)
 
-    async def fetch_after(self, session: Session, room_id: str,
-                          after_seq: int) -> list[tuple[int, str | None]]:
+    async def fetch_after(
+        self, session: Session, room_id: str, after_seq: int
+    ) -> list[tuple[int, str | None]]:
         records = await self._after(room_id, after_seq)
-        return [(r.seq, None if hidden_from(r, session.username) else encode(render(r)))
-                for r in records]
+        return [
+            (r.seq, None if hidden_from(r, session.username) else encode(render(r)))
+            for r in records
+        ]
 
     async def _after(self, room_id: str, after_seq: int) -> list[EventRecord]:
         key = (room_id, after_seq)
@@ -139,14 +154,14 @@ class Events:
         for room_id in rooms:
             room = await self.store.rooms.get(room_id)
             member = await self.store.rooms.member(room_id, session.username)
-            floors[room_id] = 0 if room is None else visible_after(
-                room, member, session.identity.is_admin)
+            floors[room_id] = (
+                0 if room is None else visible_after(room, member, session.identity.is_admin)
+            )
         for room_id, after in rooms.items():
             done[room_id] = await self.replay(session, room_id, max(after, floors[room_id]))
         return done
 
-    async def mark_delivered(self, username: str, room_id: str, upto: int,
-                             *, report: bool) -> None:
+    async def mark_delivered(self, username: str, room_id: str, upto: int, *, report: bool) -> None:
         """Persist how far ``username`` got; with ``report``, tell each sender of a
         chat now delivered (queued while the user was offline) with a receipt."""
         old = await self.store.rooms.advance_delivered(room_id, username, upto)
@@ -161,32 +176,40 @@ class Events:
             return
         await self._receipts(room_id, old, upto, "read", username)
 
-    async def _receipts(self, room_id: str, old: int, upto: int,
-                        status: frames.ConfirmationStatus, recipient: str) -> None:
+    async def _receipts(
+        self, room_id: str, old: int, upto: int, status: frames.ConfirmationStatus, recipient: str
+    ) -> None:
         """Receipts for the chats in (old, upto], read PAGE seqs at a time: an offline
         backlog of any length never becomes one unbounded query."""
         for start in range(old, upto, PAGE):
             for chat in await self.store.events.chats_between(
-                    room_id, start, min(start + PAGE, upto), recipient):
+                room_id, start, min(start + PAGE, upto), recipient
+            ):
                 await self._receipt(chat, status, recipient)
 
-    async def _receipt(self, chat: EventRecord, status: frames.ConfirmationStatus,
-                       recipient: str) -> None:
+    async def _receipt(
+        self, chat: EventRecord, status: frames.ConfirmationStatus, recipient: str
+    ) -> None:
         if chat.sender is None or chat.data.get("role") != "user":
             return
-        await self.publisher.send_user(chat.sender, encode(confirmation(
-            chat, status, recipient=recipient)))
+        await self.publisher.send_user(
+            chat.sender, encode(confirmation(chat, status, recipient=recipient))
+        )
 
-    async def history(self, room_id: str, before_seq: int | None, limit: int,
-                      after_seq: int = 0) -> list[dict[str, Any]]:
+    async def history(
+        self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
+    ) -> list[dict[str, Any]]:
         """Stored events before ``before_seq`` and after ``after_seq`` (the reader's
         history floor, see visibility.py), oldest first."""
-        return [render(r) for r in await self.store.events.before(room_id, before_seq, limit,
-                                                                  after_seq)]
+        return [
+            render(r) for r in await self.store.events.before(room_id, before_seq, limit, after_seq)
+        ]
 
 
-def confirmation(chat: EventRecord, status: frames.ConfirmationStatus,
-                 **extra: Any) -> frames.Frame:
+def confirmation(
+    chat: EventRecord, status: frames.ConfirmationStatus, **extra: Any
+) -> frames.Frame:
     """The delivery confirmation of a stored room chat."""
-    return frames.room_confirmation(chat.client_message_id, chat.id, chat.room_id, chat.seq,
-                                    status, **extra)
+    return frames.room_confirmation(
+        chat.client_message_id, chat.id, chat.room_id, chat.seq, status, **extra
+    )

@@ -43,12 +43,14 @@ from chinwag.core.session import Session
 
 log = logging.getLogger(__name__)
 
+
 class HubDelegate(Protocol):
     """What the hub needs from the service that owns it: store reads for gap filling
     and the membership commands that arrive on a user's channel."""
 
-    async def fetch_after(self, session: Session, room_id: str,
-                          after_seq: int) -> list[tuple[int, str | None]]:
+    async def fetch_after(
+        self, session: Session, room_id: str, after_seq: int
+    ) -> list[tuple[int, str | None]]:
         """Stored events of ``room_id`` after ``after_seq`` as ``session`` sees them:
         [(seq, frame text, or None for an event it must skip)], at most PAGE."""
 
@@ -57,8 +59,7 @@ class HubDelegate(Protocol):
 
 
 class Hub:
-    def __init__(self, broker: PubSub, delegate: HubDelegate,
-                 reorder_grace: float = 0.25) -> None:
+    def __init__(self, broker: PubSub, delegate: HubDelegate, reorder_grace: float = 0.25) -> None:
         self.broker = broker
         self._delegate = delegate
         self.reorder_grace = reorder_grace
@@ -202,8 +203,9 @@ class Hub:
                 s.send_text(env.text)
                 s.spawn(self.leave(s, env.room_id))
 
-    def _ephemeral(self, targets: set[Session], text: str, exclude: str | None,
-                   frame: OutFrame) -> None:
+    def _ephemeral(
+        self, targets: set[Session], text: str, exclude: str | None, frame: OutFrame
+    ) -> None:
         for s in list(targets):
             if s.username != exclude:
                 s.send_text(text, Kind.EPHEMERAL, frame)
@@ -266,8 +268,9 @@ class Hub:
             if self._reordering.get(key) is arrived:
                 del self._reordering[key]
 
-    async def _catch_up(self, session: Session, room_id: str,
-                        arrived: asyncio.Event | None = None) -> None:
+    async def _catch_up(
+        self, session: Session, room_id: str, arrived: asyncio.Event | None = None
+    ) -> None:
         """Fill the room's gap: the sequence decides, this reads, sends and waits."""
         sequence = session.rooms.get(room_id)
         if sequence is None:
@@ -286,8 +289,9 @@ class Hub:
                 outcome = sequence.page_done(len(page))
                 session.send_released(room_id, outcome.released)
                 if outcome.skipped is not None:
-                    log.warning("%s: seq %s..%s never became readable; skipped", room_id,
-                                *outcome.skipped)
+                    log.warning(
+                        "%s: seq %s..%s never became readable; skipped", room_id, *outcome.skipped
+                    )
                 if outcome.step == DONE:
                     return
                 if outcome.step == RETRY:

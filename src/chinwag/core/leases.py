@@ -58,7 +58,8 @@ class Leases:
             handle.cancel()
         if lease.on:
             timer = asyncio.get_running_loop().call_later(
-                lease.ttl, self._lapsed, room_id, lease.name, lease.end, exclude)
+                lease.ttl, self._lapsed, room_id, lease.name, lease.end, exclude
+            )
             self._rooms.setdefault(room_id, {})[lease.name] = timer
         elif shown is not None and not shown:
             del self._rooms[room_id]

@@ -28,8 +28,16 @@ MAX_SEARCH_WORDS = 16
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.:-]{1,64})")
 _WORD = re.compile(r"\w+")
 # What a tombstone keeps: who wrote it when, and where it sat in a thread.
-_TOMBSTONE_KEEPS = ("role", "username", "user_id", "client_message_id", "conversation_id",
-                    "timestamp", "reply_to", "done")
+_TOMBSTONE_KEEPS = (
+    "role",
+    "username",
+    "user_id",
+    "client_message_id",
+    "conversation_id",
+    "timestamp",
+    "reply_to",
+    "done",
+)
 
 
 def mentioned(text: str) -> list[str]:
@@ -53,8 +61,9 @@ def asks_assistant(data: m.ChatData) -> m.ChatData:
 def search_words(query: str) -> list[str]:
     words = _WORD.findall(query.lower())[:MAX_SEARCH_WORDS]
     if not words:
-        raise InvalidMessage("q must contain at least one word",
-                             details=[{"field": "q", "error": "no words"}])
+        raise InvalidMessage(
+            "q must contain at least one word", details=[{"field": "q", "error": "no words"}]
+        )
     return words
 
 
@@ -88,10 +97,23 @@ class MessageOps:
                 return None
             return {**current, "content": data.content, "edited_at": edited_at}
 
-        await self._change(session, room_id, data.message_id, rewrite, NewEvent(
-            "message_edited", {"message_id": data.message_id, "content": data.content,
-                               "edited_at": edited_at, "username": who.username},
-            who.username, msg.message_id))
+        await self._change(
+            session,
+            room_id,
+            data.message_id,
+            rewrite,
+            NewEvent(
+                "message_edited",
+                {
+                    "message_id": data.message_id,
+                    "content": data.content,
+                    "edited_at": edited_at,
+                    "username": who.username,
+                },
+                who.username,
+                msg.message_id,
+            ),
+        )
 
     async def delete(self, session: Session, msg: m.DeleteMessage) -> None:
         who, data, room_id = session.identity, msg.data, _room(msg)
@@ -101,8 +123,9 @@ class MessageOps:
         if original.sender != who.username and not who.is_admin:
             room = await self.store.rooms.get(room_id)
             if room is None or room.owner != who.username:
-                raise Forbidden("only its author, the room's owner or an admin may delete "
-                                "a message")
+                raise Forbidden(
+                    "only its author, the room's owner or an admin may delete a message"
+                )
         deleted_at = utc_now()
 
         def rewrite(current: dict[str, Any]) -> dict[str, Any]:
@@ -110,9 +133,19 @@ class MessageOps:
             kept = {k: current[k] for k in _TOMBSTONE_KEEPS if k in current}
             return {**kept, "deleted": True, "deleted_at": deleted_at}
 
-        await self._change(session, room_id, data.message_id, rewrite, NewEvent(
-            "message_deleted", {"message_id": data.message_id, "username": who.username},
-            who.username, msg.message_id), erase=True)
+        await self._change(
+            session,
+            room_id,
+            data.message_id,
+            rewrite,
+            NewEvent(
+                "message_deleted",
+                {"message_id": data.message_id, "username": who.username},
+                who.username,
+                msg.message_id,
+            ),
+            erase=True,
+        )
 
     async def react(self, session: Session, msg: m.React) -> None:
         who, data, room_id = session.identity, msg.data, _room(msg)
@@ -128,18 +161,32 @@ class MessageOps:
                 return None  # one per user and emoji: already so
             if data.on:
                 if len(reactions) > MAX_EMOJIS:
-                    raise InvalidMessage(f"a message holds at most {MAX_EMOJIS} different "
-                                         "reactions", details=[{"field": "data.emoji",
-                                                                "error": "too many"}])
+                    raise InvalidMessage(
+                        f"a message holds at most {MAX_EMOJIS} different reactions",
+                        details=[{"field": "data.emoji", "error": "too many"}],
+                    )
                 users.append(who.username)
             else:
                 users.remove(who.username)
             return {**current, "reactions": {k: v for k, v in reactions.items() if v}}
 
-        await self._change(session, room_id, data.message_id, rewrite, NewEvent(
-            "reaction", {"message_id": data.message_id, "emoji": data.emoji,
-                         "username": who.username, "on": data.on},
-            who.username, msg.message_id))
+        await self._change(
+            session,
+            room_id,
+            data.message_id,
+            rewrite,
+            NewEvent(
+                "reaction",
+                {
+                    "message_id": data.message_id,
+                    "emoji": data.emoji,
+                    "username": who.username,
+                    "on": data.on,
+                },
+                who.username,
+                msg.message_id,
+            ),
+        )
 
     # ---- hooks of a chat ----------------------------------------------------------
 
@@ -157,8 +204,11 @@ class MessageOps:
         """Tell each member named ``@name`` in a stored chat (never its sender), and
         keep it for their unread mentions."""
         sender = record.sender or ""
-        names = [n for n in mentioned(str(record.data.get("content", "")))
-                 if n in members and n != sender]
+        names = [
+            n
+            for n in mentioned(str(record.data.get("content", "")))
+            if n in members and n != sender
+        ]
         if not names:
             return
         await self.store.messages.add_mentions(record, names, sender)
@@ -168,8 +218,14 @@ class MessageOps:
 
     # ---- reads --------------------------------------------------------------------
 
-    async def history(self, room_id: str, before_seq: int | None, limit: int,
-                      after_seq: int = 0, reply_to: int | None = None) -> list[dict[str, Any]]:
+    async def history(
+        self,
+        room_id: str,
+        before_seq: int | None,
+        limit: int,
+        after_seq: int = 0,
+        reply_to: int | None = None,
+    ) -> list[dict[str, Any]]:
         """A page of the room's history after ``after_seq`` (the reader's history
         floor), oldest first; with ``reply_to``, of the replies to that message."""
         if reply_to is None:
@@ -177,34 +233,56 @@ class MessageOps:
         elif await self.store.messages.get(room_id, reply_to) is None:
             raise NotFound(f"no message {reply_to} in room '{room_id}'")
         else:
-            records = await self.store.messages.replies(room_id, reply_to, before_seq, limit,
-                                                        after_seq)
+            records = await self.store.messages.replies(
+                room_id, reply_to, before_seq, limit, after_seq
+            )
         return [history_item(r) for r in records]
 
-    async def search(self, who: Identity, query: str, room_id: str | None,
-                     before_id: int | None, limit: int) -> list[dict[str, Any]]:
+    async def search(
+        self, who: Identity, query: str, room_id: str | None, before_id: int | None, limit: int
+    ) -> list[dict[str, Any]]:
         words = search_words(query)
         if room_id is not None and await self.store.rooms.member(room_id, who.username) is None:
             if await self.store.rooms.get(room_id) is None:
                 raise NotFound(f"room '{room_id}' does not exist")
             raise Forbidden(f"you are not a member of room '{room_id}'")
         hits = await self.store.search.search(who.username, words, room_id, before_id, limit)
-        return [{"room_id": r.room_id, "seq": r.seq, "message_id": r.id,
-                 "username": r.data.get("username"), "content": r.data.get("content"),
-                 "timestamp": r.data.get("timestamp") or iso(r.created_at)} for r in hits]
+        return [
+            {
+                "room_id": r.room_id,
+                "seq": r.seq,
+                "message_id": r.id,
+                "username": r.data.get("username"),
+                "content": r.data.get("content"),
+                "timestamp": r.data.get("timestamp") or iso(r.created_at),
+            }
+            for r in hits
+        ]
 
     async def mentions(self, who: Identity, limit: int) -> dict[str, Any]:
         found = await self.store.messages.mentions(who.username, limit)
-        return {"mentions": [{"room_id": r.room_id, "seq": r.seq, "message_id": r.message_id,
-                              "by": r.by, "unread": r.unread} for r in found],
-                "unread": await self.store.messages.unread_mentions(who.username)}
+        return {
+            "mentions": [
+                {
+                    "room_id": r.room_id,
+                    "seq": r.seq,
+                    "message_id": r.message_id,
+                    "by": r.by,
+                    "unread": r.unread,
+                }
+                for r in found
+            ],
+            "unread": await self.store.messages.unread_mentions(who.username),
+        }
 
     # ---- the common path ----------------------------------------------------------
 
-    async def _message(self, who: Identity, room_id: str, message_id: int,
-                       *, admin_may: bool = False) -> EventRecord:
+    async def _message(
+        self, who: Identity, room_id: str, message_id: int, *, admin_may: bool = False
+    ) -> EventRecord:
         if not (admin_may and who.is_admin) and (
-                await self.store.rooms.member(room_id, who.username) is None):
+            await self.store.rooms.member(room_id, who.username) is None
+        ):
             raise NotInRoom(f"you are not a member of room '{room_id}'")
         record = await self.store.messages.get(room_id, message_id)
         if record is None:
@@ -212,8 +290,7 @@ class MessageOps:
         _not_deleted(record.data, message_id)
         return record
 
-    async def _answered_before(self, session: Session, room_id: str,
-                               client_id: str | None) -> bool:
+    async def _answered_before(self, session: Session, room_id: str, client_id: str | None) -> bool:
         """A retried frame (same client ``message_id``) gets its first answer again."""
         if client_id is None:
             return False
@@ -223,10 +300,19 @@ class MessageOps:
         session.send(confirmation(prior, "delivered", duplicate=True))
         return True
 
-    async def _change(self, session: Session, room_id: str, message_id: int,
-                      rewrite: Rewrite, change: NewEvent, *, erase: bool = False) -> None:
-        changed: Changed = await self.store.messages.change(room_id, message_id, rewrite,
-                                                            change, erase=erase)
+    async def _change(
+        self,
+        session: Session,
+        room_id: str,
+        message_id: int,
+        rewrite: Rewrite,
+        change: NewEvent,
+        *,
+        erase: bool = False,
+    ) -> None:
+        changed: Changed = await self.store.messages.change(
+            room_id, message_id, rewrite, change, erase=erase
+        )
         record = changed.event
         if record is None:  # nothing to change: answered, nothing stored
             session.send(frames.unchanged_confirmation(change.client_message_id, room_id))

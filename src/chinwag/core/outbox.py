@@ -75,8 +75,7 @@ class Outbox:
     def __len__(self) -> int:
         return len(self.items)
 
-    def put(self, text: str, kind: Kind = Kind.STORED,
-            tag: tuple[str, int] | None = None) -> bool:
+    def put(self, text: str, kind: Kind = Kind.STORED, tag: tuple[str, int] | None = None) -> bool:
         """Queue an encoded frame (``tag``: room and seq of a stored room event). False
         when it was dropped (ephemeral, or overflow)."""
         if self.closed or self.overflowed:

@@ -31,8 +31,7 @@ async def ensure_personal(store: Store, hub: Hub, username: str) -> str:
     if await store.rooms.get(room_id) is not None:
         return room_id
     try:
-        await store.rooms.create(room_id, room_id, PERSONAL, username,
-                                 history_visibility="shared")
+        await store.rooms.create(room_id, room_id, PERSONAL, username, history_visibility="shared")
     except Conflict:  # created concurrently by another reply
         return room_id
     await hub.control_user(username, "subscribe", room_id, 0)

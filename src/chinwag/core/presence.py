@@ -32,8 +32,9 @@ def _usernames(entries: list[str]) -> set[str]:
 
 
 class Presence:
-    def __init__(self, broker: ExpiringState, hub: Hub, ttl: float,
-                 single_process: bool = False) -> None:
+    def __init__(
+        self, broker: ExpiringState, hub: Hub, ttl: float, single_process: bool = False
+    ) -> None:
         self.broker = broker
         self.hub = hub
         self.ttl = ttl
@@ -53,7 +54,8 @@ class Presence:
             # session.id is new, so any member counted here is another connection
             before = await self.broker.set_count(_conns(session.username))
             await self.broker.set_add_many(
-                [(_conns(session.username), session.id), (ONLINE, _entry(session))], self.ttl)
+                [(_conns(session.username), session.id), (ONLINE, _entry(session))], self.ttl
+            )
             return before == 0
         except BrokerUnavailable:
             return len(self.hub.by_user.get(session.username, ())) <= 1

@@ -32,19 +32,23 @@ class Publisher:
         self._local = local  # delivers to this process while the broker is away
         self._broker_down = False  # the last publish failed (log the outage once)
 
-    async def publish_stored(self, room_id: str, seq: int, text: str,
-                             exclude: str | None = None) -> None:
+    async def publish_stored(
+        self, room_id: str, seq: int, text: str, exclude: str | None = None
+    ) -> None:
         await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
 
-    async def publish_ephemeral(self, room_id: str, text: str, exclude: str | None = None,
-                                lease: Lease | None = None) -> None:
+    async def publish_ephemeral(
+        self, room_id: str, text: str, exclude: str | None = None, lease: Lease | None = None
+    ) -> None:
         """``lease``: the state this frame starts or ends (``leases.py``)."""
         key = lease.pack() if lease is not None else None
-        await self._publish(room_channel(room_id),
-                            Envelope(EPHEMERAL, text, room_id, None, exclude, key))
+        await self._publish(
+            room_channel(room_id), Envelope(EPHEMERAL, text, room_id, None, exclude, key)
+        )
 
-    async def publish_chunk(self, room_id: str | None, username: str, key: object,
-                            text: str) -> None:
+    async def publish_chunk(
+        self, room_id: str | None, username: str, key: object, text: str
+    ) -> None:
         channel = room_channel(room_id) if room_id else user_channel(username)
         await self._publish(channel, Envelope(CHUNK, text, room_id, None, None, key))
 
@@ -53,12 +57,12 @@ class Publisher:
         await self._publish(user_channel(username), Envelope(DIRECT, text))
 
     async def control_user(self, username: str, command: str, room_id: str, seq: int) -> None:
-        await self._publish(user_channel(username),
-                            Envelope(CONTROL, command, room_id, seq))
+        await self._publish(user_channel(username), Envelope(CONTROL, command, room_id, seq))
 
     async def control_room(self, room_id: str, command: str, text: str) -> None:
-        await self._publish(room_channel(room_id), Envelope(CONTROL, text, room_id, None, None,
-                                                            command))
+        await self._publish(
+            room_channel(room_id), Envelope(CONTROL, text, room_id, None, None, command)
+        )
 
     async def _publish(self, channel: str, envelope: Envelope) -> None:
         payload = envelope.pack()

@@ -48,9 +48,13 @@ class Joined:
 
 
 class Rooms:
-    def __init__(self, store: Store, events: Events,
-                 unpublish: Callable[[str], Awaitable[bool]],
-                 max_rooms_per_user: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: Events,
+        unpublish: Callable[[str], Awaitable[bool]],
+        max_rooms_per_user: int | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
@@ -61,21 +65,35 @@ class Rooms:
         # the store's ``first_members_version``.)
         self._members: dict[str, tuple[int, list[str]]] = {}
 
-    async def create(self, actor: Identity, room_id: str, room_name: str | None,
-                     room_type: str | None, history_visibility: str | None = None
-                     ) -> RoomRecord:
+    async def create(
+        self,
+        actor: Identity,
+        room_id: str,
+        room_name: str | None,
+        room_type: str | None,
+        history_visibility: str | None = None,
+    ) -> RoomRecord:
         kind = room_type or "private"
         if is_personal(room_id):
-            raise InvalidMessage(f"room ids starting with '@' are personal streams: "
-                                 f"'{room_id}' cannot be created",
-                                 details=[{"field": "room_id", "error": "reserved"}])
+            raise InvalidMessage(
+                f"room ids starting with '@' are personal streams: '{room_id}' cannot be created",
+                details=[{"field": "room_id", "error": "reserved"}],
+            )
         if kind not in ROOM_TYPES:
-            raise InvalidMessage(f"room_type must be one of {', '.join(ROOM_TYPES)}",
-                                 details=[{"field": "room_type", "error": "invalid"}])
+            raise InvalidMessage(
+                f"room_type must be one of {', '.join(ROOM_TYPES)}",
+                details=[{"field": "room_type", "error": "invalid"}],
+            )
         visibility = _checked_visibility(history_visibility or default_for(kind))
         limit = None if actor.is_admin else self.max_rooms_per_user
-        return await self.store.rooms.create(room_id, room_name or room_id, kind, actor.username,
-                                             max_owned=limit, history_visibility=visibility)
+        return await self.store.rooms.create(
+            room_id,
+            room_name or room_id,
+            kind,
+            actor.username,
+            max_owned=limit,
+            history_visibility=visibility,
+        )
 
     async def get(self, room_id: str) -> RoomRecord:
         room = await self.store.rooms.get(room_id)
@@ -83,9 +101,16 @@ class Rooms:
             raise NotFound(f"room '{room_id}' does not exist")
         return room
 
-    async def require_member(self, room_id: str, username: str, /, *,
-                             refusal: type[ChatError] = NotInRoom, why: str | None = None,
-                             **extra: Any) -> MemberRecord:
+    async def require_member(
+        self,
+        room_id: str,
+        username: str,
+        /,
+        *,
+        refusal: type[ChatError] = NotInRoom,
+        why: str | None = None,
+        **extra: Any,
+    ) -> MemberRecord:
         """The membership of ``username``, or ``refusal`` (NOT_IN_ROOM unless the caller
         names another error or wording). The one check-and-raise for membership."""
         member = await self.store.rooms.member(room_id, username)
@@ -105,16 +130,20 @@ class Rooms:
         member = await self.store.rooms.member(room.room_id, actor.username)
         return visible_after(room, member, actor.is_admin)
 
-    async def set_history_visibility(self, actor: Identity, room_id: str,
-                                     value: str) -> RoomRecord:
+    async def set_history_visibility(self, actor: Identity, room_id: str, value: str) -> RoomRecord:
         room = await self.get(room_id)
         self._owner_or_admin(actor, room)
         await self.store.rooms.set_history_visibility(room_id, _checked_visibility(value))
         return await self.get(room_id)
 
-    async def join(self, actor: Identity, room_id: str, room_name: str | None = None,
-                   room_type: str | None = None, history_visibility: str | None = None
-                   ) -> Joined:
+    async def join(
+        self,
+        actor: Identity,
+        room_id: str,
+        room_name: str | None = None,
+        room_type: str | None = None,
+        history_visibility: str | None = None,
+    ) -> Joined:
         """Join (creating an unknown room). Members simply re-subscribe."""
         if is_personal(room_id):
             self._own_personal(actor, room_id)
@@ -122,8 +151,7 @@ class Rooms:
         room = await self.store.rooms.get(room_id)
         if room is None:
             try:
-                room = await self.create(actor, room_id, room_name, room_type,
-                                         history_visibility)
+                room = await self.create(actor, room_id, room_name, room_type, history_visibility)
             except Conflict:  # created concurrently by someone else
                 room = await self.get(room_id)
         member = await self.store.rooms.member(room_id, actor.username)
@@ -132,8 +160,9 @@ class Rooms:
         if room.room_type != "shared" and not actor.is_admin:
             raise Forbidden(f"room '{room_id}' is {room.room_type}: only its members may join")
         try:
-            added = await self.store.rooms.add_member(room_id, actor.username,
-                                                      max_members=_capacity(room))
+            added = await self.store.rooms.add_member(
+                room_id, actor.username, max_members=_capacity(room)
+            )
         except Conflict:
             raise Forbidden(f"private room '{room_id}' already has two members") from None
         if not added:
@@ -187,11 +216,14 @@ class Rooms:
         if await self.store.rooms.member(room_id, username) is not None:
             raise Conflict(f"'{username}' is already a member of '{room_id}'")
         try:
-            added = await self.store.rooms.add_member(room_id, username,
-                                                      max_members=_capacity(room))
+            added = await self.store.rooms.add_member(
+                room_id, username, max_members=_capacity(room)
+            )
         except Conflict:
-            raise Conflict(f"private room '{room_id}' already has two members",
-                           details={"max_members": PRIVATE_MEMBERS}) from None
+            raise Conflict(
+                f"private room '{room_id}' already has two members",
+                details={"max_members": PRIVATE_MEMBERS},
+            ) from None
         if not added:  # added concurrently by another call
             raise Conflict(f"'{username}' is already a member of '{room_id}'")
         seq = await self.events.membership(room_id, username, "joined")
@@ -207,8 +239,11 @@ class Rooms:
 
     async def describe(self, room: RoomRecord) -> dict[str, object]:
         return {
-            "room_id": room.room_id, "room_name": room.room_name, "room_type": room.room_type,
-            "history_visibility": room.history_visibility, "owner": room.owner,
+            "room_id": room.room_id,
+            "room_name": room.room_name,
+            "room_type": room.room_type,
+            "history_visibility": room.history_visibility,
+            "owner": room.owner,
             "members": await self.store.rooms.members(room.room_id),
             "participants": await self.events.presence.participants(room.room_id),
             "created_at": iso(room.created_at),
@@ -227,6 +262,8 @@ class Rooms:
 
 def _checked_visibility(value: str) -> str:
     if value not in VISIBILITIES:
-        raise InvalidMessage(f"history_visibility must be one of {', '.join(VISIBILITIES)}",
-                             details=[{"field": "history_visibility", "error": "invalid"}])
+        raise InvalidMessage(
+            f"history_visibility must be one of {', '.join(VISIBILITIES)}",
+            details=[{"field": "history_visibility", "error": "invalid"}],
+        )
     return value

@@ -51,8 +51,17 @@ class ChatService:
     """Built in one step with everything it serves; it is also the hub's delegate
     (store reads for gap filling, membership commands from a user's channel)."""
 
-    def __init__(self, store: Store, pubsub: PubSub, state: ExpiringState, limits: Limits,
-                 node_id: str, *, ai: AISetup, uploads: UploadManager) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pubsub: PubSub,
+        state: ExpiringState,
+        limits: Limits,
+        node_id: str,
+        *,
+        ai: AISetup,
+        uploads: UploadManager,
+    ) -> None:
         self.store = store
         self.pubsub = pubsub
         self.state = state
@@ -63,23 +72,40 @@ class ChatService:
         self.publisher = self.hub.publisher
         self.presence = Presence(state, self.hub, limits.presence_ttl, limits.single_process)
         self.events = Events(store, self.hub, self.presence)
-        self.rooms = Rooms(store, self.events, uploads.delete_published,
-                           limits.max_rooms_per_user)
+        self.rooms = Rooms(store, self.events, uploads.delete_published, limits.max_rooms_per_user)
         self.message_ops = MessageOps(store, self.events)
         self.typing = TypingTracker(limits.typing_timeout, self._announce_typing)
-        self.assistant = Assistant(Admission(ai.catalog, store, ai.admission), store,
-                                   self.events, self.stats, ai.config)
+        self.assistant = Assistant(
+            Admission(ai.catalog, store, ai.admission), store, self.events, self.stats, ai.config
+        )
         self.uploads = uploads
         self._upload_frames = UploadFrames(uploads, self.rooms, self.events, store, self.stats)
-        self.upkeep = Upkeep(pubsub, state, self.hub, self.presence, self.events, uploads,
-                             self.stats, limits, node_id)
+        self.upkeep = Upkeep(
+            pubsub,
+            state,
+            self.hub,
+            self.presence,
+            self.events,
+            uploads,
+            self.stats,
+            limits,
+            node_id,
+        )
         self._handlers: dict[str, Callable[[Session, Any], Awaitable[None]]] = {
-            "ping": self._ping, "chat": self._chat, "join_room": self._join_room,
-            "leave_room": self._leave_room, "delete_room": self._delete_room,
-            "typing": self._typing, "read_receipt": self._read_receipt, "sync": self._sync,
-            "cancel": self._cancel, "file_upload": self._upload_frames.handle,
-            "regenerate": self._ai_branch, "edit": self._ai_branch,
-            "edit_message": self.message_ops.edit, "delete_message": self.message_ops.delete,
+            "ping": self._ping,
+            "chat": self._chat,
+            "join_room": self._join_room,
+            "leave_room": self._leave_room,
+            "delete_room": self._delete_room,
+            "typing": self._typing,
+            "read_receipt": self._read_receipt,
+            "sync": self._sync,
+            "cancel": self._cancel,
+            "file_upload": self._upload_frames.handle,
+            "regenerate": self._ai_branch,
+            "edit": self._ai_branch,
+            "edit_message": self.message_ops.edit,
+            "delete_message": self.message_ops.delete,
             "react": self.message_ops.react,
         }
 
@@ -110,13 +136,20 @@ class ChatService:
         """A new session for an authenticated user, or TooManyConnections."""
         if len(self.hub.sessions) >= self.limits.max_connections:
             raise TooManyConnections("the server is at its connection limit; retry later")
-        if (await self.presence.connections_of(identity.username)
-                >= self.limits.max_connections_per_user):
+        if (
+            await self.presence.connections_of(identity.username)
+            >= self.limits.max_connections_per_user
+        ):
             raise TooManyConnections(
-                f"at most {self.limits.max_connections_per_user} connections per user")
+                f"at most {self.limits.max_connections_per_user} connections per user"
+            )
         limiter = SlidingWindow(self.limits.rate_limit_requests, self.limits.rate_limit_window)
-        return Session(identity, outbox_capacity=self.limits.outbox_size, limiter=limiter,
-                       token_expires_at=token_expires_at)
+        return Session(
+            identity,
+            outbox_capacity=self.limits.outbox_size,
+            limiter=limiter,
+            token_expires_at=token_expires_at,
+        )
 
     async def attach(self, session: Session, auto_join: m.JoinRoom | None) -> None:
         """Join the room from the query (so it exists once the client hears of the
@@ -142,8 +175,7 @@ class ChatService:
             if first:
                 await self._announce_presence(room.room_id, session.username, "online")
         if refused is not None:
-            session.send(frames.error(refused.code.value, refused.message,
-                                      details=refused.details))
+            session.send(frames.error(refused.code.value, refused.message, details=refused.details))
         elif auto_join is not None and joined is not None:
             await self._joined(session, auto_join, joined)
 
@@ -160,8 +192,9 @@ class ChatService:
             for room_id in rooms:
                 await self._announce_presence(room_id, session.username, "offline")
 
-    async def _subscribe(self, session: Session, room_id: str, after_seq: int,
-                         *, report: bool) -> None:
+    async def _subscribe(
+        self, session: Session, room_id: str, after_seq: int, *, report: bool
+    ) -> None:
         last = await self.events.replay(session, room_id, after_seq)
         await self.hub.join(session, room_id, last)
         await self.presence.enter(room_id, session)
@@ -185,8 +218,9 @@ class ChatService:
 
     async def control(self, session: Session, command: str, room_id: str, seq: int) -> None:
         if command == SIGN_OUT:
-            session.send(frames.error(ErrorCode.AUTH_FAILED.value,
-                                      "this account has been disabled"))
+            session.send(
+                frames.error(ErrorCode.AUTH_FAILED.value, "this account has been disabled")
+            )
             session.request_close(CloseCode.AUTH_FAILED, "account disabled")
         elif command == "subscribe" and room_id not in session.rooms:
             await self._subscribe(session, room_id, seq, report=False)
@@ -195,8 +229,9 @@ class ChatService:
             if session.username not in self.hub.room_users.get(room_id, {}):
                 await self.typing.stop(room_id, session.username)
 
-    async def fetch_after(self, session: Session, room_id: str,
-                          after_seq: int) -> list[tuple[int, str | None]]:
+    async def fetch_after(
+        self, session: Session, room_id: str, after_seq: int
+    ) -> list[tuple[int, str | None]]:
         return await self.events.fetch_after(session, room_id, after_seq)
 
     # ---- frames ---------------------------------------------------------------
@@ -217,8 +252,13 @@ class ChatService:
 
     async def _join(self, session: Session, msg: m.JoinRoom) -> Joined:
         assert msg.room_id is not None
-        return await self.rooms.join(session.identity, msg.room_id, msg.data.room_name,
-                                     msg.data.room_type, msg.data.history_visibility)
+        return await self.rooms.join(
+            session.identity,
+            msg.room_id,
+            msg.data.room_name,
+            msg.data.room_type,
+            msg.data.history_visibility,
+        )
 
     async def _joined(self, session: Session, msg: m.JoinRoom, joined: Joined) -> None:
         """Subscribe the user's connections here to the room just joined, tell its
@@ -232,16 +272,26 @@ class ChatService:
             # A member's connections are subscribed to the room when they open (or
             # when the membership began): only this one may be missing it (e.g. it
             # opened while the membership was being added).
-            await self._subscribe(session, msg.room_id,
-                                  await self._member_seq(msg.room_id, session.username),
-                                  report=False)
+            await self._subscribe(
+                session,
+                msg.room_id,
+                await self._member_seq(msg.room_id, session.username),
+                report=False,
+            )
         if joined.new_member:  # the user's connections on other processes follow
-            await self.publisher.control_user(session.username, "subscribe", msg.room_id,
-                                              joined.seq)
+            await self.publisher.control_user(
+                session.username, "subscribe", msg.room_id, joined.seq
+            )
         room = joined.room
-        session.send(frames.joined_room(room.room_id, room.room_name, room.room_type,
-                                        await self.presence.participants(room.room_id),
-                                        joined.members))
+        session.send(
+            frames.joined_room(
+                room.room_id,
+                room.room_name,
+                room.room_type,
+                await self.presence.participants(room.room_id),
+                joined.members,
+            )
+        )
 
     async def _member_seq(self, room_id: str, username: str) -> int:
         member = await self.store.rooms.member(room_id, username)
@@ -270,15 +320,17 @@ class ChatService:
         else:
             await self.typing.stop(msg.room_id, session.username)
 
-    async def _announce_typing(self, room_id: str, username: str, user_id: int | str,
-                               on: bool) -> None:
+    async def _announce_typing(
+        self, room_id: str, username: str, user_id: int | str, on: bool
+    ) -> None:
         text = encode(frames.typing(room_id, username, user_id, on))
         end = text if not on else encode(frames.typing(room_id, username, user_id, False))
         lease = Lease(f"typing:{username}", on, self.typing.lease_ttl, end)
         await self.publisher.publish_ephemeral(room_id, text, exclude=username, lease=lease)
 
-    async def _announce_presence(self, room_id: str, username: str,
-                                 status: frames.PresenceStatus) -> None:
+    async def _announce_presence(
+        self, room_id: str, username: str, status: frames.PresenceStatus
+    ) -> None:
         text = encode(frames.presence(room_id, username, status))
         await self.publisher.publish_ephemeral(room_id, text, exclude=username)
 
@@ -295,8 +347,10 @@ class ChatService:
 
     async def _cancel(self, session: Session, msg: m.Cancel) -> None:
         if not await self.assistant.cancel(session.identity, msg.data.conversation_id):
-            raise NotFound(f"no reply is being written in conversation "
-                           f"{msg.data.conversation_id}", conversation_id=msg.data.conversation_id)
+            raise NotFound(
+                f"no reply is being written in conversation {msg.data.conversation_id}",
+                conversation_id=msg.data.conversation_id,
+            )
 
     async def _ai_branch(self, session: Session, msg: m.Regenerate | m.Edit) -> None:
         if isinstance(msg, m.Regenerate):
@@ -308,8 +362,10 @@ class ChatService:
 
     async def _chat(self, session: Session, msg: m.Chat) -> None:
         if msg.room_id is None and not msg.data.ai:
-            raise InvalidMessage("a chat without room_id is for the AI: set room_id or ai:true",
-                                 details=[{"field": "room_id", "error": "missing"}])
+            raise InvalidMessage(
+                "a chat without room_id is for the AI: set room_id or ai:true",
+                details=[{"field": "room_id", "error": "missing"}],
+            )
         if msg.room_id is not None:
             await self._room_chat(session, msg)
         else:
@@ -328,8 +384,9 @@ class ChatService:
                 return
         if data.ai:
             await self.rooms.require_member(room_id, who.username)
-            plan = await self.assistant.admit(who, data, data.message, data.conversation_id,
-                                              room_id)
+            plan = await self.assistant.admit(
+                who, data, data.message, data.conversation_id, room_id
+            )
         try:
             await self._room_chat_store(session, msg, plan, reply)
         except BaseException:
@@ -337,17 +394,29 @@ class ChatService:
                 await self.assistant.release(plan)
             raise
 
-    async def _room_chat_store(self, session: Session, msg: m.Chat, plan: Plan | None,
-                               reply: dict[str, Any]) -> None:
+    async def _room_chat_store(
+        self, session: Session, msg: m.Chat, plan: Plan | None, reply: dict[str, Any]
+    ) -> None:
         who, data, room_id = session.identity, msg.data, msg.room_id
         assert room_id is not None
-        payload = {"role": "user", "content": data.message, "username": who.username,
-                   "user_id": who.user_id, "client_message_id": msg.message_id,
-                   "conversation_id": plan.conv.id if plan else data.conversation_id,
-                   "timestamp": frames.utc_now(), **reply}
+        payload = {
+            "role": "user",
+            "content": data.message,
+            "username": who.username,
+            "user_id": who.user_id,
+            "client_message_id": msg.message_id,
+            "conversation_id": plan.conv.id if plan else data.conversation_id,
+            "timestamp": frames.utc_now(),
+            **reply,
+        }
         appended = await self.events.append(
-            room_id, "chat", payload, sender=who.username, client_message_id=msg.message_id,
-            require_member=True)
+            room_id,
+            "chat",
+            payload,
+            sender=who.username,
+            client_message_id=msg.message_id,
+            require_member=True,
+        )
         record = appended.event
         if appended.duplicate:
             session.send(confirmation(record, "delivered", queued_for=[], duplicate=True))
@@ -363,8 +432,13 @@ class ChatService:
         await self.message_ops.notify_mentions(record, members)
         if plan is not None:
             turn = await self.store.conversations.add_turn(
-                plan.conv.id, "user", data.message, username=who.username,
-                client_message_id=msg.message_id, parent_id=plan.parent_id)
+                plan.conv.id,
+                "user",
+                data.message,
+                username=who.username,
+                client_message_id=msg.message_id,
+                parent_id=plan.parent_id,
+            )
             plan.answer_to = turn.id
             self.assistant.start(plan)
 
@@ -376,14 +450,22 @@ class ChatService:
         if msg.message_id is not None:
             prior = await self.store.conversations.find_turn(who.username, msg.message_id)
             if prior is not None:
-                session.send(frames.ai_confirmation(msg.message_id, prior.id,
-                                                    prior.conversation_id, duplicate=True))
+                session.send(
+                    frames.ai_confirmation(
+                        msg.message_id, prior.id, prior.conversation_id, duplicate=True
+                    )
+                )
                 return
         plan = await self.assistant.admit(who, data, data.message, data.conversation_id, None)
         try:
             turn = await self.store.conversations.add_turn(
-                plan.conv.id, "user", data.message, username=who.username,
-                client_message_id=msg.message_id, parent_id=plan.parent_id)
+                plan.conv.id,
+                "user",
+                data.message,
+                username=who.username,
+                client_message_id=msg.message_id,
+                parent_id=plan.parent_id,
+            )
             plan.answer_to = turn.id
         except BaseException:
             await self.assistant.release(plan)

@@ -25,8 +25,14 @@ class Identity:
 
 
 class Session:
-    def __init__(self, identity: Identity, *, outbox_capacity: int, limiter: SlidingWindow,
-                 token_expires_at: float) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        outbox_capacity: int,
+        limiter: SlidingWindow,
+        token_expires_at: float,
+    ) -> None:
         self.id = str(uuid.uuid4())
         self.identity = identity
         self.username = identity.username  # read once per recipient of every event
@@ -53,16 +59,25 @@ class Session:
         """Queue an event for this connection only (answers, confirmations, errors)."""
         self.send_text(encode(event), kind)
 
-    def send_text(self, text: str, kind: Kind = Kind.STORED, frame: OutFrame | None = None,
-                  tag: tuple[str, int] | None = None) -> None:
+    def send_text(
+        self,
+        text: str,
+        kind: Kind = Kind.STORED,
+        frame: OutFrame | None = None,
+        tag: tuple[str, int] | None = None,
+    ) -> None:
         if not self._wrote_directly(text, frame):
             self._queued(self.outbox.put(text, kind, tag))
 
     def _wrote_directly(self, text: str, frame: OutFrame | None) -> bool:
         # Straight to the socket only while nothing waits, so frames keep their order.
         direct = self.direct
-        if (direct is not None and not self.writing and not self.outbox
-                and direct(frame or OutFrame(text))):
+        if (
+            direct is not None
+            and not self.writing
+            and not self.outbox
+            and direct(frame or OutFrame(text))
+        ):
             self.sent += 1
             return True
         return False
@@ -84,8 +99,9 @@ class Session:
         if not self._wrote_directly(text, frame):
             self._queued(self.outbox.put_chunk(key, text))
 
-    def offer_stored(self, room_id: str, seq: int, text: str | None,
-                     frame: OutFrame | None = None) -> bool:
+    def offer_stored(
+        self, room_id: str, seq: int, text: str | None, frame: OutFrame | None = None
+    ) -> bool:
         """Hand over stored event ``seq`` of ``room_id`` (``text`` None: advance the
         cursor without sending, for events this user must not see). Returns True
         when a gap was found and the caller must fill it from the store."""
@@ -98,8 +114,12 @@ class Session:
         if text:
             # send_text inlined: this runs once per recipient of every room event.
             direct = self.direct
-            if (direct is None or self.writing or self.outbox.items
-                    or not direct(frame or OutFrame(text))):
+            if (
+                direct is None
+                or self.writing
+                or self.outbox.items
+                or not direct(frame or OutFrame(text))
+            ):
                 self._queued(self.outbox.put(text, Kind.STORED, (room_id, seq)))
             else:
                 self.sent += 1

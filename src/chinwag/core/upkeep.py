@@ -24,9 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class Upkeep:
-    def __init__(self, pubsub: PubSub, state: ExpiringState, hub: Hub, presence: Presence,
-                 events: Events, uploads: UploadManager, stats: NodeStats, limits: Limits,
-                 node_id: str) -> None:
+    def __init__(
+        self,
+        pubsub: PubSub,
+        state: ExpiringState,
+        hub: Hub,
+        presence: Presence,
+        events: Events,
+        uploads: UploadManager,
+        stats: NodeStats,
+        limits: Limits,
+        node_id: str,
+    ) -> None:
         self.pubsub, self.state, self.hub = pubsub, state, hub
         self.presence, self.events, self.uploads = presence, events, uploads
         self.stats, self.limits, self.node_id = stats, limits, node_id
@@ -39,8 +48,11 @@ class Upkeep:
         try:
             await self.pubsub.start(self.hub.on_message, self.hub.resync_all)
         except BrokerUnavailable as exc:
-            log.warning("broker unreachable at start-up (%s): serving this process's "
-                        "connections and retrying", exc)
+            log.warning(
+                "broker unreachable at start-up (%s): serving this process's "
+                "connections and retrying",
+                exc,
+            )
             self._tasks.append(asyncio.create_task(self._start_broker_later()))
         self._tasks += [
             asyncio.create_task(self._every(self.limits.presence_ttl / 3, self._refresh)),
@@ -66,9 +78,11 @@ class Upkeep:
         self.stats.uploads_in_progress = await self.uploads.in_progress()
         try:
             await self.state.set_add("nodes", self.node_id, self.limits.presence_ttl)
-            await self.state.put(f"stats:{self.node_id}",
-                                 encode(self.stats.snapshot()).encode(),
-                                 self.limits.presence_ttl)
+            await self.state.put(
+                f"stats:{self.node_id}",
+                encode(self.stats.snapshot()).encode(),
+                self.limits.presence_ttl,
+            )
         except BrokerUnavailable:
             pass  # the stats endpoint falls back to this node's numbers
 

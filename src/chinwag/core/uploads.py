@@ -66,10 +66,12 @@ class Storage(Protocol):
     ``write_chunk`` returns the token ``assembled`` needs for that chunk."""
 
     async def create(self, upload_id: str, size: int) -> str: ...
-    async def write_chunk(self, upload_id: str, handle: str, index: int, offset: int,
-                          data: bytes) -> str: ...
-    def assembled(self, upload_id: str, handle: str,
-                  parts: list[str]) -> AbstractAsyncContextManager[Path]: ...
+    async def write_chunk(
+        self, upload_id: str, handle: str, index: int, offset: int, data: bytes
+    ) -> str: ...
+    def assembled(
+        self, upload_id: str, handle: str, parts: list[str]
+    ) -> AbstractAsyncContextManager[Path]: ...
     async def publish(self, upload_id: str, handle: str) -> str: ...
     async def discard(self, upload_id: str, handle: str) -> None: ...
     async def delete_published(self, stored_name: str) -> None: ...
@@ -104,8 +106,14 @@ class UploadManager:
     """Upload state machine. Public methods raise ``ChatError`` subclasses only
     (StorageError from the storage also forgets the upload)."""
 
-    def __init__(self, state: UploadStore, storage: Storage, scanner: Scanner,
-                 limits: UploadLimits, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        state: UploadStore,
+        storage: Storage,
+        scanner: Scanner,
+        limits: UploadLimits,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if limits.max_chunk_size < 1 or limits.max_file_size < 0 or limits.upload_timeout <= 0:
             raise ValueError("UploadManager: sizes and timeout must be positive")
         self._state = state
@@ -126,8 +134,9 @@ class UploadManager:
 
     # ---- the three steps ------------------------------------------------------
 
-    async def init(self, owner: str, file_name: str, file_size: int, mime_type: str | None,
-                   room_id: str | None) -> dict[str, Any]:
+    async def init(
+        self, owner: str, file_name: str, file_size: int, mime_type: str | None, room_id: str | None
+    ) -> dict[str, Any]:
         """Start an upload; return the SPEC's init reply data.
 
         ``mime_type`` (the client's claim) is ignored: the stored type follows the
@@ -137,35 +146,64 @@ class UploadManager:
         del mime_type  # never trusted; see policy.mime_for
         limits = self._limits
         if file_size > limits.max_file_size:
-            raise FileTooLarge(f"the file is larger than {limits.max_file_size} bytes",
-                               details={"max_file_size": limits.max_file_size})
+            raise FileTooLarge(
+                f"the file is larger than {limits.max_file_size} bytes",
+                details={"max_file_size": limits.max_file_size},
+            )
         name = policy.sanitize_filename(file_name)
         extension = policy.check_extension(name)
         file_id = str(uuid.uuid4())
         chunk_size = limits.max_chunk_size
         total_chunks = -(-file_size // chunk_size)
         handle = await self._storage.create(file_id, file_size)
-        record = UploadRecord(file_id, owner, room_id, name, extension, file_size, chunk_size,
-                              total_chunks, handle, self._clock())
+        record = UploadRecord(
+            file_id,
+            owner,
+            room_id,
+            name,
+            extension,
+            file_size,
+            chunk_size,
+            total_chunks,
+            handle,
+            self._clock(),
+        )
         try:
-            reserved = await self._state.reserve(record, limits.max_uploads_per_user,
-                                                 limits.max_temp_bytes_per_user)
+            reserved = await self._state.reserve(
+                record, limits.max_uploads_per_user, limits.max_temp_bytes_per_user
+            )
         except BaseException:
             await self._storage.discard(file_id, handle)
             raise
         if not reserved.inserted:
             await self._storage.discard(file_id, handle)
             if reserved.uploads >= limits.max_uploads_per_user:
-                raise UploadLimit("too many uploads in progress; finish or abandon one first",
-                                  details={"max_uploads": limits.max_uploads_per_user})
-            raise UploadLimit("too many bytes in uploads in progress; finish one first",
-                              details={"max_bytes": limits.max_temp_bytes_per_user,
-                                       "reserved": reserved.reserved_bytes})
-        return {"upload_type": "init", "file_id": file_id, "chunk_size": chunk_size,
-                "total_chunks": total_chunks}
+                raise UploadLimit(
+                    "too many uploads in progress; finish or abandon one first",
+                    details={"max_uploads": limits.max_uploads_per_user},
+                )
+            raise UploadLimit(
+                "too many bytes in uploads in progress; finish one first",
+                details={
+                    "max_bytes": limits.max_temp_bytes_per_user,
+                    "reserved": reserved.reserved_bytes,
+                },
+            )
+        return {
+            "upload_type": "init",
+            "file_id": file_id,
+            "chunk_size": chunk_size,
+            "total_chunks": total_chunks,
+        }
 
-    async def chunk(self, owner: str, file_id: str, chunk_index: int, total_chunks: int | None,
-                    chunk_data_b64: str) -> dict[str, Any]:
+    async def chunk(
+        self,
+        owner: str,
+        file_id: str,
+        chunk_index: int,
+        total_chunks: int | None,
+        chunk_data_b64: str,
+    ) -> dict[str, Any]:
         """Store one chunk; return the SPEC's chunk reply data.
 
         Every chunk but the last is exactly ``chunk_size`` bytes, the last holds the
@@ -174,44 +212,59 @@ class UploadManager:
         """
         upload = await self._lookup(owner, file_id)
         if total_chunks is not None and total_chunks != upload.total_chunks:
-            raise InvalidMessage(f"total_chunks must be {upload.total_chunks}",
-                                 details={"field": "total_chunks",
-                                          "expected": upload.total_chunks})
+            raise InvalidMessage(
+                f"total_chunks must be {upload.total_chunks}",
+                details={"field": "total_chunks", "expected": upload.total_chunks},
+            )
         if chunk_index >= upload.total_chunks:
             raise InvalidMessage(
                 f"chunk_index must be between 0 and {upload.total_chunks - 1}",
-                details={"field": "chunk_index", "total_chunks": upload.total_chunks})
+                details={"field": "chunk_index", "total_chunks": upload.total_chunks},
+            )
         data = self._decode(chunk_data_b64, upload.chunk_size)
         offset = chunk_index * upload.chunk_size
         expected = min(upload.chunk_size, upload.file_size - offset)
         if len(data) != expected:
             raise InvalidMessage(
                 f"chunk {chunk_index} must hold {expected} bytes, not {len(data)}",
-                details={"field": "chunk_data", "expected_size": expected})
+                details={"field": "chunk_data", "expected_size": expected},
+            )
         token = ""
         if not await self._state.has_chunk(file_id, chunk_index):
             try:
-                token = await self._storage.write_chunk(file_id, upload.handle, chunk_index,
-                                                        offset, data)
+                token = await self._storage.write_chunk(
+                    file_id, upload.handle, chunk_index, offset, data
+                )
             except StorageError:
                 await self._forget(upload)
                 raise
         # The first record of an index wins: a duplicate written meanwhile by
         # another process carried the same index and, checked at finalize, the same bytes.
         received = await self._state.record_chunk(file_id, chunk_index, token, self._clock())
-        return {"upload_type": "chunk", "file_id": file_id, "chunk_index": chunk_index,
-                "received_chunks": received, "total_chunks": upload.total_chunks,
-                "progress": _progress(received, upload.total_chunks)}
+        return {
+            "upload_type": "chunk",
+            "file_id": file_id,
+            "chunk_index": chunk_index,
+            "received_chunks": received,
+            "total_chunks": upload.total_chunks,
+            "progress": _progress(received, upload.total_chunks),
+        }
 
     async def status(self, owner: str, file_id: str) -> dict[str, Any]:
         """What was received so far (to resume after a reconnect). Counts as activity."""
         upload = await self._lookup(owner, file_id)
         await self._state.touch(file_id, self._clock())
         received = sorted(await self._state.chunks(file_id))
-        return {"upload_type": "status", "file_id": file_id, "file_name": upload.file_name,
-                "file_size": upload.file_size, "chunk_size": upload.chunk_size,
-                "received_chunks": received, "total_chunks": upload.total_chunks,
-                "progress": _progress(len(received), upload.total_chunks)}
+        return {
+            "upload_type": "status",
+            "file_id": file_id,
+            "file_name": upload.file_name,
+            "file_size": upload.file_size,
+            "chunk_size": upload.chunk_size,
+            "received_chunks": received,
+            "total_chunks": upload.total_chunks,
+            "progress": _progress(len(received), upload.total_chunks),
+        }
 
     async def finalize(self, owner: str, file_id: str, checksum: str) -> FinalizedUpload:
         """Verify, scan and publish the upload; ``checksum`` is bare lower-case hex.
@@ -235,20 +288,26 @@ class UploadManager:
         if missing:
             if not await self._state.touch(file_id, now):  # finalized meanwhile elsewhere
                 raise UploadNotFound("upload not found; start a new one")
-            raise IncompleteUpload(f"{len(missing)} chunks are missing",
-                                   details={"missing_chunks": missing[:MAX_LISTED_CHUNKS],
-                                            "missing_count": len(missing)})
+            raise IncompleteUpload(
+                f"{len(missing)} chunks are missing",
+                details={
+                    "missing_chunks": missing[:MAX_LISTED_CHUNKS],
+                    "missing_count": len(missing),
+                },
+            )
         if not await self._state.claim(file_id, now, now - self._limits.finalize_lease):
-            raise InvalidMessage("this upload is already being finalized",
-                                 details={"field": "file_id"})
+            raise InvalidMessage(
+                "this upload is already being finalized", details={"field": "file_id"}
+            )
         try:
             tokens = [parts[i] for i in range(upload.total_chunks)]
             async with self._storage.assembled(file_id, upload.handle, tokens) as path:
                 digest = await asyncio.to_thread(_sha256, path)
                 if digest != checksum:
                     raise ChecksumMismatch(
-                        "the SHA-256 of the received bytes differs from the checksum; "
-                        "upload again", details={"expected": checksum, "actual": digest})
+                        "the SHA-256 of the received bytes differs from the checksum; upload again",
+                        details={"expected": checksum, "actual": digest},
+                    )
                 await self._check_content(upload, path)
                 await self._scan(upload, path)
             stored_name = await self._storage.publish(file_id, upload.handle)
@@ -263,20 +322,29 @@ class UploadManager:
         await self._state.delete(file_id)
         self._completed += 1
         logger.info("upload %s by %s published as %s", file_id, owner, stored_name)
-        return FinalizedUpload(file_id=file_id, owner=owner, room_id=upload.room_id,
-                               file_name=upload.file_name, file_size=upload.file_size,
-                               mime_type=policy.mime_for(upload.extension), checksum=checksum,
-                               stored_name=stored_name)
+        return FinalizedUpload(
+            file_id=file_id,
+            owner=owner,
+            room_id=upload.room_id,
+            file_name=upload.file_name,
+            file_size=upload.file_size,
+            mime_type=policy.mime_for(upload.extension),
+            checksum=checksum,
+            stored_name=stored_name,
+        )
 
     async def is_new_chunk(self, owner: str, file_id: str, chunk_index: int) -> bool:
         """True when ``chunk`` would write bytes: the owner's upload is in progress and
         that chunk has not been received. Only such chunks are free of the frame rate
         limit; a repeat writes nothing and costs a frame like any other."""
         upload = await self._state.get(file_id)
-        return (upload is not None and upload.owner == owner
-                and upload.finalizing_since is None
-                and 0 <= chunk_index < upload.total_chunks
-                and not await self._state.has_chunk(file_id, chunk_index))
+        return (
+            upload is not None
+            and upload.owner == owner
+            and upload.finalizing_since is None
+            and 0 <= chunk_index < upload.total_chunks
+            and not await self._state.has_chunk(file_id, chunk_index)
+        )
 
     async def room_of(self, owner: str, file_id: str) -> str | None:
         """The room an upload in progress is for (UPLOAD_NOT_FOUND if unknown)."""
@@ -311,8 +379,9 @@ class UploadManager:
         and their bytes. Any process may run it: each upload expires once.
         Returns the expired file_ids."""
         now = self._clock() if now is None else now
-        stale = await self._state.take_expired(now - self._limits.upload_timeout,
-                                               now - self._limits.finalize_lease)
+        stale = await self._state.take_expired(
+            now - self._limits.upload_timeout, now - self._limits.finalize_lease
+        )
         for upload in stale:
             logger.info("upload %s by %s expired", upload.file_id, upload.owner)
             await self._discard(upload)
@@ -352,16 +421,21 @@ class UploadManager:
     def _decode(chunk_data_b64: str, chunk_size: int) -> bytes:
         # Refuse oversized text before decoding it: 4 characters per 3 bytes.
         if len(chunk_data_b64) > 4 * -(-chunk_size // 3):
-            raise ChunkTooLarge(f"a chunk may hold at most {chunk_size} bytes",
-                                details={"max_chunk_size": chunk_size})
+            raise ChunkTooLarge(
+                f"a chunk may hold at most {chunk_size} bytes",
+                details={"max_chunk_size": chunk_size},
+            )
         try:
             data = base64.b64decode(chunk_data_b64, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise InvalidMessage("chunk_data is not valid base64",
-                                 details={"field": "chunk_data"}) from exc
+            raise InvalidMessage(
+                "chunk_data is not valid base64", details={"field": "chunk_data"}
+            ) from exc
         if len(data) > chunk_size:
-            raise ChunkTooLarge(f"a chunk may hold at most {chunk_size} bytes",
-                                details={"max_chunk_size": chunk_size})
+            raise ChunkTooLarge(
+                f"a chunk may hold at most {chunk_size} bytes",
+                details={"max_chunk_size": chunk_size},
+            )
         return data
 
     async def _check_content(self, upload: UploadRecord, path: Path) -> None:
@@ -381,8 +455,7 @@ class UploadManager:
         try:
             await self._scanner.scan(path)
         except VirusDetected:
-            logger.warning("upload %s by %s rejected by the scanner", upload.file_id,
-                           upload.owner)
+            logger.warning("upload %s by %s rejected by the scanner", upload.file_id, upload.owner)
             raise
         # ScanUnavailable propagates with the upload kept: finalize may be retried.
 

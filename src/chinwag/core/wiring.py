@@ -27,6 +27,7 @@ class Limits:
 @dataclass(frozen=True, slots=True)
 class AISetup:
     """What the service's AI runner is built from."""
+
     catalog: Catalog
     admission: AdmissionConfig
     config: AssistantConfig

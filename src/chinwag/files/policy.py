@@ -285,8 +285,9 @@ _EOCD64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record
 _U32, _U16 = 0xFFFFFFFF, 0xFFFF
 
 
-def zip_declared_sizes_ok(path: Path | str, limit: int,
-                          max_members: int = MAX_ARCHIVE_MEMBERS) -> bool:
+def zip_declared_sizes_ok(
+    path: Path | str, limit: int, max_members: int = MAX_ARCHIVE_MEMBERS
+) -> bool:
     """False if the zip at ``path`` cannot be read, has more than ``max_members``
     members, or any member declares more than ``limit`` uncompressed bytes.
 
@@ -352,7 +353,7 @@ def _members_ok(f: BinaryIO, size: int, limit: int, max_members: int) -> bool:
         if len(rest) < name_len + extra_len + comment_len:
             return False
         if declared == _U32:  # the real size is in the zip64 extra field
-            declared = _zip64_size(rest[name_len:name_len + extra_len])
+            declared = _zip64_size(rest[name_len : name_len + extra_len])
             if declared is None:
                 return False
         members += 1

@@ -63,18 +63,22 @@ class Published:
     chunks: AsyncIterator[bytes]
 
 
-def make_client(endpoint_url: str | None, region: str, access_key_id: str | None,
-                secret_access_key: str | None) -> Any:
+def make_client(
+    endpoint_url: str | None, region: str, access_key_id: str | None, secret_access_key: str | None
+) -> Any:
     """A boto3 S3 client. Credentials left unset come from boto3's usual chain
     (instance role, shared config)."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
-                        aws_access_key_id=access_key_id,
-                        aws_secret_access_key=secret_access_key,
-                        config=Config(max_pool_connections=32,
-                                      retries={"max_attempts": 3, "mode": "standard"}))
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=Config(max_pool_connections=32, retries={"max_attempts": 3, "mode": "standard"}),
+    )
 
 
 class S3Storage:
@@ -109,24 +113,36 @@ class S3Storage:
         reply = await self._call(self._s3.create_multipart_upload, Bucket=self.bucket, Key=key)
         return str(reply["UploadId"])
 
-    async def write_chunk(self, upload_id: str, handle: str, index: int, offset: int,
-                          data: bytes) -> str:
+    async def write_chunk(
+        self, upload_id: str, handle: str, index: int, offset: int, data: bytes
+    ) -> str:
         del offset
-        reply = await self._call(self._s3.upload_part, Bucket=self.bucket,
-                                 Key=self._temp_key(upload_id), UploadId=handle,
-                                 PartNumber=index + 1, Body=data)
+        reply = await self._call(
+            self._s3.upload_part,
+            Bucket=self.bucket,
+            Key=self._temp_key(upload_id),
+            UploadId=handle,
+            PartNumber=index + 1,
+            Body=data,
+        )
         return str(reply["ETag"])
 
     @contextlib.asynccontextmanager
-    async def assembled(self, upload_id: str, handle: str,
-                        parts: list[str]) -> AsyncIterator[Path]:
+    async def assembled(self, upload_id: str, handle: str, parts: list[str]) -> AsyncIterator[Path]:
         key = self._temp_key(upload_id)
         if not await self._exists(key):  # completed by an earlier finalize that then failed
             if handle:
-                await self._call(self._s3.complete_multipart_upload, Bucket=self.bucket,
-                                 Key=key, UploadId=handle, MultipartUpload={"Parts": [
-                                     {"ETag": etag, "PartNumber": i + 1}
-                                     for i, etag in enumerate(parts)]})
+                await self._call(
+                    self._s3.complete_multipart_upload,
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=handle,
+                    MultipartUpload={
+                        "Parts": [
+                            {"ETag": etag, "PartNumber": i + 1} for i, etag in enumerate(parts)
+                        ]
+                    },
+                )
             else:
                 await self._call(self._s3.put_object, Bucket=self.bucket, Key=key, Body=b"")
         local = self.temp_dir / f"{upload_key(upload_id)}.{uuid.uuid4().hex[:8]}.s3"
@@ -141,8 +157,12 @@ class S3Storage:
         del handle
         source = self._temp_key(upload_id)
         stored_name = uuid.uuid4().hex
-        await self._call(self._s3.copy, {"Bucket": self.bucket, "Key": source}, self.bucket,
-                         self._file_key(stored_name))
+        await self._call(
+            self._s3.copy,
+            {"Bucket": self.bucket, "Key": source},
+            self.bucket,
+            self._file_key(stored_name),
+        )
         await self._call(self._s3.delete_object, Bucket=self.bucket, Key=source)
         return stored_name
 
@@ -151,8 +171,9 @@ class S3Storage:
         key = self._temp_key(upload_id)
         if handle:
             with contextlib.suppress(UploadNotFound):
-                await self._call(self._s3.abort_multipart_upload, Bucket=self.bucket, Key=key,
-                                 UploadId=handle)
+                await self._call(
+                    self._s3.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=handle
+                )
         await self._call(self._s3.delete_object, Bucket=self.bucket, Key=key)
 
     async def sweep_temp(self, older_than: float) -> int:
@@ -165,13 +186,15 @@ class S3Storage:
 
     async def open_stream(self, stored_name: str) -> Published:
         """Start reading a published file. UploadNotFound when it is gone."""
-        reply = await self._call(self._s3.get_object, Bucket=self.bucket,
-                                 Key=self._file_key(stored_name))
+        reply = await self._call(
+            self._s3.get_object, Bucket=self.bucket, Key=self._file_key(stored_name)
+        )
         return Published(int(reply["ContentLength"]), _pieces(reply["Body"]))
 
     async def delete_published(self, stored_name: str) -> None:
-        await self._call(self._s3.delete_object, Bucket=self.bucket,
-                         Key=self._file_key(stored_name))
+        await self._call(
+            self._s3.delete_object, Bucket=self.bucket, Key=self._file_key(stored_name)
+        )
 
     async def published_exists(self, stored_name: str) -> bool:
         return await self._exists(self._file_key(stored_name))

@@ -83,8 +83,9 @@ class LocalStorage:
             raise StorageError(STORAGE_FAILED) from exc
         return ""
 
-    async def write_chunk(self, upload_id: str, handle: str, index: int, offset: int,
-                          data: bytes) -> str:
+    async def write_chunk(
+        self, upload_id: str, handle: str, index: int, offset: int, data: bytes
+    ) -> str:
         """Write chunk ``index`` at ``offset`` and flush it to disk. Returns the
         chunk's token (empty here). UploadNotFound if the upload was discarded; on
         any other OSError (disk full …) the temporary file is removed and
@@ -102,8 +103,7 @@ class LocalStorage:
         return ""
 
     @contextlib.asynccontextmanager
-    async def assembled(self, upload_id: str, handle: str,
-                        parts: list[str]) -> AsyncIterator[Path]:
+    async def assembled(self, upload_id: str, handle: str, parts: list[str]) -> AsyncIterator[Path]:
         """The whole file, as a local path to hash, sniff and scan (never serve it)."""
         del handle, parts
         yield self.temp_path(upload_id)

@@ -30,8 +30,7 @@ def decode(frame: str | bytes) -> ClientMessage:
     except orjson.JSONDecodeError as exc:
         raise InvalidJson(f"frame is not valid JSON: {exc.msg}") from None
     if not isinstance(raw, dict):
-        raise InvalidMessage("frame must be a JSON object",
-                             details=[_detail("", "not an object")])
+        raise InvalidMessage("frame must be a JSON object", details=[_detail("", "not an object")])
     try:
         return _validate(raw)
     except ChatError as exc:
@@ -53,8 +52,9 @@ def _validate(raw: dict[str, Any]) -> ClientMessage:
     except ValidationError as exc:
         details = [_detail(_field(err["loc"], err), err["msg"]) for err in exc.errors()]
         first = details[0]
-        raise InvalidMessage(f"invalid field '{first['field']}': {first['error']}",
-                             details=details) from None
+        raise InvalidMessage(
+            f"invalid field '{first['field']}': {first['error']}", details=details
+        ) from None
     if kind in ROOM_TYPES and message.room_id is None:
         raise InvalidMessage("field 'room_id' is required", details=[_detail("room_id", "missing")])
     return message

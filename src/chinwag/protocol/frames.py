@@ -134,9 +134,17 @@ def room_confirmation(
 
 def unchanged_confirmation(message_id: str | None, room_id: str) -> Frame:
     """An edit, delete or reaction that changed nothing: nothing was stored."""
-    return event("delivery_confirmation", {"message_id": message_id, "room_id": room_id,
-                                           "status": "delivered", "unchanged": True,
-                                           "timestamp": utc_now()}, room_id)
+    return event(
+        "delivery_confirmation",
+        {
+            "message_id": message_id,
+            "room_id": room_id,
+            "status": "delivered",
+            "unchanged": True,
+            "timestamp": utc_now(),
+        },
+        room_id,
+    )
 
 
 def mention(room_id: str, message_id: int, seq: int, by: str) -> Frame:

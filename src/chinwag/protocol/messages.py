@@ -19,7 +19,8 @@ from pydantic import (
 
 RoomId = Annotated[
     # 1-64 name characters; ``@<username>`` names a personal stream (docs/protocol.md §3.3a).
-    str, StringConstraints(min_length=1, max_length=65, pattern=r"^@?[A-Za-z0-9_.:-]{1,64}$")]
+    str, StringConstraints(min_length=1, max_length=65, pattern=r"^@?[A-Za-z0-9_.:-]{1,64}$")
+]
 RoomType = Literal["private", "shared", "group"]
 HistoryVisibility = Literal["joined", "shared"]
 ClientMessageId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -263,16 +264,45 @@ class React(ClientFrame):
 
 
 ClientMessage = Annotated[
-    Ping | Chat | JoinRoom | LeaveRoom | DeleteRoom | Typing | ReadReceipt | Sync | Cancel
-    | RefreshToken | FileUpload | EditMessage | DeleteMessage | React | Regenerate | Edit,
+    Ping
+    | Chat
+    | JoinRoom
+    | LeaveRoom
+    | DeleteRoom
+    | Typing
+    | ReadReceipt
+    | Sync
+    | Cancel
+    | RefreshToken
+    | FileUpload
+    | EditMessage
+    | DeleteMessage
+    | React
+    | Regenerate
+    | Edit,
     Field(discriminator="type"),
 ]
 
 #: Types that act on one room and so need a room_id.
 MESSAGE_OPS = frozenset({"edit_message", "delete_message", "react"})
-ROOM_TYPES = frozenset({"join_room", "leave_room", "delete_room", "typing", "read_receipt"}
-                       | MESSAGE_OPS)
+ROOM_TYPES = frozenset(
+    {"join_room", "leave_room", "delete_room", "typing", "read_receipt"} | MESSAGE_OPS
+)
 CLIENT_TYPES = frozenset(
-    {"ping", "chat", "join_room", "leave_room", "delete_room", "typing", "read_receipt", "sync",
-     "cancel", "refresh_token", "file_upload", "regenerate", "edit"} | MESSAGE_OPS
+    {
+        "ping",
+        "chat",
+        "join_room",
+        "leave_room",
+        "delete_room",
+        "typing",
+        "read_receipt",
+        "sync",
+        "cancel",
+        "refresh_token",
+        "file_upload",
+        "regenerate",
+        "edit",
+    }
+    | MESSAGE_OPS
 )

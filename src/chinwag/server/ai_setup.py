@@ -29,24 +29,40 @@ def create_catalog(settings: Settings) -> Catalog:
         offline = kind == "offline"
         models = tuple(m for m in listed if m.startswith(OFFLINE_MODEL) == offline) or None
         providers[kind] = build_provider(
-            kind, models=models, api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url, timeout=settings.ai_timeout,
-            max_retries=settings.ai_max_retries, token_delay=settings.offline_token_delay,
+            kind,
+            models=models,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.ai_timeout,
+            max_retries=settings.ai_max_retries,
+            token_delay=settings.offline_token_delay,
             anthropic_api_key=settings.anthropic_api_key,
-            anthropic_base_url=settings.anthropic_base_url)
+            anthropic_base_url=settings.anthropic_base_url,
+        )
     try:
-        return Catalog(providers, routes, default_model=settings.effective_default_model,
-                       prices=prices, fallback_models=settings.ai_fallback_models,
-                       max_tokens=settings.ai_max_tokens, model_max_tokens=model_max_tokens,
-                       known_models=listed)
+        return Catalog(
+            providers,
+            routes,
+            default_model=settings.effective_default_model,
+            prices=prices,
+            fallback_models=settings.ai_fallback_models,
+            max_tokens=settings.ai_max_tokens,
+            model_max_tokens=model_max_tokens,
+            known_models=listed,
+        )
     except ValueError as exc:
         raise SettingsError(f"invalid setting {exc}") from None
 
 
 def ai_setup(settings: Settings, catalog: Catalog, node_id: str) -> AISetup:
-    return AISetup(catalog, AdmissionConfig(
-        context_tokens=settings.ai_context_tokens,
-        max_concurrent_per_user=settings.ai_max_concurrent_per_user,
-        budget=Budget(settings.ai_budget_tokens_per_day, settings.ai_budget_usd_per_month),
-        lease_seconds=max(60.0, 3 * settings.ai_timeout),
-        node_id=node_id), AssistantConfig(settings.ai_timeout, settings.drain_timeout))
+    return AISetup(
+        catalog,
+        AdmissionConfig(
+            context_tokens=settings.ai_context_tokens,
+            max_concurrent_per_user=settings.ai_max_concurrent_per_user,
+            budget=Budget(settings.ai_budget_tokens_per_day, settings.ai_budget_usd_per_month),
+            lease_seconds=max(60.0, 3 * settings.ai_timeout),
+            node_id=node_id,
+        ),
+        AssistantConfig(settings.ai_timeout, settings.drain_timeout),
+    )

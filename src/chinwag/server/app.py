@@ -43,13 +43,15 @@ def create_broker(settings: Settings, node_id: str) -> Broker:
     if settings.uses_redis_cluster:
         from chinwag.broker.redis_cluster import RedisClusterBroker
 
-        return RedisClusterBroker(settings.broker_url, node_id=node_id,
-                                  key_prefix=settings.redis_key_prefix)
+        return RedisClusterBroker(
+            settings.broker_url, node_id=node_id, key_prefix=settings.redis_key_prefix
+        )
     if settings.uses_redis:
         from chinwag.broker.redis import RedisBroker
 
-        return RedisBroker(settings.broker_url, node_id=node_id,
-                           key_prefix=settings.redis_key_prefix)
+        return RedisBroker(
+            settings.broker_url, node_id=node_id, key_prefix=settings.redis_key_prefix
+        )
     return MemoryBroker()
 
 
@@ -58,15 +60,24 @@ def create_scanner(settings: Settings) -> Scanner:
         return DisabledScanner()
     if not (settings.clamd_socket or settings.clamd_host):
         raise SettingsError("invalid setting VIRUS_SCAN_ENABLED: needs CLAMD_SOCKET or CLAMD_HOST")
-    return ClamdScanner(settings.clamd_socket, settings.clamd_host, settings.clamd_port,
-                        settings.clamd_timeout, max_concurrent=settings.clamd_max_concurrent)
+    return ClamdScanner(
+        settings.clamd_socket,
+        settings.clamd_host,
+        settings.clamd_port,
+        settings.clamd_timeout,
+        max_concurrent=settings.clamd_max_concurrent,
+    )
 
 
 def create_storage(settings: Settings) -> LocalStorage | S3Storage:
     if settings.file_storage_url is None:
         return LocalStorage(settings.upload_dir, settings.temp_dir)
-    client = make_client(settings.s3_endpoint_url, settings.s3_region,
-                         settings.s3_access_key_id, settings.s3_secret_access_key)
+    client = make_client(
+        settings.s3_endpoint_url,
+        settings.s3_region,
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+    )
     return S3Storage(client, S3Location.parse(settings.file_storage_url), settings.temp_dir)
 
 
@@ -90,25 +101,53 @@ def create_app(settings: Settings) -> FastAPI:
     catalog = create_catalog(settings)
     storage = create_storage(settings)
     scanner = create_scanner(settings)
-    uploads = UploadManager(store.uploads, storage, scanner, UploadLimits(
-        max_file_size=settings.max_file_size, max_chunk_size=settings.max_chunk_size,
-        upload_timeout=settings.upload_timeout,
-        max_uploads_per_user=settings.max_uploads_per_user,
-        max_temp_bytes_per_user=settings.max_temp_bytes_per_user,
-        finalize_lease=settings.upload_finalize_lease))
-    service = ChatService(store, broker, broker, limits, node_id,
-                          ai=ai_setup(settings, catalog, node_id), uploads=uploads)
-    tokens = Tokens(load_or_create_secret(settings.jwt_secret, settings.data_dir),
-                    settings.access_token_expire_seconds, settings.ws_token_expire_seconds)
+    uploads = UploadManager(
+        store.uploads,
+        storage,
+        scanner,
+        UploadLimits(
+            max_file_size=settings.max_file_size,
+            max_chunk_size=settings.max_chunk_size,
+            upload_timeout=settings.upload_timeout,
+            max_uploads_per_user=settings.max_uploads_per_user,
+            max_temp_bytes_per_user=settings.max_temp_bytes_per_user,
+            finalize_lease=settings.upload_finalize_lease,
+        ),
+    )
+    service = ChatService(
+        store,
+        broker,
+        broker,
+        limits,
+        node_id,
+        ai=ai_setup(settings, catalog, node_id),
+        uploads=uploads,
+    )
+    tokens = Tokens(
+        load_or_create_secret(settings.jwt_secret, settings.data_dir),
+        settings.access_token_expire_seconds,
+        settings.ws_token_expire_seconds,
+    )
     registry = CollectorRegistry()
     limit_store = LimitStore.for_settings(settings)
     passwords = Passwords(settings.password_hash_workers)
     runtime = Runtime(
-        settings, store, service, tokens, passwords,
+        settings,
+        store,
+        service,
+        tokens,
+        passwords,
         LoginThrottle(limit_store, settings.login_max_failures, settings.login_lockout_seconds),
-        AddressLimit(limit_store, settings.register_rate_limit_requests,
-                     settings.register_rate_limit_window, "registration"),
-        storage, scanner, registry)
+        AddressLimit(
+            limit_store,
+            settings.register_rate_limit_requests,
+            settings.register_rate_limit_window,
+            "registration",
+        ),
+        storage,
+        scanner,
+        registry,
+    )
     registry.register(_StatsCollector(service))
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # serve --workers N: every worker's
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -124,13 +163,19 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             await storage.sweep_temp(2 * settings.upload_timeout)  # left by a crash
         if settings.admin_username and settings.admin_password:
-            await store.users.upsert_admin(settings.admin_username,
-                                           await passwords.hash(settings.admin_password))
+            await store.users.upsert_admin(
+                settings.admin_username, await passwords.hash(settings.admin_password)
+            )
             log.info("admin user '%s' is ready", settings.admin_username)
         await service.start()
-        log.info("chinwag ready (node %s, database %s, broker %s, AI %s/%s)", node_id,
-                 "sqlite" if store.db.is_sqlite else "postgresql", broker.__class__.__name__,
-                 "+".join(catalog.providers), catalog.default_model)
+        log.info(
+            "chinwag ready (node %s, database %s, broker %s, AI %s/%s)",
+            node_id,
+            "sqlite" if store.db.is_sqlite else "postgresql",
+            broker.__class__.__name__,
+            "+".join(catalog.providers),
+            catalog.default_model,
+        )
         try:
             yield
         finally:
@@ -142,12 +187,21 @@ def create_app(settings: Settings) -> FastAPI:
             await limit_store.close()
             passwords.close()
 
-    app = ChinwagApp(title="chinwag", version="0.1.0", lifespan=lifespan,
-                     description="Real-time chat over WebSockets, with rooms and AI replies.",
-                     docs_url=None, redoc_url=None)  # served offline by routes.web
+    app = ChinwagApp(
+        title="chinwag",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Real-time chat over WebSockets, with rooms and AI replies.",
+        docs_url=None,
+        redoc_url=None,
+    )  # served offline by routes.web
     app.state.runtime = runtime
-    app.add_middleware(HttpRateLimit, limit=AddressLimit(
-        limit_store, settings.http_rate_limit_requests, settings.http_rate_limit_window, "HTTP"))
+    app.add_middleware(
+        HttpRateLimit,
+        limit=AddressLimit(
+            limit_store, settings.http_rate_limit_requests, settings.http_rate_limit_window, "HTTP"
+        ),
+    )
     app.include_router(auth.router)
     app.include_router(directory.router)  # before rooms: GET /ws/rooms is not /ws/rooms/{id}
     app.include_router(rooms.router)
@@ -172,11 +226,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-                    "error": e["msg"]} for e in exc.errors()]
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "error": e["msg"]}
+            for e in exc.errors()
+        ]
         first = details[0] if details else {"field": "body", "error": "invalid"}
-        return JSONResponse({"detail": f"invalid field '{first['field']}': {first['error']}",
-                             "code": "INVALID_MESSAGE", "details": details}, status_code=422)
+        return JSONResponse(
+            {
+                "detail": f"invalid field '{first['field']}': {first['error']}",
+                "code": "INVALID_MESSAGE",
+                "details": details,
+            },
+            status_code=422,
+        )
 
     return app
 
@@ -189,8 +251,8 @@ def route_path(scope: Scope) -> str:
     for ``/chat/api/v1/ws/ws`` has ``root_path`` ``/chat`` and is ``/api/v1/ws/ws`` here."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
-    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("", "/"):
-        return path[len(root):]
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
     return path
 
 
@@ -215,8 +277,11 @@ class _StatsCollector:
 
     def collect(self) -> Any:
         s = self.service.stats
-        yield GaugeMetricFamily("chinwag_active_connections", "Open WebSocket connections",
-                                value=len(self.service.hub.sessions))
+        yield GaugeMetricFamily(
+            "chinwag_active_connections",
+            "Open WebSocket connections",
+            value=len(self.service.hub.sessions),
+        )
         for name, value, doc in [
             ("connections", s.total_connections, "WebSocket connections accepted"),
             ("messages_received", s.messages_received, "Client frames handled"),

@@ -44,11 +44,13 @@ class Passwords:
 
     async def hash(self, password: str) -> str:
         return await asyncio.get_running_loop().run_in_executor(
-            self._hashing, _hasher.hash, password)
+            self._hashing, _hasher.hash, password
+        )
 
     async def verify(self, password_hash: str, password: str) -> bool:
         return await asyncio.get_running_loop().run_in_executor(
-            self._checking, _check, password_hash, password)
+            self._checking, _check, password_hash, password
+        )
 
     def close(self) -> None:
         for pool in (self._checking, self._hashing):
@@ -76,8 +78,15 @@ class Tokens:
 
     def issue(self, who: Identity, audience: str, ttl: int) -> str:
         now = int(time.time())
-        claims = {"sub": who.username, "uid": who.user_id, "adm": who.is_admin, "aud": audience,
-                  "iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
+        claims = {
+            "sub": who.username,
+            "uid": who.user_id,
+            "adm": who.is_admin,
+            "aud": audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def access_token(self, who: Identity) -> str:
@@ -91,14 +100,22 @@ class Tokens:
         if not token:
             raise AuthFailed("a token is required")
         try:
-            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], audience=audience,
-                                options={"require": ["exp", "sub", "aud", "uid"]})
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                options={"require": ["exp", "sub", "aud", "uid"]},
+            )
         except jwt.ExpiredSignatureError:
             raise AuthFailed("the token has expired") from None
         except jwt.InvalidAudienceError:
             kind = "WebSocket" if audience == WEBSOCKET else "access"
-            raise AuthFailed(f"this is not an {kind} token" if kind == "access"
-                             else f"this is not a {kind} token") from None
+            raise AuthFailed(
+                f"this is not an {kind} token"
+                if kind == "access"
+                else f"this is not a {kind} token"
+            ) from None
         except jwt.PyJWTError:
             raise AuthFailed("the token is invalid") from None
         who = Identity(int(claims["uid"]), str(claims["sub"]), bool(claims.get("adm", False)))
@@ -127,8 +144,13 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
             candidate.unlink(missing_ok=True)
     secret = path.read_text().strip()
     if len(secret) < 32:
-        raise SettingsError(f"invalid setting JWT_SECRET: {path} holds fewer than 32 "
-                            "characters; delete it to have a new one generated")
-    log.warning("JWT_SECRET is not set: using the secret kept in %s; set JWT_SECRET when "
-                "running several processes or machines", path)
+        raise SettingsError(
+            f"invalid setting JWT_SECRET: {path} holds fewer than 32 "
+            "characters; delete it to have a new one generated"
+        )
+    log.warning(
+        "JWT_SECRET is not set: using the secret kept in %s; set JWT_SECRET when "
+        "running several processes or machines",
+        path,
+    )
     return secret

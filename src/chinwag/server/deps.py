@@ -58,8 +58,9 @@ def runtime(request: Request) -> Runtime:
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-async def current_user(rt: Annotated[Runtime, Depends(runtime)],
-                       token: Annotated[str | None, Depends(_bearer)]) -> Identity:
+async def current_user(
+    rt: Annotated[Runtime, Depends(runtime)], token: Annotated[str | None, Depends(_bearer)]
+) -> Identity:
     if token is None:
         raise AuthFailed("missing bearer token")
     claims = rt.tokens.verify(token, ACCESS)

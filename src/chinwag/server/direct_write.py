@@ -28,11 +28,29 @@ log = logging.getLogger(__name__)
 
 #: The internals of WebSocketsSansIOProtocol this module reads, writes or overrides:
 #: instance attributes uvicorn sets (by the time a connection is accepted) ...
-RELIED_ON_ATTRIBUTES = ("close_sent", "disconnected", "conn", "transport", "request",
-                        "response", "scope", "loop", "ping_interval", "ping_timer", "client")
+RELIED_ON_ATTRIBUTES = (
+    "close_sent",
+    "disconnected",
+    "conn",
+    "transport",
+    "request",
+    "response",
+    "scope",
+    "loop",
+    "ping_interval",
+    "ping_timer",
+    "client",
+)
 #: ... and methods of the class.
-RELIED_ON_METHODS = ("handle_close", "pause_writing", "resume_writing", "run_asgi", "send",
-                     "data_received", "send_keepalive_ping")
+RELIED_ON_METHODS = (
+    "handle_close",
+    "pause_writing",
+    "resume_writing",
+    "run_asgi",
+    "send",
+    "data_received",
+    "send_keepalive_ping",
+)
 
 DIRECT_EXTENSION = "chinwag.direct_write"
 #: A connection's frames gathered within one loop tick go out in writes of at most
@@ -46,8 +64,7 @@ class _TickBatches:
 
     def __init__(self) -> None:
         # id(loop) -> (loop, connections): the loop kept to tell a reused id apart
-        self.wrote: dict[int, tuple[asyncio.AbstractEventLoop,
-                                    list[DirectWebSocketProtocol]]] = {}
+        self.wrote: dict[int, tuple[asyncio.AbstractEventLoop, list[DirectWebSocketProtocol]]] = {}
 
     def add(self, protocol: DirectWebSocketProtocol) -> None:
         loop = protocol.loop
@@ -117,8 +134,9 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     peer_closed = _DirectInput()
 
     def _recompute(self) -> None:
-        self.direct_ok = self.accepted and not (self.paused or self.peer_closed
-                                                or self.close_sent or self.disconnected)
+        self.direct_ok = self.accepted and not (
+            self.paused or self.peer_closed or self.close_sent or self.disconnected
+        )
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -140,12 +158,16 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         """Every heartbeat interval: drop a peer silent for two, else ping it."""
         interval = self.ping_interval or 0.0
         silent = self.loop.time() - self.last_heard
-        if self.last_heard and silent >= 2 * interval and not (
-                self.close_sent or self.transport.is_closing()):
+        if (
+            self.last_heard
+            and silent >= 2 * interval
+            and not (self.close_sent or self.transport.is_closing())
+        ):
             self.ping_timer = None
             peer = "{}:{}".format(*self.client) if self.client else "?"
-            log.info("closing the WebSocket of %s: nothing heard for %.1f s (ping timeout)",
-                     peer, silent)
+            log.info(
+                "closing the WebSocket of %s: nothing heard for %.1f s (ping timeout)", peer, silent
+            )
             if self.gathered:
                 self.flush_gathered()
             self.conn.fail(CloseCode.PING_TIMEOUT, "ping timeout")

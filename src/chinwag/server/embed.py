@@ -23,8 +23,9 @@ async def chinwag_lifespan(chat: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-def mount_chinwag(host: Starlette, path: str = "/chat",
-                  settings: Settings | None = None) -> FastAPI:
+def mount_chinwag(
+    host: Starlette, path: str = "/chat", settings: Settings | None = None
+) -> FastAPI:
     """Mount chinwag at ``path`` in ``host`` and chain its start-up and shutdown
     around the host's own lifespan (chinwag starts first and stops last, so the
     host's start-up code may already use it). Returns the chinwag app."""

@@ -32,9 +32,11 @@ class ClientFaults(logging.Filter):
     """A client's fault is one line, not a server traceback: uvicorn logs a text
     frame that is not UTF-8 with ``logger.exception`` (then closes it with 1007)."""
 
-    FAULTS: ClassVar[dict[str, str]] = {"Invalid UTF-8 sequence received from client.":
-                                        "a client sent a text frame that is not valid "
-                                        "UTF-8; closed it with 1007"}
+    FAULTS: ClassVar[dict[str, str]] = {
+        "Invalid UTF-8 sequence received from client.": (
+            "a client sent a text frame that is not valid UTF-8; closed it with 1007"
+        )
+    }
 
     def filter(self, record: logging.LogRecord) -> bool:
         line = self.FAULTS.get(record.msg) if isinstance(record.msg, str) else None
@@ -49,7 +51,8 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name,
+            "level": record.levelname.lower(),
+            "logger": record.name,
             "message": record.getMessage(),
         }
         if record.exc_info:

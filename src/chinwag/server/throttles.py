@@ -49,18 +49,28 @@ class LimitStore:
         if not settings.uses_redis:
             return cls(MemoryStorage())
         if settings.uses_redis_cluster:  # limits' own cluster client (redis-py's)
-            return cls(RedisClusterStorage("async+" + settings.broker_url, wrap_exceptions=True,
-                                           implementation="redispy",
-                                           key_prefix=f"{settings.redis_key_prefix}limits",
-                                           socket_timeout=2, socket_connect_timeout=2))
+            return cls(
+                RedisClusterStorage(
+                    "async+" + settings.broker_url,
+                    wrap_exceptions=True,
+                    implementation="redispy",
+                    key_prefix=f"{settings.redis_key_prefix}limits",
+                    socket_timeout=2,
+                    socket_connect_timeout=2,
+                )
+            )
         from redis.asyncio import ConnectionPool
 
-        pool = ConnectionPool.from_url(settings.broker_url, socket_timeout=2,
-                                       socket_connect_timeout=2)
-        storage = RedisStorage("async+" + settings.broker_url, wrap_exceptions=True,
-                               implementation="redispy",
-                               key_prefix=f"{settings.redis_key_prefix}limits",
-                               connection_pool=pool)  # type: ignore[arg-type]
+        pool = ConnectionPool.from_url(
+            settings.broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        storage = RedisStorage(
+            "async+" + settings.broker_url,
+            wrap_exceptions=True,
+            implementation="redispy",
+            key_prefix=f"{settings.redis_key_prefix}limits",
+            connection_pool=pool,  # type: ignore[arg-type]
+        )
         return cls(storage, pool)
 
     async def close(self) -> None:
@@ -90,8 +100,9 @@ class Windows:
                     reset, _ = await self.limiter.get_window_stats(item, *key)
                     wait = max(wait, reset - now)
         except StorageError as exc:
-            raise ThrottleUnavailable("the throttle state is unreachable; try again later",
-                                      retry_after=5) from exc
+            raise ThrottleUnavailable(
+                "the throttle state is unreachable; try again later", retry_after=5
+            ) from exc
         return max(1, math.ceil(wait)) if wait > 0 else 0
 
     async def hit(self, *key: str) -> int:
@@ -100,8 +111,9 @@ class Windows:
         try:
             results = [await self.limiter.hit(item, *key) for item in self.items]
         except StorageError as exc:
-            raise ThrottleUnavailable("the throttle state is unreachable; try again later",
-                                      retry_after=5) from exc
+            raise ThrottleUnavailable(
+                "the throttle state is unreachable; try again later", retry_after=5
+            ) from exc
         return 0 if all(results) else await self.retry_after(*key)
 
     async def clear(self, *key: str) -> None:
@@ -121,15 +133,21 @@ class LoginThrottle:
     because of them; the HTTP rate limit bounds guesses spread over many names."""
 
     def __init__(self, store: LimitStore, max_failures: int, lockout: float) -> None:
-        self.windows = Windows(store, [
-            per(max_failures * 2 ** tier, lockout * GROWTH ** tier, f"login{tier}")
-            for tier in range(TIERS)])
+        self.windows = Windows(
+            store,
+            [
+                per(max_failures * 2**tier, lockout * GROWTH**tier, f"login{tier}")
+                for tier in range(TIERS)
+            ],
+        )
 
     async def check(self, username: str, address: str) -> None:
         wait = await self.windows.retry_after(quote(username, safe=""), address)
         if wait:
-            raise RateLimited("too many failed logins for this user from this address; "
-                              "try again later", retry_after=wait)
+            raise RateLimited(
+                "too many failed logins for this user from this address; try again later",
+                retry_after=wait,
+            )
 
     async def failed(self, username: str, address: str) -> None:
         await self.windows.hit(quote(username, safe=""), address)
@@ -148,8 +166,10 @@ class AddressLimit:
     async def hit(self, address: str) -> None:
         wait = await self.windows.hit(address)
         if wait:
-            raise RateLimited(f"too many {self.what} requests from this address; "
-                              "try again later", retry_after=wait)
+            raise RateLimited(
+                f"too many {self.what} requests from this address; try again later",
+                retry_after=wait,
+            )
 
 
 def client_address(scope: Scope) -> str:
@@ -184,8 +204,7 @@ class HttpRateLimit:
 
 async def _refuse(send: Send, exc: ChatError) -> None:
     body = orjson.dumps({"detail": exc.message, "code": exc.code.value})
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if "retry_after" in exc.extra:
         headers.append((b"retry-after", str(exc.extra["retry_after"]).encode()))
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})

@@ -39,7 +39,8 @@ class DeadlineHttpProtocol(_Base):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = self.loop.call_later(
-            self.handshake_timeout, self._handshake_expired)
+            self.handshake_timeout, self._handshake_expired
+        )
 
     def on_headers_complete(self) -> None:
         self._cancel_deadline()
@@ -70,16 +71,21 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     from chinwag.server.direct_write import DirectWebSocketProtocol
 
     return dict(
-        host=host, port=port, http=protocol_with_deadline(settings.websocket_handshake_timeout),
+        host=host,
+        port=port,
+        http=protocol_with_deadline(settings.websocket_handshake_timeout),
         ws=DirectWebSocketProtocol,
         ws_ping_interval=settings.websocket_heartbeat_interval,
         ws_ping_timeout=None,  # liveness is DirectWebSocketProtocol's: any frame counts
-        ws_max_size=settings.ws_max_message_size, ws_per_message_deflate=False,
+        ws_max_size=settings.ws_max_message_size,
+        ws_per_message_deflate=False,
         # Only listed proxies' X-Forwarded-For/-Proto count; unset trusts none
         # (uvicorn alone would trust 127.0.0.1).
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None, timeout_graceful_shutdown=10, lifespan="on",
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        lifespan="on",
     )
 
 
@@ -93,7 +99,6 @@ class ChinwagServer(uvicorn.Server):
         if runtime is not None:
             await runtime.close_sockets()
         await super().shutdown(sockets)
-
 
     async def _finish_handshakes(self) -> None:
         """Let connections accepted before the listeners closed finish their HTTP

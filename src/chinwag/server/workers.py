@@ -59,8 +59,15 @@ HEALTHCHECK_TIMEOUT = 30
 def run_workers(count: int, host: str, port: int) -> int:
     """Serve ``host:port`` with ``count`` workers until SIGTERM or SIGINT; returns the
     exit code (0, or 3 when a worker could not start)."""
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, workers=count,
-                            timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT, log_config=None)
+    config = uvicorn.Config(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=count,
+        timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT,
+        log_config=None,
+    )
     sock = _bind(config)
     try:
         with _workers_are_chinwag():
@@ -160,15 +167,17 @@ class Supervisor(multiprocess.Multiprocess):
         super().init_processes()
         timeout = self.config.timeout_worker_healthcheck
         if all(p.wait_until_ready(timeout, self.should_exit) for p in self.processes):
-            log.info("chinwag ready: %d workers on %s (press CTRL+C to quit)",
-                     len(self.processes), self.address)
+            log.info(
+                "chinwag ready: %d workers on %s (press CTRL+C to quit)",
+                len(self.processes),
+                self.address,
+            )
 
     def restart_all(self) -> None:
         before = {p.pid for p in self.processes}
         super().restart_all()
         if before.isdisjoint(p.pid for p in self.processes):
-            log.info("chinwag restarted: %d new workers on %s", len(self.processes),
-                     self.address)
+            log.info("chinwag restarted: %d new workers on %s", len(self.processes), self.address)
 
     @property
     def exit_code(self) -> int:

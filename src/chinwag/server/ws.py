@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
-def origin_allowed(origin: str | None, host: str | None, secure: bool,
-                   allowed: list[str]) -> bool:
+def origin_allowed(origin: str | None, host: str | None, secure: bool, allowed: list[str]) -> bool:
     """Same origin as the request's Host, or listed in WS_ALLOWED_ORIGINS; requests
     without Origin (non-browser clients) are allowed."""
     if not origin:
@@ -47,16 +46,17 @@ def origin_allowed(origin: str | None, host: str | None, secure: bool,
     if (parts.scheme == "https") != secure:
         return False
     want = urlsplit(("https://" if secure else "http://") + host)
-    return (parts.hostname == want.hostname and
-            (parts.port or _DEFAULT_PORTS[parts.scheme]) ==
-            (want.port or _DEFAULT_PORTS[parts.scheme]))
+    return parts.hostname == want.hostname and (parts.port or _DEFAULT_PORTS[parts.scheme]) == (
+        want.port or _DEFAULT_PORTS[parts.scheme]
+    )
 
 
 async def websocket_endpoint(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
     secure = ws.url.scheme == "wss"
-    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), secure,
-                          rt.settings.ws_allowed_origins):
+    if not origin_allowed(
+        ws.headers.get("origin"), ws.headers.get("host"), secure, rt.settings.ws_allowed_origins
+    ):
         await ws.close(code=CloseCode.FORBIDDEN_ORIGIN)  # before accept: HTTP 403
         return
     await ws.accept()
@@ -88,8 +88,9 @@ def _auto_join(ws: WebSocket) -> JoinRoom | None:
     if not q.get("room_id"):
         return None
     data = {k: q[k] for k in ("room_name", "room_type") if q.get(k)}
-    message = codec.decode(codec.encode({"type": "join_room", "room_id": q["room_id"],
-                                         "data": data}))
+    message = codec.decode(
+        codec.encode({"type": "join_room", "room_id": q["room_id"], "data": data})
+    )
     assert isinstance(message, JoinRoom)
     return message
 
@@ -105,9 +106,13 @@ def _forget_handshake(ws: WebSocket) -> None:
 
 async def _writes_a_chunk(frame: object, session: Session, rt: Runtime) -> bool:
     """An upload chunk not received before: the only frame free of the rate limit."""
-    return (isinstance(frame, FileUpload) and isinstance(frame.data, UploadChunk)
-            and await rt.service.uploads.is_new_chunk(session.username, frame.data.file_id,
-                                                      frame.data.chunk_index))
+    return (
+        isinstance(frame, FileUpload)
+        and isinstance(frame.data, UploadChunk)
+        and await rt.service.uploads.is_new_chunk(
+            session.username, frame.data.file_id, frame.data.chunk_index
+        )
+    )
 
 
 async def _refuse(ws: WebSocket, exc: ChatError, code: int) -> None:
@@ -220,8 +225,9 @@ class Connection:
             raw = message.get("text")
             try:
                 if raw is None:  # a binary frame: the protocol is JSON text
-                    raise InvalidMessage("text frames only", details=[
-                        {"field": "", "error": "binary frame"}])
+                    raise InvalidMessage(
+                        "text frames only", details=[{"field": "", "error": "binary frame"}]
+                    )
                 frame = codec.decode(raw)
             except ChatError as exc:
                 if self._limited(None):
@@ -240,8 +246,9 @@ class Connection:
                 # New upload chunks skip the rate limit only while they are useful: a
                 # failing one counts, so a flood of bad chunks is limited too.
                 if free and (retry := session.limiter.check()):
-                    self._send_error(RateLimited("rate limit exceeded", retry_after=retry),
-                                     frame.message_id)
+                    self._send_error(
+                        RateLimited("rate limit exceeded", retry_after=retry), frame.message_id
+                    )
                     continue
                 self._send_error(exc, frame.message_id)
             except Exception:
@@ -255,15 +262,23 @@ class Connection:
             return False
         self.rt.service.stats.rejected_frames += 1
         message_id = getattr(frame, "message_id", None)
-        self.session.send(frames.error(
-            ErrorCode.RATE_LIMIT.value, "rate limit exceeded", message_id=message_id,
-            retry_after=retry))
+        self.session.send(
+            frames.error(
+                ErrorCode.RATE_LIMIT.value,
+                "rate limit exceeded",
+                message_id=message_id,
+                retry_after=retry,
+            )
+        )
         return True
 
     def _send_error(self, exc: ChatError, message_id: str | None) -> None:
         message_id = message_id or exc.message_id
-        self.session.send(frames.error(exc.code.value, exc.message, message_id=message_id,
-                                       details=exc.details, **exc.extra))
+        self.session.send(
+            frames.error(
+                exc.code.value, exc.message, message_id=message_id, details=exc.details, **exc.extra
+            )
+        )
 
     def _refresh(self, frame: RefreshToken) -> None:
         claims = self.rt.tokens.verify(frame.data.token, WEBSOCKET)
@@ -283,6 +298,9 @@ class Connection:
 
     def _expired(self) -> None:
         session = self.session
-        session.send(frames.error(ErrorCode.AUTH_FAILED.value,
-                                  "the token has expired; reconnect with a new one"))
+        session.send(
+            frames.error(
+                ErrorCode.AUTH_FAILED.value, "the token has expired; reconnect with a new one"
+            )
+        )
         session.request_close(CloseCode.AUTH_FAILED, "token expired")

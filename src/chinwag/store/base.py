@@ -144,9 +144,16 @@ class UserSpend:
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
-                     max_owned: int | None = None,
-                     history_visibility: str = "shared") -> RoomRecord:
+    async def create(
+        self,
+        room_id: str,
+        room_name: str,
+        room_type: str,
+        owner: str,
+        *,
+        max_owned: int | None = None,
+        history_visibility: str = "shared",
+    ) -> RoomRecord:
         """Create the room with its owner as first member. Raises Conflict if it exists,
         RoomLimit if ``owner`` already owns ``max_owned`` rooms (counted in the
         transaction that creates, so concurrent creates cannot overshoot it)."""
@@ -159,8 +166,9 @@ class RoomStore(Protocol):
         None when there was no such room."""
 
     async def set_history_visibility(self, room_id: str, value: str) -> bool: ...
-    async def add_member(self, room_id: str, username: str, *,
-                         max_members: int | None = None) -> bool:
+    async def add_member(
+        self, room_id: str, username: str, *, max_members: int | None = None
+    ) -> bool:
         """True when the user was not a member before. The new member starts with
         delivered/read cursors and ``joined_seq`` at the room's current seq.
         With ``max_members`` a room that already has that many raises Conflict; the
@@ -187,9 +195,16 @@ class RoomStore(Protocol):
 
 
 class EventStore(Protocol):
-    async def append(self, room_id: str, type: str, data: dict[str, Any], *,
-                     sender: str | None = None, client_message_id: str | None = None,
-                     require_member: bool = False) -> Appended:
+    async def append(
+        self,
+        room_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        sender: str | None = None,
+        client_message_id: str | None = None,
+        require_member: bool = False,
+    ) -> Appended:
         """Store one room event under the room's next seq, atomically.
 
         With ``client_message_id`` the pair (sender, id) is an idempotency key: a
@@ -203,12 +218,14 @@ class EventStore(Protocol):
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
         """Events with seq > after_seq, oldest first."""
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int,
-                     after_seq: int = 0) -> list[EventRecord]:
+    async def before(
+        self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
+    ) -> list[EventRecord]:
         """The ``limit`` newest events with after_seq < seq < before_seq, oldest first."""
 
-    async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
-                            exclude_sender: str) -> list[EventRecord]:
+    async def chats_between(
+        self, room_id: str, after_seq: int, upto_seq: int, exclude_sender: str
+    ) -> list[EventRecord]:
         """Stored chat events in (after_seq, upto_seq] whose sender is someone else."""
 
     async def count(self) -> int: ...
@@ -218,23 +235,31 @@ class ConversationStore(Protocol):
     async def create(self, owner: str, title: str, room_id: str | None) -> ConversationRecord: ...
     async def get(self, conversation_id: int) -> ConversationRecord | None: ...
     async def list_for(self, owner: str) -> list[ConversationRecord]: ...
-    async def add_turn(self, conversation_id: int, role: str, content: str, *,
-                       username: str | None = None, model: str | None = None,
-                       tokens_used: int = 0, cost_usd: float = 0.0,
-                       client_message_id: str | None = None,
-                       parent_id: int | None = None) -> TurnRecord: ...
+    async def add_turn(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        username: str | None = None,
+        model: str | None = None,
+        tokens_used: int = 0,
+        cost_usd: float = 0.0,
+        client_message_id: str | None = None,
+        parent_id: int | None = None,
+    ) -> TurnRecord: ...
     async def turns(self, conversation_id: int, limit: int = 200) -> list[TurnRecord]:
         """The newest ``limit`` turns of every branch, oldest first."""
 
     async def turn(self, turn_id: int) -> TurnRecord | None: ...
-    async def branch(self, conversation_id: int, leaf_id: int | None = None,
-                     limit: int = 1000) -> list[TurnRecord]:
+    async def branch(
+        self, conversation_id: int, leaf_id: int | None = None, limit: int = 1000
+    ) -> list[TurnRecord]:
         """The turns from the root to ``leaf_id`` (default: the newest turn, which ends
         the active branch), oldest first; at most the ``limit`` nearest the leaf. Empty
         when the leaf is not a turn of that conversation."""
 
-    async def siblings(self, conversation_id: int, turns: list[TurnRecord]
-                       ) -> dict[int, list[int]]:
+    async def siblings(self, conversation_id: int, turns: list[TurnRecord]) -> dict[int, list[int]]:
         """For each of ``turns``: the ids of the turns sharing its parent (itself
         included), oldest first."""
 
@@ -276,8 +301,14 @@ class Claim:
 
 
 class BudgetStore(Protocol):
-    async def reserve(self, claim: Claim, budget: Budget, max_running: int, windows: Windows,
-                      lease_until: datetime) -> int | Refusal:
+    async def reserve(
+        self,
+        claim: Claim,
+        budget: Budget,
+        max_running: int,
+        windows: Windows,
+        lease_until: datetime,
+    ) -> int | Refusal:
         """Atomically check the user's running replies, the conversation and both
         budgets (what is spent plus what is reserved plus ``claim``) and, when all fit,
         store the claim as a running reply: its id. Concurrent calls, from any

@@ -58,34 +58,39 @@ class FileStore(Protocol):
 class UploadStore(Protocol):
     """Uploads in progress, shared by every process. Each method is one transaction."""
 
-    async def reserve(self, record: UploadRecord, max_uploads: int,
-                      max_bytes: int) -> Reservation:
+    async def reserve(self, record: UploadRecord, max_uploads: int, max_bytes: int) -> Reservation:
         """Insert ``record`` unless its owner already holds ``max_uploads`` uploads or
         the bytes reserved would pass ``max_bytes`` (checked and inserted atomically)."""
         ...
+
     async def get(self, file_id: str) -> UploadRecord | None: ...
     async def has_chunk(self, file_id: str, index: int) -> bool: ...
     async def record_chunk(self, file_id: str, index: int, token: str, now: float) -> int:
         """Remember chunk ``index`` (the first record of an index wins) and the
         activity; return how many chunks are received."""
         ...
+
     async def chunks(self, file_id: str) -> dict[int, str]:
         """Received chunk indexes and the token the storage returned for each."""
         ...
+
     async def touch(self, file_id: str, now: float) -> bool:
         """Record activity; False when the upload is gone."""
         ...
+
     async def claim(self, file_id: str, now: float, stale_before: float) -> bool:
         """Mark the upload as being finalized; False when another finalize holds a
         claim taken after ``stale_before`` (or the upload is gone)."""
         ...
+
     async def release(self, file_id: str, now: float) -> None: ...
     async def delete(self, file_id: str) -> bool:
         """Forget the upload; True for the one caller that removed it."""
         ...
-    async def take_expired(self, idle_before: float,
-                           stale_before: float) -> list[UploadRecord]:
+
+    async def take_expired(self, idle_before: float, stale_before: float) -> list[UploadRecord]:
         """Remove and return uploads idle since before ``idle_before`` and not held
         by a finalize claimed after ``stale_before``."""
         ...
+
     async def count(self) -> int: ...

@@ -51,16 +51,24 @@ class MessageStore(Protocol):
     async def get(self, room_id: str, message_id: int) -> EventRecord | None:
         """The chat event with that server id in that room, or None."""
 
-    async def change(self, room_id: str, message_id: int, rewrite: Rewrite, event: NewEvent,
-                     *, erase: bool = False) -> Changed:
+    async def change(
+        self,
+        room_id: str,
+        message_id: int,
+        rewrite: Rewrite,
+        event: NewEvent,
+        *,
+        erase: bool = False,
+    ) -> Changed:
         """In one transaction: rewrite the message and, if it changed, append ``event``
         under the room's next seq. A conversation turn holding the old text follows
         it. With ``erase`` nothing of the old text stays: earlier edit events lose
         their content, the message's mentions go, its search entry goes (the index
         follows the stored content). Raises NotFound for an unknown message."""
 
-    async def replies(self, room_id: str, message_id: int, before_seq: int | None,
-                      limit: int, after_seq: int = 0) -> list[EventRecord]:
+    async def replies(
+        self, room_id: str, message_id: int, before_seq: int | None, limit: int, after_seq: int = 0
+    ) -> list[EventRecord]:
         """The ``limit`` newest chats with after_seq < seq < before_seq whose
         ``reply_to`` is that message, oldest first."""
 
@@ -73,8 +81,14 @@ class MessageStore(Protocol):
 
 
 class SearchIndex(Protocol):
-    async def search(self, username: str, words: list[str], room_id: str | None,
-                     before_id: int | None, limit: int) -> list[EventRecord]:
+    async def search(
+        self,
+        username: str,
+        words: list[str],
+        room_id: str | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[EventRecord]:
         """Chats containing every word (whole words, case-insensitive) in the rooms
         ``username`` is a member of (or only ``room_id``), newest first, with ids
         below ``before_id``."""

@@ -70,4 +70,3 @@ class WebSocketChatClient:
         self.running = False
         if self.websocket:
             await self.websocket.close()
-

@@ -23,7 +23,23 @@ from chinwag_client.models import (
     UploadedFile,
 )
 
-__all__ = ["AskStream", "Backoff", "Change", "ChatClient", "ChinwagError", "Client",
-           "ClientClosed", "Closed", "Confirmation", "Dropped", "Event", "Reply", "RequestError",
-           "Room", "SearchResult", "SignInError", "UploadedFile"]
+__all__ = [
+    "AskStream",
+    "Backoff",
+    "Change",
+    "ChatClient",
+    "ChinwagError",
+    "Client",
+    "ClientClosed",
+    "Closed",
+    "Confirmation",
+    "Dropped",
+    "Event",
+    "Reply",
+    "RequestError",
+    "Room",
+    "SearchResult",
+    "SignInError",
+    "UploadedFile",
+]
 __version__ = "0.1.0"

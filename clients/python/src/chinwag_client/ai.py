@@ -24,15 +24,26 @@ HISTORY_CHECK_AFTER = 2.0
 class AskStream:
     """Iterate for the text chunks; ``reply`` is set when the iteration ends."""
 
-    def __init__(self, client: Client, text: str, conversation_id: int | None,
-                 model: str | None, room_id: str | None, options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        text: str,
+        conversation_id: int | None,
+        model: str | None,
+        room_id: str | None,
+        options: dict[str, Any],
+    ) -> None:
         from chinwag_client.client import new_message_id
 
         self.client = client
         self.room_id = room_id
         self.message_id = new_message_id()
-        data: dict[str, Any] = {"message": text, "ai": True,
-                                "conversation_id": conversation_id, **options}
+        data: dict[str, Any] = {
+            "message": text,
+            "ai": True,
+            "conversation_id": conversation_id,
+            **options,
+        }
         if model is not None:
             data["model_preference"] = model
         self.frame: Frame = {"type": "chat", "message_id": self.message_id, "data": data}
@@ -52,21 +63,30 @@ class AskStream:
         data = frame.get("data") or {}
         kind = frame.get("type")
         if self.conversation_id is None:
-            if (kind == "delivery_confirmation" and self.room_id is None
-                    and data.get("message_id") == self.message_id):
+            if (
+                kind == "delivery_confirmation"
+                and self.room_id is None
+                and data.get("message_id") == self.message_id
+            ):
                 self.conversation_id = data.get("conversation_id")
                 self.turn_id = data.get("server_message_id")
                 return True
-            elif (kind == "chat" and data.get("role") == "user"
-                  and frame.get("room_id") == self.room_id
-                  and data.get("client_message_id") == self.message_id
-                  and data.get("username") == self.client.username):
+            elif (
+                kind == "chat"
+                and data.get("role") == "user"
+                and frame.get("room_id") == self.room_id
+                and data.get("client_message_id") == self.message_id
+                and data.get("username") == self.client.username
+            ):
                 self.conversation_id = data.get("conversation_id")
             return False
         if data.get("conversation_id") != self.conversation_id:
             return False
-        if (kind == "chat" and data.get("role") == "assistant"
-                and frame.get("room_id") in self._reply_rooms()) or kind == "error":
+        if (
+            kind == "chat"
+            and data.get("role") == "assistant"
+            and frame.get("room_id") in self._reply_rooms()
+        ) or kind == "error":
             self._frames.put_nowait(frame)
             return self.room_id is None
         return False
@@ -101,8 +121,9 @@ class AskStream:
                         continue
                 data = frame.get("data") or {}
                 if frame.get("type") == "error":
-                    raise RequestError(str(data.get("code")), str(data.get("error", "")),
-                                       data.get("details"), data)
+                    raise RequestError(
+                        str(data.get("code")), str(data.get("error", "")), data.get("details"), data
+                    )
                 content = str(data.get("content") or "")
                 if not data.get("done"):
                     parts.append(content)
@@ -114,7 +135,7 @@ class AskStream:
                     content = str((stored or {}).get("data", {}).get("content") or "")
                 so_far = "".join(parts)
                 if content.startswith(so_far) and len(content) > len(so_far):
-                    yield content[len(so_far):]  # chunks missed while the connection was down
+                    yield content[len(so_far) :]  # chunks missed while the connection was down
                 self.reply = _reply(data, content or so_far, frame, self.conversation_id)
                 return
         finally:
@@ -124,21 +145,29 @@ class AskStream:
         client = self.client
         r = await client.http.get(
             f"/api/v1/conversations/{self.conversation_id}/messages",
-            headers=await client.credentials.auth_headers())
+            headers=await client.credentials.auth_headers(),
+        )
         if r.status_code != 200:
             return None
         turns = r.json().get("messages", [])
         for turn in turns:
             if turn.get("role") == "assistant" and int(turn.get("id", 0)) > (self.turn_id or 0):
-                return {"type": "chat", "data": {**turn, "done": True,
-                                                 "conversation_id": self.conversation_id}}
+                return {
+                    "type": "chat",
+                    "data": {**turn, "done": True, "conversation_id": self.conversation_id},
+                }
         return None
 
 
 def _reply(data: dict[str, Any], text: str, frame: Frame, conversation_id: int | None) -> Reply:
-    return Reply(text=text, conversation_id=int(conversation_id or data["conversation_id"]),
-                 tokens_used=int(data.get("tokens_used") or 0),
-                 model_used=str(data.get("model_used") or ""),
-                 cost_usd=float(data.get("cost_usd") or 0.0), room_id=frame.get("room_id"),
-                 seq=frame.get("seq"), cancelled=bool(data.get("cancelled")),
-                 model_fallback=bool(data.get("model_fallback")))
+    return Reply(
+        text=text,
+        conversation_id=int(conversation_id or data["conversation_id"]),
+        tokens_used=int(data.get("tokens_used") or 0),
+        model_used=str(data.get("model_used") or ""),
+        cost_usd=float(data.get("cost_usd") or 0.0),
+        room_id=frame.get("room_id"),
+        seq=frame.get("seq"),
+        cancelled=bool(data.get("cancelled")),
+        model_fallback=bool(data.get("model_fallback")),
+    )

@@ -49,8 +49,9 @@ class Credentials:
     async def sign_in(self) -> None:
         """Log in again with the password (forgetting every token)."""
         self._access = self._ws = None
-        r = await self.http.post("/api/v1/auth/login",
-                                 json={"username": self.username, "password": self._password})
+        r = await self.http.post(
+            "/api/v1/auth/login", json={"username": self.username, "password": self._password}
+        )
         if r.status_code in (401, 403):
             raise SignInError(f"sign-in refused for {self.username!r}: {_detail(r)}")
         _check(r, "sign in")

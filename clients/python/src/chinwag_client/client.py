@@ -67,8 +67,15 @@ class Client:
     ``backoff`` sets the reconnect delays; ``open_timeout`` bounds each connection
     attempt and the first connection of ``async with``."""
 
-    def __init__(self, base_url: str, username: str, password: str, *,
-                 backoff: Backoff | None = None, open_timeout: float = 10) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        backoff: Backoff | None = None,
+        open_timeout: float = 10,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.backoff = backoff or Backoff()
@@ -159,35 +166,53 @@ class Client:
                 return
             yield item
 
-    async def join(self, room_id: str, room_type: str = "shared",
-                   room_name: str | None = None) -> Room:
+    async def join(
+        self, room_id: str, room_type: str = "shared", room_name: str | None = None
+    ) -> Room:
         data = {"room_id": room_id, "room_type": room_type}
         if room_name is not None:
             data["room_name"] = room_name
         answer = await self.request(
             {"type": "join_room", "data": data},
-            lambda f: f["type"] == "join_room" and f.get("room_id") == room_id
-            and "joined_at" in f.get("data", {}))
+            lambda f: (
+                f["type"] == "join_room"
+                and f.get("room_id") == room_id
+                and "joined_at" in f.get("data", {})
+            ),
+        )
         self.rooms.add(room_id)
         return Room.from_data(answer["data"])
 
     async def leave(self, room_id: str) -> None:
-        await self.request({"type": "leave_room", "data": {"room_id": room_id}},
-                           lambda f: f["type"] == "leave_room" and f.get("room_id") == room_id)
+        await self.request(
+            {"type": "leave_room", "data": {"room_id": room_id}},
+            lambda f: f["type"] == "leave_room" and f.get("room_id") == room_id,
+        )
         self.rooms.discard(room_id)
         self.order.forget(room_id)
 
-    async def send(self, room_id: str, text: str, ai: bool = False,
-                   reply_to: int | None = None, *, message_id: str | None = None,
-                   **options: Any) -> Confirmation:
+    async def send(
+        self,
+        room_id: str,
+        text: str,
+        ai: bool = False,
+        reply_to: int | None = None,
+        *,
+        message_id: str | None = None,
+        **options: Any,
+    ) -> Confirmation:
         """Store ``text`` in the room. Resent with the same ``message_id`` after a
         drop until the server confirms it (a resend is never stored twice).
         ``reply_to``: the server id of the message (same room) this one answers."""
         if reply_to is not None:
             options["reply_to"] = reply_to
         mid = message_id or new_message_id()
-        frame = {"type": "chat", "room_id": room_id, "message_id": mid,
-                 "data": {"message": text, "ai": ai, **options}}
+        frame = {
+            "type": "chat",
+            "room_id": room_id,
+            "message_id": mid,
+            "data": {"message": text, "ai": ai, **options},
+        }
         answer = await self.request(frame, lambda f: _confirms(f, mid))
         return Confirmation.from_data(answer["data"])
 
@@ -195,8 +220,9 @@ class Client:
         """Replace the text of one's own message (``message_id``: its server id);
         every participant gets a stored ``message_edited``. ``FORBIDDEN`` for
         someone else's message, ``NOT_FOUND`` for an unknown or deleted one."""
-        return await self._change(room_id, "edit_message",
-                                  {"message_id": message_id, "content": text})
+        return await self._change(
+            room_id, "edit_message", {"message_id": message_id, "content": text}
+        )
 
     async def delete(self, room_id: str, message_id: int) -> Change:
         """Delete a message (its author, the room's owner or an admin): its text is
@@ -206,8 +232,9 @@ class Client:
     async def react(self, room_id: str, message_id: int, emoji: str, on: bool = True) -> Change:
         """Give (``on``) or take back a reaction; every participant gets a stored
         ``reaction``. One per user and emoji: a repeat is answered ``unchanged``."""
-        return await self._change(room_id, "react",
-                                  {"message_id": message_id, "emoji": emoji, "on": on})
+        return await self._change(
+            room_id, "react", {"message_id": message_id, "emoji": emoji, "on": on}
+        )
 
     async def _change(self, room_id: str, kind: str, data: dict[str, Any]) -> Change:
         """Like ``send``: resent with the same ``message_id`` after a drop until
@@ -217,22 +244,30 @@ class Client:
         answer = await self.request(frame, lambda f: _confirms(f, mid))
         return Change.from_data(answer["data"])
 
-    async def search(self, q: str, room_id: str | None = None,
-                     limit: int | None = None) -> list[SearchResult]:
+    async def search(
+        self, q: str, room_id: str | None = None, limit: int | None = None
+    ) -> list[SearchResult]:
         """Chats containing every word of ``q``, newest first, in the rooms the user
         belongs to (or only ``room_id``: ``FORBIDDEN`` if not a member). ``limit``:
         1 to 100, the server's default 20."""
         return await rest.search(self, q, room_id, limit)
 
-    async def history(self, room_id: str, before_seq: int | None = None,
-                      limit: int | None = None) -> list[Event]:
+    async def history(
+        self, room_id: str, before_seq: int | None = None, limit: int | None = None
+    ) -> list[Event]:
         """A page of the room's stored events before ``before_seq`` (default: the
         newest), oldest first: chats with their latest text, ``edited_at``,
         ``reactions``, or as tombstones (``deleted``). ``limit``: 1 to 500, default 50."""
         return await rest.history(self, room_id, before_seq, limit)
 
-    async def ask(self, text: str, conversation_id: int | None = None, model: str | None = None,
-                  room_id: str | None = None, **options: Any) -> Reply:
+    async def ask(
+        self,
+        text: str,
+        conversation_id: int | None = None,
+        model: str | None = None,
+        room_id: str | None = None,
+        **options: Any,
+    ) -> Reply:
         """Ask the AI and wait for the whole reply."""
         stream = ai.AskStream(self, text, conversation_id, model, room_id, options)
         async for _ in stream:
@@ -240,21 +275,34 @@ class Client:
         assert stream.reply is not None
         return stream.reply
 
-    def ask_stream(self, text: str, conversation_id: int | None = None, model: str | None = None,
-                   room_id: str | None = None, **options: Any) -> ai.AskStream:
+    def ask_stream(
+        self,
+        text: str,
+        conversation_id: int | None = None,
+        model: str | None = None,
+        room_id: str | None = None,
+        **options: Any,
+    ) -> ai.AskStream:
         """Ask the AI; iterate to get the text chunks as they come (``.reply`` holds
         the whole reply once the iteration ends)."""
         return ai.AskStream(self, text, conversation_id, model, room_id, options)
 
-    async def upload(self, path: str, room_id: str | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> UploadedFile:
+    async def upload(
+        self,
+        path: str,
+        room_id: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> UploadedFile:
         """Upload a file; after a drop, asks ``status`` and sends only what is missing."""
         return await uploads.upload(self, path, room_id, progress)
 
     async def my_rooms(self) -> list[str]:
         """The rooms the user belongs to (from the server when it lists them)."""
-        r = await self.http.get("/api/v1/ws/rooms", params={"scope": "mine"},
-                                headers=await self.credentials.auth_headers())
+        r = await self.http.get(
+            "/api/v1/ws/rooms",
+            params={"scope": "mine"},
+            headers=await self.credentials.auth_headers(),
+        )
         if r.status_code == 200:
             body = r.json()
             items = body.get("rooms", body) if isinstance(body, dict) else body
@@ -263,8 +311,14 @@ class Client:
 
     # ---- requests ---------------------------------------------------------------------
 
-    async def request(self, frame: Frame, is_answer: Callable[[Frame], bool], *,
-                      resend: bool = True, timeout: float | None = None) -> Frame:
+    async def request(
+        self,
+        frame: Frame,
+        is_answer: Callable[[Frame], bool],
+        *,
+        resend: bool = True,
+        timeout: float | None = None,
+    ) -> Frame:
         """Send ``frame`` and wait for the first frame ``is_answer`` accepts; an
         ``error`` echoing its ``message_id`` raises ``RequestError``. With ``resend``
         the frame is sent again after each reconnect until answered; without, a drop
@@ -323,15 +377,25 @@ class Client:
             if sign_in:
                 await self.credentials.sign_in()
             token = await self.credentials.ws_token()
-            ws = await connect(self._url(token), open_timeout=self.open_timeout,
-                               max_size=16 * 2**20, ping_interval=20, ping_timeout=20,
-                               close_timeout=2)
+            ws = await connect(
+                self._url(token),
+                open_timeout=self.open_timeout,
+                max_size=16 * 2**20,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=2,
+            )
         except InvalidStatus as exc:
             return (4401 if exc.response.status_code == 401 else None), False
         except SignInError:
             raise
-        except (OSError, TimeoutError, InvalidHandshake, httpx.TransportError,
-                ChinwagError) as exc:  # the server is down or busy: try again later
+        except (
+            OSError,
+            TimeoutError,
+            InvalidHandshake,
+            httpx.TransportError,
+            ChinwagError,
+        ) as exc:  # the server is down or busy: try again later
             log.debug("connecting failed: %r", exc)
             return None, False
         try:
@@ -419,8 +483,12 @@ class Client:
             self._hand_over(self.order.offer(event))
             if self.order.has_gap(event.room_id) and event.room_id not in self._syncing:
                 self._syncing.add(event.room_id)
-                await self._transmit({"type": "sync", "data": {
-                    "rooms": {event.room_id: self.order.last[event.room_id]}}})
+                await self._transmit(
+                    {
+                        "type": "sync",
+                        "data": {"rooms": {event.room_id: self.order.last[event.room_id]}},
+                    }
+                )
         elif kind == "mention" and event.room_id and event.mention_seq is not None:
             # The mention may overtake its chat (another channel): it waits for it.
             self._hand_over(self.order.offer_after(event, event.mention_seq))
@@ -439,8 +507,11 @@ class Client:
             if data.get("code") == "RATE_LIMIT" and pending.resend:
                 self._resend_later(pending, float(data.get("retry_after") or 1))
                 return True
-            pending.future.set_exception(RequestError(
-                str(data.get("code")), str(data.get("error", "")), data.get("details"), data))
+            pending.future.set_exception(
+                RequestError(
+                    str(data.get("code")), str(data.get("error", "")), data.get("details"), data
+                )
+            )
             return True
         for pending in list(self._pending.values()):
             if not pending.future.done() and pending.is_answer(frame):
@@ -451,6 +522,7 @@ class Client:
     def _resend_later(self, pending: _Pending, delay: float) -> None:
         """The server refused the frame for the rate limit: send it again after the
         wait it asked for (unless answered or given up by then)."""
+
         async def resend() -> None:
             await asyncio.sleep(delay)
             if not pending.future.done():
@@ -471,8 +543,12 @@ def new_message_id() -> str:
 
 def _confirms(frame: Frame, message_id: str) -> bool:
     data = frame.get("data") or {}
-    return (frame.get("type") == "delivery_confirmation" and data.get("message_id") == message_id
-            and data.get("status") == "delivered" and "recipient" not in data)
+    return (
+        frame.get("type") == "delivery_confirmation"
+        and data.get("message_id") == message_id
+        and data.get("status") == "delivered"
+        and "recipient" not in data
+    )
 
 
 __all__ = ["Client", "Dropped", "SignInError", "new_message_id"]

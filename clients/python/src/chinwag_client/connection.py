@@ -51,13 +51,21 @@ class ChatClient:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(cls, base_url: str, token: str | None, *, timeout: float = 10,
-                      headers: dict[str, str] | None = None, **query: str) -> ChatClient:
+    async def connect(
+        cls,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
+        **query: str,
+    ) -> ChatClient:
         params = {"token": token} if token is not None else {}
         params.update({k: v for k, v in query.items() if v is not None})
         url = f"{base_url}/api/v1/ws/ws?{urlencode(params)}"
-        ws = await connect(url, open_timeout=timeout, additional_headers=headers,
-                           max_size=None, ping_interval=None)
+        ws = await connect(
+            url, open_timeout=timeout, additional_headers=headers, max_size=None, ping_interval=None
+        )
         return cls(ws)
 
     async def _read(self) -> None:
@@ -75,8 +83,12 @@ class ChatClient:
     async def send(self, frame: Frame | str) -> None:
         await self.ws.send(frame if isinstance(frame, str) else dumps(frame))
 
-    async def expect(self, kind: str | None = None, where: Callable[[Frame], bool] | None = None,
-                     timeout: float = 10) -> Frame:
+    async def expect(
+        self,
+        kind: str | None = None,
+        where: Callable[[Frame], bool] | None = None,
+        timeout: float = 10,
+    ) -> Frame:
         """The next not-yet-taken frame of ``kind`` matching ``where``; frames skipped
         on the way stay available to later calls. Raises TimeoutError or Closed."""
         async with asyncio.timeout(timeout):
@@ -86,7 +98,8 @@ class ChatClient:
                     if frame is None:
                         continue
                     if (kind is None or frame.get("type") == kind) and (
-                            where is None or where(frame)):
+                        where is None or where(frame)
+                    ):
                         self.frames[i] = None  # type: ignore[call-overload]
                         self._advance()
                         return frame
@@ -101,8 +114,11 @@ class ChatClient:
 
     def pending(self, kind: str | None = None) -> list[Frame]:
         """Frames received and not yet taken (optionally of one type)."""
-        return [f for f in self.frames[self._cursor:]
-                if f is not None and (kind is None or f.get("type") == kind)]
+        return [
+            f
+            for f in self.frames[self._cursor :]
+            if f is not None and (kind is None or f.get("type") == kind)
+        ]
 
     async def wait_closed(self, timeout: float = 10) -> int | None:
         async with asyncio.timeout(timeout):

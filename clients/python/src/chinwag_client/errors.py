@@ -18,8 +18,9 @@ class RequestError(ChinwagError):
     """The server answered a request with an ``error`` frame. ``code`` is the
     protocol's error code (``NOT_IN_ROOM``, ``FORBIDDEN`` …; see docs/protocol.md §6)."""
 
-    def __init__(self, code: str, message: str, details: Any = None,
-                 data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, details: Any = None, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

@@ -24,8 +24,12 @@ class Event:
     @classmethod
     def from_frame(cls, frame: Frame) -> Event:
         data = frame.get("data")
-        return cls(str(frame.get("type")), data if isinstance(data, dict) else {},
-                   frame.get("room_id"), frame.get("seq"))
+        return cls(
+            str(frame.get("type")),
+            data if isinstance(data, dict) else {},
+            frame.get("room_id"),
+            frame.get("seq"),
+        )
 
     @property
     def stored(self) -> bool:
@@ -116,10 +120,17 @@ class Confirmation:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Confirmation:
-        return cls(str(data.get("message_id")), int(data["server_message_id"]),
-                   data.get("room_id"), data.get("seq"), str(data.get("status")),
-                   tuple(data.get("queued_for") or ()), bool(data.get("duplicate")),
-                   data.get("conversation_id"), data.get("timestamp"))
+        return cls(
+            str(data.get("message_id")),
+            int(data["server_message_id"]),
+            data.get("room_id"),
+            data.get("seq"),
+            str(data.get("status")),
+            tuple(data.get("queued_for") or ()),
+            bool(data.get("duplicate")),
+            data.get("conversation_id"),
+            data.get("timestamp"),
+        )
 
 
 @dataclass(frozen=True)
@@ -142,9 +153,15 @@ class Change:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Change:
-        return cls(str(data.get("message_id")), data.get("room_id"), _int(data.get("seq")),
-                   _int(data.get("server_message_id")), bool(data.get("unchanged")),
-                   bool(data.get("duplicate")), data.get("timestamp"))
+        return cls(
+            str(data.get("message_id")),
+            data.get("room_id"),
+            _int(data.get("seq")),
+            _int(data.get("server_message_id")),
+            bool(data.get("unchanged")),
+            bool(data.get("duplicate")),
+            data.get("timestamp"),
+        )
 
 
 @dataclass(frozen=True)
@@ -160,9 +177,14 @@ class SearchResult:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> SearchResult:
-        return cls(str(data["room_id"]), int(data["seq"]), int(data["message_id"]),
-                   str(data.get("username") or ""), str(data.get("content") or ""),
-                   str(data.get("timestamp") or ""))
+        return cls(
+            str(data["room_id"]),
+            int(data["seq"]),
+            int(data["message_id"]),
+            str(data.get("username") or ""),
+            str(data.get("content") or ""),
+            str(data.get("timestamp") or ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -196,8 +218,16 @@ class UploadedFile:
     @classmethod
     def from_frame(cls, frame: Frame) -> UploadedFile:
         d = frame["data"]
-        return cls(d["file_id"], d["url"], d["checksum"], d["file_name"], int(d["file_size"]),
-                   d.get("mime_type", ""), frame.get("room_id"), frame.get("seq"))
+        return cls(
+            d["file_id"],
+            d["url"],
+            d["checksum"],
+            d["file_name"],
+            int(d["file_size"]),
+            d.get("mime_type", ""),
+            frame.get("room_id"),
+            frame.get("seq"),
+        )
 
 
 @dataclass(frozen=True)
@@ -213,9 +243,14 @@ class Room:
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Room:
-        return cls(data["room_id"], data.get("room_name", data["room_id"]),
-                   data.get("room_type", ""), tuple(data.get("members") or ()),
-                   tuple(data.get("participants") or ()), data)
+        return cls(
+            data["room_id"],
+            data.get("room_name", data["room_id"]),
+            data.get("room_type", ""),
+            tuple(data.get("members") or ()),
+            tuple(data.get("participants") or ()),
+            data,
+        )
 
 
 def _int(value: object) -> int | None:

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from chinwag_client.client import Client
 
 
-async def search(client: Client, q: str, room_id: str | None,
-                 limit: int | None) -> list[SearchResult]:
+async def search(
+    client: Client, q: str, room_id: str | None, limit: int | None
+) -> list[SearchResult]:
     params: dict[str, str | int] = {"q": q}
     if room_id is not None:
         params["room_id"] = room_id
@@ -30,8 +31,9 @@ async def search(client: Client, q: str, room_id: str | None,
     return [SearchResult.from_data(item) for item in body.get("results", [])]
 
 
-async def history(client: Client, room_id: str, before_seq: int | None,
-                  limit: int | None) -> list[Event]:
+async def history(
+    client: Client, room_id: str, before_seq: int | None, limit: int | None
+) -> list[Event]:
     params: dict[str, str | int] = {}
     if before_seq is not None:
         params["before_seq"] = before_seq

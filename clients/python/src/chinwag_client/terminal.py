@@ -29,8 +29,10 @@ HELP = """commands:
   /help, /quit
 N is the number shown as [room #N] (ROOM#N for another room than the current one);
 anything else is sent to the current room"""
-SHORT_HELP = ("/join ROOM · /ai TEXT · /reply N TEXT · /edit N TEXT · /react N EMOJI · "
-              "/search WORDS · /help · /quit")
+SHORT_HELP = (
+    "/join ROOM · /ai TEXT · /reply N TEXT · /edit N TEXT · /react N EMOJI · "
+    "/search WORDS · /help · /quit"
+)
 SNIPPET = 40  # characters of a message quoted beside a reply or a reaction
 REMEMBERED = 5000  # messages kept per session to act on by number and to quote
 
@@ -66,7 +68,7 @@ class _View:
         parts = []
         if self.streams:
             text = " | ".join(self.streams.values()).replace("\n", " ")
-            parts.append(f"assistant: {text[-max(20, self.width - 14):]}")
+            parts.append(f"assistant: {text[-max(20, self.width - 14) :]}")
         who = sorted(self.typing.get(self.room or "", set()))
         if who:
             parts.append(f"{', '.join(who)} {'is' if len(who) == 1 else 'are'} typing…")
@@ -98,7 +100,7 @@ def quote(said: _Said | None) -> str:
         return f" ({said.username}, deleted)"
     text = " ".join(said.content.split())
     if len(text) > SNIPPET:
-        text = text[:SNIPPET - 1] + "…"
+        text = text[: SNIPPET - 1] + "…"
     return f' ({said.username}: "{text}")'
 
 
@@ -154,8 +156,10 @@ def describe(event: Event, view: _View) -> str | None:
     if event.type == "presence" and d.get("status") in ("joined", "left"):
         return f"{where}* {d.get('username')} {d.get('status')}"
     if event.type == "file_upload" and d.get("upload_type") == "complete":
-        return (f"{where}{d.get('username')} shared {d.get('file_name')} "
-                f"({d.get('file_size')} bytes) {d.get('url')}")
+        return (
+            f"{where}{d.get('username')} shared {d.get('file_name')} "
+            f"({d.get('file_size')} bytes) {d.get('url')}"
+        )
     if event.type == "room_deleted":
         return f"{where}* the room was deleted"
     if event.type == "error":
@@ -165,8 +169,9 @@ def describe(event: Event, view: _View) -> str | None:
 
 def _remember(view: _View, event: Event, username: str, content: str) -> None:
     if event.room_id and event.seq is not None and event.message_id is not None:
-        view.remember(event.room_id, event.seq, _Said(event.message_id, username, content,
-                                                     event.deleted))
+        view.remember(
+            event.room_id, event.seq, _Said(event.message_id, username, content, event.deleted)
+        )
 
 
 class Terminal:
@@ -209,8 +214,8 @@ class Terminal:
                 while True:
                     try:
                         line = await self.session.prompt_async(
-                            self.view.prompt, bottom_toolbar=self.toolbar,
-                            refresh_interval=0.5)
+                            self.view.prompt, bottom_toolbar=self.toolbar, refresh_interval=0.5
+                        )
                     except (EOFError, KeyboardInterrupt):
                         break
                     if line.strip() == "/quit":
@@ -242,13 +247,20 @@ class Terminal:
         if command == "/join" and rest:
             room = await self.client.join(rest)
             self.view.room = room.room_id
-            print(f"* joined {room.room_id} ({room.room_type}; members: "
-                  f"{', '.join(room.members)})", flush=True)
+            print(
+                f"* joined {room.room_id} ({room.room_type}; members: {', '.join(room.members)})",
+                flush=True,
+            )
         elif command == "/rooms":
             rooms = await self.client.my_rooms()
-            print("* rooms: " + (", ".join(
-                f"{r}{' (current)' if r == self.view.room else ''}" for r in rooms) or "none"),
-                flush=True)
+            print(
+                "* rooms: "
+                + (
+                    ", ".join(f"{r}{' (current)' if r == self.view.room else ''}" for r in rooms)
+                    or "none"
+                ),
+                flush=True,
+            )
         elif command == "/ai" and rest:
             await self.ask(rest)
         elif command == "/upload" and rest:
@@ -319,8 +331,10 @@ class Terminal:
         if not found:
             print(f'* no messages found for "{words}"', flush=True)
             return
-        print(f'* {len(found)} message{"s" if len(found) != 1 else ""} found for "{words}":',
-              flush=True)
+        print(
+            f'* {len(found)} message{"s" if len(found) != 1 else ""} found for "{words}":',
+            flush=True,
+        )
         for hit in found:
             when = hit.timestamp[:16].replace("T", " ")
             text = " ".join(hit.content.split())
@@ -338,8 +352,9 @@ class Terminal:
         assert reply is not None
         self.conversation_id = reply.conversation_id
         print(f"assistant: {reply.text}", flush=True)
-        print(f"  ({reply.tokens_used} tokens, {reply.model_used}, ${reply.cost_usd:.4f})",
-              flush=True)
+        print(
+            f"  ({reply.tokens_used} tokens, {reply.model_used}, ${reply.cost_usd:.4f})", flush=True
+        )
 
     async def upload(self, typed: str) -> None:
         path = _expand(typed)
@@ -349,8 +364,7 @@ class Terminal:
             self.refresh()
 
         try:
-            done = await self.client.upload(path, room_id=self.view.room,
-                                            progress=progress)
+            done = await self.client.upload(path, room_id=self.view.room, progress=progress)
         except OSError as exc:
             print(f"! cannot read {path}: {exc.strerror}", flush=True)
             return
@@ -374,10 +388,16 @@ def _expand(path: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("CHINWAG_URL", "http://127.0.0.1:8000"),
-                        help="the server (default: $CHINWAG_URL or http://127.0.0.1:8000)")
-    parser.add_argument("--user", default=os.environ.get("CHINWAG_USER"),
-                        help="username (default: $CHINWAG_USER, else asked)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("CHINWAG_URL", "http://127.0.0.1:8000"),
+        help="the server (default: $CHINWAG_URL or http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("CHINWAG_USER"),
+        help="username (default: $CHINWAG_USER, else asked)",
+    )
     parser.add_argument("--room", help="join this room (a shared room) at once")
 
 
@@ -388,7 +408,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         user = args.user or prompt("username: ")
         password = os.environ.get("CHINWAG_PASSWORD") or prompt(
-            f"password for {user}: ", is_password=True)
+            f"password for {user}: ", is_password=True
+        )
     except (EOFError, KeyboardInterrupt):
         return 1
     try:

@@ -25,8 +25,12 @@ WINDOW = 4  # chunks in flight at once
 def _answer(step: str, message_id: str) -> Callable[[Frame], bool]:
     def check(frame: Frame) -> bool:
         data = frame.get("data") or {}
-        return (frame.get("type") == "file_upload" and data.get("upload_type") == step
-                and data.get("message_id") == message_id)
+        return (
+            frame.get("type") == "file_upload"
+            and data.get("upload_type") == step
+            and data.get("message_id") == message_id
+        )
+
     return check
 
 
@@ -45,8 +49,13 @@ def _digest(path: Path) -> str:
 
 
 class _Upload:
-    def __init__(self, client: Client, path: Path, room_id: str | None,
-                 progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        path: Path,
+        room_id: str | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
         self.client, self.path, self.room_id, self.progress = client, path, room_id, progress
         self.size = path.stat().st_size
         self.file_id = ""
@@ -57,22 +66,31 @@ class _Upload:
     def _frame(self, step: str, **data: Any) -> Frame:
         from chinwag_client.client import new_message_id
 
-        return {"type": "file_upload", "message_id": new_message_id(),
-                "data": {"upload_type": step, "file_id": self.file_id, **data}}
+        return {
+            "type": "file_upload",
+            "message_id": new_message_id(),
+            "data": {"upload_type": step, "file_id": self.file_id, **data},
+        }
 
     def _report(self) -> None:
         if self.progress is not None:
-            sent = sum(min(self.chunk_size, self.size - i * self.chunk_size)
-                       for i in self.received)
+            sent = sum(min(self.chunk_size, self.size - i * self.chunk_size) for i in self.received)
             self.progress(sent, self.size)
 
     async def start(self) -> None:
         from chinwag_client.client import new_message_id
 
         mid = new_message_id()
-        frame: Frame = {"type": "file_upload", "message_id": mid, "data": {
-            "upload_type": "init", "file_name": self.path.name, "file_size": self.size,
-            "mime_type": mimetypes.guess_type(self.path.name)[0] or "application/octet-stream"}}
+        frame: Frame = {
+            "type": "file_upload",
+            "message_id": mid,
+            "data": {
+                "upload_type": "init",
+                "file_name": self.path.name,
+                "file_size": self.size,
+                "mime_type": mimetypes.guess_type(self.path.name)[0] or "application/octet-stream",
+            },
+        }
         if self.room_id is not None:
             frame["room_id"] = self.room_id
         answer = (await self.client.request(frame, _answer("init", mid)))["data"]
@@ -101,17 +119,22 @@ class _Upload:
 
     async def _send_from(self, indexes: Iterator[int]) -> None:
         for index in indexes:
-            block = await asyncio.to_thread(_read, self.path, index * self.chunk_size,
-                                            self.chunk_size)
-            frame = self._frame("chunk", chunk_index=index, total_chunks=self.total,
-                                chunk_data=base64.b64encode(block).decode())
+            block = await asyncio.to_thread(
+                _read, self.path, index * self.chunk_size, self.chunk_size
+            )
+            frame = self._frame(
+                "chunk",
+                chunk_index=index,
+                total_chunks=self.total,
+                chunk_data=base64.b64encode(block).decode(),
+            )
             await self.client.request(frame, _answer("chunk", frame["message_id"]), resend=False)
             self.received.add(index)
             self._report()
 
     async def _ask_status(self) -> None:
         frame = self._frame("status")
-        answer = (await self.client.request(frame, _answer("status", frame["message_id"])))
+        answer = await self.client.request(frame, _answer("status", frame["message_id"]))
         self.received = set(answer["data"].get("received_chunks") or [])
         self._report()
 
@@ -120,13 +143,17 @@ class _Upload:
 
         def complete(frame: Frame) -> bool:
             data = frame.get("data") or {}
-            return (frame.get("type") == "file_upload" and data.get("upload_type") == "complete"
-                    and data.get("file_id") == file_id)
+            return (
+                frame.get("type") == "file_upload"
+                and data.get("upload_type") == "complete"
+                and data.get("file_id") == file_id
+            )
 
         while True:
             try:
-                answer = await self.client.request(self._frame("finalize", checksum=checksum),
-                                                   complete)
+                answer = await self.client.request(
+                    self._frame("finalize", checksum=checksum), complete
+                )
                 return UploadedFile.from_frame(answer)
             except RequestError as exc:
                 if exc.code != "INCOMPLETE_UPLOAD":
@@ -135,8 +162,12 @@ class _Upload:
                 await self.send_missing()
 
 
-async def upload(client: Client, path: str | Path, room_id: str | None,
-                 progress: Callable[[int, int], None] | None) -> UploadedFile:
+async def upload(
+    client: Client,
+    path: str | Path,
+    room_id: str | None,
+    progress: Callable[[int, int], None] | None,
+) -> UploadedFile:
     job = _Upload(client, Path(path), room_id, progress)
     checksum = await asyncio.to_thread(_digest, job.path)
     await job.start()

@@ -13,8 +13,9 @@ from chinwag.server.deps import RuntimeDep, UserDep
 from chinwag.server.throttles import client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-Username = Annotated[str, StringConstraints(min_length=1, max_length=64,
-                                            pattern=r"^[A-Za-z0-9_.:-]+$")]
+Username = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
 
 
 class Credentials(BaseModel):
@@ -45,15 +46,24 @@ async def register(request: Request, body: Credentials, rt: RuntimeDep) -> UserO
     """Rate-limited per address (REGISTER_RATE_LIMIT_*: 429 with Retry-After)."""
     await rt.register_limit.hit(client_address(request.scope))
     user = await rt.store.users.create(body.username, await rt.passwords.hash(body.password))
-    return UserOut(id=user.id, username=user.username, is_admin=user.is_admin,
-                   created_at=iso(user.created_at))
+    return UserOut(
+        id=user.id, username=user.username, is_admin=user.is_admin, created_at=iso(user.created_at)
+    )
 
 
-@router.post("/login", response_model=TokenOut,
-             openapi_extra={"requestBody": {"content": {
-                 "application/json": {"schema": LoginForm.model_json_schema()},
-                 "application/x-www-form-urlencoded": {"schema": LoginForm.model_json_schema()},
-             }, "required": True}})
+@router.post(
+    "/login",
+    response_model=TokenOut,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {"schema": LoginForm.model_json_schema()},
+                "application/x-www-form-urlencoded": {"schema": LoginForm.model_json_schema()},
+            },
+            "required": True,
+        }
+    },
+)
 async def login(request: Request, rt: RuntimeDep) -> TokenOut:
     """JSON ``{username, password}`` or an OAuth2 password form (for /docs "Authorize")."""
     form = await _credentials(request)
@@ -80,8 +90,10 @@ async def _credentials(request: Request) -> LoginForm:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        raise InvalidMessage(f"invalid field '{field}': {err['msg']}",
-                             details=[{"field": field, "error": err["msg"]}]) from None
+        raise InvalidMessage(
+            f"invalid field '{field}': {err['msg']}",
+            details=[{"field": field, "error": err["msg"]}],
+        ) from None
 
 
 @router.get("/me", response_model=UserOut)
@@ -89,5 +101,6 @@ async def me(who: UserDep, rt: RuntimeDep) -> UserOut:
     user = await rt.store.users.get(who.username)
     assert user is not None
     created: datetime = user.created_at
-    return UserOut(id=user.id, username=user.username, is_admin=user.is_admin,
-                   created_at=iso(created))
+    return UserOut(
+        id=user.id, username=user.username, is_admin=user.is_admin, created_at=iso(created)
+    )

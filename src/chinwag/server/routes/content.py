@@ -20,15 +20,21 @@ router = APIRouter(tags=["content"])
 @router.get("/api/v1/conversations")
 async def conversations(who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
     convs = await rt.store.conversations.list_for(who.username)
-    return {"conversations": [{"id": c.id, "title": c.title, "room_id": c.room_id,
-                               "created_at": iso(c.created_at)} for c in convs]}
+    return {
+        "conversations": [
+            {"id": c.id, "title": c.title, "room_id": c.room_id, "created_at": iso(c.created_at)}
+            for c in convs
+        ]
+    }
 
 
 @router.get("/api/v1/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
-                                who: UserDep, rt: RuntimeDep,
-                                leaf: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None
-                                ) -> dict[str, Any]:
+async def conversation_messages(
+    conversation_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+    who: UserDep,
+    rt: RuntimeDep,
+    leaf: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+) -> dict[str, Any]:
     """The active branch (the one ending in the newest turn), or with ``leaf`` the
     branch ending at that turn; each turn lists its ``siblings`` (itself included)."""
     conv = await rt.store.conversations.get(conversation_id)
@@ -40,13 +46,27 @@ async def conversation_messages(conversation_id: Annotated[int, Path(ge=1, le=DB
     if leaf is not None and not turns:
         raise NotFound(f"conversation {conversation_id} has no turn {leaf}")
     siblings = await rt.store.conversations.siblings(conversation_id, turns)
-    return {"conversation_id": conversation_id, "leaf": turns[-1].id if turns else None,
-            "messages": [
-                {"id": t.id, "parent_id": t.parent_id, "role": t.role, "content": t.content,
-                 "username": t.username, "model_used": t.model, "tokens_used": t.tokens_used,
-                 "cost_usd": t.cost_usd, "message_id": t.client_message_id,
-                 "created_at": iso(t.created_at), "timestamp": iso(t.created_at),
-                 "siblings": siblings[t.id]} for t in turns]}
+    return {
+        "conversation_id": conversation_id,
+        "leaf": turns[-1].id if turns else None,
+        "messages": [
+            {
+                "id": t.id,
+                "parent_id": t.parent_id,
+                "role": t.role,
+                "content": t.content,
+                "username": t.username,
+                "model_used": t.model,
+                "tokens_used": t.tokens_used,
+                "cost_usd": t.cost_usd,
+                "message_id": t.client_message_id,
+                "created_at": iso(t.created_at),
+                "timestamp": iso(t.created_at),
+                "siblings": siblings[t.id],
+            }
+            for t in turns
+        ],
+    }
 
 
 @router.get("/api/v1/files/{file_id}")
@@ -56,28 +76,42 @@ async def download(file_id: str, who: UserDep, rt: RuntimeDep) -> Response:
         raise NotFound("no such file")
     if record.owner != who.username:
         allowed = record.room_id is not None and (
-            await rt.store.rooms.member(record.room_id, who.username) is not None)
+            await rt.store.rooms.member(record.room_id, who.username) is not None
+        )
         if not allowed:
             raise Forbidden("only the uploader and members of its room may fetch this file")
-    headers = {"X-Content-Type-Options": "nosniff",
-               # should a browser render it anyway (an .html, an .svg):
-               # no scripts, no requests, a unique origin
-               "Content-Security-Policy": "default-src 'none'; sandbox",
-               "Cache-Control": "private, no-store"}
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        # should a browser render it anyway (an .html, an .svg):
+        # no scripts, no requests, a unique origin
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store",
+    }
     storage = rt.storage
     if isinstance(storage, LocalStorage):
         path = storage.published_path(record.stored_name)
         if not path.exists():
             raise NotFound("the file is no longer stored")
-        return FileResponse(path, media_type=record.mime_type, filename=record.file_name,
-                            content_disposition_type="attachment", headers=headers)
+        return FileResponse(
+            path,
+            media_type=record.mime_type,
+            filename=record.file_name,
+            content_disposition_type="attachment",
+            headers=headers,
+        )
     try:
         published = await storage.open_stream(record.stored_name)
     except UploadNotFound:
         raise NotFound("the file is no longer stored") from None
-    return StreamingResponse(published.chunks, media_type=record.mime_type, headers={
-        **headers, "Content-Length": str(published.size),
-        "Content-Disposition": _attachment(record.file_name)})
+    return StreamingResponse(
+        published.chunks,
+        media_type=record.mime_type,
+        headers={
+            **headers,
+            "Content-Length": str(published.size),
+            "Content-Disposition": _attachment(record.file_name),
+        },
+    )
 
 
 def _attachment(filename: str) -> str:

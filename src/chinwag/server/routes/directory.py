@@ -99,8 +99,9 @@ async def list_rooms(
     join, with their member count and whether the caller is one."""
     directory = rt.store.directory
     if scope == "mine":
-        summaries = [s for s in await directory.summaries(who.username)
-                     if s.room.room_type != PERSONAL]
+        summaries = [
+            s for s in await directory.summaries(who.username) if s.room.room_type != PERSONAL
+        ]
         mentions = await rt.store.messages.unread_mentions(who.username)
         return RoomList(
             scope=scope,
@@ -141,6 +142,10 @@ async def receipts(room_id: RoomId, who: UserDep, rt: RuntimeDep) -> Receipts:
     ``delivered_seq`` / ``read_seq``): the delivered and read state of older messages,
     which the live ``delivery_confirmation`` frames only report as they happen."""
     await rt.service.rooms.visible(who, room_id)
-    return Receipts(room_id=room_id, members=[
-        MemberCursor(username=m.username, delivered_seq=m.delivered_seq, read_seq=m.read_seq)
-        for m in await rt.store.directory.cursors(room_id)])
+    return Receipts(
+        room_id=room_id,
+        members=[
+            MemberCursor(username=m.username, delivered_seq=m.delivered_seq, read_seq=m.read_seq)
+            for m in await rt.store.directory.cursors(room_id)
+        ],
+    )

@@ -65,11 +65,15 @@ async def collect_stats(rt: RuntimeDep) -> dict[str, Any]:
         "queued_messages": await _queued(rt, set(online)),
         "uptime_seconds": round(time.time() - total.get("started_at", time.time()), 1),
         "nodes": len(snaps),
-        "ai": {"requests": total.get("ai_requests", 0),
-               "tokens_used": total.get("ai_tokens_used", 0),
-               "cost_usd": round(total.get("ai_cost_usd", 0.0), 8)},
-        "uploads": {"in_progress": total.get("uploads_in_progress", 0),
-                    "completed": total.get("uploads_completed", 0)},
+        "ai": {
+            "requests": total.get("ai_requests", 0),
+            "tokens_used": total.get("ai_tokens_used", 0),
+            "cost_usd": round(total.get("ai_cost_usd", 0.0), 8),
+        },
+        "uploads": {
+            "in_progress": total.get("uploads_in_progress", 0),
+            "completed": total.get("uploads_completed", 0),
+        },
     }
 
 

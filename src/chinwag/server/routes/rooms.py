@@ -39,17 +39,20 @@ async def ws_token(who: UserDep, rt: RuntimeDep) -> TokenOut:
 @router.post("/rooms", status_code=201)
 async def create_room(body: RoomIn, who: UserDep, rt: RuntimeDep) -> dict[str, Any]:
     rooms = rt.service.rooms
-    room = await rooms.create(who, body.room_id, body.room_name, body.room_type,
-                              body.history_visibility)
+    room = await rooms.create(
+        who, body.room_id, body.room_name, body.room_type, body.history_visibility
+    )
     return await rooms.describe(room)
 
 
 @router.patch("/rooms/{room_id}")
-async def update_room(room_id: RoomId, body: RoomPatch, who: UserDep,
-                      rt: RuntimeDep) -> dict[str, Any]:
+async def update_room(
+    room_id: RoomId, body: RoomPatch, who: UserDep, rt: RuntimeDep
+) -> dict[str, Any]:
     rooms = rt.service.rooms
     return await rooms.describe(
-        await rooms.set_history_visibility(who, room_id, body.history_visibility))
+        await rooms.set_history_visibility(who, room_id, body.history_visibility)
+    )
 
 
 @router.get("/rooms/{room_id}")
@@ -65,8 +68,9 @@ async def delete_room(room_id: RoomId, who: UserDep, rt: RuntimeDep) -> Response
 
 
 @router.post("/rooms/{room_id}/members", status_code=201)
-async def add_member(room_id: RoomId, body: MemberIn, who: UserDep,
-                     rt: RuntimeDep) -> dict[str, Any]:
+async def add_member(
+    room_id: RoomId, body: MemberIn, who: UserDep, rt: RuntimeDep
+) -> dict[str, Any]:
     rooms = rt.service.rooms
     await rooms.add_member(who, room_id, body.username)
     return await rooms.describe(await rooms.get(room_id))
@@ -79,13 +83,19 @@ async def remove_member(room_id: RoomId, username: str, who: UserDep, rt: Runtim
 
 
 @router.get("/rooms/{room_id}/messages")
-async def history(room_id: RoomId, who: UserDep, rt: RuntimeDep,
-                  before_seq: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                  reply_to: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
-                  ) -> dict[str, Any]:
+async def history(
+    room_id: RoomId,
+    who: UserDep,
+    rt: RuntimeDep,
+    before_seq: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    reply_to: Annotated[int | None, Query(ge=1, le=DB_INT_MAX)] = None,
+) -> dict[str, Any]:
     rooms = rt.service.rooms
     floor = await rooms.history_floor(who, await rooms.visible(who, room_id))
     events = await rt.service.message_ops.history(room_id, before_seq, limit, floor, reply_to)
-    return {"room_id": room_id, "messages": events,
-            "next_before_seq": events[0]["seq"] if len(events) == limit else None}
+    return {
+        "room_id": room_id,
+        "messages": events,
+        "next_before_seq": events[0]["seq"] if len(events) == limit else None,
+    }

@@ -60,8 +60,9 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._appender: aiosqlite.Connection | None = None  # see sqlite_append
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._compiled: dict[Select[*tuple[Any, ...]],
-                             tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+        self._compiled: dict[
+            Select[*tuple[Any, ...]], tuple[str, tuple[str, ...], dict[str, Any]]
+        ] = {}
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -115,8 +116,9 @@ class Database:
                 raise
             await conn.commit()
 
-    async def rows(self, query: Select[*tuple[Any, ...]],
-                   params: dict[str, Any]) -> list[Sequence[Any]]:
+    async def rows(
+        self, query: Select[*tuple[Any, ...]], params: dict[str, Any]
+    ) -> list[Sequence[Any]]:
         """Run a one-statement read the cheap way, for the reads every connect and
         every catch-up makes. On SQLite the statement, compiled once, goes straight to
         aiosqlite: one thread round trip where SQLAlchemy's async adapter takes four or
@@ -132,13 +134,19 @@ class Database:
             done = query.compile(dialect=self.engine.dialect)
             # positiontup: the bound names in order; params: their defaults (the
             # query's own literals, such as an implicit OFFSET 0).
-            compiled = self._compiled[query] = (str(done), tuple(done.positiontup or ()),
-                                                done.params)
+            compiled = self._compiled[query] = (
+                str(done),
+                tuple(done.positiontup or ()),
+                done.params,
+            )
         sql, names, defaults = compiled
         values = {**defaults, **params}
         async with self.engine.connect() as c:
-            return list(await (await _driver(c)).execute_fetchall(
-                sql, tuple(values[name] for name in names)))
+            return list(
+                await (await _driver(c)).execute_fetchall(
+                    sql, tuple(values[name] for name in names)
+                )
+            )
 
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (safe to call at each start-up)."""
@@ -192,9 +200,13 @@ def _upgrade(connection: Connection) -> None:
 
 # secure_delete: a deleted message's text is overwritten in the file, not only
 # unlinked from the b-tree.
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                  "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000",
-                  "PRAGMA secure_delete=ON")
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA secure_delete=ON",
+)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -66,8 +66,11 @@ class SqlDirectory:
             out = []
             for room, read_seq, joined_seq in mine:
                 event = last.get(room.id)
-                if (event is not None and room.history_visibility == "joined"
-                        and event.seq <= joined_seq):
+                if (
+                    event is not None
+                    and room.history_visibility == "joined"
+                    and event.seq <= joined_seq
+                ):
                     event = None  # sent before the member joined: not theirs to read
                 record = (
                     None
@@ -105,10 +108,18 @@ class SqlDirectory:
 
     async def cursors(self, room_id: str) -> list[MemberRecord]:
         async with self._db.read() as s:
-            rows = await s.scalars(select(RoomMember).join(Room).where(Room.room_id == room_id)
-                                   .order_by(RoomMember.username))
-            return [MemberRecord(r.username, stored_time(r.joined_at), int(r.delivered_seq),
-                                 int(r.read_seq)) for r in rows]
+            rows = await s.scalars(
+                select(RoomMember)
+                .join(Room)
+                .where(Room.room_id == room_id)
+                .order_by(RoomMember.username)
+            )
+            return [
+                MemberRecord(
+                    r.username, stored_time(r.joined_at), int(r.delivered_seq), int(r.read_seq)
+                )
+                for r in rows
+            ]
 
     async def spend(self) -> dict[str, UserSpend]:
         async with self._db.read() as s:

@@ -14,18 +14,35 @@ from chinwag.store.sql.database import Database, stored_json, stored_time
 from chinwag.store.sql.tables import Room, RoomEvent, RoomMember
 
 _AFTER = (
-    select(RoomEvent.id, RoomEvent.seq, RoomEvent.type, RoomEvent.data, RoomEvent.sender,
-           RoomEvent.client_message_id, RoomEvent.created_at)
+    select(
+        RoomEvent.id,
+        RoomEvent.seq,
+        RoomEvent.type,
+        RoomEvent.data,
+        RoomEvent.sender,
+        RoomEvent.client_message_id,
+        RoomEvent.created_at,
+    )
     .join(Room, RoomEvent.room_pk == Room.id)
     .where(Room.room_id == bindparam("room_id"), RoomEvent.seq > bindparam("after_seq"))
-    .order_by(RoomEvent.seq).limit(bindparam("limit")))
+    .order_by(RoomEvent.seq)
+    .limit(bindparam("limit"))
+)
 
 _ROOM_EXISTS = select(Room.id).where(Room.room_id == bindparam("room_id"))
 
 
 def _record(row: RoomEvent, room_id: str) -> EventRecord:
-    return EventRecord(row.id, room_id, row.seq, row.type, dict(row.data), row.sender,
-                       row.client_message_id, row.created_at)
+    return EventRecord(
+        row.id,
+        room_id,
+        row.seq,
+        row.type,
+        dict(row.data),
+        row.sender,
+        row.client_message_id,
+        row.created_at,
+    )
 
 
 class _Duplicate(Exception):
@@ -36,9 +53,16 @@ class SqlEvents:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append(self, room_id: str, type: str, data: dict[str, Any], *,
-                     sender: str | None = None, client_message_id: str | None = None,
-                     require_member: bool = False) -> Appended:
+    async def append(
+        self,
+        room_id: str,
+        type: str,
+        data: dict[str, Any],
+        *,
+        sender: str | None = None,
+        client_message_id: str | None = None,
+        require_member: bool = False,
+    ) -> Appended:
         # The hot path of every chat: two statements in one transaction. The UPDATE
         # takes the room row's lock, which orders concurrent writers, so seqs come
         # out gapless and commit in seq order, whichever process writes.
@@ -46,26 +70,43 @@ class SqlEvents:
         try:
             if self._db.is_sqlite:
                 pk, seq, version, event_id = await self._append_sqlite(
-                    room_id, type, data, sender, client_message_id, require_member, now)
-                record = EventRecord(event_id, room_id, seq, type, data, sender,
-                                     client_message_id, now)
+                    room_id, type, data, sender, client_message_id, require_member, now
+                )
+                record = EventRecord(
+                    event_id, room_id, seq, type, data, sender, client_message_id, now
+                )
                 return Appended(record, duplicate=False, members_version=version)
             bump = update(Room).where(Room.room_id == room_id)
             if require_member and sender is not None:
-                bump = bump.where(select(RoomMember.username).where(
-                    RoomMember.room_pk == Room.id, RoomMember.username == sender).exists())
+                bump = bump.where(
+                    select(RoomMember.username)
+                    .where(RoomMember.room_pk == Room.id, RoomMember.username == sender)
+                    .exists()
+                )
             bump = bump.values(last_seq=Room.last_seq + 1).returning(
-                Room.id, Room.last_seq, Room.members_version)
+                Room.id, Room.last_seq, Room.members_version
+            )
             async with self._db.write_conn() as c:
                 row = (await c.execute(bump)).first()
                 if row is None:
                     raise await self._refusal(room_id)
                 pk, seq, version = row
                 try:
-                    event_id = (await c.execute(insert(RoomEvent).values(
-                        room_pk=pk, seq=seq, type=type, data=data, sender=sender,
-                        client_message_id=client_message_id, created_at=now,
-                    ).returning(RoomEvent.id))).scalar_one()
+                    event_id = (
+                        await c.execute(
+                            insert(RoomEvent)
+                            .values(
+                                room_pk=pk,
+                                seq=seq,
+                                type=type,
+                                data=data,
+                                sender=sender,
+                                client_message_id=client_message_id,
+                                created_at=now,
+                            )
+                            .returning(RoomEvent.id)
+                        )
+                    ).scalar_one()
                 except IntegrityError:
                     raise _Duplicate from None  # rolls the seq back with the transaction
         except _Duplicate:
@@ -76,31 +117,58 @@ class SqlEvents:
         record = EventRecord(event_id, room_id, seq, type, data, sender, client_message_id, now)
         return Appended(record, duplicate=False, members_version=version)
 
-    async def _append_sqlite(self, room_id: str, type: str, data: dict[str, Any],
-                             sender: str | None, client_message_id: str | None,
-                             require_member: bool, now: datetime) -> tuple[int, int, int, int]:
+    async def _append_sqlite(
+        self,
+        room_id: str,
+        type: str,
+        data: dict[str, Any],
+        sender: str | None,
+        client_message_id: str | None,
+        require_member: bool,
+        now: datetime,
+    ) -> tuple[int, int, int, int]:
         """The same two statements as the general path, sent straight to aiosqlite
         on the store's append connection: SQLAlchemy's async adapter costs four thread
         round trips per statement (cursor, execute, fetch, close), aiosqlite's
         execute_fetchall one. Values are stored in the formats SQLAlchemy reads back
         (JSON text, naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-        member = (" AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
-                  "rooms.id AND room_members.username = ?)") if require_member and sender else ""
+        member = (
+            (
+                " AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
+                "rooms.id AND room_members.username = ?)"
+            )
+            if require_member and sender
+            else ""
+        )
         params: tuple[Any, ...] = (room_id, sender) if member else (room_id,)
         async with self._db.sqlite_append() as sqlite:
-            rows = list(await sqlite.execute_fetchall(
-                "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?" + member
-                + " RETURNING id, last_seq, members_version", params))
+            rows = list(
+                await sqlite.execute_fetchall(
+                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?"
+                    + member
+                    + " RETURNING id, last_seq, members_version",
+                    params,
+                )
+            )
             if not rows:
                 raise await self._refusal(room_id)
             pk, seq, version = rows[0]
             try:
-                inserted = list(await sqlite.execute_fetchall(
-                    "INSERT INTO room_events (room_pk, seq, type, data, sender, "
-                    "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (pk, seq, type, json.dumps(data), sender, client_message_id,
-                     now.astimezone(UTC).replace(tzinfo=None).isoformat(" ",
-                                                                        "microseconds"))))
+                inserted = list(
+                    await sqlite.execute_fetchall(
+                        "INSERT INTO room_events (room_pk, seq, type, data, sender, "
+                        "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                        (
+                            pk,
+                            seq,
+                            type,
+                            json.dumps(data),
+                            sender,
+                            client_message_id,
+                            now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds"),
+                        ),
+                    )
+                )
             except sqlite3.IntegrityError:
                 raise _Duplicate from None  # rolls the seq back with the transaction
             return int(pk), int(seq), int(version), int(inserted[0][0])
@@ -114,36 +182,60 @@ class SqlEvents:
 
     async def find(self, room_id: str, sender: str, client_message_id: str) -> EventRecord | None:
         async with self._db.read() as s:
-            row = await s.scalar(select(RoomEvent).join(Room).where(
-                Room.room_id == room_id, RoomEvent.sender == sender,
-                RoomEvent.client_message_id == client_message_id))
+            row = await s.scalar(
+                select(RoomEvent)
+                .join(Room)
+                .where(
+                    Room.room_id == room_id,
+                    RoomEvent.sender == sender,
+                    RoomEvent.client_message_id == client_message_id,
+                )
+            )
             return _record(row, room_id) if row else None
 
     async def after(self, room_id: str, after_seq: int, limit: int = 1000) -> list[EventRecord]:
         # Every connect reads this once per room of the user: kept cheap.
-        rows = await self._db.rows(_AFTER, {"room_id": room_id, "after_seq": after_seq,
-                                            "limit": limit})
-        return [EventRecord(id, room_id, seq, type, stored_json(data), sender, client_id,
-                            stored_time(created))
-                for id, seq, type, data, sender, client_id, created in rows]
+        rows = await self._db.rows(
+            _AFTER, {"room_id": room_id, "after_seq": after_seq, "limit": limit}
+        )
+        return [
+            EventRecord(
+                id, room_id, seq, type, stored_json(data), sender, client_id, stored_time(created)
+            )
+            for id, seq, type, data, sender, client_id, created in rows
+        ]
 
-    async def before(self, room_id: str, before_seq: int | None, limit: int,
-                     after_seq: int = 0) -> list[EventRecord]:
+    async def before(
+        self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
+    ) -> list[EventRecord]:
         async with self._db.read() as s:
-            query = select(RoomEvent).join(Room).where(Room.room_id == room_id,
-                                                       RoomEvent.seq > after_seq)
+            query = (
+                select(RoomEvent)
+                .join(Room)
+                .where(Room.room_id == room_id, RoomEvent.seq > after_seq)
+            )
             if before_seq is not None:
                 query = query.where(RoomEvent.seq < before_seq)
             rows = await s.scalars(query.order_by(RoomEvent.seq.desc()).limit(limit))
             return [_record(r, room_id) for r in reversed(list(rows))]
 
-    async def chats_between(self, room_id: str, after_seq: int, upto_seq: int,
-                            exclude_sender: str) -> list[EventRecord]:
+    async def chats_between(
+        self, room_id: str, after_seq: int, upto_seq: int, exclude_sender: str
+    ) -> list[EventRecord]:
         async with self._db.read() as s:
-            rows = await s.scalars(select(RoomEvent).join(Room).where(
-                Room.room_id == room_id, RoomEvent.seq > after_seq, RoomEvent.seq <= upto_seq,
-                RoomEvent.type == "chat", RoomEvent.sender.is_not(None),
-                RoomEvent.sender != exclude_sender).order_by(RoomEvent.seq))
+            rows = await s.scalars(
+                select(RoomEvent)
+                .join(Room)
+                .where(
+                    Room.room_id == room_id,
+                    RoomEvent.seq > after_seq,
+                    RoomEvent.seq <= upto_seq,
+                    RoomEvent.type == "chat",
+                    RoomEvent.sender.is_not(None),
+                    RoomEvent.sender != exclude_sender,
+                )
+                .order_by(RoomEvent.seq)
+            )
             return [_record(r, room_id) for r in rows]
 
     async def count(self) -> int:

@@ -15,25 +15,43 @@ from chinwag.store.sql.tables import Room, RoomMember, StoredFile, User
 
 # The reads every connect and join makes: Core queries through Database.rows (one
 # thread round trip), each row a room's columns, then a member's.
-_ROOM_COLUMNS = (Room.id, Room.room_id, Room.room_name, Room.room_type, Room.owner,
-                 Room.created_at, Room.last_seq, Room.history_visibility, Room.members_version)
-_MEMBER_COLUMNS = (RoomMember.username, RoomMember.joined_at, RoomMember.delivered_seq,
-                   RoomMember.read_seq, RoomMember.joined_seq)
+_ROOM_COLUMNS = (
+    Room.id,
+    Room.room_id,
+    Room.room_name,
+    Room.room_type,
+    Room.owner,
+    Room.created_at,
+    Room.last_seq,
+    Room.history_visibility,
+    Room.members_version,
+)
+_MEMBER_COLUMNS = (
+    RoomMember.username,
+    RoomMember.joined_at,
+    RoomMember.delivered_seq,
+    RoomMember.read_seq,
+    RoomMember.joined_seq,
+)
 _ROOMS_OF = (
     select(*_ROOM_COLUMNS, *_MEMBER_COLUMNS)
     .join(RoomMember, RoomMember.room_pk == Room.id)
-    .where(RoomMember.username == bindparam("username")).order_by(Room.room_id))
+    .where(RoomMember.username == bindparam("username"))
+    .order_by(Room.room_id)
+)
 _GET = select(*_ROOM_COLUMNS).where(Room.room_id == bindparam("room_id"))
 _MEMBER = (
     select(*_MEMBER_COLUMNS)
     .join(Room, RoomMember.room_pk == Room.id)
-    .where(Room.room_id == bindparam("room_id"), RoomMember.username == bindparam("username")))
+    .where(Room.room_id == bindparam("room_id"), RoomMember.username == bindparam("username"))
+)
 
 
 def _room_row(row: Sequence[Any]) -> RoomRecord:
     pk, room_id, name, kind, owner, created, last, seen, version = row
-    return RoomRecord(pk, room_id, name, kind, owner, stored_time(created), last, seen,
-                      version or 0)
+    return RoomRecord(
+        pk, room_id, name, kind, owner, stored_time(created), last, seen, version or 0
+    )
 
 
 def _member_row(row: Sequence[Any]) -> MemberRecord:
@@ -54,9 +72,17 @@ def first_members_version() -> int:
 
 
 def room_record(row: Room) -> RoomRecord:
-    return RoomRecord(row.id, row.room_id, row.room_name, row.room_type, row.owner,
-                      row.created_at, row.last_seq, row.history_visibility,
-                      row.members_version or 0)
+    return RoomRecord(
+        row.id,
+        row.room_id,
+        row.room_name,
+        row.room_type,
+        row.owner,
+        row.created_at,
+        row.last_seq,
+        row.history_visibility,
+        row.members_version or 0,
+    )
 
 
 class _Unchanged(Exception):
@@ -67,16 +93,29 @@ class SqlRooms:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, room_id: str, room_name: str, room_type: str, owner: str, *,
-                     max_owned: int | None = None,
-                     history_visibility: str = "shared") -> RoomRecord:
+    async def create(
+        self,
+        room_id: str,
+        room_name: str,
+        room_type: str,
+        owner: str,
+        *,
+        max_owned: int | None = None,
+        history_visibility: str = "shared",
+    ) -> RoomRecord:
         try:
             async with self._db.write() as s:
                 if max_owned is not None:
                     await self._check_owned(s, owner, max_owned)
-                row = Room(room_id=room_id, room_name=room_name, room_type=room_type, owner=owner,
-                           last_seq=0, history_visibility=history_visibility,
-                           members_version=first_members_version())
+                row = Room(
+                    room_id=room_id,
+                    room_name=room_name,
+                    room_type=room_type,
+                    owner=owner,
+                    last_seq=0,
+                    history_visibility=history_visibility,
+                    members_version=first_members_version(),
+                )
                 s.add(row)
                 await s.flush()
                 s.add(RoomMember(room_pk=row.id, username=owner, delivered_seq=0, read_seq=0))
@@ -89,11 +128,12 @@ class SqlRooms:
         # The owner's user row lock (PostgreSQL; SQLite writers are serialised anyway)
         # queues the same owner's concurrent creates behind this count.
         await s.execute(select(User.id).where(User.username == owner).with_for_update())
-        owned = await s.scalar(select(func.count()).select_from(Room)
-                               .where(Room.owner == owner))
+        owned = await s.scalar(select(func.count()).select_from(Room).where(Room.owner == owner))
         if (owned or 0) >= max_owned:
-            raise RoomLimit(f"you own {max_owned} rooms, the most allowed; delete one first",
-                            details={"max_rooms": max_owned})
+            raise RoomLimit(
+                f"you own {max_owned} rooms, the most allowed; delete one first",
+                details={"max_rooms": max_owned},
+            )
 
     async def get(self, room_id: str) -> RoomRecord | None:
         rows = await self._db.rows(_GET, {"room_id": room_id})
@@ -106,24 +146,26 @@ class SqlRooms:
         async with self._db.write() as s:
             # The room row's lock orders this against SqlFiles.add: a file recorded
             # concurrently either commits first (and is listed below) or finds no room.
-            pk = await s.scalar(select(Room.id).where(Room.room_id == room_id)
-                                .with_for_update())
+            pk = await s.scalar(select(Room.id).where(Room.room_id == room_id).with_for_update())
             if pk is None:
                 return None
-            stored = list(await s.scalars(select(StoredFile.stored_name)
-                                          .where(StoredFile.room_pk == pk)))
+            stored = list(
+                await s.scalars(select(StoredFile.stored_name).where(StoredFile.room_pk == pk))
+            )
             await s.execute(delete(RoomMember).where(RoomMember.room_pk == pk))
             await s.execute(delete(Room).where(Room.id == pk))  # files and events cascade
             return stored
 
     async def set_history_visibility(self, room_id: str, value: str) -> bool:
         async with self._db.write() as s:
-            result = await s.execute(update(Room).where(Room.room_id == room_id)
-                                     .values(history_visibility=value))
+            result = await s.execute(
+                update(Room).where(Room.room_id == room_id).values(history_visibility=value)
+            )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def add_member(self, room_id: str, username: str, *,
-                         max_members: int | None = None) -> bool:
+    async def add_member(
+        self, room_id: str, username: str, *, max_members: int | None = None
+    ) -> bool:
         try:
             return await self._add_member(room_id, username, max_members)
         except _Unchanged:
@@ -135,49 +177,78 @@ class SqlRooms:
         async with self._db.write() as s:
             # Bumping the version first takes the room row's write lock, so concurrent
             # adds queue here and the member count below cannot change until commit.
-            row = (await s.execute(
-                update(Room).where(Room.room_id == room_id)
-                .values(members_version=Room.members_version + 1)
-                .returning(Room.id, Room.last_seq))).first()
+            row = (
+                await s.execute(
+                    update(Room)
+                    .where(Room.room_id == room_id)
+                    .values(members_version=Room.members_version + 1)
+                    .returning(Room.id, Room.last_seq)
+                )
+            ).first()
             if row is None:
                 raise _Unchanged
             pk, last_seq = row
-            exists = await s.scalar(select(RoomMember.username).where(
-                RoomMember.room_pk == pk, RoomMember.username == username))
+            exists = await s.scalar(
+                select(RoomMember.username).where(
+                    RoomMember.room_pk == pk, RoomMember.username == username
+                )
+            )
             if exists is not None:
                 raise _Unchanged  # rolls the version bump back
             if max_members is not None:
-                count = await s.scalar(select(func.count()).select_from(RoomMember)
-                                       .where(RoomMember.room_pk == pk))
+                count = await s.scalar(
+                    select(func.count()).select_from(RoomMember).where(RoomMember.room_pk == pk)
+                )
                 if (count or 0) >= max_members:
-                    raise Conflict(f"room '{room_id}' already has {max_members} members",
-                                   details={"max_members": max_members})
-            s.add(RoomMember(room_pk=pk, username=username, delivered_seq=last_seq,
-                             read_seq=last_seq, joined_seq=last_seq))
+                    raise Conflict(
+                        f"room '{room_id}' already has {max_members} members",
+                        details={"max_members": max_members},
+                    )
+            s.add(
+                RoomMember(
+                    room_pk=pk,
+                    username=username,
+                    delivered_seq=last_seq,
+                    read_seq=last_seq,
+                    joined_seq=last_seq,
+                )
+            )
             return True
 
     async def remove_member(self, room_id: str, username: str) -> bool:
         async with self._db.write() as s:
             pk = select(Room.id).where(Room.room_id == room_id).scalar_subquery()
-            result = await s.execute(delete(RoomMember).where(
-                RoomMember.room_pk == pk, RoomMember.username == username))
+            result = await s.execute(
+                delete(RoomMember).where(RoomMember.room_pk == pk, RoomMember.username == username)
+            )
             if not result.rowcount:  # type: ignore[attr-defined]
                 return False
-            await s.execute(update(Room).where(Room.room_id == room_id)
-                            .values(members_version=Room.members_version + 1))
+            await s.execute(
+                update(Room)
+                .where(Room.room_id == room_id)
+                .values(members_version=Room.members_version + 1)
+            )
             return True
 
     async def members(self, room_id: str) -> list[str]:
         async with self._db.read() as s:
-            rows = await s.scalars(select(RoomMember.username).join(Room).where(
-                Room.room_id == room_id).order_by(RoomMember.joined_at, RoomMember.username))
+            rows = await s.scalars(
+                select(RoomMember.username)
+                .join(Room)
+                .where(Room.room_id == room_id)
+                .order_by(RoomMember.joined_at, RoomMember.username)
+            )
             return list(rows)
 
     async def members_versioned(self, room_id: str) -> tuple[int, list[str]]:
         async with self._db.read() as s, s.begin():
             version = await s.scalar(select(Room.members_version).where(Room.room_id == room_id))
-            rows = await s.scalars(select(RoomMember.username).join(Room).where(
-                Room.room_id == room_id).order_by(RoomMember.joined_at, RoomMember.username))
+            rows = await s.scalars(
+                select(RoomMember.username)
+                .join(Room)
+                .where(Room.room_id == room_id)
+                .order_by(RoomMember.joined_at, RoomMember.username)
+            )
             return int(version or 0), list(rows)
 
     async def member(self, room_id: str, username: str) -> MemberRecord | None:
@@ -187,8 +258,10 @@ class SqlRooms:
     async def rooms_of(self, username: str) -> list[tuple[RoomRecord, MemberRecord]]:
         # Read at every connect.
         split = len(_ROOM_COLUMNS)
-        return [(_room_row(row[:split]), _member_row(row[split:]))
-                for row in await self._db.rows(_ROOMS_OF, {"username": username})]
+        return [
+            (_room_row(row[:split]), _member_row(row[split:]))
+            for row in await self._db.rows(_ROOMS_OF, {"username": username})
+        ]
 
     async def count_by_type(self) -> dict[str, int]:
         async with self._db.read() as s:
@@ -202,7 +275,9 @@ class SqlRooms:
             rows = await s.execute(
                 select(RoomMember.username, func.sum(Room.last_seq - RoomMember.delivered_seq))
                 .join(Room, Room.id == RoomMember.room_pk)
-                .where(Room.last_seq > RoomMember.delivered_seq).group_by(RoomMember.username))
+                .where(Room.last_seq > RoomMember.delivered_seq)
+                .group_by(RoomMember.username)
+            )
             return {u: int(n) for u, n in rows.all()}
 
     async def advance_delivered(self, room_id: str, username: str, seq: int) -> int | None:
@@ -225,6 +300,9 @@ class SqlRooms:
             values: dict[str, int] = {"read_seq" if read else "delivered_seq": seq}
             await s.execute(update(RoomMember).where(*where).values(**values))
             if read:
-                await s.execute(update(RoomMember).where(*where, RoomMember.delivered_seq < seq)
-                                .values(delivered_seq=seq))
+                await s.execute(
+                    update(RoomMember)
+                    .where(*where, RoomMember.delivered_seq < seq)
+                    .values(delivered_seq=seq)
+                )
             return int(old)

@@ -58,15 +58,17 @@ class Room(Base):
     members_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     # "joined": members see events after their joined_seq; "shared": all of them
-    history_visibility: Mapped[str] = mapped_column(String(16), default="shared",
-                                                    server_default="shared")
+    history_visibility: Mapped[str] = mapped_column(
+        String(16), default="shared", server_default="shared"
+    )
     __table_args__ = (Index("ix_rooms_owner", "owner"),)
 
 
 class RoomMember(Base):
     __tablename__ = "room_members"
-    room_pk: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"),
-                                         primary_key=True)
+    room_pk: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -99,8 +101,9 @@ class MessageMention(Base):
     """A chat that names a member with ``@username``."""
 
     __tablename__ = "message_mentions"
-    event_id: Mapped[int] = mapped_column(ForeignKey("room_events.id", ondelete="CASCADE"),
-                                          primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("room_events.id", ondelete="CASCADE"), primary_key=True
+    )
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     room_pk: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(BigInteger)
@@ -121,7 +124,8 @@ class ConversationTurn(Base):
     __tablename__ = "conversation_turns"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     username: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -132,8 +136,10 @@ class ConversationTurn(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     # The turn this one follows: regenerate and edit add siblings, never delete.
     parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    __table_args__ = (Index("ix_turns_client_id", "username", "client_message_id"),
-                      Index("ix_turns_parent", "conversation_id", "parent_id"))
+    __table_args__ = (
+        Index("ix_turns_client_id", "username", "client_message_id"),
+        Index("ix_turns_parent", "conversation_id", "parent_id"),
+    )
 
 
 class StoredFile(Base):
@@ -144,8 +150,11 @@ class StoredFile(Base):
     # The room row, not its name: deleting the room deletes the record (and the
     # server its bytes), so a room re-created under the same id gets none of them.
     room_pk: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("rooms.id", ondelete="CASCADE", name="fk_files_room_pk"),
-        nullable=True, index=False)
+        BigId,
+        ForeignKey("rooms.id", ondelete="CASCADE", name="fk_files_room_pk"),
+        nullable=True,
+        index=False,
+    )
     file_name: Mapped[str] = mapped_column(String(255))
     file_size: Mapped[int] = mapped_column(BigInteger)
     mime_type: Mapped[str] = mapped_column(String(255))
@@ -173,8 +182,10 @@ class AiReply(Base):
     billed_usd: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (Index("ix_ai_replies_user_time", "username", "created_at"),
-                      Index("ix_ai_replies_conversation", "conversation_id", "running"))
+    __table_args__ = (
+        Index("ix_ai_replies_user_time", "username", "created_at"),
+        Index("ix_ai_replies_conversation", "conversation_id", "running"),
+    )
 
 
 class Upload(Base):
@@ -199,7 +210,8 @@ class UploadPart(Base):
     needs to assemble it (an S3 part's ETag)."""
 
     __tablename__ = "upload_chunks"
-    file_id: Mapped[str] = mapped_column(ForeignKey("uploads.file_id", ondelete="CASCADE"),
-                                         primary_key=True)
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("uploads.file_id", ondelete="CASCADE"), primary_key=True
+    )
     chunk_index: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(256), default="")

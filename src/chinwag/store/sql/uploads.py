@@ -19,9 +19,19 @@ from chinwag.store.sql.tables import Upload, UploadPart
 
 
 def _record(row: Upload) -> UploadRecord:
-    return UploadRecord(row.file_id, row.owner, row.room_id, row.file_name, row.extension,
-                        row.file_size, row.chunk_size, row.total_chunks, row.handle,
-                        row.last_active, row.finalizing_since)
+    return UploadRecord(
+        row.file_id,
+        row.owner,
+        row.room_id,
+        row.file_name,
+        row.extension,
+        row.file_size,
+        row.chunk_size,
+        row.total_chunks,
+        row.handle,
+        row.last_active,
+        row.finalizing_since,
+    )
 
 
 def _not_claimed_since(stale_before: float) -> Any:
@@ -33,23 +43,36 @@ class SqlUploads:
         self._db = db
         self._insert = sqlite_insert if db.is_sqlite else pg_insert
 
-    async def reserve(self, record: UploadRecord, max_uploads: int,
-                      max_bytes: int) -> Reservation:
+    async def reserve(self, record: UploadRecord, max_uploads: int, max_bytes: int) -> Reservation:
         async with self._db.write() as s:
             if not self._db.is_sqlite:
                 # Two processes reserving for one owner at once: one waits for the other.
-                await s.execute(text("SELECT pg_advisory_xact_lock(hashtext(:owner))"),
-                                {"owner": record.owner})
-            count, reserved = (await s.execute(
-                select(func.count(), func.coalesce(func.sum(Upload.file_size), 0))
-                .where(Upload.owner == record.owner))).one()
+                await s.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:owner))"), {"owner": record.owner}
+                )
+            count, reserved = (
+                await s.execute(
+                    select(func.count(), func.coalesce(func.sum(Upload.file_size), 0)).where(
+                        Upload.owner == record.owner
+                    )
+                )
+            ).one()
             inserted = count < max_uploads and reserved + record.file_size <= max_bytes
             if inserted:
-                s.add(Upload(file_id=record.file_id, owner=record.owner,
-                             room_id=record.room_id, file_name=record.file_name,
-                             extension=record.extension, file_size=record.file_size,
-                             chunk_size=record.chunk_size, total_chunks=record.total_chunks,
-                             handle=record.handle, last_active=record.last_active))
+                s.add(
+                    Upload(
+                        file_id=record.file_id,
+                        owner=record.owner,
+                        room_id=record.room_id,
+                        file_name=record.file_name,
+                        extension=record.extension,
+                        file_size=record.file_size,
+                        chunk_size=record.chunk_size,
+                        total_chunks=record.total_chunks,
+                        handle=record.handle,
+                        last_active=record.last_active,
+                    )
+                )
             return Reservation(inserted, int(count), int(reserved))
 
     async def get(self, file_id: str) -> UploadRecord | None:
@@ -63,37 +86,57 @@ class SqlUploads:
 
     async def record_chunk(self, file_id: str, index: int, token: str, now: float) -> int:
         async with self._db.write() as s:
-            await s.execute(self._insert(UploadPart)
-                            .values(file_id=file_id, chunk_index=index, token=token)
-                            .on_conflict_do_nothing())
-            await s.execute(update(Upload).where(Upload.file_id == file_id)
-                            .values(last_active=now))
-            return int(await s.scalar(select(func.count()).select_from(UploadPart)
-                                      .where(UploadPart.file_id == file_id)) or 0)
+            await s.execute(
+                self._insert(UploadPart)
+                .values(file_id=file_id, chunk_index=index, token=token)
+                .on_conflict_do_nothing()
+            )
+            await s.execute(update(Upload).where(Upload.file_id == file_id).values(last_active=now))
+            return int(
+                await s.scalar(
+                    select(func.count())
+                    .select_from(UploadPart)
+                    .where(UploadPart.file_id == file_id)
+                )
+                or 0
+            )
 
     async def chunks(self, file_id: str) -> dict[int, str]:
         async with self._db.read() as s:
-            rows = await s.execute(select(UploadPart.chunk_index, UploadPart.token)
-                                   .where(UploadPart.file_id == file_id))
+            rows = await s.execute(
+                select(UploadPart.chunk_index, UploadPart.token).where(
+                    UploadPart.file_id == file_id
+                )
+            )
             return {int(index): str(token) for index, token in rows}
 
     async def touch(self, file_id: str, now: float) -> bool:
         async with self._db.write() as s:
-            return _count(await s.execute(update(Upload).where(Upload.file_id == file_id)
-                                          .values(last_active=now))) == 1
+            return (
+                _count(
+                    await s.execute(
+                        update(Upload).where(Upload.file_id == file_id).values(last_active=now)
+                    )
+                )
+                == 1
+            )
 
     async def claim(self, file_id: str, now: float, stale_before: float) -> bool:
         async with self._db.write() as s:
             result = await s.execute(
-                update(Upload).where(Upload.file_id == file_id,
-                                     _not_claimed_since(stale_before))
-                .values(finalizing_since=now, last_active=now))
+                update(Upload)
+                .where(Upload.file_id == file_id, _not_claimed_since(stale_before))
+                .values(finalizing_since=now, last_active=now)
+            )
             return _count(result) == 1
 
     async def release(self, file_id: str, now: float) -> None:
         async with self._db.write() as s:
-            await s.execute(update(Upload).where(Upload.file_id == file_id)
-                            .values(finalizing_since=None, last_active=now))
+            await s.execute(
+                update(Upload)
+                .where(Upload.file_id == file_id)
+                .values(finalizing_since=None, last_active=now)
+            )
 
     async def delete(self, file_id: str) -> bool:
         async with self._db.write() as s:
@@ -101,16 +144,19 @@ class SqlUploads:
             result = await s.execute(delete(Upload).where(Upload.file_id == file_id))
             return _count(result) == 1
 
-    async def take_expired(self, idle_before: float,
-                           stale_before: float) -> list[UploadRecord]:
+    async def take_expired(self, idle_before: float, stale_before: float) -> list[UploadRecord]:
         async with self._db.write() as s:
-            rows = list(await s.scalars(
-                delete(Upload).where(Upload.last_active < idle_before,
-                                     _not_claimed_since(stale_before))
-                .returning(Upload)))
+            rows = list(
+                await s.scalars(
+                    delete(Upload)
+                    .where(Upload.last_active < idle_before, _not_claimed_since(stale_before))
+                    .returning(Upload)
+                )
+            )
             if rows:
-                await s.execute(delete(UploadPart).where(
-                    UploadPart.file_id.in_([r.file_id for r in rows])))
+                await s.execute(
+                    delete(UploadPart).where(UploadPart.file_id.in_([r.file_id for r in rows]))
+                )
             return [_record(r) for r in rows]
 
     async def count(self) -> int:

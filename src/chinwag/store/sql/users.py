@@ -10,20 +10,37 @@ from chinwag.store.base import UserChanges, UserRecord
 from chinwag.store.sql.database import Database, stored_time
 from chinwag.store.sql.tables import User
 
-_COLUMNS = (User.id, User.username, User.password_hash, User.is_admin, User.created_at,
-            User.disabled, User.budget_tokens_per_day, User.budget_usd_per_month)
+_COLUMNS = (
+    User.id,
+    User.username,
+    User.password_hash,
+    User.is_admin,
+    User.created_at,
+    User.disabled,
+    User.budget_tokens_per_day,
+    User.budget_usd_per_month,
+)
 _BY_NAME = select(*_COLUMNS).where(User.username == bindparam("username"))
 
 
 def _record(row: User) -> UserRecord:
-    return UserRecord(row.id, row.username, row.password_hash, row.is_admin, row.created_at,
-                      bool(row.disabled), row.budget_tokens_per_day, row.budget_usd_per_month)
+    return UserRecord(
+        row.id,
+        row.username,
+        row.password_hash,
+        row.is_admin,
+        row.created_at,
+        bool(row.disabled),
+        row.budget_tokens_per_day,
+        row.budget_usd_per_month,
+    )
 
 
 def _from_columns(row: Any) -> UserRecord:
     id, name, password_hash, is_admin, created, disabled, tokens, usd = row
-    return UserRecord(id, name, password_hash, bool(is_admin), stored_time(created),
-                      bool(disabled), tokens, usd)
+    return UserRecord(
+        id, name, password_hash, bool(is_admin), stored_time(created), bool(disabled), tokens, usd
+    )
 
 
 class SqlUsers:
@@ -33,8 +50,12 @@ class SqlUsers:
     async def create(self, username: str, password_hash: str, is_admin: bool = False) -> UserRecord:
         try:
             async with self._db.write() as s:
-                row = User(username=username, password_hash=password_hash, is_admin=is_admin,
-                           disabled=False)
+                row = User(
+                    username=username,
+                    password_hash=password_hash,
+                    is_admin=is_admin,
+                    disabled=False,
+                )
                 s.add(row)
                 await s.flush()
                 return _record(row)
@@ -56,9 +77,13 @@ class SqlUsers:
         async with self._db.read() as s:
             rows = await s.scalars(
                 select(User.username)
-                .where(func.lower(User.username).like(escaped + "%", escape="\\"),
-                       User.disabled.is_(False))
-                .order_by(User.username).limit(limit))
+                .where(
+                    func.lower(User.username).like(escaped + "%", escape="\\"),
+                    User.disabled.is_(False),
+                )
+                .order_by(User.username)
+                .limit(limit)
+            )
             return list(rows)
 
     async def update(self, username: str, changes: UserChanges) -> UserRecord | None:
@@ -85,8 +110,9 @@ class SqlUsers:
         async with self._db.write() as s:
             row = await s.scalar(select(User).where(User.username == username))
             if row is None:
-                row = User(username=username, password_hash=password_hash, is_admin=True,
-                           disabled=False)
+                row = User(
+                    username=username, password_hash=password_hash, is_admin=True, disabled=False
+                )
                 s.add(row)
             else:
                 row.password_hash = password_hash

@@ -17,8 +17,8 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -80,24 +80,27 @@ def upgrade() -> None:
     if sqlite and _sqlite_version() >= (3, 42, 0):
         # Deleted rows leave the index itself at once, not only at the next merge.
         op.execute("INSERT INTO room_events_fts(room_events_fts, rank) VALUES ('secure-delete', 1)")
-    op.create_table('message_mentions',
-    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('room_pk', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('seq', sa.BigInteger(), nullable=False),
-    sa.Column('by', sa.String(length=64), nullable=False),
-    sa.ForeignKeyConstraint(['event_id'], ['room_events.id'], ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['room_pk'], ['rooms.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('event_id', 'username')
+    op.create_table(
+        "message_mentions",
+        sa.Column("event_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("username", sa.String(length=64), nullable=False),
+        sa.Column("room_pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("by", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(["event_id"], ["room_events.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["room_pk"], ["rooms.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("event_id", "username"),
     )
-    with op.batch_alter_table('message_mentions', schema=None) as batch_op:
-        batch_op.create_index('ix_message_mentions_user', ['username', 'room_pk', 'seq'], unique=False)
+    with op.batch_alter_table("message_mentions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_message_mentions_user", ["username", "room_pk", "seq"], unique=False
+        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('message_mentions', schema=None) as batch_op:
-        batch_op.drop_index('ix_message_mentions_user')
-    op.drop_table('message_mentions')
+    with op.batch_alter_table("message_mentions", schema=None) as batch_op:
+        batch_op.drop_index("ix_message_mentions_user")
+    op.drop_table("message_mentions")
     op.execute("DROP INDEX ix_room_events_ref")
     if op.get_bind().dialect.name == "sqlite":
         for trigger in ("insert", "delete", "update"):
