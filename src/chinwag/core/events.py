@@ -39,7 +39,9 @@ class Events:
         self.publisher = hub.publisher
         self.presence = presence
         # room -> (membership version, members): re-read only when the version the
-        # store returns with each append differs, so it is right across processes.
+        # store returns (with each append, with each room row) differs, so it is right
+        # across processes. A room created again under a deleted one's name never
+        # repeats its versions (the store's ``first_members_version``).
         self._members: dict[str, tuple[int, list[str]]] = {}
         # (room, after seq) -> the store read in flight: sessions of one room that
         # catch up from the same seq (all of them, after a broker outage) share it.

@@ -35,10 +35,6 @@ def _capacity(room: RoomRecord) -> int | None:
     return PRIVATE_MEMBERS if room.room_type == "private" else None
 
 
-#: Member lists kept for joins (the most recently read rooms).
-MEMBER_LISTS_KEPT = 1024
-
-
 @dataclass(frozen=True, slots=True)
 class Joined:
     room: RoomRecord
@@ -59,11 +55,6 @@ class Rooms:
         self.events = events
         self.max_rooms_per_user = max_rooms_per_user  # rooms a non-admin may own at once
         self.unpublish = unpublish  # deletes a published file by its stored name
-        # room -> (members_version, members): a member's join of a big room reads the
-        # room row anyway, and the member list only when its version moved. (A room
-        # created again under a deleted one's name never repeats its versions: see
-        # the store's ``first_members_version``.)
-        self._members: dict[str, tuple[int, list[str]]] = {}
 
     async def create(
         self,
@@ -174,18 +165,13 @@ class Rooms:
         return Joined(room, await self._read_members(room), seq, True)
 
     async def members_of(self, room: RoomRecord) -> list[str]:
-        """The room's members as of ``room`` (read at its ``members_version``)."""
-        cached = self._members.get(room.room_id)
-        if cached is not None and cached[0] == room.members_version:
-            return cached[1]
-        return await self._read_members(room)
+        """The room's members as of ``room`` (read at its ``members_version``): a
+        member's join of a big room reads the room row anyway, and the member list
+        only when its version moved (the cache is ``Events.members``)."""
+        return await self.events.members(room.room_id, room.members_version)
 
     async def _read_members(self, room: RoomRecord) -> list[str]:
-        version, members = await self.store.rooms.members_versioned(room.room_id)
-        if len(self._members) >= MEMBER_LISTS_KEPT:
-            del self._members[next(iter(self._members))]  # the oldest entry
-        self._members[room.room_id] = (version, members)
-        return members
+        return await self.events.members(room.room_id, None)  # membership just changed
 
     async def leave(self, actor: Identity, room_id: str) -> int:
         if (await self.get(room_id)).room_type == PERSONAL:
