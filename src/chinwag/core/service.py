@@ -431,16 +431,23 @@ class ChatService:
         session.send(confirmation(record, "delivered", queued_for=queued))
         await self.message_ops.notify_mentions(record, members)
         if plan is not None:
-            turn = await self.store.conversations.add_turn(
-                plan.conv.id,
-                "user",
-                data.message,
-                username=who.username,
-                client_message_id=msg.message_id,
-                parent_id=plan.parent_id,
-            )
-            plan.answer_to = turn.id
+            await self._add_question(plan, who, data.message, msg.message_id)
             self.assistant.start(plan)
+
+    async def _add_question(
+        self, plan: Plan, who: Identity, text: str, message_id: str | None
+    ) -> int:
+        """Store the user's turn the planned reply answers; its id."""
+        turn = await self.store.conversations.add_turn(
+            plan.conv.id,
+            "user",
+            text,
+            username=who.username,
+            client_message_id=message_id,
+            parent_id=plan.parent_id,
+        )
+        plan.answer_to = turn.id
+        return turn.id
 
     async def _prior(self, room_id: str, username: str, client_id: str) -> EventRecord | None:
         return await self.store.events.find(room_id, username, client_id)
@@ -458,17 +465,9 @@ class ChatService:
                 return
         plan = await self.assistant.admit(who, data, data.message, data.conversation_id, None)
         try:
-            turn = await self.store.conversations.add_turn(
-                plan.conv.id,
-                "user",
-                data.message,
-                username=who.username,
-                client_message_id=msg.message_id,
-                parent_id=plan.parent_id,
-            )
-            plan.answer_to = turn.id
+            turn_id = await self._add_question(plan, who, data.message, msg.message_id)
         except BaseException:
             await self.assistant.release(plan)
             raise
-        session.send(frames.ai_confirmation(msg.message_id, turn.id, plan.conv.id))
+        session.send(frames.ai_confirmation(msg.message_id, turn_id, plan.conv.id))
         self.assistant.start(plan)
