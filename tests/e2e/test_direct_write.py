@@ -6,6 +6,7 @@ A real listening socket, the real protocol class, a real websockets client."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 from websockets.asyncio.client import connect
+from websockets.http11 import Request
 
 from chinwag.core.outbox import OutFrame
 from chinwag.server.direct_write import (
@@ -153,3 +155,35 @@ async def test_a_large_tick_is_written_in_bounded_pieces(endpoint: tuple[Endpoin
         assert [g.split(":", 1)[0] for g in got if isinstance(g, str)] == [
             str(i) for i in range(12)
         ]
+
+
+async def test_the_handshake_request_with_its_token_is_emptied_at_accept(
+    endpoint: tuple[Endpoint, int],
+) -> None:
+    app, port = endpoint
+    url = f"ws://127.0.0.1:{port}/ws?token=secret-token-123"
+    async with connect(url, additional_headers={"X-Seen": "header-value-456"}) as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        await app.protocol
+        # websockets' parser keeps the server's request object for the connection's
+        # life; the client keeps its own copy (ws.request)
+        kept = [o for o in gc.get_objects() if type(o) is Request and o is not ws.request]
+        assert not [r for r in kept if "secret-token-123" in r.path]
+        assert not [r for r in kept if "header-value-456" in str(r.headers)]
+        await ws.close()
+
+
+async def test_a_send_waiting_on_flow_control_goes_out_when_writing_resumes(
+    endpoint: tuple[Endpoint, int],
+) -> None:
+    app, port = endpoint
+    async with connect(f"ws://127.0.0.1:{port}/") as ws:
+        await asyncio.wait_for(ws.recv(), 5)
+        protocol = await app.protocol
+        protocol.pause_writing()
+        send = asyncio.create_task(protocol.send({"type": "websocket.send", "text": "later"}))
+        await asyncio.sleep(0)
+        assert not send.done()
+        protocol.resume_writing()
+        await asyncio.wait_for(send, 5)
+        assert await asyncio.wait_for(ws.recv(), 5) == "later"
