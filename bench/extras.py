@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ai_streams import ai_streams_rep
 from extras_support import MB, percentile, pinned, start_chinwag, ws_url
 from procstat import Pinning, log
 from report import Cell
@@ -237,6 +238,13 @@ AI_METRICS: list[Metric] = [
     ("ttfc_p50_ms_8", "first chunk p50 ms, 8 streams", "{:.1f}"),
     ("ttfc_p99_ms_8", "first chunk p99 ms, 8 streams", "{:.1f}"),
 ]
+STREAMS_METRICS: list[Metric] = [
+    ("tokens_per_s", "tokens/s delivered", "{:,.0f}"),
+    ("chunk_p50_ms", "chunk latency p50 ms", "{:.1f}"),
+    ("chunk_p99_ms", "chunk latency p99 ms (bar 20)", "{:.1f}"),
+    ("cpu_us_per_token", "server CPU µs/token", "{:.1f}"),
+    ("loadgen_busy", "load gen busy", "{:.2f}"),
+]
 UPLOAD_METRICS: list[Metric] = [
     ("mb_s", "upload MB/s", "{:.1f}"),
     ("idle_rss_mib", "server RSS before MiB", "{:.0f}"),
@@ -248,10 +256,28 @@ STORE_METRICS: list[Metric] = [
 ]
 
 
+def ai_streams(name: str, streams: int, words: int) -> Extra:
+    return Extra(
+        name,
+        f"{streams} AI replies streaming at once, 50 tokens/s each, one user and "
+        "WebSocket each, one server process",
+        STREAMS_METRICS,
+        functools.partial(ai_streams_rep, streams=streams, words=words),
+    )
+
+
+def smoke_extras() -> list[Extra]:
+    """The one chinwag-only scenario small enough for --smoke (a few seconds)."""
+    return [ai_streams("ai-streams-20", 20, 40)]
+
+
 def extras(quick: bool) -> list[Extra]:
     """The chinwag-only scenarios of a full or a --quick run."""
     replies, size_mb, events = (16, 10, 500) if quick else (96, 50, 2000)
     return [
+        ai_streams("ai-streams-100", 100, 100)
+        if quick
+        else ai_streams("ai-streams-1000", 1000, 400),
         Extra(
             "ai-relay",
             f"AI relay, offline model at full speed: {replies} replies on 1 "

@@ -14,8 +14,9 @@ Scenarios (every target, same sizes):
               for it: authenticated connects/s and server CPU per connect
   idle-50000  50,000 idle connections over 4 server and 3 generator processes
               (chinwag --workers 4 on PostgreSQL + Redis; not in --quick/--smoke)
-chinwag only (bench/extras.py; the peers' cells say n/a; not in --smoke):
-  ai-relay, upload-50mb, store-sqlite, store-postgres
+chinwag only (bench/extras.py; the peers' cells say n/a; --smoke: ai-streams-20 only):
+  ai-streams-1000 (ai-streams-100 --quick), ai-relay, upload-50mb, store-sqlite,
+  store-postgres
 
 Each repetition starts a fresh server pinned to cpu 0 and the Node load
 generator pinned to cpu 1; targets that cannot start are skipped with the
@@ -119,7 +120,8 @@ def main() -> int:
     a = ap.parse_args()
 
     scenarios = SMOKE if a.smoke else QUICK if a.quick else FULL
-    extra = [] if a.smoke else extras.extras(a.quick)  # chinwag-only, after the others
+    # chinwag-only, after the others
+    extra = extras.smoke_extras() if a.smoke else extras.extras(a.quick)
     if a.scenarios:
         want = a.scenarios.split(",")
         known = {s.name for s in scenarios} | {x.name for x in extra}

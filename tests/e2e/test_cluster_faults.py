@@ -351,3 +351,34 @@ async def test_redis_restart_mid_traffic_loses_nothing_and_heals_without_a_resta
 
 async def _has_seq(client: ChatClient, room: str, seq: int) -> bool:
     return any(s == seq for s, _ in chats(client, room))
+
+
+async def test_assistant_typing_of_a_sigkilled_process_ends_for_the_others(
+    pg_url: str, start_server: StartServer, name: Namer
+) -> None:
+    # A slow offline model: the reply streams for far longer than the test runs.
+    env = cluster_env(pg_url, OFFLINE_TOKEN_DELAY=TYPING_TIMEOUT, AI_PROVIDER="offline")
+    survivor, victim = await start_cluster(start_server, 2, env)
+    room = name("shared")
+    alice, bob = await victim.user(name()), await survivor.user(name())
+    a = await joined(victim, alice, room, "shared")
+    b = await joined(survivor, bob, room)
+    await a.send(chat(room, "tell me a long story", "ask-1", ai=True))
+    started = await b.expect("typing", lambda f: f["data"]["username"] == "assistant")
+    assert started["data"]["is_typing"] is True
+    # The reply streams for longer than one lease (1.5 timeouts): the victim's
+    # renewals keep it shown on the survivor, without showing it again.
+    for _ in range(3):
+        await b.expect("chat", lambda f: f["data"].get("streaming") is True)
+    assert b.pending("typing") == []
+    kill(victim)  # it never sends the assistant's is_typing:false
+    loop = asyncio.get_running_loop()
+    killed = loop.time()
+    ended = await b.expect("typing", timeout=TYPING_TIMEOUT * 1.5 + 5)
+    assert ended["data"] == {
+        "user_id": "assistant",
+        "username": "assistant",
+        "is_typing": False,
+        "room_id": room,
+    }
+    assert loop.time() - killed <= TYPING_TIMEOUT * 1.5 + 1

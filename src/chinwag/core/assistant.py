@@ -21,6 +21,7 @@ from chinwag.ai.tokens import count_tokens
 from chinwag.core import metrics
 from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
+from chinwag.core.leases import Lease
 from chinwag.core.personal import ensure_personal
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
@@ -38,6 +39,7 @@ ASSISTANT = "assistant"
 class AssistantConfig:
     timeout: float
     drain_timeout: float = 30.0  # how long replies running at shutdown may go on
+    typing_timeout: float = 10.0  # the assistant's typing lease: as a user's (typing_state)
 
 
 @dataclass(slots=True)
@@ -177,8 +179,10 @@ class Assistant:
         started = time.monotonic()
         outcome = _Outcome(plan.models[0])
         self.stats.ai_requests += 1
+        typing = None
         if plan.room_id:
-            await self._typing(plan.room_id, True)
+            await self._typing(plan.room_id, plan.conv.id, True)
+            typing = asyncio.create_task(self._keep_typing(plan.room_id, plan.conv.id))
         try:
             for index, model in enumerate(plan.models):
                 outcome = _Outcome(model, prompt_tokens=plan.prompt_tokens)
@@ -196,8 +200,10 @@ class Assistant:
         finally:
             if self._running.get(plan.conv.id) is reply:
                 del self._running[plan.conv.id]
+            if typing is not None:
+                typing.cancel()
             if plan.room_id:
-                await self._typing(plan.room_id, False)
+                await self._typing(plan.room_id, plan.conv.id, False)
 
     async def _stream(self, plan: Plan, out: _Outcome, reply: _Reply) -> None:
         provider = self.catalog.provider_for(out.model)
@@ -328,6 +334,19 @@ class Assistant:
         if plan.fell_back or out.model != plan.models[0]:
             metrics.AI_FALLBACKS.labels(name, out.model).inc()
 
-    async def _typing(self, room_id: str, on: bool) -> None:
+    async def _typing(self, room_id: str, conversation_id: int, on: bool) -> None:
+        """The assistant's typing in the room, leased like a user's (``leases.py``): if
+        this process dies mid-reply, the others end it when the lease lapses. One
+        lease per reply, so two replies in one room each show their start and end."""
         text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
-        await self.events.hub.publish_ephemeral(room_id, text)
+        end = text if not on else encode(frames.typing(room_id, ASSISTANT, ASSISTANT, False))
+        ttl = self.config.typing_timeout * 1.5
+        lease = Lease(f"typing:{ASSISTANT}:{conversation_id}", on, ttl, end)
+        await self.events.hub.publish_ephemeral(room_id, text, lease=lease)
+
+    async def _keep_typing(self, room_id: str, conversation_id: int) -> None:
+        """Renew the lease while the reply runs (renewals are not shown again)."""
+        while True:
+            await asyncio.sleep(self.config.typing_timeout / 3)
+            with contextlib.suppress(Exception):  # the next renewal tries again
+                await self._typing(room_id, conversation_id, True)

@@ -64,5 +64,5 @@ def ai_setup(settings: Settings, catalog: Catalog, node_id: str) -> AISetup:
             lease_seconds=max(60.0, 3 * settings.ai_timeout),
             node_id=node_id,
         ),
-        AssistantConfig(settings.ai_timeout, settings.drain_timeout),
+        AssistantConfig(settings.ai_timeout, settings.drain_timeout, settings.typing_timeout),
     )
