@@ -351,6 +351,10 @@ class Client(MessageOps):
         rooms = {r: seq for r, seq in self.order.last.items() if r not in self.inbox.behind}
         if rooms:
             await self._sync(rooms)
+        for room in self.requests.joining():
+            # Its join may have been carried out, the answer lost: an event of the
+            # room arriving first (the offline queue) must not set its start.
+            self.order.last.setdefault(room, 0)
         for frame in self.requests.to_resend():
             await ws.send(dumps(frame))
         self._connected.set()
