@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Coroutine
 from typing import Any
 
@@ -59,6 +60,17 @@ class CuttingProxy:
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds)
+                self.cut()
+
+        self._spawn(loop())
+
+    def cut_randomly(self, rng: random.Random, low: float, high: float) -> None:
+        """Cut after a random wait between ``low`` and ``high`` seconds, again and
+        again (``rng`` seeded by the caller, so a failing run can be replayed)."""
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(rng.uniform(low, high))
                 self.cut()
 
         self._spawn(loop())

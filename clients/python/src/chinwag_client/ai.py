@@ -33,7 +33,7 @@ class AskStream:
         room_id: str | None,
         options: dict[str, Any],
     ) -> None:
-        from chinwag_client.client import new_message_id
+        from chinwag_client.pending import new_message_id
 
         self.client = client
         self.room_id = room_id
@@ -100,13 +100,13 @@ class AskStream:
         return (None, "@" + self.client.username)
 
     async def _run(self) -> AsyncIterator[str]:
-        from chinwag_client.client import _confirms
+        from chinwag_client.messages import confirms
 
         client = self.client
         stop = client.listen(self._watch)
         try:
             connections = client.connections
-            await client.request(self.frame, lambda f: _confirms(f, self.message_id))
+            await client.request(self.frame, lambda f: confirms(f, self.message_id))
             parts: list[str] = []
             while True:
                 try:

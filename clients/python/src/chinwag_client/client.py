@@ -3,11 +3,14 @@
 Invariants, for a reader of this module:
 - one task (``_run``) owns the WebSocket: it connects, reads, and reconnects; every
   other coroutine only sends through ``_transmit`` and waits on futures;
-- a request (chat, join, upload step …) stays in ``_pending`` until its answer
-  arrives; after a reconnect every pending request marked ``resend`` is sent again,
-  unchanged (same ``message_id``), after the ``sync`` that resumes the rooms;
-- stored room events reach the application only through ``RoomOrder``, so each is
-  handed over once, in seq order, whatever was replayed twice."""
+- a request (chat, join, upload step …) waits in ``Requests`` until its answer
+  arrives; after a reconnect every one marked ``resend`` is sent again, unchanged,
+  after the ``sync`` that resumes the rooms;
+- every room joined is resumed: from the last seq handed over, or from 0 when
+  none was yet (a join whose answer was lost in a drop included);
+- stored room events reach the application only through the ``Inbox`` and its
+  ``RoomOrder``, so each is handed over once, in seq order, whatever was replayed
+  twice, and the queue stays bounded however slowly the application reads."""
 
 from __future__ import annotations
 
@@ -15,9 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,10 +31,10 @@ from chinwag_client import ai, rest, uploads
 from chinwag_client.auth import Credentials
 from chinwag_client.backoff import AUTH_FAILED, Backoff
 from chinwag_client.connection import dumps, loads
-from chinwag_client.errors import ChinwagError, ClientClosed, RequestError, SignInError
+from chinwag_client.errors import ChinwagError, ClientClosed, SignInError
+from chinwag_client.inbox import DEFAULT_LIMIT, Inbox
+from chinwag_client.messages import MessageOps
 from chinwag_client.models import (
-    Change,
-    Confirmation,
     Event,
     Frame,
     Reply,
@@ -41,31 +42,19 @@ from chinwag_client.models import (
     SearchResult,
     UploadedFile,
 )
-from chinwag_client.ordering import RoomOrder
+from chinwag_client.pending import Dropped, Requests, new_message_id
 
 log = logging.getLogger("chinwag_client")
 WS_PATH = "/api/v1/ws/ws"
 _INTERNAL = frozenset({"connect", "pong", "system", "refresh_token"})
-_CLOSED = object()
 
 
-class Dropped(Exception):
-    """The connection dropped before a request that is not resent was answered."""
-
-
-@dataclass(eq=False)
-class _Pending:
-    frame: Frame
-    is_answer: Callable[[Frame], bool]
-    future: asyncio.Future[Frame]
-    resend: bool
-
-
-class Client:
+class Client(MessageOps):
     """Sign in, connect, and stay connected until the ``async with`` block ends.
 
     ``backoff`` sets the reconnect delays; ``open_timeout`` bounds each connection
-    attempt and the first connection of ``async with``."""
+    attempt and the first connection of ``async with``; ``queue_limit`` bounds the
+    events waiting for ``events()`` (see ``Inbox``)."""
 
     def __init__(
         self,
@@ -75,6 +64,7 @@ class Client:
         *,
         backoff: Backoff | None = None,
         open_timeout: float = 10,
+        queue_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -82,18 +72,17 @@ class Client:
         self.open_timeout = open_timeout
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=30)
         self.credentials = Credentials(self.http, username, password)
-        self.order = RoomOrder()
+        self.inbox = Inbox(queue_limit, self._resume)
+        self.order = self.inbox.order
+        self.requests = Requests(self._transmit)
         self.rooms: set[str] = set()
         self.connections = 0  # how many times a connection was opened (1 = never dropped)
         self.close_codes: list[int | None] = []  # how each connection attempt ended
-        self._pending: dict[str, _Pending] = {}
         self._listeners: list[Callable[[Frame], bool]] = []
-        self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
-        self._syncing: set[str] = set()
+        self._rejoining: set[str] = set()  # joins pending when the connection dropped
         self._run_task: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._closing = False
         self.user_id: int | None = None
@@ -123,10 +112,9 @@ class Client:
             self._run_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._run_task
-        for task in list(self._background):
-            task.cancel()
-        self._fail_all(ClientClosed("the client is closed"), everything=True)
-        self._events.put_nowait(_CLOSED)
+        await self.requests.cancel_background()
+        self.requests.fail_all(ClientClosed("the client is closed"), everything=True)
+        self.inbox.close()
         await self.http.aclose()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
@@ -153,18 +141,9 @@ class Client:
 
     def events(self) -> AsyncIterator[Event]:
         """Every event for the application. Stored room events come exactly once, in
-        seq order per room; the iterator ends when the client closes."""
-        return self._iterate_events()
-
-    async def _iterate_events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._events.get()
-            if item is _CLOSED:
-                self._events.put_nowait(_CLOSED)  # for any other iterator
-                if self._failure is not None:
-                    raise ClientClosed(f"the client gave up: {self._failure}") from self._failure
-                return
-            yield item
+        seq order per room; the iterator ends when the client closes. At most
+        ``queue_limit`` events wait: see ``Inbox`` for what a slow reader gets."""
+        return aiter(self.inbox)
 
     async def join(
         self, room_id: str, room_type: str = "shared", room_name: str | None = None
@@ -190,59 +169,6 @@ class Client:
         )
         self.rooms.discard(room_id)
         self.order.forget(room_id)
-
-    async def send(
-        self,
-        room_id: str,
-        text: str,
-        ai: bool = False,
-        reply_to: int | None = None,
-        *,
-        message_id: str | None = None,
-        **options: Any,
-    ) -> Confirmation:
-        """Store ``text`` in the room. Resent with the same ``message_id`` after a
-        drop until the server confirms it (a resend is never stored twice).
-        ``reply_to``: the server id of the message (same room) this one answers."""
-        if reply_to is not None:
-            options["reply_to"] = reply_to
-        mid = message_id or new_message_id()
-        frame = {
-            "type": "chat",
-            "room_id": room_id,
-            "message_id": mid,
-            "data": {"message": text, "ai": ai, **options},
-        }
-        answer = await self.request(frame, lambda f: _confirms(f, mid))
-        return Confirmation.from_data(answer["data"])
-
-    async def edit(self, room_id: str, message_id: int, text: str) -> Change:
-        """Replace the text of one's own message (``message_id``: its server id);
-        every participant gets a stored ``message_edited``. ``FORBIDDEN`` for
-        someone else's message, ``NOT_FOUND`` for an unknown or deleted one."""
-        return await self._change(
-            room_id, "edit_message", {"message_id": message_id, "content": text}
-        )
-
-    async def delete(self, room_id: str, message_id: int) -> Change:
-        """Delete a message (its author, the room's owner or an admin): its text is
-        gone from the server; every participant gets a stored ``message_deleted``."""
-        return await self._change(room_id, "delete_message", {"message_id": message_id})
-
-    async def react(self, room_id: str, message_id: int, emoji: str, on: bool = True) -> Change:
-        """Give (``on``) or take back a reaction; every participant gets a stored
-        ``reaction``. One per user and emoji: a repeat is answered ``unchanged``."""
-        return await self._change(
-            room_id, "react", {"message_id": message_id, "emoji": emoji, "on": on}
-        )
-
-    async def _change(self, room_id: str, kind: str, data: dict[str, Any]) -> Change:
-        """Like ``send``: resent with the same ``message_id`` after a drop until
-        confirmed; the server carries it out once (a resend answers ``duplicate``)."""
-        mid = new_message_id()
-        frame = {"type": kind, "room_id": room_id, "message_id": mid, "data": data}
-        answer = await self.request(frame, lambda f: _confirms(f, mid))
-        return Change.from_data(answer["data"])
 
     async def search(
         self, q: str, room_id: str | None = None, limit: int | None = None
@@ -324,18 +250,9 @@ class Client:
         the frame is sent again after each reconnect until answered; without, a drop
         raises ``Dropped``."""
         self._raise_if_failed()
-        mid = frame.setdefault("message_id", new_message_id())
-        pending = _Pending(frame, is_answer, asyncio.get_running_loop().create_future(), resend)
-        self._pending[mid] = pending
-        try:
-            if self._ws is not None:
-                await self._transmit(frame)
-            elif not resend:
-                raise Dropped("not connected")
-            async with asyncio.timeout(timeout):
-                return await pending.future
-        finally:
-            self._pending.pop(mid, None)
+        return await self.requests.request(
+            frame, is_answer, resend=resend, timeout=timeout, connected=self._ws is not None
+        )
 
     def listen(self, listener: Callable[[Frame], bool]) -> Callable[[], None]:
         """Call ``listener`` with every frame received (before ordering); a frame it
@@ -367,8 +284,8 @@ class Client:
             raise
         except SignInError as exc:  # a refused password: reconnecting cannot help
             self._failure = exc
-            self._fail_all(ClientClosed(f"the client gave up: {exc}"), everything=True)
-            self._events.put_nowait(_CLOSED)
+            self.requests.fail_all(ClientClosed(f"the client gave up: {exc}"), everything=True)
+            self.inbox.close(exc)
 
     async def _connect_once(self, sign_in: bool) -> tuple[int | None, bool]:
         """One connection, from opening to its end: (close code, whether it opened).
@@ -425,27 +342,40 @@ class Client:
         return f"{ws_scheme}://{rest}{WS_PATH}?{urlencode({'token': token})}"
 
     async def _opened(self, ws: ClientConnection) -> None:
-        """Resume: sync every room from the last seq handed over, then resend."""
+        """Resume: sync every room joined from the last seq handed over (0 if none
+        was yet: its first events may have been lost in the drop), then resend."""
         self._ws = ws
         self.connections += 1
-        self._syncing.clear()
-        if self.order.last:
-            self._syncing.update(self.order.last)
-            await ws.send(dumps({"type": "sync", "data": {"rooms": dict(self.order.last)}}))
-        for pending in list(self._pending.values()):
-            if pending.resend and not pending.future.done():
-                await ws.send(dumps(pending.frame))
+        for room in self.rooms - self.inbox.behind:
+            self.order.last.setdefault(room, 0)
+        rooms = {r: seq for r, seq in self.order.last.items() if r not in self.inbox.behind}
+        if rooms:
+            await self._sync(rooms)
+        for room in self.requests.joining():
+            # Its join may have been carried out, the answer lost: an event of the
+            # room arriving first (the offline queue) must not set its start.
+            self.order.last.setdefault(room, 0)
+        for frame in self.requests.to_resend():
+            await ws.send(dumps(frame))
         self._connected.set()
 
     def _closed_connection(self) -> None:
         self._ws = None
         self._connected.clear()
-        self._fail_all(Dropped("the connection dropped"), everything=False)
+        self._rejoining |= self.requests.joining()
+        self.inbox.connection_closed()
+        self.requests.fail_all(Dropped("the connection dropped"), everything=False)
 
-    def _fail_all(self, exc: Exception, *, everything: bool) -> None:
-        for pending in list(self._pending.values()):
-            if (everything or not pending.resend) and not pending.future.done():
-                pending.future.set_exception(exc)
+    async def _sync(self, rooms: dict[str, int]) -> None:
+        """Ask for every stored event of ``rooms`` after the given seqs again."""
+        if self._ws is None:
+            return  # the next connection syncs every room
+        self.inbox.sent_sync(rooms)
+        await self._transmit({"type": "sync", "data": {"rooms": rooms}})
+
+    def _resume(self, rooms: dict[str, int]) -> None:
+        """The application caught up with rooms that fell behind: replay the rest."""
+        self.requests.spawn(self._sync(rooms))
 
     async def _refresh_tokens(self, ws: ClientConnection) -> None:
         """Give the connection a new token before the current one expires."""
@@ -469,86 +399,40 @@ class Client:
         claimed = False
         for listener in list(self._listeners):
             claimed = listener(frame) or claimed
-        answered = await self._answer(frame, kind, data) or claimed
+        if kind == "join_room" and "joined_at" in data and frame.get("room_id"):
+            await self._joined(str(frame["room_id"]))
+        answered = self.requests.answer(frame, kind, data) or claimed
         if kind in _INTERNAL:
             return
         if kind == "sync" and data.get("complete"):
             for room, upto in (data.get("rooms") or {}).items():
-                self._syncing.discard(room)
-                self._hand_over(self.order.synced(room, int(upto)))
+                self.inbox.synced(room, int(upto))
             return
         event = Event.from_frame(frame)
         if event.stored:
-            assert event.room_id is not None
-            self._hand_over(self.order.offer(event))
-            if self.order.has_gap(event.room_id) and event.room_id not in self._syncing:
-                self._syncing.add(event.room_id)
-                await self._transmit(
-                    {
-                        "type": "sync",
-                        "data": {"rooms": {event.room_id: self.order.last[event.room_id]}},
-                    }
-                )
+            room = event.room_id
+            assert room is not None
+            self.inbox.offer(event)
+            if self.order.has_gap(room) and room not in self.inbox.syncing:
+                await self._sync({room: self.order.last[room]})
         elif kind == "mention" and event.room_id and event.mention_seq is not None:
             # The mention may overtake its chat (another channel): it waits for it.
-            self._hand_over(self.order.offer_after(event, event.mention_seq))
+            self.inbox.offer_after(event, event.mention_seq)
         elif not answered:
             if kind in ("leave_room", "room_deleted") and event.room_id:
                 self.rooms.discard(event.room_id)
                 self.order.forget(event.room_id)
-            self._events.put_nowait(event)
+            self.inbox.put(event)
 
-    async def _answer(self, frame: Frame, kind: object, data: dict[str, Any]) -> bool:
-        """Resolve the pending request this frame answers; True if it was one."""
-        if kind == "error":
-            pending = self._pending.get(str(data.get("message_id")))
-            if pending is None or pending.future.done():
-                return False
-            if data.get("code") == "RATE_LIMIT" and pending.resend:
-                self._resend_later(pending, float(data.get("retry_after") or 1))
-                return True
-            pending.future.set_exception(
-                RequestError(
-                    str(data.get("code")), str(data.get("error", "")), data.get("details"), data
-                )
-            )
-            return True
-        for pending in list(self._pending.values()):
-            if not pending.future.done() and pending.is_answer(frame):
-                pending.future.set_result(frame)
-                return True
-        return False
-
-    def _resend_later(self, pending: _Pending, delay: float) -> None:
-        """The server refused the frame for the rate limit: send it again after the
-        wait it asked for (unless answered or given up by then)."""
-
-        async def resend() -> None:
-            await asyncio.sleep(delay)
-            if not pending.future.done():
-                await self._transmit(pending.frame)
-
-        task = asyncio.create_task(resend())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def _hand_over(self, events: list[Event]) -> None:
-        for event in events:
-            self._events.put_nowait(event)
-
-
-def new_message_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _confirms(frame: Frame, message_id: str) -> bool:
-    data = frame.get("data") or {}
-    return (
-        frame.get("type") == "delivery_confirmation"
-        and data.get("message_id") == message_id
-        and data.get("status") == "delivered"
-        and "recipient" not in data
-    )
+    async def _joined(self, room: str) -> None:
+        """The server confirmed a join. If its request was pending when a connection
+        dropped, the first answer (and the room's first events) may have been lost
+        with it: the room is replayed from its cursor, 0 if it had none."""
+        self.rooms.add(room)
+        if room in self._rejoining:
+            self._rejoining.discard(room)
+            if room not in self.inbox.behind:
+                await self._sync({room: self.order.last.setdefault(room, 0)})
 
 
 __all__ = ["Client", "Dropped", "SignInError", "new_message_id"]

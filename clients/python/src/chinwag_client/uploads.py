@@ -64,7 +64,7 @@ class _Upload:
         self.received: set[int] = set()
 
     def _frame(self, step: str, **data: Any) -> Frame:
-        from chinwag_client.client import new_message_id
+        from chinwag_client.pending import new_message_id
 
         return {
             "type": "file_upload",
@@ -78,7 +78,7 @@ class _Upload:
             self.progress(sent, self.size)
 
     async def start(self) -> None:
-        from chinwag_client.client import new_message_id
+        from chinwag_client.pending import new_message_id
 
         mid = new_message_id()
         frame: Frame = {
@@ -100,7 +100,7 @@ class _Upload:
 
     async def send_missing(self) -> None:
         """Send every chunk the server lacks; after a drop ask ``status`` and go on."""
-        from chinwag_client.client import Dropped
+        from chinwag_client.pending import Dropped
 
         while len(self.received) < self.total:
             missing = [i for i in range(self.total) if i not in self.received]
