@@ -5,6 +5,7 @@ parameters name the fields docs/protocol.md lists for that ``type``. Pure: no I/
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -13,9 +14,17 @@ PresenceStatus = Literal["online", "offline", "joined", "left"]
 ConfirmationStatus = Literal["delivered", "read"]
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def utc_now() -> str:
-    """Now as ISO 8601 UTC with milliseconds and ``Z``."""
-    return iso(datetime.now(UTC))
+    """Now as ISO 8601 UTC with milliseconds and ``Z``. Every streamed AI chunk carries
+    one, so the date and time of day are formatted once per second, not per call."""
+    now = time.time()
+    whole = int(now)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}Z"
 
 
 def iso(moment: datetime) -> str:
