@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import resource
@@ -45,211 +44,26 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.redis_cluster_fixture
 
+from cluster_nodes import REDIS_CLUSTER_PIDS, Cluster, start_cluster, wait_quiet
 from databases import create_database, drop_database
-from procstat import cpu_delta, cpu_snapshot, postgres_cpu, postgres_delta, redis_pid
+from fanout_clients import Receiver, open_all, ws_tokens, ws_url
+from procstat import cpu_delta, cpu_snapshot, postgres_cpu, postgres_delta
 from profiling import start_profile, stop_profile, summarise_profile
-from servers import ServerProc, free_port
 
 BENCH = Path(__file__).resolve().parent
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PASSWORD = "bench-password-1"
-JWT_SECRET = "bench-secret-not-for-production-0123456789abcdef"
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- the cluster
-
-
-@dataclass
-class Cluster:
-    procs: list[ServerProc]
-    broker: str
-    redis_pids: list[int] = field(default_factory=list)
-
-    @property
-    def ports(self) -> list[int]:
-        return [p.port for p in self.procs]
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.stop(timeout=10)
-
-
-def start_cluster(size: int, database_url: str, broker: str, workdir: Path) -> Cluster:
-    env = {
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker,
-        "REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:8]}:",
-        "JWT_SECRET": JWT_SECRET,
-        "LOG_LEVEL": "warning",
-        "WS_RATE_LIMIT_REQUESTS": "1000000",
-        "WS_RATE_LIMIT_WINDOW": "1",
-        "REGISTER_RATE_LIMIT_REQUESTS": "1000000",  # it registers every user up front
-        "HTTP_RATE_LIMIT_REQUESTS": "1000000",
-        "WEBSOCKET_MAX_CONNECTIONS": "30000",
-        "WEBSOCKET_MAX_CONNECTIONS_PER_USER": "10000",
-        "WEBSOCKET_OUTBOX_SIZE": "4096",
-        "AI_PROVIDER": "offline",
-    }
-    procs: list[ServerProc] = []
-    try:
-        for i in range(size):
-            d = workdir / f"node{i}"
-            d.mkdir(parents=True, exist_ok=True)
-            node_env = {
-                **env,
-                "DATA_DIR": str(d / "data"),
-                "UPLOAD_DIR": str(d / "up"),
-                "TEMP_DIR": str(d / "up" / "temp"),
-            }
-            port = free_port()
-            procs.append(
-                ServerProc(
-                    f"chinwag{i}",
-                    [sys.executable, "-m", "chinwag", "serve", "--port", str(port)],
-                    port,
-                    workdir,
-                    env=node_env,
-                )
-            )
-            # One at a time: the first migrates; starting together also races the
-            # admin/user INSERTs of a fresh database.
-            procs[-1].wait_ready(timeout=30)
-    except BaseException:
-        for p in procs:
-            p.stop()
-        raise
-    if broker.startswith("redis://"):
-        redis_pids = [pid] if (pid := redis_pid()) else []
-    else:
-        redis_pids = [] if broker == "memory://" else REDIS_CLUSTER_PIDS
-    return Cluster(procs, broker, redis_pids)
-
-
-#: PIDs of the Redis Cluster's masters when the run started one.
-REDIS_CLUSTER_PIDS: list[int] = []
-
-
-# ------------------------------------------------------------------ HTTP
-
-
-async def ws_tokens(port: int, usernames: list[str]) -> dict[str, str]:
-    """Register (409 = already there), log in and fetch a ws token for each user."""
-    import httpx
-
-    base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-
-        async def one(username: str) -> tuple[str, str]:
-            body = {"username": username, "password": PASSWORD}
-            r = await http.post("/api/v1/auth/register", json=body)
-            if r.status_code not in (201, 409):
-                raise RuntimeError(f"register {username}: {r.status_code} {r.text}")
-            r = await http.post("/api/v1/auth/login", json=body)
-            r.raise_for_status()
-            access = r.json()["access_token"]
-            r = await http.post("/api/v1/ws/token", headers={"Authorization": f"Bearer {access}"})
-            r.raise_for_status()
-            return username, r.json()["token"]
-
-        sem = asyncio.Semaphore(4)
-
-        async def bounded(username: str) -> tuple[str, str]:
-            async with sem:
-                return await one(username)
-
-        return dict(await asyncio.gather(*(bounded(u) for u in usernames)))
-
-
-# ------------------------------------------------------------- the clients
-
-
-@dataclass
-class Receiver:
-    room: str
-    expected: int
-    done: asyncio.Event
-    seqs: list[int] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    last_at: float = 0.0
-    ws: ClientConnection | None = None
-    task: asyncio.Task[None] | None = None
-
-    async def open(self, url: str) -> None:
-        self.ws = await connect(
-            url, max_size=None, ping_interval=None, compression=None, open_timeout=30
-        )
-        while True:  # connect, the offline replay, then our join confirmation
-            frame = orjson.loads(await self.ws.recv())
-            if frame.get("type") == "join_room":
-                break
-            if frame.get("type") == "error":
-                raise RuntimeError(f"join refused: {frame}")
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        room, clock = self.room, time.perf_counter
-        with contextlib.suppress(Exception):
-            async for raw in self.ws:
-                if '"chat"' not in raw:  # presence, heartbeats, receipts
-                    continue
-                frame = orjson.loads(raw)
-                if frame.get("type") != "chat" or frame.get("room_id") != room:
-                    continue
-                now = clock()
-                self.seqs.append(frame["seq"])
-                self.latencies.append(now - float(frame["data"]["content"]))
-                self.last_at = now
-                if len(self.seqs) == self.expected:
-                    self.done.set()
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await self.ws.close()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
-
-
-def ws_url(port: int, token: str, room: str) -> str:
-    return f"ws://127.0.0.1:{port}/api/v1/ws/ws?token={token}&room_id={room}&room_type=shared"
-
-
-async def open_all(receivers: list[Receiver], urls: list[str], concurrency: int = 50) -> None:
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(r: Receiver, url: str) -> None:
-        async with sem:
-            await r.open(url)
-
-    await asyncio.gather(*(one(r, u) for r, u in zip(receivers, urls, strict=True)))
-
-
-def wait_quiet(procs: list[ServerProc], max_wait: float = 15.0) -> None:
-    """Until every process is under 5 % of a core for 100 ms (the join storm drained)."""
-    deadline = time.monotonic() + max_wait
-    while time.monotonic() < deadline:
-        before = [p.cpu() for p in procs]
-        time.sleep(0.1)
-        used = [cpu_delta(b, p.cpu())[0] for b, p in zip(before, procs, strict=True)]
-        if max(used) < 0.005:
-            return
 
 
 # --------------------------------------------------------------- one repetition

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.ai.fake_anthropic import FakeAnthropic, running_fake_anthropic
 from tests.ai.fake_openai import FakeOpenAI, running_fake_openai
-from tests.support import postgres_database, require_service
+from tests.e2e.cluster_helpers import cluster_env, eventually
+from tests.e2e.serve_helpers import _healthy
+from tests.support import Server, ServerFactory, free_port, postgres_database, require_service
 
 
 @pytest.fixture
@@ -42,3 +48,47 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
     """A real local Anthropic-compatible endpoint (``tests/ai/fake_anthropic.py``)."""
     with running_fake_anthropic() as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+async def workers(pg_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """``await workers(count, **settings)``: the parent of ``serve --workers count``,
+    in a session of its own (as a terminal's foreground job is its own group),
+    once /health answers. No admin is created (two workers creating it at once
+    race, see cluster_helpers.start_cluster)."""
+    started: list[Server] = []
+
+    async def start(count: int, **settings: Any) -> Server:
+        workdir = tmp_path / f"w{len(started)}"
+        workdir.mkdir()
+        env = ServerFactory(tmp_path).env(workdir, **cluster_env(pg_url, **settings))
+        for key in ("ADMIN_USERNAME", "ADMIN_PASSWORD"):
+            env.pop(key)
+        if "JWT_SECRET" not in settings:
+            env.pop("JWT_SECRET")
+        srv = Server(free_port(), env, workdir)
+        started.append(srv)
+        with (workdir / "server.log").open("ab") as log:
+            srv.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "chinwag",
+                    "serve",
+                    "--workers",
+                    str(count),
+                    "--port",
+                    str(srv.port),
+                ],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        await eventually(lambda: _healthy(srv), within=60, what="/health on the workers")
+        return srv
+
+    yield start
+    for srv in started:
+        await srv.close()

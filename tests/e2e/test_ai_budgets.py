@@ -12,7 +12,7 @@ from chinwag.ai.base import ChatTurn
 from chinwag.ai.tokens import count_prompt_tokens
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, cluster, is_done, openai_server
-from tests.e2e.test_cluster import require_backends, start_cluster
+from tests.e2e.cluster_helpers import require_backends, start_cluster
 from tests.support import Namer, Server, StartServer
 
 QUESTION = "how much is left?"

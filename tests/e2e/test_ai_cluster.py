@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.e2e.ai_helpers import ai, cluster, is_done
-from tests.e2e.test_cluster import require_backends, start_cluster
+from tests.e2e.cluster_helpers import require_backends, start_cluster
 from tests.support import Namer, StartServer
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.ai.fake_openai import FakeOpenAI
 from tests.e2e.ai_helpers import ai, cluster, is_done, openai_server, outcome
-from tests.e2e.test_cluster import require_backends, start_cluster
+from tests.e2e.cluster_helpers import require_backends, start_cluster
 from tests.support import Namer, Server, StartServer
 
 SLOW = 0.05  # seconds between offline tokens: a reply runs for about two seconds

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_uploads import Payload, send_chunks, start
+from tests.e2e.upload_helpers import Payload, send_chunks, start
 from tests.support import StartServer
 
 

@@ -11,93 +11,31 @@ assertion here is about something crossing from one process to another."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from chinwag.client import ChatClient, Closed
+from chinwag.client import Closed
+from tests.e2e.cluster_helpers import (
+    PRESENCE_TTL,
+    TYPING_TIMEOUT,
+    attached,
+    cluster_env,
+    eventually,
+    is_presence,
+    participants,
+    require_backends,
+    start_cluster,
+)
 from tests.e2e.rooms_helpers import chat, is_chat_from, joined
 from tests.support import (
-    ADMIN,
     Namer,
     Server,
     ServerFactory,
     StartServer,
-    free_port,
     postgres_database,
-    require_service,
 )
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-SERVE = [sys.executable, "-m", "chinwag", "serve"]
-PRESENCE_TTL = 2.0
-TYPING_TIMEOUT = 1.0
-
-
-def cluster_env(database_url: str, broker_url: str = REDIS_URL, **extra: Any) -> dict[str, Any]:
-    """Settings every process of one cluster shares (a fresh key prefix per cluster)."""
-    return {
-        "DATABASE_URL": database_url,
-        "BROKER_URL": broker_url,
-        "REDIS_KEY_PREFIX": f"t{uuid.uuid4().hex[:10]}:",
-        "PRESENCE_TTL": PRESENCE_TTL,
-        "TYPING_TIMEOUT": TYPING_TIMEOUT,
-        **extra,
-    }
-
-
-async def start_cluster(
-    start: Callable[..., Awaitable[Server]], size: int, env: dict[str, Any]
-) -> list[Server]:
-    """Start ``size`` processes: the first alone (it migrates and creates the admin),
-    the others together. Starting all at once races two admin INSERTs on a fresh
-    database and one process dies of the unique violation (upsert_admin selects,
-    then inserts)."""
-    first = await start(**env)
-    return [first, *await asyncio.gather(*(start(**env) for _ in range(size - 1)))]
-
-
-async def require_backends() -> None:
-    await require_service("postgres", "127.0.0.1", 5432)
-    await require_service("redis", "127.0.0.1", 6379)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float = 10, what: str = "condition"
-) -> float:
-    """Poll ``check`` until it holds; the seconds it took. Fails after ``within``."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while not await check():
-        if loop.time() - start > within:
-            pytest.fail(f"{what} did not hold within {within}s")
-        await asyncio.sleep(0.05)
-    return loop.time() - start
-
-
-async def participants(srv: Server, room: str, user: Any) -> list[str]:
-    r = await srv.get(f"/api/v1/ws/rooms/{room}", user)
-    assert r.status_code == 200, r.text
-    return sorted(r.json()["participants"])
-
-
-async def attached(srv: Server, user: Any) -> ChatClient:
-    """Connect and wait until the server has registered the connection everywhere
-    (``connect`` comes first; the ``pong`` to a ping comes after the attach)."""
-    client = await srv.connect(user)
-    await client.send({"type": "ping"})
-    await client.expect("pong")
-    return client
-
-
-def is_presence(username: str, status: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda f: f["data"]["username"] == username and f["data"]["status"] == status
 
 
 @pytest.fixture(scope="module")
@@ -371,83 +309,3 @@ async def test_stats_sum_connections_of_every_node(
     await eventually(lambda: summed(b_srv), within=PRESENCE_TTL * 3, what="stats on B")
     stats = (await b_srv.get("/api/v1/ws/stats", admin)).json()
     assert stats["total_connections"] >= 3
-
-
-# ---- chinwag serve --workers N ------------------------------------------------------------
-
-
-async def test_serve_with_two_workers_shares_one_port(
-    pg_url: str, tmp_path: Path, name: Namer, broker_url: str
-) -> None:
-    port = free_port()
-    srv = Server(
-        port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url, broker_url)), tmp_path
-    )
-    # The admin first: two workers creating it at once race (see start_cluster).
-    subprocess.run(
-        [sys.executable, "-m", "chinwag", "create-admin", ADMIN[0], "--password", ADMIN[1]],
-        cwd=tmp_path,
-        env=srv.env,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    with (tmp_path / "server.log").open("ab") as log:
-        srv.proc = subprocess.Popen(
-            [*SERVE, "--workers", "2", "--port", str(port)],
-            cwd=tmp_path,
-            env=srv.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        await eventually(lambda: _answers(srv), within=30, what="/health on the workers")
-        admin = await srv.admin()
-        # Both workers publish their snapshot: the stats count two nodes.
-        await eventually(
-            lambda: _nodes(srv, admin, 2), within=PRESENCE_TTL * 3, what="two nodes in the stats"
-        )
-        room = name("shared")
-        users = [await srv.user(name()) for _ in range(4)]
-        clients = [await joined(srv, users[0], room, "shared")]
-        clients += [await joined(srv, u, room) for u in users[1:]]
-        for i, client in enumerate(clients):
-            await client.send(chat(room, f"from {i}"))
-        for client in clients:
-            got = sorted([(await client.expect("chat"))["data"]["content"] for _ in range(4)])
-            assert got == [f"from {i}" for i in range(4)]
-    finally:
-        await srv.close()
-    assert srv.proc.returncode == 0, srv.log  # SIGTERM: a clean stop
-
-
-async def _answers(srv: Server) -> bool:
-    assert srv.proc is not None
-    if srv.proc.poll() is not None:
-        pytest.fail(f"chinwag exited with {srv.proc.returncode}:\n{srv.log}")
-    try:
-        return (await srv.get("/health", timeout=2)).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _nodes(srv: Server, admin: Any, count: int) -> bool:
-    nodes: int = (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"]
-    return nodes == count
-
-
-def test_serve_with_workers_but_no_redis_exits_2_with_one_line(tmp_path: Path) -> None:
-    env = ServerFactory(tmp_path).env(tmp_path, BROKER_URL="memory://")
-    done = subprocess.run(
-        [*SERVE, "--workers", "2", "--port", str(free_port())],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "BROKER_URL" in lines[0] and "redis://" in lines[0], done.stderr
-    assert done.stdout == ""

@@ -24,8 +24,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from chinwag.client import ChatClient, Closed
-from tests.e2e.rooms_helpers import chat, joined
-from tests.e2e.test_cluster import (
+from tests.e2e.cluster_helpers import (
     PRESENCE_TTL,
     TYPING_TIMEOUT,
     cluster_env,
@@ -33,6 +32,7 @@ from tests.e2e.test_cluster import (
     participants,
     start_cluster,
 )
+from tests.e2e.rooms_helpers import chat, joined
 from tests.support import Namer, Server, StartServer, free_port, kill
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.cluster_helpers import cluster_env, start_cluster
 from tests.e2e.rooms_helpers import joined
-from tests.e2e.test_cluster import cluster_env, start_cluster
-from tests.e2e.test_uploads import (
+from tests.e2e.upload_helpers import (
     Payload,
     call,
     finalize,

@@ -19,8 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from chinwag.client import ChatClient, Closed
 from tests.e2e.ai_helpers import ai, is_done
+from tests.e2e.cluster_helpers import cluster_env, start_cluster
 from tests.e2e.rooms_helpers import chat, joined
-from tests.e2e.test_cluster import cluster_env, start_cluster
 from tests.e2e.test_cluster_faults import chats, first_seen, stored_chats
 from tests.support import Server, User
 

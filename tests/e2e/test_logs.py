@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.test_cluster import eventually
+from tests.e2e.cluster_helpers import eventually
 from tests.support import Server, StartServer
 
 

@@ -1,113 +1,35 @@
-"""``chinwag serve --workers N`` (PostgreSQL + Redis): as a newcomer runs it (Ctrl-C, a
-fresh DATA_DIR without JWT_SECRET, "ready" in the log), and as an operator drives
-uvicorn's supervisor under it (SIGHUP rolling restart under traffic, SIGTTIN/SIGTTOU,
-a SIGKILLed worker, SIGTERM, workers that cannot start)."""
+"""``chinwag serve --workers N`` (PostgreSQL + Redis) as a newcomer runs it: Ctrl-C, a
+fresh DATA_DIR without JWT_SECRET, "ready" in the log, one port shared by the workers,
+metrics over every worker, and no Redis. Signals to uvicorn's supervisor under it are in
+test_serve_supervisor.py."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from chinwag.client import Closed
 from chinwag.server.auth import load_or_create_secret
-from tests.e2e.test_cluster import cluster_env, eventually
-from tests.support import PASSWORD, Server, ServerFactory, free_port
-
-READY = "workers on http://"
-
-
-@pytest.fixture
-async def workers(pg_url: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """``await workers(count, **settings)``: the parent of ``serve --workers count``,
-    in a session of its own (as a terminal's foreground job is its own group),
-    once /health answers. No admin is created (two workers creating it at once
-    race, see test_cluster.start_cluster)."""
-    started: list[Server] = []
-
-    async def start(count: int, **settings: Any) -> Server:
-        workdir = tmp_path / f"w{len(started)}"
-        workdir.mkdir()
-        env = ServerFactory(tmp_path).env(workdir, **cluster_env(pg_url, **settings))
-        for key in ("ADMIN_USERNAME", "ADMIN_PASSWORD"):
-            env.pop(key)
-        if "JWT_SECRET" not in settings:
-            env.pop("JWT_SECRET")
-        srv = Server(free_port(), env, workdir)
-        started.append(srv)
-        with (workdir / "server.log").open("ab") as log:
-            srv.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "chinwag",
-                    "serve",
-                    "--workers",
-                    str(count),
-                    "--port",
-                    str(srv.port),
-                ],
-                cwd=workdir,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        await eventually(lambda: _healthy(srv), within=60, what="/health on the workers")
-        return srv
-
-    yield start
-    for srv in started:
-        await srv.close()
-
-
-async def _healthy(srv: Server) -> bool:
-    await _logged(srv, "")
-    try:
-        return (await _fresh_get(srv, "/health")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _logged(srv: Server, text: str) -> bool:
-    assert srv.proc is not None
-    if srv.proc.poll() is not None:
-        pytest.fail(f"chinwag exited with {srv.proc.returncode}:\n{srv.log}")
-    return text in srv.log
-
-
-async def _exit_code(srv: Server) -> int:
-    assert srv.proc is not None
-    await eventually(lambda: _stopped(srv), within=30, what="the parent to exit")
-    return srv.proc.returncode
-
-
-async def _stopped(srv: Server) -> bool:
-    assert srv.proc is not None
-    return srv.proc.poll() is not None
-
-
-async def _fresh_get(srv: Server, path: str, **kw: Any) -> httpx.Response:
-    """On a new TCP connection, so the kernel may hand it to any worker."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        return await http.get(srv.base + path, **kw)
-
-
-async def _clients(srv: Server, count: int) -> list[Any]:
-    user = await srv.user()
-    return [await srv.connect(user) for _ in range(count)]
+from tests.e2e.cluster_helpers import PRESENCE_TTL, SERVE, cluster_env, eventually
+from tests.e2e.rooms_helpers import chat, joined
+from tests.e2e.serve_helpers import READY, _clients, _exit_code, _fresh_get, _logged
+from tests.support import (
+    ADMIN,
+    PASSWORD,
+    Namer,
+    Server,
+    ServerFactory,
+    free_port,
+)
 
 
 async def test_ctrl_c_to_the_parent_closes_every_socket_with_1012(
@@ -245,229 +167,78 @@ async def test_metrics_count_every_workers_ai_replies(
         assert _replies(page.text) == sent, page.text
 
 
-# ---- uvicorn's supervisor: signals, replacements, and what chinwag relies on in it ----
-
-
-def test_uvicorn_supervisor_still_creates_workers_through_the_name_chinwag_points_at_its_own() -> (
-    None
-):
-    """``chinwag.server.workers`` points ``uvicorn.supervisors.multiprocess.Process``
-    at ``ChinwagWorker`` and overrides ``Process.server``/``target``/``join``: an
-    uvicorn upgrade that changes any of these fails here, not in production."""
-    from uvicorn.supervisors import multiprocess
-
-    from chinwag.server.workers import ChinwagWorker, Supervisor, _workers_are_chinwag
-
-    for method in ("init_processes", "restart_all", "keep_subprocess_alive", "handle_ttin"):
-        code = getattr(multiprocess.Multiprocess, method).__code__
-        assert "Process" in code.co_names, f"Multiprocess.{method} no longer names Process"
-    assert list(inspect.signature(multiprocess.Process).parameters) == ["config", "sockets"]
-    assert list(inspect.signature(multiprocess.Multiprocess).parameters) == ["config", "sockets"]
-    assert isinstance(inspect.getattr_static(multiprocess.Process, "server"), property)
-    for method in ("target", "join", "wait_until_ready"):
-        assert callable(getattr(multiprocess.Process, method)), method
-    assert issubclass(Supervisor, multiprocess.Multiprocess)
-    original = multiprocess.Process
-    with _workers_are_chinwag():
-        assert multiprocess.Process is ChinwagWorker
-    assert multiprocess.Process is original
-
-
-def _worker_pids(parent: int) -> set[int]:
-    """The live worker processes of ``parent`` (not multiprocessing's resource
-    tracker), from /proc."""
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue  # gone meanwhile
-        if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmdline:
-            pids.add(int(stat.parent.name))
-    return pids
-
-
-async def _workers_are(srv: Server, check: Callable[[set[int]], bool]) -> set[int]:
-    assert srv.proc is not None
-    parent = srv.proc.pid
-    found: set[int] = set()
-
-    async def holds() -> bool:
-        nonlocal found
-        await _logged(srv, "")
-        found = _worker_pids(parent)
-        return check(found)
-
-    await eventually(holds, within=120, what="the worker processes")
-    return found
-
-
-async def _connect_until(srv: Server, stop: asyncio.Event) -> list[float]:
-    """Open a fresh connection after another until ``stop``: the times of those that
-    got their ``connect`` frame. One that reaches a worker as it drains may be closed
-    with 1012 (a client reconnects); anything else fails the test."""
-    user = await srv.user()
-    loop = asyncio.get_running_loop()
-    connected = [loop.time()]
-    while not stop.is_set():
-        try:
-            client = await srv.connect(user)
-        except Closed as exc:
-            assert exc.code == 1012, exc
-            continue
-        connected.append(loop.time())
-        await client.close()
-        srv.clients.remove(client)
-    connected.append(loop.time())
-    return connected
-
-
-async def test_sighup_replaces_every_worker_while_the_port_keeps_accepting(
-    workers: Callable[..., Any],
+async def test_serve_with_two_workers_shares_one_port(
+    pg_url: str, tmp_path: Path, name: Namer, broker_url: str
 ) -> None:
-    srv = await workers(2, JWT_SECRET="w" * 40)
-    await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
-    before = await _workers_are(srv, lambda pids: len(pids) == 2)
-    assert srv.proc is not None
-    stop = asyncio.Event()
-    probing = asyncio.create_task(_connect_until(srv, stop))
-    os.kill(srv.proc.pid, signal.SIGHUP)
-    await eventually(
-        lambda: _logged(srv, "chinwag restarted: 2 new workers"),
-        within=120,
-        what="the rolling restart",
+    port = free_port()
+    srv = Server(
+        port, ServerFactory(tmp_path).env(tmp_path, **cluster_env(pg_url, broker_url)), tmp_path
     )
-    after = await _workers_are(srv, lambda pids: len(pids) == 2)
-    stop.set()
-    connected = await probing
-    assert after.isdisjoint(before), (before, after)
-    gaps = [b - a for a, b in itertools.pairwise(connected)]
-    assert len(connected) > 20 and max(gaps) < 5, (len(connected), max(gaps))
-
-
-async def test_sighup_under_traffic_delivers_every_confirmed_message_once_in_order(
-    workers: Callable[..., Any],
-) -> None:
-    from chinwag_client import Event
-    from tests.sdk.test_resilience import assert_exactly_once_in_order
-
-    srv = await workers(2, JWT_SECRET="w" * 40)
-    await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
-    for username in ("sender", "reader"):
-        await srv.user(username)
-    sender, reader = await srv.sdk("sender"), await srv.sdk("reader")
-    await sender.join("steady")
-    await reader.join("steady")
-    confirmed: list[str] = []
-    seen: list[Event] = []
-    stop = asyncio.Event()
-
-    async def send() -> None:
-        while not stop.is_set():
-            text = f"m{len(confirmed)}"
-            await sender.send("steady", text)  # resent after a drop until confirmed
-            confirmed.append(text)
-
-    async def read() -> None:
-        async for event in reader.events():
-            if event.stored and event.room_id == "steady":
-                seen.append(event)
-
-    sending, reading = asyncio.create_task(send()), asyncio.create_task(read())
+    # The admin first: two workers creating it at once race (see start_cluster).
+    subprocess.run(
+        [sys.executable, "-m", "chinwag", "create-admin", ADMIN[0], "--password", ADMIN[1]],
+        cwd=tmp_path,
+        env=srv.env,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    with (tmp_path / "server.log").open("ab") as log:
+        srv.proc = subprocess.Popen(
+            [*SERVE, "--workers", "2", "--port", str(port)],
+            cwd=tmp_path,
+            env=srv.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        await eventually(lambda: _at_least(confirmed, 20), within=30, what="traffic")
-        assert srv.proc is not None
-        os.kill(srv.proc.pid, signal.SIGHUP)
+        await eventually(lambda: _answers(srv), within=30, what="/health on the workers")
+        admin = await srv.admin()
+        # Both workers publish their snapshot: the stats count two nodes.
         await eventually(
-            lambda: _logged(srv, "chinwag restarted: 2 new workers"),
-            within=120,
-            what="the rolling restart",
+            lambda: _nodes(srv, admin, 2), within=PRESENCE_TTL * 3, what="two nodes in the stats"
         )
-        after = len(confirmed)
-        await eventually(
-            lambda: _at_least(confirmed, after + 20), within=60, what="traffic after the restart"
-        )
-        stop.set()
-        async with asyncio.timeout(30):
-            await sending
-        await eventually(
-            lambda: _at_least([e for e in seen if e.type == "chat"], len(confirmed)),
-            within=30,
-            what="the reader to catch up",
-        )
+        room = name("shared")
+        users = [await srv.user(name()) for _ in range(4)]
+        clients = [await joined(srv, users[0], room, "shared")]
+        clients += [await joined(srv, u, room) for u in users[1:]]
+        for i, client in enumerate(clients):
+            await client.send(chat(room, f"from {i}"))
+        for client in clients:
+            got = sorted([(await client.expect("chat"))["data"]["content"] for _ in range(4)])
+            assert got == [f"from {i}" for i in range(4)]
     finally:
-        stop.set()
-        sending.cancel()
-        reading.cancel()
-        await asyncio.gather(sending, reading, return_exceptions=True)
-    # Every worker was replaced, so both lost their socket (1012) and came back.
-    assert sender.connections >= 2 and reader.connections >= 2
-    assert 1012 in sender.close_codes and 1012 in reader.close_codes
-    assert_exactly_once_in_order(seen, confirmed)
+        await srv.close()
+    assert srv.proc.returncode == 0, srv.log  # SIGTERM: a clean stop
 
 
-async def _at_least(items: list[Any], count: int) -> bool:
-    return len(items) >= count
-
-
-async def test_a_sigkilled_worker_is_replaced(workers: Callable[..., Any]) -> None:
-    srv = await workers(2, JWT_SECRET="w" * 40)
-    await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
-    before = await _workers_are(srv, lambda pids: len(pids) == 2)
-    victim = min(before)
-    os.kill(victim, signal.SIGKILL)
-    after = await _workers_are(srv, lambda pids: len(pids) == 2 and victim not in pids)
-    assert before - {victim} < after, (before, after)
-    await eventually(
-        lambda: _logged(srv, f"Child process [{victim}] died"),
-        within=10,
-        what="the parent to log the death",
-    )
-    for _ in range(6):  # fresh connections, so either worker
-        assert (await _fresh_get(srv, "/health")).status_code == 200
-
-
-async def test_sigttin_adds_a_worker_and_sigttou_removes_one(workers: Callable[..., Any]) -> None:
-    srv = await workers(2, JWT_SECRET="w" * 40)
-    await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
-    two = await _workers_are(srv, lambda pids: len(pids) == 2)
+async def _answers(srv: Server) -> bool:
     assert srv.proc is not None
-    os.kill(srv.proc.pid, signal.SIGTTIN)
-    three = await _workers_are(srv, lambda pids: len(pids) == 3)
-    assert two < three
-    os.kill(srv.proc.pid, signal.SIGTTOU)
-    assert len(await _workers_are(srv, lambda pids: len(pids) == 2)) == 2
+    if srv.proc.poll() is not None:
+        pytest.fail(f"chinwag exited with {srv.proc.returncode}:\n{srv.log}")
+    try:
+        return (await srv.get("/health", timeout=2)).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
-async def test_sigterm_drains_every_worker_and_each_exits_0(workers: Callable[..., Any]) -> None:
-    srv = await workers(2, JWT_SECRET="w" * 40)
-    await eventually(lambda: _logged(srv, READY), within=60, what="the workers' ready line")
-    pids = await _workers_are(srv, lambda pids: len(pids) == 2)
-    clients = await _clients(srv, 4)
-    assert srv.proc is not None
-    os.kill(srv.proc.pid, signal.SIGTERM)
-    codes = [await client.wait_closed(timeout=20) for client in clients]
-    assert codes == [1012] * 4, srv.log
-    assert await _exit_code(srv) == 0, srv.log
-    for pid in pids:
-        assert f"worker {pid} exited with 0" in srv.log, srv.log
+async def _nodes(srv: Server, admin: Any, count: int) -> bool:
+    nodes: int = (await srv.get("/api/v1/ws/stats", admin)).json()["nodes"]
+    return nodes == count
 
 
-def test_workers_that_cannot_start_stop_the_parent_with_exit_3(tmp_path: Path) -> None:
-    """No database on port 1: each worker's startup fails (exit 3), and the parent
-    stops with 3 instead of starting workers for ever."""
-    env = ServerFactory(tmp_path).env(
-        tmp_path, **cluster_env("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
-    )
+def test_serve_with_workers_but_no_redis_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = ServerFactory(tmp_path).env(tmp_path, BROKER_URL="memory://")
     done = subprocess.run(
-        [sys.executable, "-m", "chinwag", "serve", "--workers", "2", "--port", str(free_port())],
+        [*SERVE, "--workers", "2", "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=30,
         check=False,
     )
-    assert done.returncode == 3, done.stdout + done.stderr
-    assert "failed to start, stopping the parent process" in done.stdout + done.stderr
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "BROKER_URL" in lines[0] and "redis://" in lines[0], done.stderr
+    assert done.stdout == ""

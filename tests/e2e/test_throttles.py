@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.test_cluster import REDIS_URL, cluster_env, eventually
+from tests.e2e.cluster_helpers import REDIS_URL, cluster_env, eventually
 from tests.e2e.test_cluster_faults import PrivateRedis, private_redis  # noqa: F401 - fixture
 from tests.support import ADMIN, PASSWORD, Namer, Server, StartServer, require_service
 

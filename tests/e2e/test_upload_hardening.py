@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.e2e.rooms_helpers import joined
-from tests.e2e.test_uploads import (
+from tests.e2e.upload_helpers import (
     MP4_HEAD,
     Payload,
     answer,

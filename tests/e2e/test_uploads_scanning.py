@@ -14,7 +14,7 @@ import pytest
 from tests import clamd_fixture
 from tests.clamd_fixture import Clamd, eicar_bytes, start_clamd
 from tests.e2e.rooms_helpers import joined
-from tests.e2e.test_uploads import (
+from tests.e2e.upload_helpers import (
     FILES,
     MB,
     Payload,

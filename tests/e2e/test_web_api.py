@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_cluster import cluster_env, start_cluster
+from tests.e2e.cluster_helpers import cluster_env, start_cluster
 from tests.support import Namer, Server
 
 pytestmark = pytest.mark.storage

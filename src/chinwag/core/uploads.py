@@ -25,10 +25,7 @@ takes the state store, the byte storage and the scanner it is given.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
@@ -38,11 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from chinwag.core.upload_checks import check_assembled
+from chinwag.core.upload_chunks import checked_chunk, progress
 from chinwag.files import policy
 from chinwag.files.scanner import Scanner
 from chinwag.protocol.errors import (
     ChecksumMismatch,
-    ChunkTooLarge,
     FileTooLarge,
     FileTypeNotAllowed,
     IncompleteUpload,
@@ -206,29 +204,11 @@ class UploadManager:
     ) -> dict[str, Any]:
         """Store one chunk; return the SPEC's chunk reply data.
 
-        Every chunk but the last is exactly ``chunk_size`` bytes, the last holds the
-        rest. A chunk received before is accepted again without being rewritten.
+        A chunk received before is accepted again without being rewritten.
         Raises UPLOAD_NOT_FOUND, INVALID_MESSAGE, CHUNK_TOO_LARGE, STORAGE_ERROR.
         """
         upload = await self._lookup(owner, file_id)
-        if total_chunks is not None and total_chunks != upload.total_chunks:
-            raise InvalidMessage(
-                f"total_chunks must be {upload.total_chunks}",
-                details={"field": "total_chunks", "expected": upload.total_chunks},
-            )
-        if chunk_index >= upload.total_chunks:
-            raise InvalidMessage(
-                f"chunk_index must be between 0 and {upload.total_chunks - 1}",
-                details={"field": "chunk_index", "total_chunks": upload.total_chunks},
-            )
-        data = self._decode(chunk_data_b64, upload.chunk_size)
-        offset = chunk_index * upload.chunk_size
-        expected = min(upload.chunk_size, upload.file_size - offset)
-        if len(data) != expected:
-            raise InvalidMessage(
-                f"chunk {chunk_index} must hold {expected} bytes, not {len(data)}",
-                details={"field": "chunk_data", "expected_size": expected},
-            )
+        offset, data = checked_chunk(upload, chunk_index, total_chunks, chunk_data_b64)
         token = ""
         if not await self._state.has_chunk(file_id, chunk_index):
             try:
@@ -247,7 +227,7 @@ class UploadManager:
             "chunk_index": chunk_index,
             "received_chunks": received,
             "total_chunks": upload.total_chunks,
-            "progress": _progress(received, upload.total_chunks),
+            "progress": progress(received, upload.total_chunks),
         }
 
     async def status(self, owner: str, file_id: str) -> dict[str, Any]:
@@ -263,7 +243,7 @@ class UploadManager:
             "chunk_size": upload.chunk_size,
             "received_chunks": received,
             "total_chunks": upload.total_chunks,
-            "progress": _progress(len(received), upload.total_chunks),
+            "progress": progress(len(received), upload.total_chunks),
         }
 
     async def finalize(self, owner: str, file_id: str, checksum: str) -> FinalizedUpload:
@@ -302,14 +282,9 @@ class UploadManager:
         try:
             tokens = [parts[i] for i in range(upload.total_chunks)]
             async with self._storage.assembled(file_id, upload.handle, tokens) as path:
-                digest = await asyncio.to_thread(_sha256, path)
-                if digest != checksum:
-                    raise ChecksumMismatch(
-                        "the SHA-256 of the received bytes differs from the checksum; upload again",
-                        details={"expected": checksum, "actual": digest},
-                    )
-                await self._check_content(upload, path)
-                await self._scan(upload, path)
+                await check_assembled(
+                    upload, path, checksum, self._scanner, self._limits.max_file_size
+                )
             stored_name = await self._storage.publish(file_id, upload.handle)
         except (ChecksumMismatch, FileTypeNotAllowed, VirusDetected, StorageError):
             await self._forget(upload)
@@ -416,54 +391,3 @@ class UploadManager:
             await self._storage.discard(upload.file_id, upload.handle)
         except StorageError:
             logger.warning("cannot remove the bytes of upload %s", upload.file_id)
-
-    @staticmethod
-    def _decode(chunk_data_b64: str, chunk_size: int) -> bytes:
-        # Refuse oversized text before decoding it: 4 characters per 3 bytes.
-        if len(chunk_data_b64) > 4 * -(-chunk_size // 3):
-            raise ChunkTooLarge(
-                f"a chunk may hold at most {chunk_size} bytes",
-                details={"max_chunk_size": chunk_size},
-            )
-        try:
-            data = base64.b64decode(chunk_data_b64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidMessage(
-                "chunk_data is not valid base64", details={"field": "chunk_data"}
-            ) from exc
-        if len(data) > chunk_size:
-            raise ChunkTooLarge(
-                f"a chunk may hold at most {chunk_size} bytes",
-                details={"max_chunk_size": chunk_size},
-            )
-        return data
-
-    async def _check_content(self, upload: UploadRecord, path: Path) -> None:
-        ext, limit = upload.extension, self._limits.max_file_size
-        ok = await asyncio.to_thread(policy.sniff_file, ext, path)
-        reason = "the content does not match the file type"
-        if ok and ext in policy.ZIP_EXTENSIONS:
-            ok = await asyncio.to_thread(policy.zip_declared_sizes_ok, path, limit)
-            reason = "the archive is unreadable or holds members too large to scan"
-        elif ok and ext == "gz":
-            ok = await asyncio.to_thread(policy.gzip_declared_size_ok, path, limit)
-            reason = "the archive holds content too large to scan"
-        if not ok:
-            raise FileTypeNotAllowed(reason, details={"extension": ext})
-
-    async def _scan(self, upload: UploadRecord, path: Path) -> None:
-        try:
-            await self._scanner.scan(path)
-        except VirusDetected:
-            logger.warning("upload %s by %s rejected by the scanner", upload.file_id, upload.owner)
-            raise
-        # ScanUnavailable propagates with the upload kept: finalize may be retried.
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def _progress(received: int, total: int) -> float:
-    return 100.0 if total == 0 else round(100.0 * received / total, 2)

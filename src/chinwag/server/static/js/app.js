@@ -1,16 +1,19 @@
 // The chinwag web app: views over ChinwagClient. It renders state and sends
 // intents; the client module owns the network (reconnect, resume, de-duplication).
+import { initAuthForm } from "./auth-form.js";
 import { ChinwagClient } from "./chinwag-client.js";
 import { MessageList, el } from "./messages.js";
 import { MessageActions, ReplyBar } from "./message-actions.js";
 import { initSearch } from "./search.js";
 import { initMembers, renderMembers } from "./members.js";
+import { NO_AI, firstModel, loadModels } from "./models.js";
+import { initNewRoomForm, renderRoomLists } from "./room-list.js";
+import { Typing } from "./typing.js";
+import { initUploadForm } from "./upload-form.js";
 
 const $ = (id) => document.getElementById(id);
 const client = new ChinwagClient();
 window.chinwag = client; // for the console and for tests
-const NO_AI = "none";
-const DEFAULT_MODEL = "";
 
 const state = {
   rooms: new Map(),      // my rooms: room_id -> summary
@@ -40,56 +43,18 @@ const list = new MessageList($("messages"), {
 const members = { client, state, roomId: () => state.view?.room, refresh: () => refreshRoomInfo(),
                   onError: (text) => showError(text) };
 initMembers(members);
+const typing = new Typing(client, state);
 
-// ---- auth -----------------------------------------------------------------------
+function showError(text) { $("composer-error").textContent = text ?? ""; }
 
-function showError(text, where = "composer-error") { $(where).textContent = text ?? ""; }
-
-async function authSubmit(kind) {
-  const username = $("auth-username").value.trim();
-  const password = $("auth-password").value;
-  showError("", "auth-error");
-  try {
-    if (kind === "up") await client.signUp(username, password);
-    else await client.signIn(username, password);
-  } catch (e) {
-    showError(e.message, "auth-error");
-  }
-}
-$("auth-form").addEventListener("submit", (e) => { e.preventDefault(); authSubmit("in"); });
-$("sign-up").addEventListener("click", () => authSubmit("up"));
-$("sign-out").addEventListener("click", () => client.signOut());
-
-client.addEventListener("signed-in", () => start());
-client.addEventListener("signed-out", (e) => {
-  showSignedOut(e.detail.reason === "signed out" ? "" : e.detail.reason);
+const auth = initAuthForm({
+  client,
+  signedIn: async () => {
+    client.connect();
+    await Promise.all([loadModels(client, state), refreshRooms(), refreshConversations()]);
+  },
+  signedOut: () => { state.view = null; list.clear(); },
 });
-
-function showSignedOut(reason) {
-  $("app").hidden = true;
-  $("sign-out").hidden = true;
-  $("search-form").hidden = true;
-  $("search-results").hidden = true;
-  $("mention-notice").hidden = true;
-  $("admin-link").hidden = true;
-  $("whoami").textContent = "";
-  $("auth").hidden = false;
-  state.view = null;
-  list.clear();
-  showError(reason ? `Signed out: ${reason}` : "", "auth-error");
-  $("auth-username").focus();
-}
-
-async function start() {
-  $("auth").hidden = true;
-  $("app").hidden = false;
-  $("sign-out").hidden = false;
-  $("search-form").hidden = false;
-  $("whoami").textContent = client.user.username;
-  $("admin-link").hidden = !client.user.is_admin;
-  client.connect();
-  await Promise.all([loadModels(), refreshRooms(), refreshConversations()]);
-}
 
 // ---- connection state ------------------------------------------------------------
 
@@ -103,25 +68,6 @@ client.addEventListener("state", (e) => {
   $("conn").dataset.state = s;
   if (s === "open") { refreshRooms(); if (state.view?.kind === "room") refreshRoomInfo(); }
 });
-
-// ---- models ---------------------------------------------------------------------
-
-async function loadModels() {
-  try {
-    const models = await client.api("/api/v1/models");
-    state.models = Array.isArray(models) ? models : (models.models ?? []);
-  } catch {
-    state.models = []; // no model list on this server: the default model answers
-  }
-  const select = $("model");
-  select.replaceChildren(el("option", { value: NO_AI, text: "No AI" }));
-  if (state.models.length === 0) select.append(el("option", { value: DEFAULT_MODEL, text: "AI (default model)" }));
-  for (const m of state.models) {
-    select.append(el("option", { value: m.id, text: m.provider ? `${m.id} (${m.provider})` : m.id }));
-  }
-}
-
-function firstModel() { return state.models[0]?.id ?? DEFAULT_MODEL; }
 
 // ---- room lists --------------------------------------------------------------------
 
@@ -149,35 +95,7 @@ function renderRoomsSoon() {
   if (!roomsFrame) roomsFrame = requestAnimationFrame(() => { roomsFrame = 0; renderRooms(); });
 }
 
-function renderRooms() {
-  const mine = $("my-rooms");
-  mine.replaceChildren(...[...state.rooms.values()].map((r) => {
-    const current = state.view?.kind === "room" && state.view.room === r.room_id;
-    const b = el("button", { type: "button", class: "room-button" },
-      el("span", { class: "name", text: r.room_name }),
-      el("span", { class: "kind muted", text: r.room_type }));
-    if (r.mentions && !current) {
-      b.append(el("span", { class: "badge mention-badge", text: `@${r.mentions}`,
-                            "aria-label": `${r.mentions} mention${r.mentions === 1 ? "" : "s"}` }));
-    }
-    if (r.unread && !current) {
-      b.append(el("span", { class: "badge", text: String(r.unread), "aria-label": `${r.unread} unread` }));
-    }
-    if (current) b.setAttribute("aria-current", "true");
-    b.addEventListener("click", () => openRoom(r.room_id));
-    return el("li", {}, b);
-  }));
-  if (!state.rooms.size) mine.append(el("li", { class: "muted", text: "No rooms yet" }));
-  const shared = $("shared-rooms");
-  shared.replaceChildren(...state.shared.map((r) => {
-    const b = el("button", { type: "button", text: "Join" });
-    b.setAttribute("aria-label", `Join ${r.room_name}`);
-    b.addEventListener("click", () => joinRoom(r.room_id));
-    return el("li", { class: "row" }, el("span", { class: "name", text: r.room_name }),
-              el("span", { class: "muted", text: `${r.members} members` }), b);
-  }));
-  if (!state.shared.length) shared.append(el("li", { class: "muted", text: "Nothing to join" }));
-}
+function renderRooms() { renderRoomLists(state, { open: openRoom, join: joinRoom }); }
 
 async function joinRoom(roomId, opts = {}) {
   try {
@@ -188,34 +106,7 @@ async function joinRoom(roomId, opts = {}) {
   } catch (e) { showError(e.message); }
 }
 
-function slug(name) {
-  const base = name.toLowerCase().replace(/[^a-z0-9_.:-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 48);
-  const suffix = Math.random().toString(36).slice(2, 7);
-  return `${base || "room"}-${suffix}`;
-}
-
-$("new-room").addEventListener("click", () => {
-  const form = $("new-room-form");
-  form.hidden = !form.hidden;
-  $("new-room").setAttribute("aria-expanded", String(!form.hidden));
-  if (!form.hidden) $("room-name").focus();
-});
-$("new-room-cancel").addEventListener("click", () => { $("new-room-form").hidden = true; });
-$("new-room-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const name = $("room-name").value.trim();
-  if (!name) return;
-  try {
-    const room = await client.api("/api/v1/ws/rooms", {
-      method: "POST", body: { room_id: slug(name), room_name: name, room_type: $("room-type").value } });
-    $("new-room-form").hidden = true;
-    $("room-name").value = "";
-    await client.ready();
-    await client.join(room.room_id); // subscribe this connection
-    await refreshRooms();
-    await openRoom(room.room_id);
-  } catch (err) { showError(err.message); }
-});
+initNewRoomForm({ client, created: (roomId) => joinRoom(roomId), onError: (text) => showError(text) });
 
 // ---- AI conversations outside rooms ---------------------------------------------------
 
@@ -237,7 +128,7 @@ async function openConversation(id, title) {
   state.view = { kind: "ai", conversationId: id };
   resetRoomView(title, "AI conversation (only you see it)");
   $("model").querySelector(`option[value="${NO_AI}"]`).disabled = true;
-  if ($("model").value === NO_AI) $("model").value = firstModel();
+  if ($("model").value === NO_AI) $("model").value = firstModel(state);
   if (id != null) {
     const r = await client.api(`/api/v1/conversations/${id}/messages`);
     for (const t of r.messages) list.turn(t);
@@ -253,7 +144,7 @@ function resetRoomView(title, sub) {
   state.typing.clear();
   state.olderCursor = null;
   replyBar.clear();
-  renderTyping();
+  typing.render();
   $("chat-title").textContent = title;
   $("chat-sub").textContent = sub;
   $("composer").hidden = false;
@@ -287,7 +178,7 @@ async function showRoom(roomId) {
   renderRooms();
   await refreshRoomInfo();
   const alone = state.members.length <= 1;
-  $("model").value = alone ? firstModel() : NO_AI;
+  $("model").value = alone ? firstModel(state) : NO_AI;
   const page = await client.history(roomId, null, 50);
   if (state.view?.room !== roomId) return;
   for (const ev of page.messages) { list.addEvent(ev, { history: true }); client.seqs.saw(roomId, ev.seq); }
@@ -403,7 +294,7 @@ client.addEventListener("room-event", (e) => {
       fillCompletion(li, ev); // a reply whose chunks this page did not see
     }
     if (ev.type === "chat" && ev.data.role === "assistant") state.myStreams.delete(ev.data.conversation_id);
-    if (ev.type === "chat" && ev.data.username) clearTyping(ev.data.username);
+    if (ev.type === "chat" && ev.data.username) typing.clear(ev.data.username);
     if (stick || (ev.type === "chat" && ev.data.username === client.user.username)) list.scrollToBottom();
     markRead();
     updateStop();
@@ -476,45 +367,13 @@ client.addEventListener("presence", (e) => {
   if (d.status === "joined" || d.status === "left") { refreshRoomInfo(); return; }
   renderPresence({ room_type: state.roomType });
 });
-client.addEventListener("typing", (e) => {
-  const d = e.detail;
-  if (state.view?.room !== d.room_id || d.username === client.user.username) return;
-  if (d.is_typing) {
-    clearTimeout(state.typing.get(d.username));
-    state.typing.set(d.username, setTimeout(() => clearTyping(d.username), 15000));
-  } else clearTyping(d.username);
-  renderTyping();
-});
+client.addEventListener("typing", (e) => typing.heard(e.detail));
 client.addEventListener("error", (e) => showError(e.detail.error));
-
-function clearTyping(username) {
-  clearTimeout(state.typing.get(username));
-  state.typing.delete(username);
-  renderTyping();
-}
-function renderTyping() {
-  const names = [...state.typing.keys()];
-  $("typing").textContent = names.length === 0 ? ""
-    : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
-}
 
 // ---- composing ----------------------------------------------------------------------------
 
-let typingSent = 0;
-let typingIdle = null;
-$("message").addEventListener("input", () => {
-  if (state.view?.kind !== "room") return;
-  const room = state.view.room;
-  if (Date.now() - typingSent > 3000) { client.typing(room, true); typingSent = Date.now(); }
-  clearTimeout(typingIdle);
-  typingIdle = setTimeout(() => { client.typing(room, false); typingSent = 0; }, 4000);
-});
-$("message").addEventListener("blur", () => {
-  if (state.view?.kind !== "room" || !typingSent) return;
-  clearTimeout(typingIdle);
-  client.typing(state.view.room, false);
-  typingSent = 0;
-});
+$("message").addEventListener("input", () => typing.input());
+$("message").addEventListener("blur", () => typing.blur());
 $("message").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); $("composer").requestSubmit(); }
   if (e.key === "Escape" && replyBar.id != null) { e.preventDefault(); replyBar.clear(); }
@@ -526,8 +385,7 @@ $("composer").addEventListener("submit", async (e) => {
   if (!text.trim() || !state.view) return;
   $("message").value = "";
   showError("");
-  clearTimeout(typingIdle);
-  typingSent = 0;
+  typing.sentMessage();
   const model = $("model").value;
   try {
     if (state.view.kind === "room") {
@@ -572,25 +430,9 @@ $("stop").addEventListener("click", () => {
   for (const cid of visibleStreams()) client.cancel(cid);
 });
 
-$("attach").addEventListener("change", async () => {
-  const file = $("attach").files[0];
-  if (!file || !state.view) return;
-  const bar = $("upload-progress");
-  bar.hidden = false;
-  bar.value = 0;
-  $("upload-status").textContent = `Uploading ${file.name}…`;
-  try {
-    const roomId = state.view.kind === "room" ? state.view.room : null;
-    const done = await client.upload(file, { roomId, onProgress: (sent, total) => {
-      bar.value = total ? Math.round((sent / total) * 100) : 100;
-      $("upload-status").textContent = `Uploading ${file.name}: ${bar.value} %`;
-    } });
-    $("upload-status").textContent = `Uploaded ${done.file_name}: 100 %`;
-    if (!roomId) list.addEvent({ type: "file_upload", data: { ...done, username: client.user.username } });
-  } catch (err) {
-    $("upload-status").textContent = "";
-    showError(`Upload failed: ${err.message}`);
-  } finally { $("attach").value = ""; }
+initUploadForm({
+  client, view: () => state.view, onError: (text) => showError(text),
+  onOwnFile: (done) => list.addEvent({ type: "file_upload", data: { ...done, username: client.user.username } }),
 });
 
 initSearch({ form: $("search-form"), input: $("search"), scope: $("search-scope"),
@@ -601,5 +443,5 @@ initSearch({ form: $("search-form"), input: $("search"), scope: $("search-scope"
 
 // ---- boot -------------------------------------------------------------------------------
 
-client.restore().then((user) => { if (!user) showSignedOut(""); })
-  .catch(() => showSignedOut("the server could not be reached"));
+client.restore().then((user) => { if (!user) auth.showSignedOut(""); })
+  .catch(() => auth.showSignedOut("the server could not be reached"));
