@@ -123,7 +123,7 @@ def ai_streams_rep(
     tokens at 50 tokens/s, asked over ``ramp`` seconds."""
     import uvloop
     from big_room import seed_big_room
-    from targets import _mint_ws_token
+    from targets import mint_ws_token
 
     env = {
         "AI_PROVIDER": "offline",
@@ -133,7 +133,7 @@ def ai_streams_rep(
     server, _ = start_chinwag(workdir, pin.server_cpu, env=env)
     try:
         users = seed_big_room(workdir / "data" / "chinwag.db", streams, streams)
-        urls = [ws_url(server, _mint_ws_token(name, uid)) for name, uid in users]
+        urls = [ws_url(server, mint_ws_token(name, uid)) for name, uid in users]
         with pinned(pin.loadgen_cpu), asyncio.Runner(loop_factory=uvloop.new_event_loop) as r:
             out = r.run(_run(urls, words, ramp, server.pid))
         return {k: round(v, 2) for k, v in out.items()}

@@ -160,7 +160,7 @@ def _start_chinwag_workers(port: int, workdir: Path, cpu: int | None, workers: i
     return s
 
 
-def _mint_ws_token(username: str, user_id: int) -> str:
+def mint_ws_token(username: str, user_id: int) -> str:
     import jwt
 
     now = int(time.time())
@@ -206,7 +206,7 @@ def _big_room_args(server: ServerProc, n: int, workdir: Path, members: int) -> l
 
     users = seed_big_room(Path(server.data_dir) / "chinwag.db", members, min(n, IDLE_USERS))
     path = workdir / f"chinwag-tokens-member-{len(users)}.json"
-    path.write_text(json.dumps([_mint_ws_token(name, uid) for name, uid in users]))
+    path.write_text(json.dumps([mint_ws_token(name, uid) for name, uid in users]))
     return ["--tokens", str(path), "--cycle-tokens", "--room", ROOM, "--join-frame"]
 
 
@@ -266,7 +266,7 @@ def chinwag_ws_tokens(
         if st == 201:
             # The harness knows the server's JWT_SECRET (CHINWAG_ENV), so it mints the
             # WebSocket token itself instead of a second password hash per user (login).
-            return _mint_ws_token(body["username"], body["id"])
+            return mint_ws_token(body["username"], body["id"])
         st, body = _http_json("POST", f"{base_url}/api/v1/auth/login", user)
         if st != 200:
             raise RuntimeError(f"login {user['username']}: HTTP {st} {body}")

@@ -21,10 +21,10 @@ from chinwag.ai.tokens import count_tokens
 from chinwag.core import metrics
 from chinwag.core.ai_admission import LATEST, Admission, Before, Plan
 from chinwag.core.events import Events
-from chinwag.core.leases import Lease
 from chinwag.core.personal import ensure_personal
 from chinwag.core.session import Identity
 from chinwag.core.stats import NodeStats
+from chinwag.core.typing_state import lease_ttl, typing_lease
 from chinwag.protocol import frames
 from chinwag.protocol.codec import encode
 from chinwag.protocol.errors import AIProviderError, BudgetExceeded, ChatError
@@ -338,10 +338,8 @@ class Assistant:
         """The assistant's typing in the room, leased like a user's (``leases.py``): if
         this process dies mid-reply, the others end it when the lease lapses. One
         lease per reply, so two replies in one room each show their start and end."""
-        text = encode(frames.typing(room_id, ASSISTANT, ASSISTANT, on))
-        end = text if not on else encode(frames.typing(room_id, ASSISTANT, ASSISTANT, False))
-        ttl = self.config.typing_timeout * 1.5
-        lease = Lease(f"typing:{ASSISTANT}:{conversation_id}", on, ttl, end)
+        name, ttl = f"typing:{ASSISTANT}:{conversation_id}", lease_ttl(self.config.typing_timeout)
+        text, lease = typing_lease(room_id, ASSISTANT, ASSISTANT, on, name, ttl)
         await self.events.hub.publish_ephemeral(room_id, text, lease=lease)
 
     async def _keep_typing(self, room_id: str, conversation_id: int) -> None:

@@ -18,14 +18,13 @@ from chinwag.core.assistant import Assistant
 from chinwag.core.chat_frames import ChatFrames
 from chinwag.core.events import Events
 from chinwag.core.hub import Hub
-from chinwag.core.leases import Lease
 from chinwag.core.message_ops import MessageOps
 from chinwag.core.presence import Presence
 from chinwag.core.ratelimit import SlidingWindow
 from chinwag.core.rooms import Joined, Rooms
 from chinwag.core.session import Identity, Session
 from chinwag.core.stats import NodeStats
-from chinwag.core.typing_state import TypingTracker
+from chinwag.core.typing_state import TypingTracker, typing_lease
 from chinwag.core.upkeep import Upkeep
 from chinwag.core.upload_frames import UploadFrames
 from chinwag.core.uploads import UploadManager
@@ -332,9 +331,8 @@ class ChatService:
     async def _announce_typing(
         self, room_id: str, username: str, user_id: int | str, on: bool
     ) -> None:
-        text = encode(frames.typing(room_id, username, user_id, on))
-        end = text if not on else encode(frames.typing(room_id, username, user_id, False))
-        lease = Lease(f"typing:{username}", on, self.typing.lease_ttl, end)
+        name, ttl = f"typing:{username}", self.typing.lease_ttl
+        text, lease = typing_lease(room_id, username, user_id, on, name, ttl)
         await self.publisher.publish_ephemeral(room_id, text, exclude=username, lease=lease)
 
     async def _announce_presence(

@@ -12,18 +12,37 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from chinwag.core.leases import Lease
+from chinwag.protocol import frames
+from chinwag.protocol.codec import encode
+
 #: Broadcasts a typing change: (room_id, username, user_id, is_typing).
 Announce = Callable[[str, str, int | str, bool], Awaitable[None]]
+
+
+def lease_ttl(timeout: float) -> float:
+    """How long others hold a typing start: 1.5 timeouts, so the last renewal (every
+    third of a timeout) always outlives the origin's own expiry."""
+    return timeout * 1.5
+
+
+def typing_lease(
+    room_id: str, username: str, user_id: int | str, on: bool, name: str, ttl: float
+) -> tuple[str, Lease]:
+    """The encoded ``typing`` frame and the lease it travels with (``name`` unique in
+    the room); the lease's end frame is the same indicator switched off."""
+    text = encode(frames.typing(room_id, username, user_id, on))
+    end = text if not on else encode(frames.typing(room_id, username, user_id, False))
+    return text, Lease(name, on, ttl, end)
 
 
 class TypingTracker:
     def __init__(self, timeout: float, announce: Announce) -> None:
         self.timeout = timeout
         # A start is announced again (a renewal, not shown twice) once a third of the
-        # timeout passed since the last announcement, and others hold it for 1.5
-        # timeouts: the last renewal always outlives this process's own expiry.
+        # timeout passed since the last announcement.
         self.renew_after = timeout / 3
-        self.lease_ttl = timeout * 1.5
+        self.lease_ttl = lease_ttl(timeout)
         self._announce = announce
         # (room, user) -> (expiry timer, user id, when last announced)
         self._timers: dict[tuple[str, str], tuple[asyncio.TimerHandle, int | str, float]] = {}
