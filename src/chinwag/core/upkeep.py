@@ -5,7 +5,6 @@ uploads, send the heartbeat, and keep trying a broker that was down at start-up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -61,11 +60,19 @@ class Upkeep:
         ]
 
     async def stop(self) -> None:
+        """Cancel the timers and wait for them. A job in the middle of a broker or
+        database call can lose the cancellation (seen: a presence refresh on Redis
+        at shutdown left a worker waiting forever), so ``_every`` also stops when its
+        task is being cancelled, and a timer still running a second later is
+        cancelled again."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            while not task.done():
+                await asyncio.wait({task}, timeout=1.0)
+                task.cancel()
+            if not task.cancelled():
+                task.exception()  # retrieved: nothing to report at shutdown
 
     def frames_sent(self) -> int:
         """Every frame written to a client by this process (answers, heartbeats and
@@ -104,12 +111,15 @@ class Upkeep:
             return
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.current_task()
         while True:
             await asyncio.sleep(interval)
             try:
                 await job()
             except Exception:
                 log.exception("periodic job %s failed", getattr(job, "__name__", job))
+            if task is not None and task.cancelling():
+                return  # cancelled while the job ran, and the job lost the cancellation
 
     async def _refresh(self) -> None:
         await self.presence.refresh(list(self.hub.sessions.values()))
