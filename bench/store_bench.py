@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from extras import STORE_WRITERS, store_rep
+from extras import STORE_CELLS, store_rep
 from measure import Pinning, TargetUnavailable
 
 
@@ -43,10 +43,10 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"messages stored per second ({events} per cell, median of {reps}; {pin.describe()})")
-    print(f"{'writers':>8} {'SQLite':>10} {'PostgreSQL':>12}")
-    for w in STORE_WRITERS:
-        row = [f"{c[f'msgs_per_s_{w}']:,.0f}" if c else "n/a" for c in columns.values()]
-        print(f"{w:>8} {row[0]:>10} {row[1]:>12}")
+    print(f"{'writers':>8} {'rooms':>6} {'SQLite':>10} {'PostgreSQL':>12}")
+    for key, writers, rooms in STORE_CELLS:
+        row = [f"{c[key]:,.0f}" if c else "n/a" for c in columns.values()]
+        print(f"{writers:>8} {rooms:>6} {row[0]:>10} {row[1]:>12}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ files), run over SQLite and PostgreSQL: the same calls give the same answers."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ import pytest
 
 from chinwag.protocol.errors import Conflict, NotFound, NotInRoom
 from chinwag.protocol.frames import iso
-from chinwag.store.base import Store
+from chinwag.store.base import Appended, Store
 from chinwag.store.files import FileRecord
 from chinwag.store.sql import SqlStore
 from tests.support import Namer
@@ -183,6 +184,80 @@ async def test_append_refuses_non_members_and_missing_rooms(store: Store, fresh:
     with pytest.raises(NotFound):
         await store.events.append(fresh("missing"), "chat", {}, sender="x")
     assert await store.events.after(room_id, 0) == []
+
+
+async def test_appends_made_at_once_get_gapless_seqs_in_submission_order_per_room(
+    store: Store, fresh: Namer
+) -> None:
+    # Made at once, all but the first wait for one transaction: the group commit.
+    bob = fresh("b")
+    rooms = [await room_with(store, fresh, bob)]
+    for _ in range(2):
+        rooms.append(await room_with(store, fresh))
+        await store.rooms.add_member(rooms[-1], bob)
+    appended = await asyncio.gather(
+        *(
+            store.events.append(
+                rooms[i % 3],
+                "chat",
+                {"i": i},
+                sender=bob,
+                client_message_id=f"c{i}",
+                require_member=True,
+            )
+            for i in range(60)
+        )
+    )
+    for r, room_id in enumerate(rooms):
+        mine = [a.event for a in appended if a.event.room_id == room_id]
+        assert [e.data["i"] for e in mine] == list(range(r, 60, 3))
+        assert [e.seq for e in mine] == list(range(1, 21))
+        stored = await store.events.after(room_id, 0)
+        assert [(e.id, e.seq, e.data) for e in stored] == [(e.id, e.seq, e.data) for e in mine]
+    assert not any(a.duplicate for a in appended)
+
+
+async def test_each_append_of_a_batch_gets_its_own_answer(store: Store, fresh: Namer) -> None:
+    bob, stranger = fresh("b"), fresh("x")
+    room_id = await room_with(store, fresh, bob)
+    earlier = await store.events.append(
+        room_id, "chat", {"n": 0}, sender=bob, client_message_id="old"
+    )
+    answers = await asyncio.gather(
+        store.events.append(room_id, "chat", {"n": 1}, sender=bob, client_message_id="a"),
+        store.events.append(room_id, "chat", {"n": 2}, sender=stranger, require_member=True),
+        store.events.append(fresh("missing"), "chat", {"n": 3}, sender=bob),
+        store.events.append(room_id, "chat", {"n": 4}, sender=bob, client_message_id="old"),
+        store.events.append(room_id, "chat", {"n": 5}, sender=bob, client_message_id="twice"),
+        store.events.append(room_id, "chat", {"n": 6}, sender=bob, client_message_id="twice"),
+        store.events.append(room_id, "chat", {"n": 7}, sender=None),
+        return_exceptions=True,
+    )
+    first, not_member, missing, repeat_old, twice, twice_again, roomless_sender = answers
+    assert isinstance(not_member, NotInRoom) and isinstance(missing, NotFound)
+    assert isinstance(repeat_old, Appended) and repeat_old.duplicate
+    assert repeat_old.event.id == earlier.event.id and repeat_old.event.data == {"n": 0}
+    assert isinstance(twice, Appended) and isinstance(twice_again, Appended)
+    assert not twice.duplicate and twice_again.duplicate and twice_again.event.id == twice.event.id
+    assert isinstance(first, Appended) and isinstance(roomless_sender, Appended)
+    assert [first.event.seq, twice.event.seq, roomless_sender.event.seq] == [2, 3, 4]
+    stored = await store.events.after(room_id, 0)
+    assert [e.data["n"] for e in stored] == [0, 1, 5, 7]
+
+
+async def test_an_append_that_cannot_be_stored_fails_alone(store: Store, fresh: Namer) -> None:
+    room_id = await room_with(store, fresh)
+    answers = await asyncio.gather(
+        *(
+            store.events.append(room_id, "chat", {"n": i, "bad": object() if i == 3 else None})
+            for i in range(6)
+        ),
+        return_exceptions=True,
+    )
+    # Not JSON: its own error (SQLAlchemy wraps it on PostgreSQL), nobody else's.
+    assert isinstance(answers[3], Exception) and "not JSON serializable" in str(answers[3])
+    assert [a.event.seq for a in answers if isinstance(a, Appended)] == [1, 2, 3, 4, 5]
+    assert [e.data["n"] for e in await store.events.after(room_id, 0)] == [0, 1, 2, 4, 5]
 
 
 async def test_chats_between_skips_the_readers_own_and_other_types(

@@ -36,6 +36,49 @@ async def test_chat_reaches_every_participant_with_seq_and_shape(
     assert c["room_id"] == room and c["queued_for"] == []
 
 
+async def test_a_burst_from_one_connection_keeps_its_order_and_frames_after_it_wait(
+    server: Server, name: Namer
+) -> None:
+    # The chats are in flight together (committed in batches); their seqs still
+    # follow the order they were sent, and a frame sent after them acts after them.
+    room = name("shared")
+    alice, bob = await server.user(name()), await server.user(name())
+    a = await joined(server, alice, room, "shared")
+    b = await joined(server, bob, room)
+    count = 300
+    for i in range(count):
+        await a.send(chat(room, f"m{i}", f"burst-{i}"))
+    await a.send({"type": "ping"})
+    await a.expect("pong")
+    confirmed = {
+        c["data"]["message_id"]: c["data"]["seq"] for c in a.pending("delivery_confirmation")
+    }
+    delivered = [await b.expect("chat") for _ in range(count)]
+    assert [f["data"]["content"] for f in delivered] == [f"m{i}" for i in range(count)]
+    seqs = [f["seq"] for f in delivered]
+    assert seqs == list(range(seqs[0], seqs[0] + count))
+    # all confirmed before the pong, each with its chat's seq
+    assert confirmed == {f"burst-{i}": seqs[i] for i in range(count)}
+
+
+async def test_chats_sent_just_before_the_socket_closes_are_stored(
+    server: Server, name: Namer
+) -> None:
+    room = name("shared")
+    alice = await server.user(name())
+    a = await joined(server, alice, room, "shared")
+    for i in range(50):
+        await a.send(chat(room, f"last-{i}", f"last-{i}"))
+    await a.close()
+    for _ in range(100):  # the server finishes them after the close (bounded)
+        history = (await server.get(f"/api/v1/ws/rooms/{room}/messages?limit=100", alice)).json()
+        contents = [m["data"]["content"] for m in history["messages"] if m["type"] == "chat"]
+        if len(contents) == 50:
+            break
+        await asyncio.sleep(0.05)
+    assert contents == [f"last-{i}" for i in range(50)]
+
+
 async def test_chat_from_a_non_member_is_not_in_room(server: Server, name: Namer) -> None:
     room = name("shared")
     await joined(server, await server.user(name()), room, "shared")

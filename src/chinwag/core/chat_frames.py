@@ -19,6 +19,20 @@ from chinwag.protocol.errors import InvalidMessage
 from chinwag.store.base import EventRecord, Store
 
 
+def runs_alongside(frame: object) -> bool:
+    """A room chat that goes straight to its store append, awaiting nothing before
+    it (no reply to look up, no AI question to admit). A connection may have many
+    such chats in flight: they reach the store in the order they were read, and the
+    store's group commit gives them seqs in that order. Any other frame waits until
+    the chats read before it are done."""
+    return (
+        isinstance(frame, m.Chat)
+        and frame.room_id is not None
+        and frame.data.reply_to is None
+        and not asks_assistant(frame.data).ai
+    )
+
+
 class ChatFrames:
     def __init__(
         self,

@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from chinwag.core.chat_frames import runs_alongside
 from chinwag.core.session import Session
 from chinwag.protocol import codec, frames
 from chinwag.protocol.codes import CloseCode, ErrorCode
@@ -29,6 +31,10 @@ from chinwag.server.deps import Runtime
 from chinwag.server.direct_write import DIRECT_EXTENSION
 
 log = logging.getLogger(__name__)
+#: Room chats of one connection handled at once at most: read on while they wait
+#: for the store, so a burst from one sender is committed and fanned out in batches.
+CHATS_IN_FLIGHT = 64
+CHATS_FINISH_SECONDS = 5.0
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -130,6 +136,8 @@ class Connection:
         self.ws = ws
         self.rt = rt
         self.session = session
+        # Room chats being handled, oldest first (see runs_alongside).
+        self._chats: deque[asyncio.Task[None]] = deque()
         self._main: asyncio.Task[Any] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -164,11 +172,27 @@ class Connection:
         finally:
             if self._expiry is not None:
                 self._expiry.cancel()
+            await self._finish_chats()
             await service.close(session)
             await self._close_socket()
             service.upkeep.sent_by_closed += session.sent
             self.rt.sockets.discard(self)
             self.rt.sockets_closed.set()
+
+    async def _finish_chats(self) -> None:
+        """The chats read before the socket closed are still stored and confirmed
+        (bounded: past the deadline they are cancelled, unconfirmed, for the client
+        to send again)."""
+        if not self._chats:
+            return
+        try:
+            async with asyncio.timeout(CHATS_FINISH_SECONDS):
+                await asyncio.shield(self._settle_chats())
+        except TimeoutError:
+            for chat in self._chats:
+                chat.cancel()
+            await asyncio.wait(list(self._chats))
+        self._chats.clear()
 
     def _interrupt(self) -> None:
         """A close was requested (slow reader, token expiry, shutdown): stop reading.
@@ -211,7 +235,7 @@ class Connection:
             session.writing = False
 
     async def _read(self) -> None:
-        ws, session, service = self.ws, self.session, self.rt.service
+        ws, session = self.ws, self.session
         while session.close_code is None:
             self._reading = True
             try:
@@ -237,23 +261,41 @@ class Connection:
             free = await _writes_a_chunk(frame, session, self.rt)
             if not free and self._limited(frame):
                 continue
-            try:
-                if isinstance(frame, RefreshToken):
-                    self._refresh(frame)
-                else:
-                    await service.handle(session, frame)
-            except ChatError as exc:
-                # New upload chunks skip the rate limit only while they are useful: a
-                # failing one counts, so a flood of bad chunks is limited too.
-                if free and (retry := session.limiter.check()):
-                    self._send_error(
-                        RateLimited("rate limit exceeded", retry_after=retry), frame.message_id
-                    )
-                    continue
-                self._send_error(exc, frame.message_id)
-            except Exception:
-                log.exception("handling %s from %s failed", frame.type, session.username)
-                self._send_error(ChatError("internal error"), frame.message_id)
+            if runs_alongside(frame):
+                self._chats.append(asyncio.ensure_future(self._handle(frame, free)))
+                if len(self._chats) >= CHATS_IN_FLIGHT:
+                    await asyncio.wait([self._chats.popleft()])
+                continue
+            await self._settle_chats()  # the chats read before this frame act first
+            await self._handle(frame, free)
+
+    async def _handle(self, frame: Any, free: bool) -> None:
+        session = self.session
+        try:
+            if isinstance(frame, RefreshToken):
+                self._refresh(frame)
+            else:
+                await self.rt.service.handle(session, frame)
+        except ChatError as exc:
+            # New upload chunks skip the rate limit only while they are useful: a
+            # failing one counts, so a flood of bad chunks is limited too.
+            if free and (retry := session.limiter.check()):
+                self._send_error(
+                    RateLimited("rate limit exceeded", retry_after=retry), frame.message_id
+                )
+                return
+            self._send_error(exc, frame.message_id)
+        except Exception:
+            log.exception("handling %s from %s failed", frame.type, session.username)
+            self._send_error(ChatError("internal error"), frame.message_id)
+
+    async def _settle_chats(self) -> None:
+        """Wait for the chats in flight (each answers its own errors)."""
+        chats = self._chats
+        while chats:
+            await asyncio.wait(list(chats))
+            while chats and chats[0].done():
+                chats.popleft()
 
     def _limited(self, frame: object) -> bool:
         """Apply the frame rate limit."""

@@ -10,19 +10,13 @@ from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
+from chinwag.store.sql.append_batch import AppendAsk, PostgresWrites, SqliteWrites, append_batch
 from chinwag.store.sql.database import Database, stored_json, stored_time
-from chinwag.store.sql.tables import Room, RoomEvent, RoomMember
+from chinwag.store.sql.group_commit import GroupCommit
+from chinwag.store.sql.tables import EVENT_RECORD_COLUMNS, Room, RoomEvent, RoomMember
 
 _AFTER = (
-    select(
-        RoomEvent.id,
-        RoomEvent.seq,
-        RoomEvent.type,
-        RoomEvent.data,
-        RoomEvent.sender,
-        RoomEvent.client_message_id,
-        RoomEvent.created_at,
-    )
+    select(*EVENT_RECORD_COLUMNS)
     .join(Room, RoomEvent.room_pk == Room.id)
     .where(Room.room_id == bindparam("room_id"), RoomEvent.seq > bindparam("after_seq"))
     .order_by(RoomEvent.seq)
@@ -52,6 +46,9 @@ class _Duplicate(Exception):
 class SqlEvents:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._group: GroupCommit[AppendAsk, Appended] = GroupCommit(
+            self._append_one, self._append_batch
+        )
 
     async def append(
         self,
@@ -63,10 +60,31 @@ class SqlEvents:
         client_message_id: str | None = None,
         require_member: bool = False,
     ) -> Appended:
-        # The hot path of every chat: two statements in one transaction. The UPDATE
-        # takes the room row's lock, which orders concurrent writers, so seqs come
-        # out gapless and commit in seq order, whichever process writes.
-        now = datetime.now(UTC)
+        ask = AppendAsk(
+            room_id, type, data, sender, client_message_id, require_member, datetime.now(UTC)
+        )
+        # SQLite has one writer: one lane. PostgreSQL orders a room's appends by its
+        # row lock: a lane per room, so rooms commit side by side.
+        return await self._group.submit(None if self._db.is_sqlite else room_id, ask)
+
+    async def _append_batch(self, asks: list[AppendAsk]) -> list[Appended | Exception]:
+        if self._db.is_sqlite:
+            async with self._db.sqlite_append() as sqlite:
+                return await append_batch(SqliteWrites(sqlite), asks)
+        async with self._db.write_conn() as c:
+            return await append_batch(PostgresWrites(c), asks)
+
+    async def _append_one(self, ask: AppendAsk) -> Appended:
+        # An append alone: two statements in one transaction. The UPDATE takes the
+        # room row's lock, which orders concurrent writers, so seqs come out gapless
+        # and commit in seq order, whichever process writes.
+        room_id, type, data = ask.room_id, ask.type, ask.data
+        sender, client_message_id, require_member = (
+            ask.sender,
+            ask.client_message_id,
+            ask.require_member,
+        )
+        now = ask.at
         try:
             if self._db.is_sqlite:
                 pk, seq, version, event_id = await self._append_sqlite(

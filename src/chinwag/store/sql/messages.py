@@ -21,6 +21,7 @@ from chinwag.store.messages import Changed, MentionRecord, NewEvent, Rewrite
 from chinwag.store.sql.database import Database
 from chinwag.store.sql.events import _record
 from chinwag.store.sql.tables import (
+    EVENT_RECORD_COLUMNS,
     Conversation,
     ConversationTurn,
     MessageMention,
@@ -37,16 +38,7 @@ _REF_SQLITE = (
 )
 _REF_POSTGRES = "coalesce(room_events.data ->> 'message_id', room_events.data ->> 'reply_to')"
 
-_COLUMNS = (
-    RoomEvent.id,
-    RoomEvent.room_pk,
-    RoomEvent.seq,
-    RoomEvent.type,
-    RoomEvent.data,
-    RoomEvent.sender,
-    RoomEvent.client_message_id,
-    RoomEvent.created_at,
-)
+_COLUMNS = (*EVENT_RECORD_COLUMNS, RoomEvent.room_pk)
 
 
 class _Duplicate(Exception):

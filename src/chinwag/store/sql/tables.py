@@ -97,6 +97,18 @@ class RoomEvent(Base):
     # the expression index ix_room_events_ref on the message an event refers to.
 
 
+# The columns an EventRecord is built from, in its field order (room_id aside).
+EVENT_RECORD_COLUMNS = (
+    RoomEvent.id,
+    RoomEvent.seq,
+    RoomEvent.type,
+    RoomEvent.data,
+    RoomEvent.sender,
+    RoomEvent.client_message_id,
+    RoomEvent.created_at,
+)
+
+
 class MessageMention(Base):
     """A chat that names a member with ``@username``."""
 
