@@ -194,6 +194,85 @@ async def run_once(
 
 # ------------------------------------------------------------------ driver
 
+Plan = list[tuple[str, int, str]]  # (label, processes, broker URL)
+
+
+async def measure_sizes(
+    plan: Plan,
+    receivers: int,
+    messages: int,
+    reps: int,
+    workdir: Path,
+    *,
+    users: int = 20,
+    deadline: float = 45.0,
+    spread_senders: bool = False,
+    profile_into: list[str] | None = None,
+) -> dict[str, list[Result]]:
+    """Every cluster size of ``plan`` on one fresh PostgreSQL database: {label: the
+    repetitions that succeeded}. With ``profile_into``, one extra burst of the largest
+    size on Redis under py-spy, its summary appended there."""
+    sizes = [size for _, size, _ in plan]
+    db = await create_database()
+    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+    results: dict[str, list[Result]] = {}
+    try:
+        tokens: dict[str, str] | None = None
+        for label, size, broker in plan:
+            log(f"== {label} process(es), broker {broker}")
+            cluster = await asyncio.to_thread(
+                start_cluster, size, database_url, broker, workdir / label.split()[0]
+            )
+            try:
+                if tokens is None:  # one database for every size: users are made once
+                    tokens = await ws_tokens(
+                        cluster.ports[0],
+                        [
+                            *[f"sender{i}" for i in range(max(sizes))],
+                            *[f"rx{i}" for i in range(users)],
+                        ],
+                    )
+                runs = results.setdefault(label, [])
+                for rep in range(reps):
+                    try:
+                        r = await run_once(
+                            cluster,
+                            tokens,
+                            receivers,
+                            messages,
+                            deadline,
+                            spread_senders=spread_senders,
+                        )
+                    except (RuntimeError, OSError) as exc:
+                        log(f"   rep {rep + 1}: FAILED: {exc}")
+                        continue
+                    runs.append(r)
+                    log(
+                        f"   rep {rep + 1}: {r.rate:,.0f} deliveries/s in {r.seconds:.2f}s, "
+                        f"chinwag CPU {[round(c, 2) for c in r.per_proc_cpu]} s, "
+                        f"postgres {r.postgres_cpu:.2f} s, client {r.client_cpu:.2f} s"
+                    )
+                if profile_into is not None and size == max(sizes) and broker == REDIS_URL:
+                    out = workdir / "profile.raw"
+                    await run_once(
+                        cluster,
+                        tokens,
+                        receivers,
+                        messages * 3,
+                        deadline,
+                        spread_senders=spread_senders,
+                        profile=out,
+                    )
+                    profile_into.append(
+                        f"py-spy of process 1 of {size} during a burst of "
+                        f"{messages * 3}:\n" + summarise_profile(out)
+                    )
+            finally:
+                await asyncio.to_thread(cluster.stop)
+    finally:
+        await drop_database(db)
+    return results
+
 
 def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool, load: str) -> None:
     who = "one sender per process" if spread else "1 sender on process 1"
@@ -235,6 +314,41 @@ def print_table(results: dict[str, list[Result]], n: int, m: int, spread: bool, 
         f"{os.cpu_count()} cpus shared by every chinwag process, Redis, PostgreSQL and "
         f"this generator; load average before the run: {load}.)"
     )
+
+
+CLUSTER_SIZES = (1, 2, 3)
+
+
+def cluster_rep(_pin: object, workdir: Path, receivers: int = 300, messages: int = 100) -> dict:
+    """One repetition of every size in CLUSTER_SIZES on Redis, for bench/run.py's table
+    (the processes cannot be pinned: they share both cores with Redis and PostgreSQL)."""
+    import redis
+    from databases import PG
+    from servers import TargetUnavailable
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as e:
+        raise TargetUnavailable(f"Redis not reachable at {REDIS_URL} ({e})") from e
+    plan = [(str(size), size, REDIS_URL) for size in CLUSTER_SIZES]
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        results = asyncio.run(measure_sizes(plan, receivers, messages, 1, workdir))
+    except OSError as e:
+        raise TargetUnavailable(
+            f"PostgreSQL not reachable at {PG['host']}:{PG['port']} ({e})"
+        ) from e
+    out: dict[str, float] = {}
+    for label, runs in results.items():
+        if not runs:
+            raise RuntimeError(f"{label} process(es): the burst failed (see the log above)")
+        r = runs[0]
+        out[f"deliveries_per_s_{label}"] = r.rate
+        out[f"us_per_delivery_{label}"] = r.server_us_per_delivery
+        out[f"postgres_s_{label}"] = r.postgres_cpu
+        out[f"redis_s_{label}"] = r.redis_cpu or 0.0
+        out[f"first_process_s_{label}"] = r.per_proc_cpu[0]
+    return out
 
 
 async def main() -> int:
@@ -285,72 +399,27 @@ async def main() -> int:
         plan += [(f"{s} (cluster)", s, redis_nodes.url) for s in sizes]
     workdir = BENCH / "results" / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}"
     workdir.mkdir(parents=True, exist_ok=True)
-    db = await create_database()
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
-    results: dict[str, list[Result]] = {}
-    profile_text = None
+    profile_text: list[str] = []
     try:
-        tokens: dict[str, str] | None = None
-        for label, size, broker in plan:
-            log(f"== {label} process(es), broker {broker}")
-            cluster = await asyncio.to_thread(
-                start_cluster, size, database_url, broker, workdir / label.split()[0]
-            )
-            try:
-                if tokens is None:  # one database for every size: users are made once
-                    tokens = await ws_tokens(
-                        cluster.ports[0],
-                        [
-                            *[f"sender{i}" for i in range(max(sizes))],
-                            *[f"rx{i}" for i in range(args.users)],
-                        ],
-                    )
-                runs = results.setdefault(label, [])
-                for rep in range(args.reps):
-                    try:
-                        r = await run_once(
-                            cluster,
-                            tokens,
-                            args.receivers,
-                            args.messages,
-                            args.deadline,
-                            spread_senders=args.spread_senders,
-                        )
-                    except (RuntimeError, OSError) as exc:
-                        log(f"   rep {rep + 1}: FAILED: {exc}")
-                        continue
-                    runs.append(r)
-                    log(
-                        f"   rep {rep + 1}: {r.rate:,.0f} deliveries/s in {r.seconds:.2f}s, "
-                        f"chinwag CPU {[round(c, 2) for c in r.per_proc_cpu]} s, "
-                        f"postgres {r.postgres_cpu:.2f} s, client {r.client_cpu:.2f} s"
-                    )
-                if args.profile and size == max(sizes) and broker == REDIS_URL:
-                    out = workdir / "profile.raw"
-                    await run_once(
-                        cluster,
-                        tokens,
-                        args.receivers,
-                        args.messages * 3,
-                        args.deadline,
-                        spread_senders=args.spread_senders,
-                        profile=out,
-                    )
-                    profile_text = (
-                        f"py-spy of process 1 of {size} during a burst of "
-                        f"{args.messages * 3}:\n" + summarise_profile(out)
-                    )
-            finally:
-                await asyncio.to_thread(cluster.stop)
+        results = await measure_sizes(
+            plan,
+            args.receivers,
+            args.messages,
+            args.reps,
+            workdir,
+            users=args.users,
+            deadline=args.deadline,
+            spread_senders=args.spread_senders,
+            profile_into=profile_text if args.profile else None,
+        )
     finally:
-        await drop_database(db)
         if redis_nodes is not None:
             from tests.redis_cluster_fixture import stop_nodes
 
             stop_nodes(redis_nodes.procs)
     print_table(results, args.receivers, args.messages, args.spread_senders, load)
     if profile_text:
-        print("\n" + profile_text)
+        print("\n" + profile_text[0])
     if args.json:
         args.json.write_text(
             json.dumps({k: [vars(r) for r in v] for k, v in results.items()}, indent=1)

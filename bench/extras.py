@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ai_streams import ai_streams_rep
+from cluster_bench import CLUSTER_SIZES, cluster_rep
 from extras_support import MB, percentile, pinned, start_chinwag, ws_url
 from procstat import Pinning, log
 from report import Cell
@@ -264,6 +265,17 @@ UPLOAD_METRICS: list[Metric] = [
     ("idle_rss_mib", "server RSS before MiB", "{:.0f}"),
     ("upload_hwm_mib", "server peak RSS MiB", "{:.0f}"),
 ]
+CLUSTER_METRICS: list[Metric] = [
+    (f"{key}_{n}", f"{label}, {n} proc", fmt)
+    for key, label, fmt in (
+        ("deliveries_per_s", "deliveries/s", "{:,.0f}"),
+        ("us_per_delivery", "server CPU µs/delivery", "{:.1f}"),
+        ("first_process_s", "sender's process CPU s", "{:.2f}"),
+        ("postgres_s", "PostgreSQL CPU s", "{:.2f}"),
+        ("redis_s", "Redis CPU s", "{:.2f}"),
+    )
+    for n in CLUSTER_SIZES
+]
 STORE_METRICS: list[Metric] = [
     ("msgs_per_s_1", "stored msgs/s, 1 writer", "{:,.0f}"),
     ("msgs_per_s_8", "stored msgs/s, 8 writers, 1 room", "{:,.0f}"),
@@ -288,7 +300,7 @@ def smoke_extras() -> list[Extra]:
 
 def extras(quick: bool) -> list[Extra]:
     """The chinwag-only scenarios of a full or a --quick run."""
-    replies, size_mb, events = (16, 10, 500) if quick else (96, 50, 2000)
+    replies, size_mb, events, receivers = (16, 10, 500, 60) if quick else (96, 50, 2000, 300)
     return [
         ai_streams("ai-streams-100", 100, 100)
         if quick
@@ -311,6 +323,13 @@ def extras(quick: bool) -> list[Extra]:
             f"SqlStore append on SQLite, {events} messages per writer count",
             STORE_METRICS,
             functools.partial(store_rep, "sqlite", events=events),
+        ),
+        Extra(
+            "cluster",
+            f"room fan-out over {', '.join(map(str, CLUSTER_SIZES))} processes on PostgreSQL "
+            f"+ Redis: {receivers} receivers round-robin, 1 sender, a burst of 100 chats",
+            CLUSTER_METRICS,
+            functools.partial(cluster_rep, receivers=receivers),
         ),
         Extra(
             "store-postgres",

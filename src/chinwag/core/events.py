@@ -131,7 +131,10 @@ class Events:
     async def flush_cursors(self, session: Session) -> None:
         """Persist how far ``session`` has been delivered in each of its rooms."""
         for room_id, cursor in list(session.rooms.items()):
-            if cursor.seq > session.flushed.get(room_id, 0):
+            # A room still being subscribed has no entry yet: its subscription reports
+            # the offline queue's receipts itself once the catch-up is done.
+            flushed = session.flushed.get(room_id)
+            if flushed is not None and cursor.seq > flushed:
                 await self.mark_delivered(session.username, room_id, cursor.seq, report=False)
                 session.flushed[room_id] = cursor.seq
 

@@ -109,19 +109,24 @@ class Hub:
                 del self.by_user[session.username]
                 await self.broker.unsubscribe(user_channel(session.username))
 
-    async def join(self, session: Session, room_id: str, after_seq: int) -> None:
-        """Subscribe ``session`` to the room and send it every stored event after
-        ``after_seq`` (the offline queue), then live ones, in order."""
-        if room_id in session.rooms:
-            return
-        session.rooms[room_id] = RoomSequence(after_seq, session.outbox.capacity)
+    async def join(self, session: Session, room_id: str, after_seq: int) -> int:
+        """Subscribe ``session`` to the room, send it every stored event after
+        ``after_seq`` (the offline queue), then live ones, in order; returns the last
+        seq sent. Subscribed before the one store read, so what is published while
+        it runs is held by the sequence and released in order after it."""
+        sequence = session.rooms.get(room_id)
+        if sequence is not None:
+            return sequence.seq
+        sequence = session.rooms[room_id] = RoomSequence(after_seq, session.outbox.capacity)
         members = self.rooms.setdefault(room_id, set())
         members.add(session)
         users = self.room_users.setdefault(room_id, {})
         users[session.username] = users.get(session.username, 0) + 1
         if len(members) == 1:
             await self.broker.subscribe(room_channel(room_id))
-        self._start_catch_up(session, room_id)
+        sequence.begin_catch_up()
+        await self._catch_up(session, room_id)
+        return sequence.seq
 
     async def leave(self, session: Session, room_id: str) -> None:
         session.rooms.pop(room_id, None)

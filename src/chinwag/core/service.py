@@ -203,8 +203,7 @@ class ChatService:
     async def _subscribe(
         self, session: Session, room_id: str, after_seq: int, *, report: bool
     ) -> None:
-        last = await self.events.replay(session, room_id, after_seq)
-        await self.hub.join(session, room_id, last)
+        last = await self.hub.join(session, room_id, after_seq)
         await self.presence.enter(room_id, session)
         session.flushed[room_id] = after_seq
         if last > after_seq:
