@@ -1,27 +1,30 @@
-"""Many room appends in one transaction (the batch side of ``group_commit``).
+"""Room appends as plain SQL on each backend's append connection: one alone
+(``append_one``), or many in one transaction (the batch side of ``group_commit``).
 
 Per room of the batch, in room-id order (so two processes lock rooms in the same
 order): lock the room row, ask once which senders are members and which
 (sender, client_message_id) pairs are stored already, then move ``last_seq`` by
 the number of new events and insert them all in one statement. Each ask gets
-its own answer: stored, a duplicate of what was stored before, or refused."""
+its own answer: stored, a duplicate of what was stored before, or refused.
+
+The steps are written once, as a generator that yields each statement it needs and
+takes its result back (``_batch``); ``append_batch`` runs them on an async
+connection (PostgreSQL), ``append_batch_now`` on SQLite's writer thread, where the
+whole batch is one thread hop."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-import aiosqlite
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from chinwag.protocol.errors import NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
-from chinwag.store.sql.database import stored_json, stored_time
-from chinwag.store.sql.tables import EVENT_RECORD_COLUMNS, Room, RoomEvent, RoomMember
+from chinwag.store.sql.database import Run, naive_utc, stored_json, stored_time
 
 Pair = tuple[str, str]  # (sender, client_message_id)
 
@@ -44,49 +47,96 @@ class AppendAsk:
         return (self.sender, self.client_message_id)
 
 
+#: An append alone: (room pk, its seq, the room's members_version, the event's id).
+Bumped = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LockedRoom:
+    """A batch's room, its row locked: what its appends are decided on."""
+
+    pk: int
+    last_seq: int
+    members_version: int
+    members: set[str]  # of the senders asked about
+    stored: dict[Pair, EventRecord]  # of the pairs asked about
+
+
 class RoomWrites(Protocol):
-    """The statements of one batch, on one transaction of one backend."""
+    """The statements of one batch, on one transaction (PostgresWrites; SqliteWrites
+    has the same methods, plain, for SQLite's writer thread)."""
 
-    async def lock(self, room_id: str) -> tuple[int, int, int] | None:
-        """(pk, last_seq, members_version) with the row locked; None: no such room."""
+    async def append_one(self, ask: AppendAsk) -> Bumped | None:
+        """One append (a UPDATE that bumps the room's seq, then the INSERT); None when
+        no room row was bumped (no such room, or the sender is not a member)."""
 
-    async def members(self, pk: int, senders: set[str]) -> set[str]: ...
-
-    async def stored(self, pk: int, room_id: str, pairs: set[Pair]) -> dict[Pair, EventRecord]: ...
+    async def read(self, room_id: str, senders: set[str], pairs: set[Pair]) -> LockedRoom | None:
+        """Lock the room's row and read what the batch decides on: which of
+        ``senders`` are members, which of ``pairs`` are stored; None: no such room."""
 
     async def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
         """Set the room's last_seq to ``last_seq + len(rows)`` and insert the rows with
         the seqs after ``last_seq``, in order; the new event ids by seq."""
 
 
-async def append_batch(writes: RoomWrites, asks: list[AppendAsk]) -> list[Appended | Exception]:
+Step = tuple[str, tuple[Any, ...]]  # a RoomWrites method's name and its arguments
+Answers = list[Appended | Exception]
+
+
+async def append_batch(writes: RoomWrites, asks: list[AppendAsk]) -> Answers:
+    """The batch on an async connection (PostgreSQL): one await per statement."""
+    steps = _batch(asks)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = await getattr(writes, name)(*args)
+    except StopIteration as done:
+        answers: Answers = done.value
+        return answers
+
+
+def append_batch_now(writes: SqliteWrites, asks: list[AppendAsk]) -> Answers:
+    """The batch on SQLite's writer thread: every statement in one thread hop."""
+    steps = _batch(asks)
+    result: Any = None
+    try:
+        while True:
+            name, args = steps.send(result)
+            result = getattr(writes, name)(*args)
+    except StopIteration as done:
+        answers: Answers = done.value
+        return answers
+
+
+def _batch(asks: list[AppendAsk]) -> Generator[Step, Any, Answers]:
+    """The statements of a batch, each yielded for the runner to execute and send
+    its result back (written once for both runners)."""
     answers: list[Appended | Exception | None] = [None] * len(asks)
     by_room: dict[str, list[int]] = {}
     for i, ask in enumerate(asks):
         by_room.setdefault(ask.room_id, []).append(i)
     for room_id in sorted(by_room):
-        await _append_room(writes, room_id, by_room[room_id], asks, answers)
+        yield from _room(room_id, by_room[room_id], asks, answers)
     assert all(a is not None for a in answers)
     return answers  # type: ignore[return-value]
 
 
-async def _append_room(
-    writes: RoomWrites,
+def _room(
     room_id: str,
     indexes: list[int],
     asks: list[AppendAsk],
     answers: list[Appended | Exception | None],
-) -> None:
-    locked = await writes.lock(room_id)
-    if locked is None:
+) -> Generator[Step, Any, None]:
+    checked = {s for i in indexes if asks[i].require_member and (s := asks[i].sender)}
+    pairs = {p for i in indexes if (p := asks[i].pair) is not None}
+    room: LockedRoom | None = yield ("read", (room_id, checked, pairs))
+    if room is None:
         for i in indexes:
             answers[i] = NotFound(f"room '{room_id}' does not exist")
         return
-    pk, last_seq, version = locked
-    checked = {asks[i].sender for i in indexes if asks[i].require_member and asks[i].sender}
-    members = await writes.members(pk, checked) if checked else set()  # type: ignore[arg-type]
-    pairs = {p for i in indexes if (p := asks[i].pair) is not None}
-    before = await writes.stored(pk, room_id, pairs) if pairs else {}
+    pk, last_seq, version = room.pk, room.last_seq, room.members_version
+    members, before = room.members, room.stored
     new: list[int] = []  # indexes of the asks that become events, in seq order
     first_of: dict[Pair, int] = {}  # a pair repeated inside the batch: its first ask
     repeats: list[tuple[int, int]] = []  # (ask, the earlier ask in this batch it repeats)
@@ -104,7 +154,7 @@ async def _append_room(
             new.append(i)
     if not new:
         return
-    ids = await writes.insert(pk, last_seq, [asks[i] for i in new])
+    ids = yield ("insert", (pk, last_seq, [asks[i] for i in new]))
     for n, i in enumerate(new):
         ask, seq = asks[i], last_seq + 1 + n
         record = EventRecord(
@@ -117,58 +167,83 @@ async def _append_room(
         answers[i] = Appended(stored.event, duplicate=True)
 
 
-def _naive_utc(at: datetime) -> str:
-    """A time as SQLAlchemy stores it in SQLite (naive UTC text)."""
-    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
 
 class SqliteWrites:
-    """The batch on the SQLite append connection (plain aiosqlite, one thread hop per
-    statement; the caller holds the write lock and commits)."""
+    """The batch's statements on SQLite's writer thread (``Database.sqlite_write``):
+    plain SQL through ``run``; the caller holds the write lock and commits."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, run: Run) -> None:
+        self._run = run
 
-    async def lock(self, room_id: str) -> tuple[int, int, int] | None:
+    def append_one(self, ask: AppendAsk) -> Bumped | None:
+        sender = ask.sender
+        member = (
+            " AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
+            "rooms.id AND room_members.username = ?)"
+            if ask.require_member and sender
+            else ""
+        )
+        rows = self._run(
+            f"UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?{member} "
+            "RETURNING id, last_seq, members_version",
+            (ask.room_id, sender) if member else (ask.room_id,),
+        )
+        if not rows:
+            return None
+        pk, seq, version = rows[0]
+        inserted = self._run(
+            "INSERT INTO room_events (room_pk, seq, type, data, sender, "
+            "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                pk,
+                seq,
+                ask.type,
+                json.dumps(ask.data),
+                sender,
+                ask.client_message_id,
+                naive_utc(ask.at),
+            ),
+        )
+        return int(pk), int(seq), int(version), int(inserted[0][0])
+
+    def read(self, room_id: str, senders: set[str], pairs: set[Pair]) -> LockedRoom | None:
         # A no-op UPDATE takes SQLite's write lock (other processes on the same
         # file wait) and reads the row in the same step.
-        rows = list(
-            await self._conn.execute_fetchall(
-                "UPDATE rooms SET last_seq = last_seq WHERE room_id = ? "
-                "RETURNING id, last_seq, members_version",
-                (room_id,),
+        rows = self._run(
+            "UPDATE rooms SET last_seq = last_seq WHERE room_id = ? "
+            "RETURNING id, last_seq, members_version",
+            (room_id,),
+        )
+        if not rows:
+            return None
+        pk, last_seq, version = (int(v) for v in rows[0])
+        members = set()
+        if senders:
+            found = self._run(
+                f"SELECT username FROM room_members WHERE room_pk = ? "
+                f"AND username IN ({_marks(len(senders))})",
+                (pk, *senders),
             )
-        )
-        return (int(rows[0][0]), int(rows[0][1]), int(rows[0][2])) if rows else None
+            members = {row[0] for row in found}
+        stored = {}
+        if pairs:
+            # Two IN lists, not a row-value IN: SQLite walks the (room_pk, sender,
+            # client_message_id) index with both; the pairs are picked out below.
+            names, ids = {s for s, _ in pairs}, {cid for _, cid in pairs}
+            found = self._run(
+                "SELECT id, seq, type, data, sender, client_message_id, created_at "
+                f"FROM room_events WHERE room_pk = ? AND sender IN ({_marks(len(names))}) "
+                f"AND client_message_id IN ({_marks(len(ids))})",
+                (pk, *names, *ids),
+            )
+            stored = _by_pair(found, room_id, pairs)
+        return LockedRoom(pk, last_seq, version, members, stored)
 
-    async def members(self, pk: int, senders: set[str]) -> set[str]:
-        rows = await self._conn.execute_fetchall(
-            f"SELECT username FROM room_members WHERE room_pk = ? "
-            f"AND username IN ({_marks(len(senders))})",
-            (pk, *senders),
-        )
-        return {row[0] for row in rows}
-
-    async def stored(self, pk: int, room_id: str, pairs: set[Pair]) -> dict[Pair, EventRecord]:
-        # Two IN lists, not a row-value IN: SQLite walks the (room_pk, sender,
-        # client_message_id) index with both; the pairs are picked out below.
-        senders, ids = {s for s, _ in pairs}, {cid for _, cid in pairs}
-        rows = await self._conn.execute_fetchall(
-            "SELECT id, seq, type, data, sender, client_message_id, created_at "
-            f"FROM room_events WHERE room_pk = ? AND sender IN ({_marks(len(senders))}) "
-            f"AND client_message_id IN ({_marks(len(ids))})",
-            (pk, *senders, *ids),
-        )
-        return _by_pair(rows, room_id, pairs)
-
-    async def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
-        await self._conn.execute(
-            "UPDATE rooms SET last_seq = ? WHERE id = ?", (last_seq + len(rows), pk)
-        )
+    def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
+        self._run("UPDATE rooms SET last_seq = ? WHERE id = ?", (last_seq + len(rows), pk))
         values: list[Any] = []
         for n, ask in enumerate(rows):
             values += (
@@ -178,9 +253,9 @@ class SqliteWrites:
                 json.dumps(ask.data),
                 ask.sender,
                 ask.client_message_id,
-                _naive_utc(ask.at),
+                naive_utc(ask.at),
             )
-        inserted = await self._conn.execute_fetchall(
+        inserted = self._run(
             "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
             "created_at) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows)) + " "
             "RETURNING id, seq",
@@ -190,58 +265,92 @@ class SqliteWrites:
 
 
 class PostgresWrites:
-    """The batch on a SQLAlchemy Core transaction (PostgreSQL)."""
+    """The batch's statements on an asyncpg connection in a transaction
+    (``Database.pg_write``), as plain SQL with array parameters."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def lock(self, room_id: str) -> tuple[int, int, int] | None:
-        row = (
-            await self._conn.execute(
-                select(Room.id, Room.last_seq, Room.members_version)
-                .where(Room.room_id == room_id)
-                .with_for_update()
-            )
-        ).first()
-        return (row[0], row[1], row[2]) if row else None
-
-    async def members(self, pk: int, senders: set[str]) -> set[str]:
-        rows = await self._conn.execute(
-            select(RoomMember.username).where(
-                RoomMember.room_pk == pk, RoomMember.username.in_(senders)
-            )
+    async def append_one(self, ask: AppendAsk) -> Bumped | None:
+        sender = ask.sender
+        member = (
+            " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id "
+            "AND m.username = $2)"
+            if ask.require_member and sender
+            else ""
         )
-        return set(rows.scalars())
-
-    async def stored(self, pk: int, room_id: str, pairs: set[Pair]) -> dict[Pair, EventRecord]:
-        rows = await self._conn.execute(
-            select(*EVENT_RECORD_COLUMNS).where(
-                RoomEvent.room_pk == pk,
-                tuple_(RoomEvent.sender, RoomEvent.client_message_id).in_(list(pairs)),
-            )
+        row = await self._conn.fetchrow(
+            f"UPDATE rooms SET last_seq = last_seq + 1 WHERE room_id = $1{member} "
+            "RETURNING id, last_seq, members_version",
+            *((ask.room_id, sender) if member else (ask.room_id,)),
         )
-        return _by_pair(rows.all(), room_id, pairs)
+        if row is None:
+            return None
+        pk, seq, version = row
+        event_id = await self._conn.fetchval(
+            "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
+            "created_at) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
+            pk,
+            seq,
+            ask.type,
+            json.dumps(ask.data),
+            sender,
+            ask.client_message_id,
+            ask.at,
+        )
+        return int(pk), int(seq), int(version), int(event_id)
+
+    async def read(self, room_id: str, senders: set[str], pairs: set[Pair]) -> LockedRoom | None:
+        # One round trip: the row locked, the members among the senders, the ids of
+        # the pairs stored already (those are read in full only when there are any).
+        listed = list(pairs)
+        row = await self._conn.fetchrow(
+            "WITH r AS (SELECT id, last_seq, members_version FROM rooms "
+            "WHERE room_id = $1 FOR UPDATE) "
+            "SELECT r.id, r.last_seq, r.members_version, "
+            "ARRAY(SELECT m.username FROM room_members m WHERE m.room_pk = r.id "
+            "AND m.username = ANY($2::text[])), "
+            "ARRAY(SELECT e.id FROM room_events e "
+            "JOIN unnest($3::text[], $4::text[]) AS p(sender, cid) "
+            "ON e.sender = p.sender AND e.client_message_id = p.cid WHERE e.room_pk = r.id) "
+            "FROM r",
+            room_id,
+            list(senders),
+            [sender for sender, _ in listed],
+            [cid for _, cid in listed],
+        )
+        if row is None:
+            return None
+        pk, last_seq, version, members, stored_ids = row
+        stored = {}
+        if stored_ids:
+            found = await self._conn.fetch(
+                "SELECT id, seq, type, data, sender, client_message_id, created_at "
+                "FROM room_events WHERE id = ANY($1::bigint[])",
+                stored_ids,
+            )
+            stored = _by_pair(found, room_id, pairs)
+        return LockedRoom(int(pk), int(last_seq), int(version), set(members), stored)
 
     async def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
-        await self._conn.execute(
-            update(Room).where(Room.id == pk).values(last_seq=last_seq + len(rows))
+        # The room's new last_seq and the events in one statement (a data-modifying
+        # CTE runs whether or not the INSERT reads it).
+        inserted = await self._conn.fetch(
+            "WITH bump AS (UPDATE rooms SET last_seq = $2 WHERE id = $1) "
+            "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
+            "created_at) SELECT $1, u.seq, u.type, u.data::json, u.sender, u.cid, u.at "
+            "FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], "
+            "$8::timestamptz[]) AS u(seq, type, data, sender, cid, at) RETURNING id, seq",
+            pk,
+            last_seq + len(rows),
+            [last_seq + 1 + n for n in range(len(rows))],
+            [ask.type for ask in rows],
+            [json.dumps(ask.data) for ask in rows],
+            [ask.sender for ask in rows],
+            [ask.client_message_id for ask in rows],
+            [ask.at for ask in rows],
         )
-        inserted = await self._conn.execute(
-            insert(RoomEvent).returning(RoomEvent.id, RoomEvent.seq),
-            [
-                {
-                    "room_pk": pk,
-                    "seq": last_seq + 1 + n,
-                    "type": ask.type,
-                    "data": ask.data,
-                    "sender": ask.sender,
-                    "client_message_id": ask.client_message_id,
-                    "created_at": ask.at,
-                }
-                for n, ask in enumerate(rows)
-            ],
-        )
-        return {seq: id for id, seq in inserted.all()}
+        return {int(seq): int(id) for id, seq in inserted}
 
 
 def _by_pair(rows: Iterable[Any], room_id: str, pairs: set[Pair]) -> dict[Pair, EventRecord]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import aiosqlite
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Select, event, text
@@ -28,6 +30,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+T = TypeVar("T")
+#: One statement on SQLite's append connection: its rows ([] for none).
+Run = Callable[[str, Sequence[Any]], list[Any]]
 
 
 class Database:
@@ -58,7 +63,12 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
-        self._appender: aiosqlite.Connection | None = None  # see sqlite_append
+        # PostgreSQL's append pool (see pg_write)
+        self._pg_pool: asyncpg.Pool | None = None
+        self._pg_pool_lock = asyncio.Lock()
+        # SQLite's append thread and its connection (see sqlite_write)
+        self._appender: ThreadPoolExecutor | None = None
+        self._append_conn: sqlite3.Connection | None = None
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._compiled: dict[
             Select[*tuple[Any, ...]], tuple[str, tuple[str, ...], dict[str, Any]]
@@ -89,32 +99,65 @@ class Database:
             async with self.engine.begin() as conn:
                 yield conn
 
-    @contextlib.asynccontextmanager
-    async def sqlite_append(self) -> AsyncIterator[aiosqlite.Connection]:
-        """SQLite's hot write path (room appends): a transaction on an aiosqlite
-        connection of its own, outside SQLAlchemy's pool, under the same write lock as
-        every other writer. Skipping the pool checkout, SQLAlchemy's transaction and
-        its greenlet hand-offs halves the CPU of an append. Commits on success, rolls
-        back on error. An in-memory database has one connection only: the pool's."""
+    async def sqlite_write(self, work: Callable[[Run], T]) -> T:
+        """SQLite's hot write path (room appends): ``work`` runs its statements as one
+        transaction in one thread hop, on a sqlite3 connection and a thread of its own,
+        under the same write lock as every other writer; commits when it returns,
+        rolls back when it raises. (aiosqlite costs a hop per statement and one for
+        the commit, SQLAlchemy's adapter several.) An in-memory database has one
+        connection only: the pool's."""
         if self.sqlite_file is None:
             async with self.write_conn() as c:
-                yield await _driver(c)
-            return
+                return await c.run_sync(lambda sync: work(_sqlalchemy_run(sync)))
         async with self._write_lock:
-            conn = self._appender
-            if conn is None:
-                conn = await aiosqlite.connect(self.sqlite_file, timeout=30)
-                cursor = await conn.cursor()
-                for pragma in SQLITE_PRAGMAS:
-                    await cursor.execute(pragma)
-                await cursor.close()
-                self._appender = conn
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+            if self._appender is None:
+                self._appender = ThreadPoolExecutor(1, thread_name_prefix="chinwag-sqlite-append")
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._appender, self._in_transaction, work)
+
+    def _in_transaction(self, work: Callable[[Run], T]) -> T:
+        """On the append thread: ``work`` in one transaction of its connection."""
+        conn = self._append_conn
+        if conn is None:
+            assert self.sqlite_file is not None
+            conn = self._append_conn = sqlite3.connect(self.sqlite_file, timeout=30)
+            for pragma in SQLITE_PRAGMAS:
+                conn.execute(pragma)
+
+        def run(sql: str, params: Sequence[Any]) -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        try:
+            done = work(run)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return done
+
+    async def pg_write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """PostgreSQL's hot write path (room appends): ``work`` in one transaction on
+        an asyncpg connection of a small pool of its own, with plain SQL: no
+        SQLAlchemy statement building and greenlet hand-offs, no pre-ping round trip
+        at checkout and no reset query at release (these connections keep no
+        session state), i.e. a round trip per statement and nothing else."""
+        pool = self._pg_pool or await self._open_pg_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            return await work(conn)
+
+    async def _open_pg_pool(self) -> asyncpg.Pool:
+        async with self._pg_pool_lock:
+            if self._pg_pool is None:
+                _, connect = self.engine.dialect.create_connect_args(self.engine.url)
+                self._pg_pool = await asyncpg.create_pool(
+                    min_size=1, max_size=10, reset=_keep_session, **connect
+                )
+            return self._pg_pool
+
+    def _close_append(self) -> None:
+        if self._append_conn is not None:
+            self._append_conn.close()
+            self._append_conn = None
 
     async def rows(
         self, query: Select[*tuple[Any, ...]], params: dict[str, Any]
@@ -167,9 +210,32 @@ class Database:
 
     async def close(self) -> None:
         if self._appender is not None:
-            await self._appender.close()
+            await asyncio.get_running_loop().run_in_executor(self._appender, self._close_append)
+            self._appender.shutdown()
             self._appender = None
+        if self._pg_pool is not None:
+            await self._pg_pool.close()
+            self._pg_pool = None
         await self.engine.dispose()
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """An append connection is returned to its pool as it is (see pg_write)."""
+
+
+def _sqlalchemy_run(sync: Connection) -> Run:
+    """``Run`` on a SQLAlchemy connection (the in-memory database's one)."""
+
+    def run(sql: str, params: Sequence[Any]) -> list[Any]:
+        result = sync.exec_driver_sql(sql, tuple(params))
+        return list(result) if result.returns_rows else []
+
+    return run
+
+
+def naive_utc(at: datetime) -> str:
+    """A time as SQLAlchemy stores it in SQLite (naive UTC text)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 async def _driver(c: AsyncConnection) -> Any:

@@ -1,19 +1,25 @@
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+import asyncpg
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
-from chinwag.store.sql.append_batch import AppendAsk, PostgresWrites, SqliteWrites, append_batch
+from chinwag.store.sql.append_batch import (
+    AppendAsk,
+    PostgresWrites,
+    SqliteWrites,
+    append_batch,
+    append_batch_now,
+)
 from chinwag.store.sql.database import Database, stored_json, stored_time
 from chinwag.store.sql.group_commit import GroupCommit
-from chinwag.store.sql.tables import EVENT_RECORD_COLUMNS, Room, RoomEvent, RoomMember
+from chinwag.store.sql.tables import EVENT_RECORD_COLUMNS, Room, RoomEvent
 
 _AFTER = (
     select(*EVENT_RECORD_COLUMNS)
@@ -37,10 +43,6 @@ def _record(row: RoomEvent, room_id: str) -> EventRecord:
         row.client_message_id,
         row.created_at,
     )
-
-
-class _Duplicate(Exception):
-    """(sender, client_message_id) was stored before."""
 
 
 class SqlEvents:
@@ -69,127 +71,34 @@ class SqlEvents:
 
     async def _append_batch(self, asks: list[AppendAsk]) -> list[Appended | Exception]:
         if self._db.is_sqlite:
-            async with self._db.sqlite_append() as sqlite:
-                return await append_batch(SqliteWrites(sqlite), asks)
-        async with self._db.write_conn() as c:
-            return await append_batch(PostgresWrites(c), asks)
+            return await self._db.sqlite_write(
+                lambda run: append_batch_now(SqliteWrites(run), asks)
+            )
+        return await self._db.pg_write(lambda conn: append_batch(PostgresWrites(conn), asks))
 
     async def _append_one(self, ask: AppendAsk) -> Appended:
         # An append alone: two statements in one transaction. The UPDATE takes the
         # room row's lock, which orders concurrent writers, so seqs come out gapless
         # and commit in seq order, whichever process writes.
-        room_id, type, data = ask.room_id, ask.type, ask.data
-        sender, client_message_id, require_member = (
-            ask.sender,
-            ask.client_message_id,
-            ask.require_member,
-        )
-        now = ask.at
         try:
             if self._db.is_sqlite:
-                pk, seq, version, event_id = await self._append_sqlite(
-                    room_id, type, data, sender, client_message_id, require_member, now
-                )
-                record = EventRecord(
-                    event_id, room_id, seq, type, data, sender, client_message_id, now
-                )
-                return Appended(record, duplicate=False, members_version=version)
-            bump = update(Room).where(Room.room_id == room_id)
-            if require_member and sender is not None:
-                bump = bump.where(
-                    select(RoomMember.username)
-                    .where(RoomMember.room_pk == Room.id, RoomMember.username == sender)
-                    .exists()
-                )
-            bump = bump.values(last_seq=Room.last_seq + 1).returning(
-                Room.id, Room.last_seq, Room.members_version
-            )
-            async with self._db.write_conn() as c:
-                row = (await c.execute(bump)).first()
-                if row is None:
-                    raise await self._refusal(room_id)
-                pk, seq, version = row
-                try:
-                    event_id = (
-                        await c.execute(
-                            insert(RoomEvent)
-                            .values(
-                                room_pk=pk,
-                                seq=seq,
-                                type=type,
-                                data=data,
-                                sender=sender,
-                                client_message_id=client_message_id,
-                                created_at=now,
-                            )
-                            .returning(RoomEvent.id)
-                        )
-                    ).scalar_one()
-                except IntegrityError:
-                    raise _Duplicate from None  # rolls the seq back with the transaction
-        except _Duplicate:
-            prior = await self.find(room_id, sender or "", client_message_id or "")
+                bumped = await self._db.sqlite_write(lambda run: SqliteWrites(run).append_one(ask))
+            else:
+                bumped = await self._db.pg_write(lambda conn: PostgresWrites(conn).append_one(ask))
+        except (sqlite3.IntegrityError, IntegrityError, asyncpg.UniqueViolationError):
+            # The seq's bump was rolled back with the transaction.
+            prior = await self.find(ask.room_id, ask.sender or "", ask.client_message_id or "")
             if prior is None:  # the constraint fired for another reason: surface it
                 raise
             return Appended(prior, duplicate=True)
-        record = EventRecord(event_id, room_id, seq, type, data, sender, client_message_id, now)
-        return Appended(record, duplicate=False, members_version=version)
-
-    async def _append_sqlite(
-        self,
-        room_id: str,
-        type: str,
-        data: dict[str, Any],
-        sender: str | None,
-        client_message_id: str | None,
-        require_member: bool,
-        now: datetime,
-    ) -> tuple[int, int, int, int]:
-        """The same two statements as the general path, sent straight to aiosqlite
-        on the store's append connection: SQLAlchemy's async adapter costs four thread
-        round trips per statement (cursor, execute, fetch, close), aiosqlite's
-        execute_fetchall one. Values are stored in the formats SQLAlchemy reads back
-        (JSON text, naive UTC ``YYYY-MM-DD HH:MM:SS.ffffff``)."""
-        member = (
-            (
-                " AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
-                "rooms.id AND room_members.username = ?)"
-            )
-            if require_member and sender
-            else ""
+        if bumped is None:
+            raise await self._refusal(ask.room_id)
+        _, seq, version, event_id = bumped
+        a = ask
+        record = EventRecord(
+            event_id, a.room_id, seq, a.type, a.data, a.sender, a.client_message_id, a.at
         )
-        params: tuple[Any, ...] = (room_id, sender) if member else (room_id,)
-        async with self._db.sqlite_append() as sqlite:
-            rows = list(
-                await sqlite.execute_fetchall(
-                    "UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?"
-                    + member
-                    + " RETURNING id, last_seq, members_version",
-                    params,
-                )
-            )
-            if not rows:
-                raise await self._refusal(room_id)
-            pk, seq, version = rows[0]
-            try:
-                inserted = list(
-                    await sqlite.execute_fetchall(
-                        "INSERT INTO room_events (room_pk, seq, type, data, sender, "
-                        "client_message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                        (
-                            pk,
-                            seq,
-                            type,
-                            json.dumps(data),
-                            sender,
-                            client_message_id,
-                            now.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds"),
-                        ),
-                    )
-                )
-            except sqlite3.IntegrityError:
-                raise _Duplicate from None  # rolls the seq back with the transaction
-            return int(pk), int(seq), int(version), int(inserted[0][0])
+        return Appended(record, duplicate=False, members_version=version)
 
     async def _refusal(self, room_id: str) -> ChatError:
         """Why an append found no room row to bump (asked after the UPDATE matched

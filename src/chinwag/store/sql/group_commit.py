@@ -63,6 +63,10 @@ class GroupCommit(Generic[Ask, Result]):
                 taken = [(ask, answer) for ask, answer in taken if not answer.done()]
                 if taken:
                     await self._write(taken)
+                    # One loop turn: the callers just answered queue their next asks
+                    # here, so a steady set of writers keeps filling whole batches
+                    # instead of one of them finding the lane idle and going alone.
+                    await asyncio.sleep(0)
         except BaseException:
             for _, answer in taken + lane.waiting:
                 answer.cancel()
