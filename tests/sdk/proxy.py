@@ -44,6 +44,10 @@ class CuttingProxy:
         client sends still arrives): answers written that the client never gets."""
         self.muted = True
 
+    @property
+    def open_links(self) -> int:
+        return len(self._links)
+
     def cut(self, *, count: bool = True, hold: float = 0.0) -> None:
         """Abort every connection now (a reset, as when a network path dies); with
         ``hold``, refuse new ones for that many seconds (the network stays down)."""

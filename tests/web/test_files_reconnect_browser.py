@@ -68,7 +68,14 @@ async def test_image_upload_shows_a_preview(
     await page.get_by_label("Attach file").set_input_files(str(png))
     preview = page.get_by_role("img", name="Preview of dot.png")
     await expect(preview).to_be_visible()
-    assert await preview.evaluate("img => img.complete && img.naturalWidth") == 1
+    # Visible can come before loaded: wait for the image's load (or error) event.
+    width = await preview.evaluate(
+        """img => img.complete ? img.naturalWidth : new Promise(done => {
+            img.addEventListener('load', () => done(img.naturalWidth), {once: true});
+            img.addEventListener('error', () => done(0), {once: true});
+        })"""
+    )
+    assert width == 1
 
 
 async def test_after_a_server_restart_both_pages_reconnect_and_show_a_message_sent_meanwhile_once(
