@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+#: SQLite appends between two WAL checkpoints (a chat adds a few WAL pages; SQLite's
+#: own automatic checkpoint comes at 1,000 pages).
+CHECKPOINT_EVERY = 200
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: One statement on SQLite's append connection: its rows ([] for none).
 Run = Callable[[str, Sequence[Any]], list[Any]]
@@ -69,6 +74,11 @@ class Database:
         # SQLite's append thread and its connection (see sqlite_write)
         self._appender: ThreadPoolExecutor | None = None
         self._append_conn: sqlite3.Connection | None = None
+        # ... and its WAL checkpoints (see _checkpoint_wal)
+        self._appends_since_checkpoint = 0
+        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._compiled: dict[
             Select[*tuple[Any, ...]], tuple[str, tuple[str, ...], dict[str, Any]]
@@ -113,7 +123,33 @@ class Database:
             if self._appender is None:
                 self._appender = ThreadPoolExecutor(1, thread_name_prefix="chinwag-sqlite-append")
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._appender, self._in_transaction, work)
+            done = await loop.run_in_executor(self._appender, self._in_transaction, work)
+        self._appends_since_checkpoint += 1
+        if self._appends_since_checkpoint >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._appends_since_checkpoint = 0
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_wal())
+        return done
+
+    async def _checkpoint_wal(self) -> None:
+        """Copy the WAL back into the database file beside the appends, on a thread
+        and connection of its own. The append connection never checkpoints itself:
+        SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL
+        pages, and that commit (with everything queued behind it) waited for it."""
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="chinwag-sqlite-wal")
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._checkpointer, self._passive_checkpoint)
+        except Exception:
+            log.exception("WAL checkpoint of %s failed", self.sqlite_file)
+        finally:
+            self._checkpoint = None
+
+    def _passive_checkpoint(self) -> None:
+        if self._checkpoint_conn is None:
+            assert self.sqlite_file is not None
+            self._checkpoint_conn = sqlite3.connect(self.sqlite_file, timeout=30)
+        self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _in_transaction(self, work: Callable[[Run], T]) -> T:
         """On the append thread: ``work`` in one transaction of its connection."""
@@ -121,7 +157,7 @@ class Database:
         if conn is None:
             assert self.sqlite_file is not None
             conn = self._append_conn = sqlite3.connect(self.sqlite_file, timeout=30)
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in (*SQLITE_PRAGMAS, "PRAGMA wal_autocheckpoint=0"):
                 conn.execute(pragma)
 
         def run(sql: str, params: Sequence[Any]) -> list[Any]:
@@ -153,6 +189,11 @@ class Database:
                     min_size=1, max_size=10, reset=_keep_session, **connect
                 )
             return self._pg_pool
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     def _close_append(self) -> None:
         if self._append_conn is not None:
@@ -209,6 +250,14 @@ class Database:
             return False
 
     async def close(self) -> None:
+        if self._checkpoint is not None:
+            await self._checkpoint
+        if self._checkpointer is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                self._checkpointer, self._close_checkpointer
+            )
+            self._checkpointer.shutdown()
+            self._checkpointer = None
         if self._appender is not None:
             await asyncio.get_running_loop().run_in_executor(self._appender, self._close_append)
             self._appender.shutdown()
