@@ -145,6 +145,12 @@ def test_fresh_skips_what_was_delivered_and_advance_only_moves_forward() -> None
     assert s.seq == 5
 
 
+def test_an_event_held_live_is_sent_as_published_not_as_the_page_has_it() -> None:
+    s = gap_at(1, 3)  # 2 missing, 3 held as it came live
+    sent = list(s.fresh([(2, "stored 2"), (3, "stored 3")]))
+    assert sent == [(2, "stored 2"), (3, "e3")]
+
+
 def test_a_full_page_means_read_again() -> None:
     s = gap_at(0, PAGE + 5)
     deliver_page(s, page(*range(1, PAGE + 1)))

@@ -138,10 +138,14 @@ class RoomSequence:
 
     def fresh(self, page: Page) -> Iterator[tuple[int, str | None]]:
         """The events of a store page not yet delivered, in order. Confirm each with
-        ``advance`` as it is handed to the outbox."""
+        ``advance`` as it is handed to the outbox. An event also held live goes out
+        as it was published (the bytes the room's other connections got: an AI
+        completion published live leaves its text to the chunks already sent, its
+        stored copy repeats it)."""
+        pending = self.pending
         for seq, text in page:
             if seq > self.seq:
-                yield seq, text
+                yield seq, pending[seq] if seq in pending else text
 
     def advance(self, seq: int) -> None:
         if seq > self.seq:
