@@ -111,6 +111,7 @@ class Twins(MemoryPubSub):
         state = MemoryState()
         self.set_add, self.set_remove = state.set_add, state.set_remove
         self.set_members, self.set_count = state.set_members, state.set_count
+        self.set_owners = state.set_owners
         self.set_add_many, self.put, self.get_many = (state.set_add_many, state.put, state.get_many)
 
 
@@ -263,6 +264,17 @@ async def test_expiring_set_add_members_remove(node: Node) -> None:
     assert await broker.set_members("presence:room:a") == []
 
 
+async def test_set_owners_are_the_distinct_parts_before_the_last_separator(node: Node) -> None:
+    broker = node.broker
+    assert await broker.set_owners("presence:room:o", "/") == []
+    for member in ("alice/c1", "alice/c2", "bob/c3", "a/b/c4", "plain"):
+        await broker.set_add("presence:room:o", member, ttl=30)
+    owners = await broker.set_owners("presence:room:o", "/")
+    assert sorted(owners) == ["a/b", "alice", "bob", "plain"]
+    await broker.set_remove("presence:room:o", "bob/c3")
+    assert sorted(await broker.set_owners("presence:room:o", "/")) == ["a/b", "alice", "plain"]
+
+
 async def test_set_members_vanish_after_their_ttl(node: Node) -> None:
     broker = node.broker
     # The long-lived member goes in first: a later short TTL must not cut it short.
@@ -277,6 +289,7 @@ async def test_set_members_vanish_after_their_ttl(node: Node) -> None:
 
     await eventually(short_is_gone, within=3)
     assert sorted(await broker.set_members("presence")) == ["long", "refreshed"]
+    assert sorted(await broker.set_owners("presence", "/")) == ["long", "refreshed"]
 
 
 async def test_a_set_whose_members_all_expired_is_empty(node: Node) -> None:

@@ -66,6 +66,11 @@ class ExpiringState(Protocol):
     async def set_count(self, key: str) -> int:
         """How many members of ``key`` have not run out (without fetching them)."""
 
+    async def set_owners(self, key: str, sep: str) -> list[str]:
+        """The distinct parts before the last ``sep`` of the live members of ``key``
+        (a member without ``sep`` is its own owner), deduplicated where the set is:
+        the users of a room's connections, one entry each however many connections."""
+
     async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
         """``set_add`` for many ``(key, member)`` pairs, in as few round trips as the
         broker allows (presence refreshes every connection at once)."""

@@ -79,6 +79,9 @@ class MemoryState:
     async def set_count(self, key: str) -> int:
         return len(self._live(key))
 
+    async def set_owners(self, key: str, sep: str) -> list[str]:
+        return list({member.rsplit(sep, 1)[0] for member in self._live(key)})
+
     async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
         for key, member in entries:
             await self.set_add(key, member, ttl)

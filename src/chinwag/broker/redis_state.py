@@ -52,6 +52,29 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 """
 
+# KEYS[1] = set key, ARGV[1] = separator. The distinct parts before the last separator
+# of the live members: a room's users, not each of their connections, cross the wire.
+_SET_OWNERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local sep, seen, out = ARGV[1], {}, {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
+  local cut, from = nil, 1
+  while true do
+    local at = string.find(member, sep, from, true)
+    if not at then break end
+    cut, from = at, at + 1
+  end
+  local owner = cut and string.sub(member, 1, cut - 1) or member
+  if not seen[owner] then
+    seen[owner] = true
+    out[#out + 1] = owner
+  end
+end
+return out
+"""
+
 # KEYS[1] = set key. How many members have not run out (O(log n): nothing is sent).
 _SET_COUNT = """
 local t = redis.call('TIME')
@@ -99,6 +122,7 @@ class RedisExpiringState:
         self._set_add: AsyncScript = self._client.register_script(_SET_ADD)
         self._set_members: AsyncScript = self._client.register_script(_SET_MEMBERS)
         self._set_count: AsyncScript = self._client.register_script(_SET_COUNT)
+        self._set_owners: AsyncScript = self._client.register_script(_SET_OWNERS)
 
     async def set_add(self, key: str, member: str, ttl: float) -> None:
         async with self._guard("set_add"):
@@ -116,6 +140,11 @@ class RedisExpiringState:
     async def set_count(self, key: str) -> int:
         async with self._guard("set_count"):
             return int(await self._set_count(keys=[self._set_key(key)]))
+
+    async def set_owners(self, key: str, sep: str) -> list[str]:
+        async with self._guard("set_owners"):
+            raw = await self._set_owners(keys=[self._set_key(key)], args=[sep])
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
 
     async def set_add_many(self, entries: Sequence[tuple[str, str]], ttl: float) -> None:
         """``set_add`` grouped by set: one script call per set and ``SET_ADD_BATCH``

@@ -27,10 +27,6 @@ def _room(room_id: str) -> str:
     return f"participants:{room_id}"
 
 
-def _usernames(entries: list[str]) -> set[str]:
-    return {entry.rsplit(SEP, 1)[0] for entry in entries}
-
-
 class Presence:
     def __init__(
         self, broker: ExpiringState, hub: Hub, ttl: float, single_process: bool = False
@@ -90,7 +86,7 @@ class Presence:
         if self.single_process:
             return self._here_locally(room_id)
         try:
-            return _usernames(await self.broker.set_members(_room(room_id)))
+            return set(await self.broker.set_owners(_room(room_id), SEP))
         except BrokerUnavailable:
             return self._here_locally(room_id)
 
@@ -100,7 +96,7 @@ class Presence:
     async def online_users(self) -> list[str]:
         """Usernames with at least one live connection anywhere."""
         try:
-            return sorted(_usernames(await self.broker.set_members(ONLINE)))
+            return sorted(await self.broker.set_owners(ONLINE, SEP))
         except BrokerUnavailable:
             return sorted(self.hub.by_user)
 
