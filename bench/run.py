@@ -14,7 +14,7 @@ Scenarios (every target, same sizes):
               for it: authenticated connects/s and server CPU per connect
   idle-50000  50,000 idle connections over 4 server and 3 generator processes
               (chinwag --workers 4 on PostgreSQL + Redis; not in --quick/--smoke)
-chinwag only (bench/extras.py; the peers' cells say n/a; --smoke: ai-streams-20 only):
+chinwag only (bench/extras.py; the peers' cells say n/a; --smoke runs each at a small size):
   ai-streams-1000 (ai-streams-100 --quick), ai-relay, upload-50mb, store-sqlite,
   store-postgres
 
@@ -70,6 +70,7 @@ FULL = [
 #: For CI: checks that every target still starts and answers, in about 20 seconds.
 SMOKE = [
     Scenario("burst-20", "fanout", receivers=20, messages=50, timeout=15),
+    Scenario("rate-2k", "fanout", receivers=20, messages=200, rate=100, timeout=15),
     Scenario("idle-200", "idle", receivers=200, hold=1),
     Scenario("join-200", "idle", receivers=200, hold=1, room_members=1000),
 ]

@@ -77,9 +77,12 @@ class Presence:
         except BrokerUnavailable:
             pass  # expires by itself
 
-    async def participants(self, room_id: str) -> list[str]:
-        """Usernames with at least one live connection subscribed to the room."""
-        return sorted(await self.here(room_id))
+    async def participants(self, room_id: str, members: list[str]) -> list[str]:
+        """Usernames with at least one live connection subscribed to the room, among
+        its ``members``: a user who just left may still have a connection that has
+        not yet heard of it (the unsubscribe reaches it after the ``left`` event)."""
+        here = await self.here(room_id)
+        return sorted(here.intersection(members))
 
     async def here(self, room_id: str) -> set[str]:
         """``participants`` as a set (asked once per chat, to work out queued_for)."""

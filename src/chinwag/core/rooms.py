@@ -224,14 +224,15 @@ class Rooms:
         await self.events.hub.control_user(username, "unsubscribe", room_id, seq)
 
     async def describe(self, room: RoomRecord) -> dict[str, object]:
+        members = await self.store.rooms.members(room.room_id)
         return {
             "room_id": room.room_id,
             "room_name": room.room_name,
             "room_type": room.room_type,
             "history_visibility": room.history_visibility,
             "owner": room.owner,
-            "members": await self.store.rooms.members(room.room_id),
-            "participants": await self.events.presence.participants(room.room_id),
+            "members": members,
+            "participants": await self.events.presence.participants(room.room_id, members),
             "created_at": iso(room.created_at),
         }
 

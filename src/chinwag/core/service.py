@@ -295,7 +295,7 @@ class ChatService:
                 room.room_id,
                 room.room_name,
                 room.room_type,
-                await self.presence.participants(room.room_id),
+                await self.presence.participants(room.room_id, joined.members),
                 joined.members,
             )
         )
