@@ -43,6 +43,8 @@ class Events:
         # across processes. A room created again under a deleted one's name never
         # repeats its versions (the store's ``first_members_version``).
         self._members: dict[str, tuple[int, list[str]]] = {}
+        # room -> the member read in flight: a connect storm's joins share it.
+        self._members_reading: dict[str, asyncio.Future[tuple[int, list[str]]]] = {}
         # (room, after seq) -> the store read in flight: sessions of one room that
         # catch up from the same seq (all of them, after a broker outage) share it.
         self._reading: dict[tuple[str, int], asyncio.Future[list[EventRecord]]] = {}
@@ -51,7 +53,19 @@ class Events:
         cached = self._members.get(room_id)
         if cached is not None and version is not None and cached[0] == version:
             return cached[1]
-        fresh = await self.store.rooms.members_versioned(room_id)
+        fresh = None
+        reading = self._members_reading.get(room_id)
+        if reading is not None and version is not None:
+            # A connect storm's joins share one read; one started before the version
+            # this caller saw is of no use to it.
+            fresh = await asyncio.shield(reading)
+            if fresh[0] != version:
+                fresh = None
+        if fresh is None:
+            reading = asyncio.ensure_future(self.store.rooms.members_versioned(room_id))
+            self._members_reading[room_id] = reading
+            reading.add_done_callback(partial(_forget, self._members_reading, room_id))
+            fresh = await asyncio.shield(reading)
         if len(self._members) > 10_000:
             self._members.clear()
         self._members[room_id] = fresh
@@ -118,15 +132,9 @@ class Events:
         if reading is None:
             reading = asyncio.ensure_future(self.store.events.after(room_id, after_seq, PAGE))
             self._reading[key] = reading
-            reading.add_done_callback(partial(self._read_done, key))
+            reading.add_done_callback(partial(_forget, self._reading, key))
         # shielded: one reader leaving (its session closed) does not cancel the others'
         return await asyncio.shield(reading)
-
-    def _read_done(self, key: tuple[str, int], reading: asyncio.Future[Any]) -> None:
-        if self._reading.get(key) is reading:
-            del self._reading[key]
-        if not reading.cancelled():
-            reading.exception()  # retrieved: every waiter may have gone
 
     async def flush_cursors(self, session: Session) -> None:
         """Persist how far ``session`` has been delivered in each of its rooms."""
@@ -218,3 +226,11 @@ def confirmation(
     return frames.room_confirmation(
         chat.client_message_id, chat.id, chat.room_id, chat.seq, status, **extra
     )
+
+
+def _forget(reads: dict[Any, asyncio.Future[Any]], key: Any, reading: asyncio.Future[Any]) -> None:
+    """A shared read is done: later callers start their own."""
+    if reads.get(key) is reading:
+        del reads[key]
+    if not reading.cancelled():
+        reading.exception()  # retrieved: every waiter may have gone

@@ -70,11 +70,19 @@ class Claims:
     expires_at: float
 
 
+#: Tokens whose signature and claims were checked, kept to skip the check when one is
+#: presented again (every reconnect, every HTTP request with the same access token).
+VERIFIED_KEPT = 10_000
+
+
 class Tokens:
     def __init__(self, secret: str, access_ttl: int, ws_ttl: int) -> None:
         self._secret = secret
         self.access_ttl = access_ttl
         self.ws_ttl = ws_ttl
+        # (token, audience) -> its claims. A token is immutable and signed, so what
+        # was true of it stays true but for its expiry, checked at each use.
+        self._verified: dict[tuple[str, str], Claims] = {}
 
     def issue(self, who: Identity, audience: str, ttl: int) -> str:
         now = int(time.time())
@@ -99,6 +107,20 @@ class Tokens:
         """Raises AuthFailed for a missing, malformed, expired or wrong-kind token."""
         if not token:
             raise AuthFailed("a token is required")
+        key = (token, audience)
+        known = self._verified.get(key)
+        if known is not None:
+            if known.expires_at <= time.time():
+                del self._verified[key]
+                raise AuthFailed("the token has expired")
+            return known
+        claims = self._decode(token, audience)
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        self._verified[key] = claims
+        return claims
+
+    def _decode(self, token: str, audience: str) -> Claims:
         try:
             claims = jwt.decode(
                 token,

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -34,6 +35,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: SQLite appends between two WAL checkpoints (a chat adds a few WAL pages; SQLite's
 #: own automatic checkpoint comes at 1,000 pages).
 CHECKPOINT_EVERY = 200
+#: Threads serving ``Database.rows`` on a SQLite file, each on a connection of its own
+#: (WAL: they read beside the writer).
+READERS = 2
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: One statement on SQLite's append connection: its rows ([] for none).
@@ -79,6 +83,10 @@ class Database:
         self._checkpoint: asyncio.Future[None] | None = None
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
+        # ... and its readers (see rows)
+        self._readers: ThreadPoolExecutor | None = None
+        self._reader_local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._compiled: dict[
             Select[*tuple[Any, ...]], tuple[str, tuple[str, ...], dict[str, Any]]
@@ -151,6 +159,18 @@ class Database:
             self._checkpoint_conn = sqlite3.connect(self.sqlite_file, timeout=30)
         self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
+    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        """On a reader thread: one statement on that thread's connection (autocommit:
+        each read sees what was committed when it starts)."""
+        conn: sqlite3.Connection | None = getattr(self._reader_local, "conn", None)
+        if conn is None:
+            assert self.sqlite_file is not None
+            conn = sqlite3.connect(self.sqlite_file, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._reader_local.conn = conn
+            self._reader_conns.append(conn)
+        return conn.execute(sql, args).fetchall()
+
     def _in_transaction(self, work: Callable[[Run], T]) -> T:
         """On the append thread: ``work`` in one transaction of its connection."""
         conn = self._append_conn
@@ -204,9 +224,10 @@ class Database:
         self, query: Select[*tuple[Any, ...]], params: dict[str, Any]
     ) -> list[Sequence[Any]]:
         """Run a one-statement read the cheap way, for the reads every connect and
-        every catch-up makes. On SQLite the statement, compiled once, goes straight to
-        aiosqlite: one thread round trip where SQLAlchemy's async adapter takes four or
-        more (cursor, execute, fetch, close). On PostgreSQL it runs outside a
+        every catch-up makes. On a SQLite file the statement, compiled once, runs on a
+        reader thread's own sqlite3 connection: one thread hop, where a pooled
+        SQLAlchemy connection costs a checkout (and, past the pool's size in a connect
+        storm, a new aiosqlite thread) plus several hops. On PostgreSQL it runs outside a
         transaction: no BEGIN and ROLLBACK round trips. Rows are plain tuples in the
         query's column order; on SQLite, DateTime and JSON columns come back as text
         (``stored_time`` and ``stored_json`` read either)."""
@@ -225,12 +246,16 @@ class Database:
             )
         sql, names, defaults = compiled
         values = {**defaults, **params}
-        async with self.engine.connect() as c:
-            return list(
-                await (await _driver(c)).execute_fetchall(
-                    sql, tuple(values[name] for name in names)
+        args = tuple(values[name] for name in names)
+        if self.sqlite_file is not None:
+            if self._readers is None:
+                self._readers = ThreadPoolExecutor(
+                    READERS, thread_name_prefix="chinwag-sqlite-read"
                 )
-            )
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._readers, self._read, sql, args)
+        async with self.engine.connect() as c:
+            return list(await (await _driver(c)).execute_fetchall(sql, args))
 
     async def migrate(self) -> None:
         """Apply every Alembic migration not yet applied (safe to call at each start-up)."""
@@ -262,6 +287,12 @@ class Database:
             await asyncio.get_running_loop().run_in_executor(self._appender, self._close_append)
             self._appender.shutdown()
             self._appender = None
+        if self._readers is not None:
+            self._readers.shutdown()
+            self._readers = None
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
         if self._pg_pool is not None:
             await self._pg_pool.close()
             self._pg_pool = None

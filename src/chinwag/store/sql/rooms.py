@@ -46,6 +46,14 @@ _MEMBER = (
     .where(Room.room_id == bindparam("room_id"), RoomMember.username == bindparam("username"))
 )
 
+# The room's members_version on every row (one row with username NULL for no members).
+_MEMBERS_VERSIONED = (
+    select(Room.members_version, RoomMember.username)
+    .outerjoin(RoomMember, RoomMember.room_pk == Room.id)
+    .where(Room.room_id == bindparam("room_id"))
+    .order_by(RoomMember.joined_at, RoomMember.username)
+)
+
 
 def _room_row(row: Sequence[Any]) -> RoomRecord:
     pk, room_id, name, kind, owner, created, last, seen, version = row
@@ -241,15 +249,11 @@ class SqlRooms:
             return list(rows)
 
     async def members_versioned(self, room_id: str) -> tuple[int, list[str]]:
-        async with self._db.read() as s, s.begin():
-            version = await s.scalar(select(Room.members_version).where(Room.room_id == room_id))
-            rows = await s.scalars(
-                select(RoomMember.username)
-                .join(Room)
-                .where(Room.room_id == room_id)
-                .order_by(RoomMember.joined_at, RoomMember.username)
-            )
-            return int(version or 0), list(rows)
+        # One statement, so the version and the list are of one moment.
+        rows = await self._db.rows(_MEMBERS_VERSIONED, {"room_id": room_id})
+        if not rows:
+            return 0, []
+        return int(rows[0][0] or 0), [name for _, name in rows if name is not None]
 
     async def member(self, room_id: str, username: str) -> MemberRecord | None:
         rows = await self._db.rows(_MEMBER, {"room_id": room_id, "username": username})
