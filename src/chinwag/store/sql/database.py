@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -30,6 +29,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from chinwag.store.sql.sqlite_readers import SqliteReaders
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: SQLite appends between two WAL checkpoints (a chat adds a few WAL pages; SQLite's
@@ -84,9 +85,7 @@ class Database:
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
         # ... and its readers (see rows)
-        self._readers: ThreadPoolExecutor | None = None
-        self._reader_local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers = SqliteReaders(self.sqlite_file, READERS) if self.sqlite_file else None
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._compiled: dict[
             Select[*tuple[Any, ...]], tuple[str, tuple[str, ...], dict[str, Any]]
@@ -159,18 +158,6 @@ class Database:
             self._checkpoint_conn = sqlite3.connect(self.sqlite_file, timeout=30)
         self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def _read(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
-        """On a reader thread: one statement on that thread's connection (autocommit:
-        each read sees what was committed when it starts)."""
-        conn: sqlite3.Connection | None = getattr(self._reader_local, "conn", None)
-        if conn is None:
-            assert self.sqlite_file is not None
-            conn = sqlite3.connect(self.sqlite_file, timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA query_only=ON")
-            self._reader_local.conn = conn
-            self._reader_conns.append(conn)
-        return conn.execute(sql, args).fetchall()
-
     def _in_transaction(self, work: Callable[[Run], T]) -> T:
         """On the append thread: ``work`` in one transaction of its connection."""
         conn = self._append_conn
@@ -225,7 +212,7 @@ class Database:
     ) -> list[Sequence[Any]]:
         """Run a one-statement read the cheap way, for the reads every connect and
         every catch-up makes. On a SQLite file the statement, compiled once, runs on a
-        reader thread's own sqlite3 connection: one thread hop, where a pooled
+        reader thread's own sqlite3 connection (``SqliteReaders``), where a pooled
         SQLAlchemy connection costs a checkout (and, past the pool's size in a connect
         storm, a new aiosqlite thread) plus several hops. On PostgreSQL it runs outside a
         transaction: no BEGIN and ROLLBACK round trips. Rows are plain tuples in the
@@ -247,13 +234,8 @@ class Database:
         sql, names, defaults = compiled
         values = {**defaults, **params}
         args = tuple(values[name] for name in names)
-        if self.sqlite_file is not None:
-            if self._readers is None:
-                self._readers = ThreadPoolExecutor(
-                    READERS, thread_name_prefix="chinwag-sqlite-read"
-                )
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._readers, self._read, sql, args)
+        if self._readers is not None:
+            return await self._readers.read(sql, args)
         async with self.engine.connect() as c:
             return list(await (await _driver(c)).execute_fetchall(sql, args))
 
@@ -288,11 +270,7 @@ class Database:
             self._appender.shutdown()
             self._appender = None
         if self._readers is not None:
-            self._readers.shutdown()
-            self._readers = None
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
+            self._readers.close()
         if self._pg_pool is not None:
             await self._pg_pool.close()
             self._pg_pool = None
