@@ -3,10 +3,11 @@ three people each in a browser context of their own, through the real server."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from tests.web.pages import choose_model, create_room, join_room, log, message, send, sign_up
 
@@ -220,6 +221,35 @@ async def test_search_finds_a_message_by_a_word_and_opening_the_result_shows_its
     await alice.get_by_label("Search in").select_option("room")
     await alice.get_by_role("searchbox", name="Search messages").press("Enter")
     await expect(results).to_contain_text("Nothing found")
+
+
+async def test_a_room_that_loads_slowly_leaves_the_focus_where_the_user_moved_it(
+    start_server: Any, new_page: NewPage, name: Name
+) -> None:
+    alice, bob, _, _, room = await two_in_a_room(start_server, new_page, name, "Slow")
+    await send(bob, "the wombat digs")
+    other = name("Elsewhere")
+    await create_room(alice, other, "group")
+    release = asyncio.get_running_loop().create_future()
+    asked = asyncio.get_running_loop().create_future()
+
+    async def hold(route: Route) -> None:
+        if not asked.done():
+            asked.set_result(None)
+        await release
+        await route.continue_()
+
+    await alice.route("**/messages?*", hold)  # the room's history, held until released
+    await alice.get_by_role("list", name="My rooms").get_by_role("button", name=room).click()
+    await asyncio.wait_for(asked, 10)
+    search = alice.get_by_role("searchbox", name="Search messages")
+    await search.fill("wombat")
+    release.set_result(None)
+    await expect(message(alice, "the wombat digs")).to_be_visible()
+    await expect(search).to_be_focused()
+    await search.press("Enter")
+    results = alice.get_by_role("region", name="Search results")
+    await expect(results.get_by_role("button").filter(has_text="digs")).to_have_count(1)
 
 
 async def test_changes_made_while_a_page_was_offline_apply_after_it_resyncs_once_each(

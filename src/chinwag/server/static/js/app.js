@@ -168,6 +168,7 @@ async function openRoom(roomId) {
 }
 
 async function showRoom(roomId) {
+  const focusedAtOpen = document.activeElement;
   const summary = state.rooms.get(roomId);
   state.view = { kind: "room", room: roomId };
   state.cursors = null;
@@ -186,7 +187,11 @@ async function showRoom(roomId) {
   list.scrollToBottom();
   markRead();
   await applyReceipts(roomId);
-  $("message").focus();
+  // to the composer, unless the user moved on (to the search box, say) while it loaded
+  const now = document.activeElement;
+  if (state.view?.room === roomId && (now === focusedAtOpen || now === document.body)) {
+    $("message").focus();
+  }
 }
 
 async function applyReceipts(roomId) {
