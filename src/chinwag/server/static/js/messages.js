@@ -219,9 +219,10 @@ export class MessageList {
       } catch (err) { this.hooks.onFileError(err); }
     }, { capture: false });
     if (/^image\/(png|jpeg|gif|webp)$/.test(d.mime_type ?? "")) {
+      // shown once decoded: no empty or broken image while the bytes download
       const img = el("img", { class: "preview", alt: `Preview of ${d.file_name}` });
-      body.prepend(img);
-      fetchBlob().then((u) => { img.src = u; }, () => img.remove());
+      img.addEventListener("load", () => body.prepend(img), { once: true });
+      fetchBlob().then((u) => { img.src = u; }, () => {});
     }
     return li;
   }
