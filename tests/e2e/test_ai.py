@@ -101,6 +101,27 @@ async def test_cancel_stops_the_reply_and_keeps_what_was_written(
     assert (await client.expect("error"))["data"]["code"] == "NOT_FOUND"
 
 
+async def test_a_model_that_goes_silent_mid_reply_ends_it_with_an_error_keeping_the_start(
+    start_server: StartServer, name: Namer
+) -> None:
+    srv = await start_server(OFFLINE_TOKEN_DELAY=30, AI_TIMEOUT=0.5)
+    user = await srv.user(name())
+    client = await srv.connect(user)
+    await client.send(ai("are you there?"))
+    first = await client.expect("chat", lambda f: f["data"].get("streaming") is True)
+    conv = first["data"]["conversation_id"]
+    error = await client.expect("error", timeout=10)
+    assert error["data"]["code"] == "AI_PROVIDER_ERROR"
+    assert error["data"]["error"] == "the model sent nothing for 0.5 s"
+    assert error["data"]["conversation_id"] == conv
+    done = await client.expect("chat", is_done)
+    assert done["data"]["tokens_used"] > 0
+    history = (await srv.get(f"/api/v1/conversations/{conv}/messages", user)).json()
+    assert history["messages"][-1]["content"] == first["data"]["content"]
+    await client.send({"type": "ping"})
+    await client.expect("pong")
+
+
 async def test_cancel_closes_the_request_at_the_provider(
     start_server: StartServer, fake: FakeOpenAI, name: Namer
 ) -> None:

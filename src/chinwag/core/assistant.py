@@ -49,6 +49,39 @@ class _Reply:
     cancelled: bool = False
 
 
+class _Silence:
+    """Cancels the reply's task once the model has sent nothing for ``limit`` s.
+
+    One timer, re-armed only when it comes due (to the last item's time + ``limit``),
+    where an ``asyncio.timeout`` around every item costs a timer and a context
+    manager per chunk. The stream loop sets ``heard`` to the loop's time per item."""
+
+    __slots__ = ("_task", "_timer", "fired", "heard", "limit", "loop")
+
+    def __init__(self, limit: float, task: asyncio.Task[Any] | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.limit = limit
+        self.heard = self.loop.time()
+        self.fired = False
+        self._task = task
+        self._timer: asyncio.TimerHandle | None = self.loop.call_at(self.heard + limit, self._due)
+
+    def _due(self) -> None:
+        if self._timer is None:
+            return
+        due = self.heard + self.limit
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._due)
+        elif self._task is not None:
+            self.fired = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 @dataclass(slots=True)
 class _Outcome:
     model: str
@@ -213,49 +246,52 @@ class Assistant:
         params = GenerationParams(out.model, plan.temperature, plan.max_tokens[out.model])
         reported: UsageReport | None = None
         stream = provider.stream(plan.turns, params)
+        task = asyncio.current_task()
+        silence = _Silence(self.config.timeout, task)
         try:
-            while True:
-                try:
-                    async with asyncio.timeout(self.config.timeout):
-                        item = await anext(stream)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise AIProviderError(
-                        f"the model sent nothing for {self.config.timeout:g} s"
-                    ) from None
-                if isinstance(item, UsageReport):
-                    reported = item
-                elif isinstance(item, TextDelta):
+            async for item in stream:
+                silence.heard = silence.loop.time()
+                if isinstance(item, TextDelta):
                     if out.first_chunk_at is None:
                         out.first_chunk_at = time.monotonic()
                     out.parts.append(item.text)
-                    out.completion_tokens += count_tokens(item.text)
                     chunk = encode(frames.ai_chunk(item.text, plan.conv.id, plan.room_id))
                     await self.events.hub.publish_chunk(
                         plan.room_id, plan.who.username, plan.conv.id, chunk
                     )
+                elif isinstance(item, UsageReport):
+                    reported = item
         except asyncio.CancelledError:
-            if not reply.cancelled:
-                raise
-        except AIProviderError as exc:
-            log.warning(
-                "AI provider failed in conversation %s (model %s): %s",
-                plan.conv.id,
-                out.model,
-                exc.internal or exc.message,
-            )
-            out.failure = exc
-        except ChatError as exc:
+            ours = 1 if silence.fired else 0
+            if (task is None or task.cancelling() > ours) and not reply.cancelled:
+                raise  # shut down, not stopped by the user nor gone silent
+        except ChatError as exc:  # AIProviderError among them
             out.failure = exc
         except Exception as exc:
             log.exception("AI reply for conversation %s failed", plan.conv.id)
             out.failure = AIProviderError(f"the model failed: {type(exc).__name__}")
         finally:
+            silence.stop()  # first: no await between the stream's end and this
             await stream.aclose()
+        if silence.fired:
+            if task is not None:
+                task.uncancel()
+            if not reply.cancelled:
+                out.failure = AIProviderError(
+                    f"the model sent nothing for {self.config.timeout:g} s"
+                )
+        if isinstance(out.failure, AIProviderError):
+            log.warning(
+                "AI provider failed in conversation %s (model %s): %s",
+                plan.conv.id,
+                out.model,
+                out.failure.internal or out.failure.message,
+            )
         if reported is not None and not reply.cancelled:
             out.prompt_tokens = reported.prompt_tokens
             out.completion_tokens = reported.completion_tokens
+        else:  # counted once on the whole text: a word split over two chunks is one word
+            out.completion_tokens = count_tokens("".join(out.parts))
 
     async def _finish(self, plan: Plan, out: _Outcome, started: float, cancelled: bool) -> None:
         tokens = out.prompt_tokens + out.completion_tokens
