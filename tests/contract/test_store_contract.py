@@ -245,6 +245,34 @@ async def test_each_append_of_a_batch_gets_its_own_answer(store: Store, fresh: N
     assert [e.data["n"] for e in stored] == [0, 1, 5, 7]
 
 
+async def test_two_processes_storing_the_same_client_ids_store_each_once(
+    store: Store, database_url: str, fresh: Namer
+) -> None:
+    bob = fresh("b")
+    room_id = await room_with(store, fresh, bob)
+    other = SqlStore(database_url)  # a second process's store on the same database
+    await other.start()
+    try:
+
+        def sends(s: Store) -> list[Any]:
+            return [
+                s.events.append(room_id, "chat", {"n": i}, sender=bob, client_message_id=f"m{i}")
+                for i in range(40)
+            ]
+
+        mine, theirs = await asyncio.gather(
+            asyncio.gather(*sends(store)), asyncio.gather(*sends(other))
+        )
+    finally:
+        await other.close()
+    for a, b in zip(mine, theirs, strict=True):
+        assert a.event.id == b.event.id and a.event.seq == b.event.seq
+        assert a.duplicate != b.duplicate  # one stored it, the other found it stored
+    stored = await store.events.after(room_id, 0)
+    assert sorted(e.data["n"] for e in stored) == list(range(40))
+    assert [e.seq for e in stored] == list(range(1, 41))
+
+
 async def test_an_append_that_cannot_be_stored_fails_alone(store: Store, fresh: Namer) -> None:
     room_id = await room_with(store, fresh)
     answers = await asyncio.gather(

@@ -1,24 +1,28 @@
 """Room appends as plain SQL on each backend's append connection: one alone
-(``append_one``), or many in one transaction (the batch side of ``group_commit``).
+(``SqliteWrites.append_one``), or many in one transaction (the batch side of
+``group_commit``).
 
-Per room of the batch, in room-id order (so two processes lock rooms in the same
-order): lock the room row, ask once which senders are members and which
-(sender, client_message_id) pairs are stored already, then move ``last_seq`` by
-the number of new events and insert them all in one statement. Each ask gets
-its own answer: stored, a duplicate of what was stored before, or refused.
+SQLite, on its writer thread (one thread hop for the whole batch): per room of the
+batch, in room-id order, lock the room row, ask once which senders are members and
+which (sender, client_message_id) pairs are stored already, then move ``last_seq``
+by the number of new events and insert them all in one statement
+(``append_batch_now``, ``SqliteWrites``).
 
-The steps are written once, as a generator that yields each statement it needs and
-takes its result back (``_batch``); ``append_batch`` runs them on an async
-connection (PostgreSQL), ``append_batch_now`` on SQLite's writer thread, where the
-whole batch is one thread hop."""
+PostgreSQL (a batch is one room: its lane): the same decisions made by the database
+in one statement, ``_PG_APPEND``, so a batch is one round trip and one commit
+(``append_postgres``); a lone append is two short statements in a transaction
+(``append_one_postgres``).
+
+Each ask gets its own answer: stored, a duplicate of what was stored before, or
+refused."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
@@ -62,75 +66,31 @@ class LockedRoom:
     stored: dict[Pair, EventRecord]  # of the pairs asked about
 
 
-class RoomWrites(Protocol):
-    """The statements of one batch, on one transaction (PostgresWrites; SqliteWrites
-    has the same methods, plain, for SQLite's writer thread)."""
-
-    async def append_one(self, ask: AppendAsk) -> Bumped | None:
-        """One append (a UPDATE that bumps the room's seq, then the INSERT); None when
-        no room row was bumped (no such room, or the sender is not a member)."""
-
-    async def read(self, room_id: str, senders: set[str], pairs: set[Pair]) -> LockedRoom | None:
-        """Lock the room's row and read what the batch decides on: which of
-        ``senders`` are members, which of ``pairs`` are stored; None: no such room."""
-
-    async def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
-        """Set the room's last_seq to ``last_seq + len(rows)`` and insert the rows with
-        the seqs after ``last_seq``, in order; the new event ids by seq."""
-
-
-Step = tuple[str, tuple[Any, ...]]  # a RoomWrites method's name and its arguments
 Answers = list[Appended | Exception]
-
-
-async def append_batch(writes: RoomWrites, asks: list[AppendAsk]) -> Answers:
-    """The batch on an async connection (PostgreSQL): one await per statement."""
-    steps = _batch(asks)
-    result: Any = None
-    try:
-        while True:
-            name, args = steps.send(result)
-            result = await getattr(writes, name)(*args)
-    except StopIteration as done:
-        answers: Answers = done.value
-        return answers
 
 
 def append_batch_now(writes: SqliteWrites, asks: list[AppendAsk]) -> Answers:
     """The batch on SQLite's writer thread: every statement in one thread hop."""
-    steps = _batch(asks)
-    result: Any = None
-    try:
-        while True:
-            name, args = steps.send(result)
-            result = getattr(writes, name)(*args)
-    except StopIteration as done:
-        answers: Answers = done.value
-        return answers
-
-
-def _batch(asks: list[AppendAsk]) -> Generator[Step, Any, Answers]:
-    """The statements of a batch, each yielded for the runner to execute and send
-    its result back (written once for both runners)."""
     answers: list[Appended | Exception | None] = [None] * len(asks)
     by_room: dict[str, list[int]] = {}
     for i, ask in enumerate(asks):
         by_room.setdefault(ask.room_id, []).append(i)
     for room_id in sorted(by_room):
-        yield from _room(room_id, by_room[room_id], asks, answers)
+        _room(writes, room_id, by_room[room_id], asks, answers)
     assert all(a is not None for a in answers)
     return answers  # type: ignore[return-value]
 
 
 def _room(
+    writes: SqliteWrites,
     room_id: str,
     indexes: list[int],
     asks: list[AppendAsk],
     answers: list[Appended | Exception | None],
-) -> Generator[Step, Any, None]:
+) -> None:
     checked = {s for i in indexes if asks[i].require_member and (s := asks[i].sender)}
     pairs = {p for i in indexes if (p := asks[i].pair) is not None}
-    room: LockedRoom | None = yield ("read", (room_id, checked, pairs))
+    room = writes.read(room_id, checked, pairs)
     if room is None:
         for i in indexes:
             answers[i] = NotFound(f"room '{room_id}' does not exist")
@@ -154,7 +114,7 @@ def _room(
             new.append(i)
     if not new:
         return
-    ids = yield ("insert", (pk, last_seq, [asks[i] for i in new]))
+    ids = writes.insert(pk, last_seq, [asks[i] for i in new])
     for n, i in enumerate(new):
         ask, seq = asks[i], last_seq + 1 + n
         record = EventRecord(
@@ -264,22 +224,19 @@ class SqliteWrites:
         return {int(seq): int(id) for id, seq in inserted}
 
 
-class PostgresWrites:
-    """The batch's statements on an asyncpg connection in a transaction
-    (``Database.pg_write``), as plain SQL with array parameters."""
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self._conn = conn
-
-    async def append_one(self, ask: AppendAsk) -> Bumped | None:
-        sender = ask.sender
-        member = (
-            " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id "
-            "AND m.username = $2)"
-            if ask.require_member and sender
-            else ""
-        )
-        row = await self._conn.fetchrow(
+async def append_one_postgres(conn: asyncpg.Connection, ask: AppendAsk) -> Bumped | None:
+    """An append alone on PostgreSQL: the UPDATE that bumps the room's seq (and takes
+    its row lock), then the INSERT, in one transaction; None when no room row was
+    bumped (no such room, or the sender is not a member). Two short statements cost
+    less here than ``_PG_APPEND``'s planning and its CTEs for a single row."""
+    sender = ask.sender
+    member = (
+        " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id AND m.username = $2)"
+        if ask.require_member and sender
+        else ""
+    )
+    async with conn.transaction():
+        row = await conn.fetchrow(
             f"UPDATE rooms SET last_seq = last_seq + 1 WHERE room_id = $1{member} "
             "RETURNING id, last_seq, members_version",
             *((ask.room_id, sender) if member else (ask.room_id,)),
@@ -287,7 +244,7 @@ class PostgresWrites:
         if row is None:
             return None
         pk, seq, version = row
-        event_id = await self._conn.fetchval(
+        event_id = await conn.fetchval(
             "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
             "created_at) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
             pk,
@@ -298,59 +255,92 @@ class PostgresWrites:
             ask.client_message_id,
             ask.at,
         )
-        return int(pk), int(seq), int(version), int(event_id)
+    return int(pk), int(seq), int(version), int(event_id)
 
-    async def read(self, room_id: str, senders: set[str], pairs: set[Pair]) -> LockedRoom | None:
-        # One round trip: the row locked, the members among the senders, the ids of
-        # the pairs stored already (those are read in full only when there are any).
-        listed = list(pairs)
-        row = await self._conn.fetchrow(
-            "WITH r AS (SELECT id, last_seq, members_version FROM rooms "
-            "WHERE room_id = $1 FOR UPDATE) "
-            "SELECT r.id, r.last_seq, r.members_version, "
-            "ARRAY(SELECT m.username FROM room_members m WHERE m.room_pk = r.id "
-            "AND m.username = ANY($2::text[])), "
-            "ARRAY(SELECT e.id FROM room_events e "
-            "JOIN unnest($3::text[], $4::text[]) AS p(sender, cid) "
-            "ON e.sender = p.sender AND e.client_message_id = p.cid WHERE e.room_pk = r.id) "
-            "FROM r",
-            room_id,
-            list(senders),
-            [sender for sender, _ in listed],
-            [cid for _, cid in listed],
-        )
-        if row is None:
-            return None
-        pk, last_seq, version, members, stored_ids = row
-        stored = {}
-        if stored_ids:
-            found = await self._conn.fetch(
-                "SELECT id, seq, type, data, sender, client_message_id, created_at "
-                "FROM room_events WHERE id = ANY($1::bigint[])",
-                stored_ids,
+
+#: A PostgreSQL room's batch of appends as one statement (autocommit: one round
+#: trip and one commit, where BEGIN, a read, the insert and COMMIT cost four).
+#: ``r`` locks the room's row; ``d`` decides each ask (``refused``: a sender who
+#: must be a member is not; ``again``: it repeats the (sender, client_message_id)
+#: of an earlier ask of this batch); ``acc`` numbers the others after the room's
+#: last_seq, in the asks' order; the room's last_seq moves by their count and they
+#: are inserted. One row per ask, in order (none when the room does not exist). A
+#: pair stored before is not looked up (on a young table the planner walks the
+#: room's events for it): the insert fails on its unique constraint, the statement
+#: changes nothing, and the asks are retried one by one, where ``SqlEvents`` finds
+#: the stored event. A client's resend is rare; every batch would pay the lookup.
+_PG_APPEND = """
+WITH r AS (
+    SELECT id, last_seq, members_version FROM rooms WHERE room_id = $1 FOR UPDATE
+), a AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::bool[])
+        WITH ORDINALITY AS u(type, data, sender, cid, at, checked, ord)
+), d AS (
+    SELECT a.*,
+        a.checked AND a.sender IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM room_members m WHERE m.room_pk = r.id AND m.username = a.sender
+        ) AS refused,
+        a.sender IS NOT NULL AND a.cid IS NOT NULL AND row_number() OVER (
+            PARTITION BY a.sender, a.cid ORDER BY a.ord
+        ) > 1 AS again
+    FROM a CROSS JOIN r
+), acc AS (
+    SELECT d.ord, d.type, d.data, d.sender, d.cid, d.at,
+        (SELECT last_seq FROM r) + row_number() OVER (ORDER BY d.ord) AS seq
+    FROM d WHERE NOT d.refused AND NOT d.again
+), bump AS (
+    UPDATE rooms SET last_seq = (SELECT last_seq FROM r) + (SELECT count(*) FROM acc)
+    WHERE id = (SELECT id FROM r) AND EXISTS (SELECT 1 FROM acc)
+), ins AS (
+    INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, created_at)
+    SELECT (SELECT id FROM r), acc.seq, acc.type, acc.data::json, acc.sender, acc.cid, acc.at
+    FROM acc
+    RETURNING id, seq
+)
+SELECT d.refused, acc.seq, ins.id, r.members_version
+FROM d CROSS JOIN r
+LEFT JOIN acc ON acc.ord = d.ord
+LEFT JOIN ins ON ins.seq = acc.seq
+ORDER BY d.ord
+"""
+
+
+async def append_postgres(conn: asyncpg.Connection, room_id: str, asks: list[AppendAsk]) -> Answers:
+    """One room's appends on PostgreSQL, decided and written by one statement
+    (``_PG_APPEND``); each ask gets its own answer, as on SQLite. Raises
+    ``asyncpg.UniqueViolationError``, having stored nothing, when an ask repeats a
+    stored (sender, client_message_id)."""
+    rows = await conn.fetch(
+        _PG_APPEND,
+        room_id,
+        [ask.type for ask in asks],
+        [json.dumps(ask.data) for ask in asks],
+        [ask.sender for ask in asks],
+        [ask.client_message_id for ask in asks],
+        [ask.at for ask in asks],
+        [ask.require_member for ask in asks],
+    )
+    if not rows:
+        return [NotFound(f"room '{room_id}' does not exist") for _ in asks]
+    answers: Answers = []
+    first_of: dict[Pair, Appended] = {}
+    for ask, (refused, seq, id, version) in zip(asks, rows, strict=True):
+        pair = ask.pair
+        if refused:
+            answers.append(NotInRoom.of(room_id))
+        elif seq is None:  # repeats an earlier ask of this batch
+            assert pair is not None
+            answers.append(Appended(first_of[pair].event, duplicate=True))
+        else:
+            record = EventRecord(
+                id, room_id, seq, ask.type, ask.data, ask.sender, ask.client_message_id, ask.at
             )
-            stored = _by_pair(found, room_id, pairs)
-        return LockedRoom(int(pk), int(last_seq), int(version), set(members), stored)
-
-    async def insert(self, pk: int, last_seq: int, rows: list[AppendAsk]) -> dict[int, int]:
-        # The room's new last_seq and the events in one statement (a data-modifying
-        # CTE runs whether or not the INSERT reads it).
-        inserted = await self._conn.fetch(
-            "WITH bump AS (UPDATE rooms SET last_seq = $2 WHERE id = $1) "
-            "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
-            "created_at) SELECT $1, u.seq, u.type, u.data::json, u.sender, u.cid, u.at "
-            "FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], "
-            "$8::timestamptz[]) AS u(seq, type, data, sender, cid, at) RETURNING id, seq",
-            pk,
-            last_seq + len(rows),
-            [last_seq + 1 + n for n in range(len(rows))],
-            [ask.type for ask in rows],
-            [json.dumps(ask.data) for ask in rows],
-            [ask.sender for ask in rows],
-            [ask.client_message_id for ask in rows],
-            [ask.at for ask in rows],
-        )
-        return {int(seq): int(id) for id, seq in inserted}
+            answer = Appended(record, duplicate=False, members_version=version)
+            if pair is not None:
+                first_of[pair] = answer
+            answers.append(answer)
+    return answers
 
 
 def _by_pair(rows: Iterable[Any], room_id: str, pairs: set[Pair]) -> dict[Pair, EventRecord]:

@@ -179,13 +179,14 @@ class Database:
         return done
 
     async def pg_write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """PostgreSQL's hot write path (room appends): ``work`` in one transaction on
-        an asyncpg connection of a small pool of its own, with plain SQL: no
-        SQLAlchemy statement building and greenlet hand-offs, no pre-ping round trip
-        at checkout and no reset query at release (these connections keep no
-        session state), i.e. a round trip per statement and nothing else."""
+        """PostgreSQL's hot write path (room appends): ``work`` on an asyncpg
+        connection of a small pool of its own, with plain SQL: no SQLAlchemy
+        statement building and greenlet hand-offs, no pre-ping round trip at checkout
+        and no reset query at release (these connections keep no session state).
+        ``work`` opens a transaction if it needs one; a single statement is its own,
+        so a batch of appends costs one round trip and nothing else."""
         pool = self._pg_pool or await self._open_pg_pool()
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire() as conn:
             return await work(conn)
 
     async def _open_pg_pool(self) -> asyncpg.Pool:

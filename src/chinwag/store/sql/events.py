@@ -12,10 +12,10 @@ from chinwag.protocol.errors import ChatError, NotFound, NotInRoom
 from chinwag.store.base import Appended, EventRecord
 from chinwag.store.sql.append_batch import (
     AppendAsk,
-    PostgresWrites,
     SqliteWrites,
-    append_batch,
     append_batch_now,
+    append_one_postgres,
+    append_postgres,
 )
 from chinwag.store.sql.database import Database, stored_json, stored_time
 from chinwag.store.sql.group_commit import GroupCommit
@@ -74,7 +74,8 @@ class SqlEvents:
             return await self._db.sqlite_write(
                 lambda run: append_batch_now(SqliteWrites(run), asks)
             )
-        return await self._db.pg_write(lambda conn: append_batch(PostgresWrites(conn), asks))
+        room_id = asks[0].room_id  # a PostgreSQL lane is one room
+        return await self._db.pg_write(lambda conn: append_postgres(conn, room_id, asks))
 
     async def _append_one(self, ask: AppendAsk) -> Appended:
         # An append alone: two statements in one transaction. The UPDATE takes the
@@ -84,9 +85,9 @@ class SqlEvents:
             if self._db.is_sqlite:
                 bumped = await self._db.sqlite_write(lambda run: SqliteWrites(run).append_one(ask))
             else:
-                bumped = await self._db.pg_write(lambda conn: PostgresWrites(conn).append_one(ask))
+                bumped = await self._db.pg_write(lambda conn: append_one_postgres(conn, ask))
         except (sqlite3.IntegrityError, IntegrityError, asyncpg.UniqueViolationError):
-            # The seq's bump was rolled back with the transaction.
+            # The pair is stored already (the seq's bump was rolled back with it).
             prior = await self.find(ask.room_id, ask.sender or "", ask.client_message_id or "")
             if prior is None:  # the constraint fired for another reason: surface it
                 raise
