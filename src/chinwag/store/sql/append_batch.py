@@ -10,8 +10,7 @@ by the number of new events and insert them all in one statement
 
 PostgreSQL (a batch is one room: its lane): the same decisions made by the database
 in one statement, ``_PG_APPEND``, so a batch is one round trip and one commit
-(``append_postgres``); a lone append is two short statements in a transaction
-(``append_one_postgres``).
+(``append_postgres``); a lone append is a shorter one (``append_one_postgres``).
 
 Each ask gets its own answer: stored, a duplicate of what was stored before, or
 refused."""
@@ -225,36 +224,34 @@ class SqliteWrites:
 
 
 async def append_one_postgres(conn: asyncpg.Connection, ask: AppendAsk) -> Bumped | None:
-    """An append alone on PostgreSQL: the UPDATE that bumps the room's seq (and takes
-    its row lock), then the INSERT, in one transaction; None when no room row was
-    bumped (no such room, or the sender is not a member). Two short statements cost
-    less here than ``_PG_APPEND``'s planning and its CTEs for a single row."""
+    """An append alone on PostgreSQL, one statement in autocommit: the UPDATE that
+    bumps the room's seq (and takes its row lock) feeds the INSERT. None when no room
+    row was bumped (no such room, or the sender is not a member); a repeated
+    (sender, client_message_id) raises on the unique constraint, having stored
+    nothing. For one row this costs less than ``_PG_APPEND``'s planning and CTEs."""
     sender = ask.sender
     member = (
-        " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id AND m.username = $2)"
+        " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id AND m.username = $7)"
         if ask.require_member and sender
         else ""
     )
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            f"UPDATE rooms SET last_seq = last_seq + 1 WHERE room_id = $1{member} "
-            "RETURNING id, last_seq, members_version",
-            *((ask.room_id, sender) if member else (ask.room_id,)),
-        )
-        if row is None:
-            return None
-        pk, seq, version = row
-        event_id = await conn.fetchval(
-            "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
-            "created_at) VALUES ($1, $2, $3, $4::json, $5, $6, $7) RETURNING id",
-            pk,
-            seq,
-            ask.type,
-            json.dumps(ask.data),
-            sender,
-            ask.client_message_id,
-            ask.at,
-        )
+    row = await conn.fetchrow(
+        "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 "
+        f"WHERE room_id = $1{member} RETURNING id, last_seq, members_version) "
+        "INSERT INTO room_events (room_pk, seq, type, data, sender, client_message_id, "
+        "created_at) SELECT id, last_seq, $2, $3::json, $4, $5, $6 FROM bump "
+        "RETURNING room_pk, seq, (SELECT members_version FROM bump), id",
+        ask.room_id,
+        ask.type,
+        json.dumps(ask.data),
+        sender,
+        ask.client_message_id,
+        ask.at,
+        *((sender,) if member else ()),
+    )
+    if row is None:
+        return None
+    pk, seq, version, event_id = row
     return int(pk), int(seq), int(version), int(event_id)
 
 
