@@ -76,6 +76,18 @@ def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     return s
 
 
+def _start_uvicorn(port: int, workdir: Path, cpu: int | None) -> ServerProc:
+    s = ServerProc(
+        "uvicorn",
+        [sys.executable, str(PEERS / "uvicorn_server.py"), "--port", str(port)],
+        port,
+        workdir,
+        cpu=cpu,
+    )
+    s.wait_ready()
+    return s
+
+
 # --- chinwag (to be completed by the lead once `python -m chinwag serve` runs) ---
 
 CHINWAG_ENV = {
@@ -301,6 +313,13 @@ TARGETS: dict[str, Target] = {
         _start_websockets,
         lambda port: f"ws://127.0.0.1:{port}/",
         start_many=_start_websockets,
+    ),
+    "uvicorn": Target(
+        "uvicorn",
+        "ws",
+        "bare ASGI app on uvicorn + websockets sans-I/O + uvloop (chinwag's transport stack)",
+        _start_uvicorn,
+        lambda port: f"ws://127.0.0.1:{port}/",
     ),
     "socketio": Target(
         "socketio",
