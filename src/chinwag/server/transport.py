@@ -15,7 +15,6 @@ direct-write fast path for fan-out is in ``direct_write.py``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import socket
 from typing import Any
 
@@ -32,9 +31,6 @@ HANDSHAKE_TIMEOUT = 10.0
 #: At shutdown, how long connections already accepted may take to finish their
 #: request head or WebSocket handshake; a client sends them within a round trip.
 SHUTDOWN_HANDSHAKE_GRACE = 2.0
-#: gc.set_threshold once serving: young collections every 700 allocations (Python's
-#: default) → every 20,000; the older generations' ratios stay Python's.
-GC_THRESHOLDS = (20_000, 10, 10)
 
 
 class DeadlineHttpProtocol(_Base):
@@ -94,10 +90,6 @@ def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
 
 
 class ChinwagServer(uvicorn.Server):
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        tune_gc()
-
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
@@ -119,17 +111,6 @@ class ChinwagServer(uvicorn.Server):
             if not any(_handshaking(c) for c in self.server_state.connections):
                 return
             await asyncio.sleep(step)
-
-
-def tune_gc() -> None:
-    """Once the server is up: what start-up made (modules, tables, compiled SQL, the
-    app) lives as long as the process, so leave it out of every later collection
-    (``gc.freeze``); and collect the young generation less often, since every
-    connection allocates hundreds of container objects and the collections they
-    trigger were a quarter of a connect's CPU in a storm of 10,000."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _handshaking(connection: Any) -> bool:
