@@ -57,6 +57,15 @@ def _start_websockets(port: int, workdir: Path, cpu: int | None, processes: int 
     return s
 
 
+def _start_peer(name: str, script: str, port: int, workdir: Path, cpu: int | None) -> ServerProc:
+    """A one-process peer from ``bench/peers/``, started with ``--port``."""
+    s = ServerProc(
+        name, [sys.executable, str(PEERS / script), "--port", str(port)], port, workdir, cpu=cpu
+    )
+    s.wait_ready()
+    return s
+
+
 def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
     try:
         import socketio  # noqa: F401
@@ -65,27 +74,11 @@ def _start_socketio(port: int, workdir: Path, cpu: int | None) -> ServerProc:
         raise TargetUnavailable(
             f"python-socketio/uvicorn not installed ({e}); pip install -e '.[bench]'"
         ) from e
-    s = ServerProc(
-        "socketio",
-        [sys.executable, str(PEERS / "socketio_server.py"), "--port", str(port)],
-        port,
-        workdir,
-        cpu=cpu,
-    )
-    s.wait_ready()
-    return s
+    return _start_peer("socketio", "socketio_server.py", port, workdir, cpu)
 
 
 def _start_uvicorn(port: int, workdir: Path, cpu: int | None) -> ServerProc:
-    s = ServerProc(
-        "uvicorn",
-        [sys.executable, str(PEERS / "uvicorn_server.py"), "--port", str(port)],
-        port,
-        workdir,
-        cpu=cpu,
-    )
-    s.wait_ready()
-    return s
+    return _start_peer("uvicorn", "uvicorn_server.py", port, workdir, cpu)
 
 
 # --- chinwag (to be completed by the lead once `python -m chinwag serve` runs) ---

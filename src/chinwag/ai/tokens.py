@@ -41,9 +41,9 @@ REPLY_PRIMING = 3
 
 # Leading whitespace of the whole text joins the first token; later whitespace
 # trails the token before it, which is what makes counts additive at spaces.
-_TOKEN = re.compile(r"\s*(?:[A-Za-z]{1,6}|[0-9]{1,3}|[^\sA-Za-z0-9])\s*")
-# The same tokens without their whitespace, for counting alone (a third of the time).
-_COUNTED = re.compile(r"[A-Za-z]{1,6}|[0-9]{1,3}|[^\sA-Za-z0-9]")
+_ONE = r"[A-Za-z]{1,6}|[0-9]{1,3}|[^\sA-Za-z0-9]"
+_TOKEN = re.compile(rf"\s*(?:{_ONE})\s*")
+_COUNTED = re.compile(_ONE)  # counting needs no whitespace: a third of the time
 
 
 def split_tokens(text: str) -> list[str]:

@@ -54,32 +54,32 @@ class _Silence:
 
     One timer, re-armed only when it comes due (to the last item's time + ``limit``),
     where an ``asyncio.timeout`` around every item costs a timer and a context
-    manager per chunk. The stream loop sets ``heard`` to the loop's time per item."""
+    manager per chunk."""
 
-    __slots__ = ("_task", "_timer", "fired", "heard", "limit", "loop")
+    __slots__ = ("_heard", "_limit", "_loop", "_task", "_timer", "fired")
 
-    def __init__(self, limit: float, task: asyncio.Task[Any] | None) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.limit = limit
-        self.heard = self.loop.time()
-        self.fired = False
+    def __init__(self, limit: float, task: asyncio.Task[Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._limit = limit
         self._task = task
-        self._timer: asyncio.TimerHandle | None = self.loop.call_at(self.heard + limit, self._due)
+        self._heard = self._loop.time()
+        self._timer = self._loop.call_at(self._heard + limit, self._due)
+        self.fired = False
+
+    def hear(self) -> None:
+        """The model sent something: the limit counts from now."""
+        self._heard = self._loop.time()
 
     def _due(self) -> None:
-        if self._timer is None:
-            return
-        due = self.heard + self.limit
-        if self.loop.time() < due:
-            self._timer = self.loop.call_at(due, self._due)
-        elif self._task is not None:
+        due = self._heard + self._limit
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._due)
+        else:
             self.fired = True
             self._task.cancel()
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
 
 @dataclass(slots=True)
@@ -247,10 +247,11 @@ class Assistant:
         reported: UsageReport | None = None
         stream = provider.stream(plan.turns, params)
         task = asyncio.current_task()
+        assert task is not None
         silence = _Silence(self.config.timeout, task)
         try:
             async for item in stream:
-                silence.heard = silence.loop.time()
+                silence.hear()
                 if isinstance(item, TextDelta):
                     if out.first_chunk_at is None:
                         out.first_chunk_at = time.monotonic()
@@ -263,7 +264,7 @@ class Assistant:
                     reported = item
         except asyncio.CancelledError:
             ours = 1 if silence.fired else 0
-            if (task is None or task.cancelling() > ours) and not reply.cancelled:
+            if task.cancelling() > ours and not reply.cancelled:
                 raise  # shut down, not stopped by the user nor gone silent
         except ChatError as exc:  # AIProviderError among them
             out.failure = exc
@@ -274,8 +275,7 @@ class Assistant:
             silence.stop()  # first: no await between the stream's end and this
             await stream.aclose()
         if silence.fired:
-            if task is not None:
-                task.uncancel()
+            task.uncancel()
             if not reply.cancelled:
                 out.failure = AIProviderError(
                     f"the model sent nothing for {self.config.timeout:g} s"

@@ -126,6 +126,17 @@ def _room(
         answers[i] = Appended(stored.event, duplicate=True)
 
 
+def _member_check(ask: AppendAsk, param: str) -> str:
+    """The clause a lone append's seq bump adds when its sender must be a member
+    (``param``: the placeholder of the sender), or nothing."""
+    if not (ask.require_member and ask.sender):
+        return ""
+    return (
+        " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id "
+        f"AND m.username = {param})"
+    )
+
+
 def _marks(n: int) -> str:
     return ", ".join("?" * n)
 
@@ -139,12 +150,7 @@ class SqliteWrites:
 
     def append_one(self, ask: AppendAsk) -> Bumped | None:
         sender = ask.sender
-        member = (
-            " AND EXISTS (SELECT 1 FROM room_members WHERE room_members.room_pk = "
-            "rooms.id AND room_members.username = ?)"
-            if ask.require_member and sender
-            else ""
-        )
+        member = _member_check(ask, "?")
         rows = self._run(
             f"UPDATE rooms SET last_seq = last_seq + 1 WHERE rooms.room_id = ?{member} "
             "RETURNING id, last_seq, members_version",
@@ -229,12 +235,7 @@ async def append_one_postgres(conn: asyncpg.Connection, ask: AppendAsk) -> Bumpe
     row was bumped (no such room, or the sender is not a member); a repeated
     (sender, client_message_id) raises on the unique constraint, having stored
     nothing. For one row this costs less than ``_PG_APPEND``'s planning and CTEs."""
-    sender = ask.sender
-    member = (
-        " AND EXISTS (SELECT 1 FROM room_members m WHERE m.room_pk = rooms.id AND m.username = $7)"
-        if ask.require_member and sender
-        else ""
-    )
+    member = _member_check(ask, "$4")  # $4: the sender, also inserted
     row = await conn.fetchrow(
         "WITH bump AS (UPDATE rooms SET last_seq = last_seq + 1 "
         f"WHERE room_id = $1{member} RETURNING id, last_seq, members_version) "
@@ -244,10 +245,9 @@ async def append_one_postgres(conn: asyncpg.Connection, ask: AppendAsk) -> Bumpe
         ask.room_id,
         ask.type,
         json.dumps(ask.data),
-        sender,
+        ask.sender,
         ask.client_message_id,
         ask.at,
-        *((sender,) if member else ()),
     )
     if row is None:
         return None

@@ -183,8 +183,8 @@ class Database:
         connection of a small pool of its own, with plain SQL: no SQLAlchemy
         statement building and greenlet hand-offs, no pre-ping round trip at checkout
         and no reset query at release (these connections keep no session state).
-        ``work`` opens a transaction if it needs one; a single statement is its own,
-        so a batch of appends costs one round trip and nothing else."""
+        No transaction is opened: each append is one statement, its own transaction,
+        so it costs one round trip and nothing else."""
         pool = self._pg_pool or await self._open_pg_pool()
         async with pool.acquire() as conn:
             return await work(conn)

@@ -78,9 +78,10 @@ class SqlEvents:
         return await self._db.pg_write(lambda conn: append_postgres(conn, room_id, asks))
 
     async def _append_one(self, ask: AppendAsk) -> Appended:
-        # An append alone: two statements in one transaction. The UPDATE takes the
-        # room row's lock, which orders concurrent writers, so seqs come out gapless
-        # and commit in seq order, whichever process writes.
+        # An append alone (SQLite: two statements in one transaction; PostgreSQL: one
+        # statement). The seq bump takes the room row's lock, which orders concurrent
+        # writers, so seqs come out gapless and commit in seq order, whichever
+        # process writes.
         try:
             if self._db.is_sqlite:
                 bumped = await self._db.sqlite_write(lambda run: SqliteWrites(run).append_one(ask))
