@@ -6,7 +6,7 @@ one transaction) on SQLite and on PostgreSQL, one writer and several at once.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres) for the second column; each
 repetition makes and drops a throwaway database. Runs the real SqlStore, not a mock,
-in this process pinned to cpu 0. The measurement is `extras.store_rep`, the same one
+in this process pinned to cpu 0. The measurement is `store_measure.store_rep`, the same one
 `python bench/run.py` reports as scenarios `store-sqlite` and `store-postgres`."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from extras import STORE_CELLS, store_rep
 from measure import Pinning, TargetUnavailable
+from store_measure import STORE_CELLS, store_rep
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 // intents; the client module owns the network (reconnect, resume, de-duplication).
 import { initAuthForm } from "./auth-form.js";
 import { ChinwagClient } from "./chinwag-client.js";
+import { focusUnlessMoved } from "./dom.js";
 import { MessageList, el } from "./messages.js";
 import { MessageActions, ReplyBar } from "./message-actions.js";
 import { initSearch } from "./search.js";
@@ -168,7 +169,7 @@ async function openRoom(roomId) {
 }
 
 async function showRoom(roomId) {
-  const focusedAtOpen = document.activeElement;
+  const focusComposer = focusUnlessMoved(); // once the room is shown
   const summary = state.rooms.get(roomId);
   state.view = { kind: "room", room: roomId };
   state.cursors = null;
@@ -187,11 +188,7 @@ async function showRoom(roomId) {
   list.scrollToBottom();
   markRead();
   await applyReceipts(roomId);
-  // to the composer, unless the user moved on (to the search box, say) while it loaded
-  const now = document.activeElement;
-  if (state.view?.room === roomId && (now === focusedAtOpen || now === document.body)) {
-    $("message").focus();
-  }
+  if (state.view?.room === roomId) focusComposer($("message"));
 }
 
 async function applyReceipts(roomId) {

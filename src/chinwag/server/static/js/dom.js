@@ -19,3 +19,13 @@ export function plain(text, n = Infinity) {
     .replace(/[*_~`]+/g, "").replace(/\s+/g, " ").trim();
   return flat.length > n ? `${flat.slice(0, n - 1)}…` : flat;
 }
+
+/** Remember where the focus is now; the function returned focuses `target` later,
+ * unless the user has moved the focus elsewhere meanwhile (to the search box, say). */
+export function focusUnlessMoved() {
+  const before = document.activeElement;
+  return (target) => {
+    const now = document.activeElement;
+    if (now === before || now === document.body) target.focus();
+  };
+}
