@@ -302,6 +302,16 @@ class Assistant:
         self._measure(plan, out, started, cost, cancelled)
         hub, conv, who = self.events.hub, plan.conv, plan.who
         content = "".join(out.parts)
+        if content or out.failure is None:  # stored before anyone hears the reply ended
+            await self.store.conversations.add_turn(
+                conv.id,
+                "assistant",
+                content,
+                model=out.model,
+                tokens_used=tokens,
+                cost_usd=cost,
+                parent_id=plan.answer_to,
+            )
         if out.failure is not None:
             await hub.send_user(
                 who.username,
@@ -316,15 +326,6 @@ class Assistant:
             )
             if not content:
                 return
-        await self.store.conversations.add_turn(
-            conv.id,
-            "assistant",
-            content,
-            model=out.model,
-            tokens_used=tokens,
-            cost_usd=cost,
-            parent_id=plan.answer_to,
-        )
         summary: dict[str, Any] = {
             "role": "assistant",
             "streaming": False,
