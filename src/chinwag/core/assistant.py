@@ -253,12 +253,13 @@ class Assistant:
             async for item in stream:
                 silence.hear()
                 if isinstance(item, TextDelta):
-                    if out.first_chunk_at is None:
+                    first = out.first_chunk_at is None
+                    if first:
                         out.first_chunk_at = time.monotonic()
                     out.parts.append(item.text)
                     chunk = encode(frames.ai_chunk(item.text, plan.conv.id, plan.room_id))
                     await self.events.hub.publish_chunk(
-                        plan.room_id, plan.who.username, plan.conv.id, chunk
+                        plan.room_id, plan.who.username, plan.conv.id, chunk, first
                     )
                 elif isinstance(item, UsageReport):
                     reported = item

@@ -22,9 +22,9 @@ class Envelope:
     kind: str
     text: str
     room_id: str | None = None
-    seq: int | None = None
+    seq: int | None = None  # a stored event's seq; 0 on an AI reply's first chunk
     exclude: str | None = None  # username that must not get the frame
-    key: Any = None  # stream key for chunks; command arguments for control
+    key: Any = None  # AI reply of a chunk or of a stored completion; control's arguments
 
     def pack(self) -> bytes:
         header = {

@@ -98,13 +98,13 @@ class Events:
         return appended
 
     async def append_ai(self, room_id: str, data: dict[str, Any]) -> EventRecord:
-        """Store an AI completion. Live, participants get it with ``content:""`` (the
-        text came in the chunks); replayed, it carries the whole answer."""
+        """Store an AI completion. Live, participants who heard the reply from its first
+        chunk get it with ``content:""`` (the hub strips it); replayed, or to anyone who
+        came in mid-reply, it carries the whole answer."""
         appended = await self.store.events.append(room_id, "chat", data, sender=None)
         record = appended.event
-        live = render(record)
-        live["data"] = {**live["data"], "content": ""}
-        await self.publisher.publish_stored(room_id, record.seq, encode(live))
+        text, stream = encode(render(record)), data["conversation_id"]
+        await self.publisher.publish_stored(room_id, record.seq, text, stream=stream)
         return record
 
     async def membership(self, room_id: str, username: str, status: frames.PresenceStatus) -> int:

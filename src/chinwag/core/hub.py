@@ -40,6 +40,7 @@ from chinwag.core.outbox import Kind, OutFrame
 from chinwag.core.publisher import Publisher
 from chinwag.core.sequencer import DONE, RETRY, RoomSequence
 from chinwag.core.session import Session
+from chinwag.protocol.codec import without_content
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +179,26 @@ class Hub:
         if env.kind == STORED:
             assert env.seq is not None
             room_id, seq, text, exclude = env.room_id, env.seq, env.text, env.exclude
-            waits = self._reordering
-            if exclude is None and not waits:
+            waits, stream = self._reordering, env.key
+            if exclude is None and not waits and stream is None:
                 # The common case, kept to one call per recipient (runs for every
                 # recipient of every room event).
                 gaps = [s for s in list(targets) if s.offer_stored(room_id, seq, text, frame)]
                 for s in gaps:
                     self._start_catch_up(s, room_id, reorder=True)
                 return
+            short: OutFrame | None = None
             for s in list(targets):
+                mine = frame
+                if stream is not None and stream in s.streams_heard:
+                    # An AI completion (whole in ``text``) to a connection that heard the
+                    # reply from its first chunk: content "", as the contract says. One
+                    # that came later, or joined the room mid-reply, gets the whole text.
+                    s.streams_heard.discard(stream)
+                    short = short or OutFrame(without_content(text))
+                    mine = short
                 skip = exclude is not None and s.username == exclude
-                if s.offer_stored(room_id, seq, None if skip else text, frame):
+                if s.offer_stored(room_id, seq, None if skip else mine.text, mine):
                     self._start_catch_up(s, room_id, reorder=True)
                     continue
                 if waits:
@@ -201,7 +211,10 @@ class Hub:
                 return  # a renewal of what is shown, or the end of what already lapsed
             self._ephemeral(targets, env.text, env.exclude, frame)
         elif env.kind == CHUNK:
+            first = env.seq == 0
             for s in list(targets):
+                if first:
+                    s.streams_heard.add(env.key)
                 s.send_chunk(env.key, env.text, frame)
         elif env.kind == CONTROL and env.key == "deleted":
             for s in list(targets):
@@ -226,6 +239,8 @@ class Hub:
                 if env.room_id is not None and env.seq is not None:
                     s.spawn(self._delegate.control(s, env.text, env.room_id, env.seq))
             elif env.kind == CHUNK:
+                if env.seq == 0:
+                    s.streams_heard.add(env.key)
                 s.send_chunk(env.key, env.text)
             else:
                 s.send_text(env.text)

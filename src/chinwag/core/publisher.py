@@ -33,9 +33,17 @@ class Publisher:
         self._broker_down = False  # the last publish failed (log the outage once)
 
     async def publish_stored(
-        self, room_id: str, seq: int, text: str, exclude: str | None = None
+        self,
+        room_id: str,
+        seq: int,
+        text: str,
+        exclude: str | None = None,
+        stream: object = None,
     ) -> None:
-        await self._publish(room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude))
+        """``stream``: the AI reply ``text`` completes (see ``Hub._completion``)."""
+        await self._publish(
+            room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude, stream)
+        )
 
     async def publish_ephemeral(
         self, room_id: str, text: str, exclude: str | None = None, lease: Lease | None = None
@@ -47,10 +55,12 @@ class Publisher:
         )
 
     async def publish_chunk(
-        self, room_id: str | None, username: str, key: object, text: str
+        self, room_id: str | None, username: str, key: object, text: str, first: bool = False
     ) -> None:
+        """A piece of AI reply ``key``; ``first`` marks the reply's first piece (seq 0)."""
         channel = room_channel(room_id) if room_id else user_channel(username)
-        await self._publish(channel, Envelope(CHUNK, text, room_id, None, None, key))
+        seq = 0 if first else None
+        await self._publish(channel, Envelope(CHUNK, text, room_id, seq, None, key))
 
     async def send_user(self, username: str, text: str) -> None:
         """A frame for every connection of ``username``, wherever it is."""

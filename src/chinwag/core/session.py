@@ -44,6 +44,9 @@ class Session:
         self.close_reason = ""
         self.tasks: set[asyncio.Task[None]] = set()
         self.flushed: dict[str, int] = {}  # delivered cursors last written to the store
+        # AI replies whose first chunk reached this connection: their completion may
+        # come with content "" (the text came in the chunks); the others need it whole.
+        self.streams_heard: set[object] = set()
         # Synchronous write to the socket, set by the transport when it has one; used
         # only while nothing is queued, so frames never overtake each other.
         self.direct: Callable[[OutFrame], bool] | None = None

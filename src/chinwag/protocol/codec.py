@@ -80,3 +80,11 @@ def _detail(field: str, error: str) -> dict[str, str]:
 def encode(event: dict[str, Any]) -> str:
     """A server event as the JSON text of one frame."""
     return orjson.dumps(event).decode()
+
+
+def without_content(text: str) -> str:
+    """An encoded AI completion as live listeners get it: ``content`` "", the text
+    having come in the chunks."""
+    event = orjson.loads(text)
+    event["data"]["content"] = ""
+    return encode(event)
