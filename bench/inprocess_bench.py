@@ -1,11 +1,12 @@
 """chinwag's own Python cost per delivered message, without sockets or kernel.
 
-The real ChatService on a real SQLite SqlStore and the in-process broker; N sessions
-joined to one room, whose "socket write" only counts; one sender's M chat frames
-decoded and handled one after the other, as a connection does. Prints the process's
-CPU time (all threads: the aiosqlite thread included) per message and per delivery.
-What it leaves out is what every server pays alike: the socket write, the kernel's
-TCP work, the event loop's I/O (see docs/performance.md for the split).
+The real ChatService, wired and started as ``chinwag serve`` does (SQLite, the
+in-process broker); N sessions joined to one room, whose "socket write" only counts;
+one sender's M chat frames decoded and handled one after the other, as a connection
+does. Prints the process's CPU time (all threads: the store's threads included) per
+message and per delivery. What it leaves out is what every server pays alike: the
+socket write, the kernel's TCP work, the event loop's I/O (see docs/performance.md
+for the split).
 
     python bench/inprocess_bench.py                  # 1000 members x 100 messages
     python bench/inprocess_bench.py -n 100 -m 1000 --profile
@@ -22,50 +23,35 @@ import tempfile
 import time
 from pathlib import Path
 
-from chinwag.ai.offline import OFFLINE_MODEL, OfflineProvider
-from chinwag.ai.pricing import PriceTable
-from chinwag.broker.memory import MemoryBroker
-from chinwag.core.assistant import AssistantConfig
 from chinwag.core.outbox import OutFrame
-from chinwag.core.service import ChatService
 from chinwag.core.session import Identity
-from chinwag.core.uploads import UploadManager
-from chinwag.core.wiring import AISetup, Limits
-from chinwag.files.scanner import DisabledScanner
-from chinwag.files.storage import UploadStorage
 from chinwag.protocol.codec import decode, encode
-from chinwag.store.sql import SqlStore
+from chinwag.server.app import create_app
+from chinwag.server.deps import Runtime
+from chinwag.settings import load_settings
 
 
 async def measure(members: int, messages: int, profile: bool) -> None:
     workdir = tempfile.mkdtemp(prefix="chinwag-inprocess-")
-    store = SqlStore(f"sqlite+aiosqlite:///{workdir}/chinwag.db")
-    await store.start()
-    limits = Limits(
-        max_connections=100_000,
-        max_connections_per_user=10,
-        outbox_size=1000,
-        rate_limit_requests=10**9,
-        rate_limit_window=1.0,
-        presence_ttl=60,
-        typing_timeout=5,
-        cleanup_interval=3600,
-        heartbeat_interval=3600,
-        single_process=True,
+    # The server's own wiring (create_app) and start-up (its lifespan), sockets aside.
+    app = create_app(
+        load_settings(
+            data_dir=Path(workdir),
+            jwt_secret="inprocess-bench-secret-0123456789abcdef-0123456789",
+            ai_provider="offline",
+            ws_rate_limit_requests=10**9,
+            websocket_max_connections=100_000,
+            log_level="WARNING",
+        )
     )
-    broker = MemoryBroker()
-    ai = AISetup(OfflineProvider(), PriceTable(), AssistantConfig(OFFLINE_MODEL, 30, 4000))
-    uploads = UploadManager(
-        UploadStorage(Path(workdir) / "up", Path(workdir) / "tmp"),
-        DisabledScanner(),
-        max_file_size=1 << 20,
-        max_chunk_size=1 << 16,
-        upload_timeout=60,
-        max_uploads_per_user=1,
-        max_temp_bytes_per_user=1 << 20,
-    )
-    service = ChatService(store, broker, broker, limits, "bench", ai=ai, uploads=uploads)
-    await broker.start(service.hub.on_message, service.hub.resync_all)
+    async with app.router.lifespan_context(app):
+        rt: Runtime = app.state.runtime
+        await _measure(rt, members, messages, profile)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _measure(rt: Runtime, members: int, messages: int, profile: bool) -> None:
+    service = rt.service
     writes = 0
 
     def write(frame: OutFrame) -> bool:
@@ -112,8 +98,6 @@ async def measure(members: int, messages: int, profile: bool) -> None:
     )
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
-    await store.close()
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
