@@ -128,6 +128,22 @@ async def test_read_state_of_older_messages_shows_after_a_reload(
     await expect(message(alice, "read me later").get_by_text(f"read by {b_name}")).to_be_visible()
 
 
+async def test_my_message_in_a_room_of_my_own_stays_delivered_after_a_reload(
+    start_server: Any, new_page: NewPage, name: Callable[[str], str]
+) -> None:
+    srv = await start_server()
+    alice = await new_page(srv.base)
+    room = name("Notes ")
+    await sign_up(alice, name("alice"))
+    await create_room(alice, room, "shared")
+    await choose_model(alice, "No AI")
+    await send(alice, "a note to self")
+    await expect(message(alice, "a note to self").locator(".status")).to_have_text("delivered")
+    await alice.reload()
+    await alice.get_by_role("button", name=room.strip()).click()
+    await expect(message(alice, "a note to self").locator(".status")).to_have_text("delivered")
+
+
 async def test_sign_up_and_sending_work_from_the_keyboard_alone(
     start_server: Any, new_page: NewPage, name: Callable[[str], str]
 ) -> None:

@@ -179,10 +179,10 @@ export class MessageList {
   }
 
   /** Delivered/read state of my older messages from the members' cursors
-   * (GET /rooms/{id}/receipts); live receipts then move it on. */
+   * (GET /rooms/{id}/receipts); live receipts then move it on. Alone in the room,
+   * a stored message is delivered to everyone there is, as its live answer said. */
   applyCursors(members) {
     const others = members.filter((m) => m.username !== this.hooks.me());
-    if (!others.length) return;
     for (const [id, li] of this.byClientId) {
       const seq = Number(li.dataset.seq);
       if (!seq) continue;
