@@ -211,8 +211,15 @@ class Hub:
                 return  # a renewal of what is shown, or the end of what already lapsed
             self._ephemeral(targets, env.text, env.exclude, frame)
         elif env.kind == CHUNK:
-            first = env.seq == 0
+            first, room_id = env.seq == 0, env.room_id
             for s in list(targets):
+                sequence = s.rooms.get(room_id)
+                if sequence is not None and sequence.catching_up:
+                    # Its backlog (the question among it) is still on the way: a chunk
+                    # now would overtake it. A session that missed a chunk has not
+                    # heard the reply whole, so its completion brings the whole answer.
+                    s.streams_heard.discard(env.key)
+                    continue
                 if first:
                     s.streams_heard.add(env.key)
                 s.send_chunk(env.key, env.text, frame)
