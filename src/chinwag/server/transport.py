@@ -33,7 +33,7 @@ HANDSHAKE_TIMEOUT = 10.0
 #: request head or WebSocket handshake; a client sends them within a round trip.
 SHUTDOWN_HANDSHAKE_GRACE = 2.0
 #: A full collection after every 100 of the middle generation's, not Python's 10.
-#: Every connection keeps hundreds of container objects, so in a connect storm the
+#: Every connection keeps ~75 objects the collector tracks, so in a connect storm the
 #: heap keeps growing by the quarter that lets a full collection run: 10 of them
 #: (1.4 s of CPU) in 10,000 connects, a sixth of the storm's CPU (docs/performance.md).
 FULL_COLLECTION_EVERY = 100
