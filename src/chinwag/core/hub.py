@@ -190,11 +190,10 @@ class Hub:
             short: OutFrame | None = None
             for s in list(targets):
                 mine = frame
-                if stream is not None and stream in s.streams_heard:
+                if stream is not None and s.heard_whole(stream):
                     # An AI completion (whole in ``text``) to a connection that heard the
                     # reply from its first chunk: content "", as the contract says. One
                     # that came later, or joined the room mid-reply, gets the whole text.
-                    s.streams_heard.discard(stream)
                     short = short or OutFrame(without_content(text))
                     mine = short
                 skip = exclude is not None and s.username == exclude
@@ -216,13 +215,11 @@ class Hub:
                 sequence = s.rooms.get(room_id)
                 if sequence is not None and sequence.catching_up:
                     # Its backlog (the question among it) is still on the way: a chunk
-                    # now would overtake it. A session that missed a chunk has not
-                    # heard the reply whole, so its completion brings the whole answer.
-                    s.streams_heard.discard(env.key)
+                    # now would overtake it. Having missed a chunk, it gets the whole
+                    # answer in the completion.
+                    s.skip_chunk(env.key)
                     continue
-                if first:
-                    s.streams_heard.add(env.key)
-                s.send_chunk(env.key, env.text, frame)
+                s.send_chunk(env.key, env.text, frame, first=first)
         elif env.kind == CONTROL and env.key == "deleted":
             for s in list(targets):
                 s.send_text(env.text)
@@ -246,9 +243,7 @@ class Hub:
                 if env.room_id is not None and env.seq is not None:
                     s.spawn(self._delegate.control(s, env.text, env.room_id, env.seq))
             elif env.kind == CHUNK:
-                if env.seq == 0:
-                    s.streams_heard.add(env.key)
-                s.send_chunk(env.key, env.text)
+                s.send_chunk(env.key, env.text, first=env.seq == 0)
             else:
                 s.send_text(env.text)
 

@@ -40,7 +40,8 @@ class Publisher:
         exclude: str | None = None,
         stream: object = None,
     ) -> None:
-        """``stream``: the AI reply ``text`` completes (see ``Hub._completion``)."""
+        """``stream``: the AI reply ``text`` completes (``Hub._to_room`` strips its content
+        for connections that heard the reply whole)."""
         await self._publish(
             room_channel(room_id), Envelope(STORED, text, room_id, seq, exclude, stream)
         )

@@ -44,8 +44,8 @@ class Session:
         self.close_reason = ""
         self.tasks: set[asyncio.Task[None]] = set()
         self.flushed: dict[str, int] = {}  # delivered cursors last written to the store
-        # AI replies whose first chunk reached this connection: their completion may
-        # come with content "" (the text came in the chunks); the others need it whole.
+        # AI replies that have reached this connection whole so far, from their first
+        # chunk: their completion may come with content "" (``heard_whole``).
         self.streams_heard: set[object] = set()
         # Synchronous write to the socket, set by the transport when it has one; used
         # only while nothing is queued, so frames never overtake each other.
@@ -98,9 +98,26 @@ class Session:
             await self.outbox.wait_for_space()
         self.send_text(text, tag=tag)
 
-    def send_chunk(self, key: object, text: str, frame: OutFrame | None = None) -> None:
+    def send_chunk(
+        self, key: object, text: str, frame: OutFrame | None = None, *, first: bool = False
+    ) -> None:
+        """A piece of AI reply ``key`` (``first``: the reply's first piece)."""
+        if first:
+            self.streams_heard.add(key)
         if not self._wrote_directly(text, frame):
             self._queued(self.outbox.put_chunk(key, text))
+
+    def skip_chunk(self, key: object) -> None:
+        """A piece of reply ``key`` this connection does not get: it has not heard it whole."""
+        self.streams_heard.discard(key)
+
+    def heard_whole(self, key: object) -> bool:
+        """Whether reply ``key`` reached this connection whole, from its first piece
+        (asked once, at its completion)."""
+        if key in self.streams_heard:
+            self.streams_heard.remove(key)
+            return True
+        return False
 
     def offer_stored(
         self, room_id: str, seq: int, text: str | None, frame: OutFrame | None = None
